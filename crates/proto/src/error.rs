@@ -1,0 +1,144 @@
+use serde::Serialize;
+
+use crate::Codec;
+
+/// The AWS error types Tideline returns. The wire name is what clients match on, so it must be exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    AccessDenied,
+    ExpiredIterator,
+    ExpiredNextToken,
+    IncompleteSignature,
+    InternalFailure,
+    InvalidArgument,
+    InvalidSignature,
+    LimitExceeded,
+    MissingAuthenticationToken,
+    ProvisionedThroughputExceeded,
+    ResourceInUse,
+    ResourceNotFound,
+    Serialization,
+    ServiceUnavailable,
+    UnknownOperation,
+    UnrecognizedClient,
+    Validation,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "AccessDeniedException",
+            Self::ExpiredIterator => "ExpiredIteratorException",
+            Self::ExpiredNextToken => "ExpiredNextTokenException",
+            Self::IncompleteSignature => "IncompleteSignatureException",
+            Self::InternalFailure => "InternalFailure",
+            Self::InvalidArgument => "InvalidArgumentException",
+            Self::InvalidSignature => "InvalidSignatureException",
+            Self::LimitExceeded => "LimitExceededException",
+            Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            Self::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
+            Self::ResourceInUse => "ResourceInUseException",
+            Self::ResourceNotFound => "ResourceNotFoundException",
+            Self::Serialization => "SerializationException",
+            Self::ServiceUnavailable => "ServiceUnavailable",
+            Self::UnknownOperation => "UnknownOperationException",
+            Self::UnrecognizedClient => "UnrecognizedClientException",
+            Self::Validation => "ValidationException",
+        }
+    }
+
+    /// HTTP status: Kinesis answers every client fault, authentication ones included, with 400
+    /// (as observed from the real service) and its own faults with 5xx.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InternalFailure => 500,
+            Self::ServiceUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An error as the client will see it: `{"__type": ..., "message": ...}` with the code's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub code: ErrorCode,
+    pub message: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "__type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+impl AwsError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: Some(message.into()) }
+    }
+
+    pub fn bare(code: ErrorCode) -> Self {
+        Self { code, message: None }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ResourceNotFound, message)
+    }
+
+    pub fn in_use(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ResourceInUse, message)
+    }
+
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::LimitExceeded, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalFailure, message)
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// The response body in the request's codec.
+    pub fn to_body(&self, codec: Codec) -> Vec<u8> {
+        codec.encode(&ErrorBody { kind: self.code.as_str(), message: self.message.as_deref() })
+    }
+}
+
+impl std::fmt::Display for AwsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(message) => write!(f, "{}: {}", self.code.as_str(), message),
+            None => f.write_str(self.code.as_str()),
+        }
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_error_body_has_type_and_message() {
+        let error = AwsError::not_found("Stream s under account 000000000000 not found.");
+        let body: serde_json::Value = serde_json::from_slice(&error.to_body(Codec::Json)).unwrap();
+        assert_eq!(body["__type"], "ResourceNotFoundException");
+        assert_eq!(body["message"], "Stream s under account 000000000000 not found.");
+        assert_eq!(error.status(), 400);
+    }
+
+    #[test]
+    fn bare_error_has_no_message() {
+        let body = AwsError::bare(ErrorCode::UnknownOperation).to_body(Codec::Json);
+        assert_eq!(body, br#"{"__type":"UnknownOperationException"}"#);
+    }
+}

@@ -1,0 +1,17 @@
+//! The AWS wire protocol as Tideline speaks it, shared by every service.
+//!
+//! Owns: the JSON 1.1 and CBOR 1.1 body codecs ([`Codec`]), the blob and timestamp encodings that
+//! differ between them ([`Blob`], [`Timestamp`]), the AWS error shape ([`AwsError`]), the
+//! `ValidationException` message builder ([`Validator`]) and SigV4 `Authorization` header parsing
+//! ([`auth`]). Does not own: HTTP serving, any service's operations, or storage.
+
+pub mod auth;
+mod codec;
+mod error;
+mod types;
+mod validation;
+
+pub use codec::Codec;
+pub use error::{AwsError, ErrorCode};
+pub use types::{Blob, Timestamp};
+pub use validation::{Pattern, Validator};
