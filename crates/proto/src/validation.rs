@@ -57,7 +57,7 @@ impl Validator {
     }
 
     /// `Member must not be null` when the member is absent. Returns whether it is present.
-    pub fn required<T>(&mut self, path: &str, value: Option<&T>) -> bool {
+    pub fn required<T: ?Sized>(&mut self, path: &str, value: Option<&T>) -> bool {
         if value.is_none() {
             self.violation(None, path, "Member must not be null");
         }

@@ -1,1 +1,21 @@
-//! placeholder
+//! Amazon Kinesis Data Streams semantics for Tideline.
+//!
+//! Owns: streams and their shard trees, partition-key routing over the 128-bit hash key space,
+//! sequence numbers, shard iterator tokens, resharding, and one handler per Data Streams API
+//! operation (typed request/response structs with their validation). Records and metadata are kept
+//! by `tideline-storage`; bodies are decoded and errors shaped by `tideline-proto`. Does not own:
+//! HTTP serving or configuration parsing (the `tideline` binary).
+
+mod hash;
+mod iterator;
+mod model;
+mod ops;
+mod resharding;
+mod rules;
+mod sequence;
+mod service;
+
+pub use service::{StreamsConfig, StreamsService};
+
+/// The `X-Amz-Target` prefix of the Data Streams API.
+pub const TARGET_PREFIX: &str = "Kinesis_20131202";

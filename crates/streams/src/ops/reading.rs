@@ -1,0 +1,240 @@
+//! Reading records: GetShardIterator and GetRecords.
+
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use tideline_proto::{AwsError, Blob, ErrorCode, Timestamp, Validator};
+use tideline_storage::{ShardKey, StoredRecord};
+
+use super::shapes::{child_shards, ChildShard};
+use crate::iterator::IteratorPosition;
+use crate::model::{shard_id, StreamMeta};
+use crate::rules;
+use crate::sequence::SequenceNumber;
+use crate::service::{now_ms, storage_failure, StreamsService};
+
+const ITERATOR_TYPES: [&str; 5] = ["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"];
+
+fn shard_not_found(service: &StreamsService, shard: &str, stream: &str) -> AwsError {
+    AwsError::not_found(format!("Shard {shard} in stream {stream} under account {} does not exist", service.account()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetShardIteratorInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_id: Option<String>,
+    shard_iterator_type: Option<String>,
+    starting_sequence_number: Option<String>,
+    timestamp: Option<Timestamp>,
+}
+
+impl GetShardIteratorInput {
+    fn validate(&self) -> Result<(), AwsError> {
+        let mut v = Validator::new();
+        v.required("shardId", self.shard_id.as_ref());
+        rules::shard_id(&mut v, "shardId", self.shard_id.as_deref());
+        v.required("shardIteratorType", self.shard_iterator_type.as_ref());
+        v.one_of("shardIteratorType", self.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
+        v.string("startingSequenceNumber", self.starting_sequence_number.as_deref(), 0, usize::MAX, Some(&rules::SEQUENCE_NUMBER));
+        rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
+        v.finish()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetShardIteratorOutput {
+    shard_iterator: String,
+}
+
+/// The record index a sequence-number iterator starts at, with AWS's errors for numbers that do
+/// not belong to this shard.
+fn position_of_sequence(service: &StreamsService, meta: &StreamMeta, shard_index: u32, text: &str, after: bool) -> Result<u64, AwsError> {
+    let invalid = |reason: &str| {
+        AwsError::invalid_argument(format!(
+            "StartingSequenceNumber {text} used in GetShardIterator on shard {} in stream {} under account {} is invalid{reason}.",
+            shard_id(shard_index),
+            meta.name,
+            service.account()
+        ))
+    };
+    let sequence = SequenceNumber::decode(text).ok_or_else(|| invalid(""))?;
+    if sequence.stream_id != meta.id {
+        return Err(invalid(" because it did not come from this stream"));
+    }
+    if sequence.shard_index != shard_index {
+        return Err(AwsError::invalid_argument(format!(
+            "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+            shard_id(sequence.shard_index),
+            shard_id(shard_index)
+        )));
+    }
+    Ok(sequence.record_index.saturating_add(u64::from(after)))
+}
+
+pub async fn get_shard_iterator(service: &StreamsService, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput, AwsError> {
+    input.validate()?;
+    let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let meta = entry.meta();
+    if !meta.status.accepts_data() {
+        return Err(service.stream_not_found(&name));
+    }
+    let requested_shard = input.shard_id.unwrap_or_default();
+    let (shard_index, shard) = meta.find_shard(&requested_shard).ok_or_else(|| shard_not_found(service, &requested_shard, &name))?;
+    let key = ShardKey { stream_id: meta.id, shard_index };
+    let tail = service.storage.tail(key);
+    let kind = input.shard_iterator_type.unwrap_or_default();
+    let mixed_up = |what: &str| {
+        AwsError::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or \
+             (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what} StartingSequenceNumber."
+        ))
+    };
+    let position = match (kind.as_str(), input.starting_sequence_number.as_deref()) {
+        ("AT_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, &meta, shard_index, text, false)?,
+        ("AFTER_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, &meta, shard_index, text, true)?,
+        ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => return Err(mixed_up("no")),
+        ("TRIM_HORIZON" | "LATEST", Some(_)) => return Err(mixed_up("also a")),
+        ("TRIM_HORIZON", None) => tail.trim_index,
+        ("LATEST", None) => shard.ending_index.unwrap_or(tail.next_index),
+        _ => {
+            let Some(Timestamp(at_ms)) = input.timestamp else {
+                return Err(AwsError::invalid_argument(
+                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                ));
+            };
+            let now = now_ms();
+            if at_ms > now {
+                return Err(AwsError::invalid_argument(format!(
+                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. \
+                     timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
+                )));
+            }
+            let storage = service.storage.clone();
+            tokio::task::spawn_blocking(move || storage.index_at_timestamp(key, at_ms))
+                .await
+                .map_err(|e| AwsError::internal(e.to_string()))?
+                .map_err(storage_failure)?
+        }
+    };
+    let shard_iterator = service.iterators.encode(&IteratorPosition {
+        created_ms: now_ms(),
+        stream_id: meta.id,
+        shard_index,
+        record_index: position,
+        stream_name: name,
+    });
+    Ok(GetShardIteratorOutput { shard_iterator })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetRecordsInput {
+    shard_iterator: Option<String>,
+    limit: Option<i64>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+}
+
+impl GetRecordsInput {
+    fn validate(&self) -> Result<(), AwsError> {
+        let mut v = Validator::new();
+        v.integer("limit", self.limit, 1, rules::MAX_GET_RECORDS);
+        v.required("shardIterator", self.shard_iterator.as_ref());
+        v.string("shardIterator", self.shard_iterator.as_deref(), 1, 512, None);
+        rules::stream_arn(&mut v, self.stream_arn.as_deref());
+        v.finish()
+    }
+}
+
+/// A stored record on the wire, serialised straight from the bytes read off the log.
+pub struct RecordOut {
+    sequence_number: String,
+    record: StoredRecord,
+}
+
+impl Serialize for RecordOut {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Record", 5)?;
+        out.serialize_field("SequenceNumber", &self.sequence_number)?;
+        out.serialize_field("ApproximateArrivalTimestamp", &Timestamp(self.record.arrival_ms))?;
+        out.serialize_field("Data", &Blob(self.record.data.clone()))?;
+        out.serialize_field("PartitionKey", std::str::from_utf8(&self.record.partition_key).unwrap_or_default())?;
+        out.serialize_field("EncryptionType", if self.record.encrypted { "KMS" } else { "NONE" })?;
+        out.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetRecordsOutput {
+    records: Vec<RecordOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_shard_iterator: Option<String>,
+    millis_behind_latest: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child_shards: Option<Vec<ChildShard>>,
+}
+
+/// Java's `Date.toString()` in UTC, which AWS uses in the expired-iterator message.
+fn java_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%a %b %d %H:%M:%S UTC %Y").to_string())
+}
+
+pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Result<GetRecordsOutput, AwsError> {
+    input.validate()?;
+    let token = input.shard_iterator.unwrap_or_default();
+    let position = service.iterators.decode(&token).ok_or_else(|| AwsError::invalid_argument("Invalid ShardIterator."))?;
+    let now = now_ms();
+    let ttl = service.config.iterator_ttl.as_millis() as i64;
+    if now - position.created_ms > ttl {
+        return Err(AwsError::new(
+            ErrorCode::ExpiredIterator,
+            format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ttl} milliseconds.",
+                java_date(position.created_ms),
+                java_date(now)
+            ),
+        ));
+    }
+    let missing = || shard_not_found(service, &shard_id(position.shard_index), &position.stream_name);
+    let entry = service.entry(&position.stream_name).map_err(|_| missing())?;
+    let meta = entry.meta();
+    if meta.id != position.stream_id || !meta.status.accepts_data() {
+        return Err(missing());
+    }
+    let shard = meta.shard(position.shard_index).ok_or_else(missing)?;
+    let key = ShardKey { stream_id: meta.id, shard_index: position.shard_index };
+    let limit = input.limit.unwrap_or(rules::MAX_GET_RECORDS) as usize;
+    let storage = service.storage.clone();
+    let from = position.record_index;
+    let batch = tokio::task::spawn_blocking(move || storage.read(key, from, limit, rules::MAX_GET_RECORDS_BYTES))
+        .await
+        .map_err(|e| AwsError::internal(e.to_string()))?
+        .map_err(storage_failure)?;
+    let tail = service.storage.tail(key);
+    let at_end_of_closed_shard = shard.ending_index.is_some_and(|end| batch.next_index >= end);
+    let millis_behind_latest = match batch.records.last() {
+        Some(last) if batch.next_index < tail.next_index => (now - last.arrival_ms).max(0),
+        _ => 0,
+    };
+    let next_shard_iterator = (!at_end_of_closed_shard).then(|| {
+        service.iterators.encode(&IteratorPosition { created_ms: now, record_index: batch.next_index, ..position.clone() })
+    });
+    let records = batch
+        .records
+        .into_iter()
+        .map(|record| RecordOut {
+            sequence_number: SequenceNumber { stream_id: meta.id, shard_index: key.shard_index, record_index: record.index }.encode(),
+            record,
+        })
+        .collect();
+    Ok(GetRecordsOutput {
+        records,
+        next_shard_iterator,
+        millis_behind_latest,
+        child_shards: at_end_of_closed_shard.then(|| child_shards(&meta, key.shard_index)),
+    })
+}

@@ -1,0 +1,213 @@
+//! Tags, by stream name (AddTagsToStream, RemoveTagsFromStream, ListTagsForStream) and by
+//! resource ARN (TagResource, UntagResource, ListTagsForResource).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tideline_proto::{AwsError, Validator};
+
+use super::Empty;
+use crate::model::StreamStatus;
+use crate::rules;
+use crate::service::{StreamEntry, StreamsService};
+
+/// AWS's per-stream tag limit.
+const MAX_TAGS: usize = 50;
+
+fn valid_tag_text(text: &str) -> bool {
+    text.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_./=+-@:".contains(c))
+}
+
+/// Character rules for tag keys and values, checked before anything is changed.
+pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+    if tags.iter().all(|(key, value)| valid_tag_text(key) && valid_tag_text(value)) {
+        Ok(())
+    } else {
+        Err(AwsError::invalid_argument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.",
+        ))
+    }
+}
+
+fn validate_tag_map(v: &mut Validator, tags: Option<&BTreeMap<String, String>>, max_entries: usize) {
+    v.required("tags", tags);
+    let Some(tags) = tags else { return };
+    v.length("tags", None, tags.len(), 1, max_entries);
+    for (key, value) in tags {
+        v.string("tags.key", Some(key), 1, 128, None);
+        v.string("tags.value", Some(value), 0, 256, None);
+    }
+}
+
+fn validate_tag_keys(v: &mut Validator, keys: Option<&Vec<String>>, path: &str, max_entries: usize) {
+    v.required(path, keys);
+    let Some(keys) = keys else { return };
+    v.length(path, Some(&format!("[{}]", keys.join(", "))), keys.len(), 1, max_entries);
+    for (i, key) in keys.iter().enumerate() {
+        v.string(&format!("{path}.{}.member", i + 1), Some(key), 1, 128, None);
+    }
+}
+
+async fn add_tags(service: &StreamsService, name: &str, entry: &Arc<StreamEntry>, tags: BTreeMap<String, String>) -> Result<Empty, AwsError> {
+    check_tags(&tags)?;
+    let _control = entry.control.lock().await;
+    let mut meta = entry.meta();
+    service.require_active(&meta)?;
+    let total = meta.tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len();
+    if total > MAX_TAGS {
+        return Err(AwsError::invalid_argument(format!(
+            "Failed to add tags to stream {name} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
+            service.account()
+        )));
+    }
+    meta.tags.extend(tags);
+    service.commit_change(entry, meta, StreamStatus::Active).await?;
+    Ok(Empty {})
+}
+
+async fn remove_tags(service: &StreamsService, entry: &Arc<StreamEntry>, keys: &[String]) -> Result<Empty, AwsError> {
+    let _control = entry.control.lock().await;
+    let mut meta = entry.meta();
+    service.require_active(&meta)?;
+    for key in keys {
+        meta.tags.remove(key);
+    }
+    service.commit_change(entry, meta, StreamStatus::Active).await?;
+    Ok(Empty {})
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    key: String,
+    value: String,
+}
+
+fn tag_list<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<Tag> {
+    tags.map(|(key, value)| Tag { key: key.clone(), value: value.clone() }).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddTagsToStreamInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+pub async fn add_tags_to_stream(service: &StreamsService, input: AddTagsToStreamInput) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_tag_map(&mut v, input.tags.as_ref(), 10);
+    rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
+    v.finish()?;
+    let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    add_tags(service, &name, &entry, input.tags.unwrap_or_default()).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveTagsFromStreamInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+pub async fn remove_tags_from_stream(service: &StreamsService, input: RemoveTagsFromStreamInput) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 10);
+    rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
+    v.finish()?;
+    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    remove_tags(service, &entry, &input.tag_keys.unwrap_or_default()).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForStreamInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    exclusive_start_tag_key: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForStreamOutput {
+    tags: Vec<Tag>,
+    has_more_tags: bool,
+}
+
+pub async fn list_tags_for_stream(service: &StreamsService, input: ListTagsForStreamInput) -> Result<ListTagsForStreamOutput, AwsError> {
+    let mut v = Validator::new();
+    v.string("exclusiveStartTagKey", input.exclusive_start_tag_key.as_deref(), 1, 128, None);
+    v.integer("limit", input.limit, 1, 50);
+    rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
+    v.finish()?;
+    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let meta = entry.meta();
+    let after = input.exclusive_start_tag_key.unwrap_or_default();
+    let limit = input.limit.unwrap_or(50) as usize;
+    let mut remaining = meta.tags.iter().filter(|(key, _)| **key > after);
+    let tags = tag_list(remaining.by_ref().take(limit));
+    Ok(ListTagsForStreamOutput { tags, has_more_tags: remaining.next().is_some() })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+pub async fn tag_resource(service: &StreamsService, input: TagResourceInput) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_tag_map(&mut v, input.tags.as_ref(), MAX_TAGS);
+    rules::resource_arn(&mut v, input.resource_arn.as_deref());
+    v.finish()?;
+    let (name, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
+    add_tags(service, &name, &entry, input.tags.unwrap_or_default()).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+pub async fn untag_resource(service: &StreamsService, input: UntagResourceInput) -> Result<Empty, AwsError> {
+    let mut v = Validator::new();
+    validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", MAX_TAGS);
+    rules::resource_arn(&mut v, input.resource_arn.as_deref());
+    v.finish()?;
+    let (_, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
+    remove_tags(service, &entry, &input.tag_keys.unwrap_or_default()).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceOutput {
+    tags: Vec<Tag>,
+}
+
+pub async fn list_tags_for_resource(service: &StreamsService, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput, AwsError> {
+    let mut v = Validator::new();
+    rules::resource_arn(&mut v, input.resource_arn.as_deref());
+    v.finish()?;
+    let (_, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
+    let meta = entry.meta();
+    Ok(ListTagsForResourceOutput { tags: tag_list(meta.tags.iter()) })
+}

@@ -1,0 +1,266 @@
+//! The Data Streams service: the registry of live streams, their persistence, and the dispatch of
+//! an operation name to its handler.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use tideline_proto::{AwsError, Codec};
+use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
+use tokio::sync::watch;
+
+use crate::iterator::IteratorCodec;
+use crate::model::{Routing, StreamMeta, StreamStatus};
+use crate::ops;
+
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    pub region: String,
+    pub account_id: String,
+    /// How long CREATING, UPDATING and DELETING last (0 for local use; AWS takes seconds).
+    pub transition_delay: Duration,
+    /// Open shards allowed across all streams, as AWS's per-account shard limit.
+    pub shard_limit: u32,
+    /// Shard iterators older than this are expired (AWS: 5 minutes).
+    pub iterator_ttl: Duration,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            transition_delay: Duration::ZERO,
+            shard_limit: 500,
+            iterator_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A stream's current metadata plus what is derived from it for the hot path.
+pub(crate) struct StreamState {
+    pub meta: StreamMeta,
+    pub routing: Routing,
+}
+
+pub(crate) struct StreamEntry {
+    pub state: RwLock<StreamState>,
+    /// Serialises control-plane changes of this stream (resharding, settings), so each one sees
+    /// the result of the previous.
+    pub control: tokio::sync::Mutex<()>,
+    /// Bumped after every change of the shard tree; writers that raced a reshard wait on it.
+    pub changed: watch::Sender<u64>,
+}
+
+impl StreamEntry {
+    pub fn new(meta: StreamMeta) -> Arc<Self> {
+        let routing = Routing::of(&meta);
+        Arc::new(Self {
+            state: RwLock::new(StreamState { meta, routing }),
+            control: tokio::sync::Mutex::new(()),
+            changed: watch::Sender::new(0),
+        })
+    }
+
+    pub fn meta(&self) -> StreamMeta {
+        self.state.read().meta.clone()
+    }
+
+    /// Installs new metadata (and routing) and wakes writers waiting for a change.
+    pub fn replace(&self, meta: StreamMeta) {
+        let routing = Routing::of(&meta);
+        *self.state.write() = StreamState { meta, routing };
+        self.changed.send_modify(|version| *version += 1);
+    }
+}
+
+pub struct StreamsService {
+    pub(crate) config: StreamsConfig,
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) streams: Arc<RwLock<BTreeMap<String, Arc<StreamEntry>>>>,
+    pub(crate) iterators: IteratorCodec,
+}
+
+const STREAM_KEY_PREFIX: &str = "stream/";
+const ITERATOR_SECRET_KEY: &str = "secret/iterators";
+
+fn stream_key(name: &str) -> String {
+    format!("{STREAM_KEY_PREFIX}{name}")
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Storage failures are the server's fault, never the client's.
+pub(crate) fn storage_failure(error: StorageError) -> AwsError {
+    tracing::error!(%error, "storage failure");
+    AwsError::internal(format!("Internal service failure: {error}"))
+}
+
+impl StreamsService {
+    /// Loads every stream from storage. Streams caught mid-transition by a restart come back
+    /// ACTIVE, closed shards are sealed again, and logs of deleted streams are removed.
+    pub async fn open(storage: Arc<Storage>, config: StreamsConfig) -> Result<Arc<Self>, StorageError> {
+        let secret = Self::iterator_secret(&storage).await?;
+        let mut streams = BTreeMap::new();
+        let mut live = HashSet::new();
+        for (_, bytes) in storage.metadata().scan_prefix(STREAM_KEY_PREFIX)? {
+            let mut meta: StreamMeta = match serde_json::from_slice(&bytes) {
+                Ok(meta) => meta,
+                Err(error) => {
+                    tracing::error!(%error, "skipping unreadable stream metadata");
+                    continue;
+                }
+            };
+            meta.status = StreamStatus::Active;
+            for (index, shard) in meta.shards.iter().enumerate() {
+                if !shard.is_open() {
+                    storage.seal(ShardKey { stream_id: meta.id, shard_index: index as u32 }).await?;
+                }
+            }
+            live.insert(meta.id);
+            streams.insert(meta.name.clone(), StreamEntry::new(meta));
+        }
+        storage.retain_streams(&live)?;
+        tracing::info!(streams = streams.len(), "data streams loaded");
+        Ok(Arc::new(Self { config, storage, streams: Arc::new(RwLock::new(streams)), iterators: IteratorCodec::new(secret) }))
+    }
+
+    /// The iterator MAC key, kept in metadata so iterators stay valid across restarts.
+    async fn iterator_secret(storage: &Storage) -> Result<[u8; 32], StorageError> {
+        if let Some(bytes) = storage.metadata().get(ITERATOR_SECRET_KEY)? {
+            if let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice()) {
+                return Ok(secret);
+            }
+        }
+        let secret: [u8; 32] = rand::random();
+        storage.metadata().commit(vec![MetaOp::Put(ITERATOR_SECRET_KEY.into(), secret.to_vec())]).await?;
+        Ok(secret)
+    }
+
+    /// Runs one operation: decodes the body in `codec`, calls the handler, encodes the response.
+    pub async fn handle(&self, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
+        ops::dispatch(self, operation, codec, body).await
+    }
+
+    pub(crate) fn account(&self) -> &str {
+        &self.config.account_id
+    }
+
+    pub(crate) fn arn(&self, meta: &StreamMeta) -> String {
+        meta.arn(&self.config.region, &self.config.account_id)
+    }
+
+    pub(crate) fn stream_not_found(&self, name: &str) -> AwsError {
+        AwsError::not_found(format!("Stream {name} under account {} not found.", self.account()))
+    }
+
+    /// The stream a request names by StreamName or StreamARN (the ARN wins, as in AWS).
+    pub(crate) fn resolve_name(&self, name: Option<&str>, arn: Option<&str>) -> Result<String, AwsError> {
+        match (arn, name) {
+            (Some(arn), _) => Ok(arn.rsplit_once(":stream/").map_or(arn, |(_, name)| name).to_string()),
+            (None, Some(name)) => Ok(name.to_string()),
+            (None, None) => Err(AwsError::invalid_argument("Neither StreamARN nor StreamName was provided.")),
+        }
+    }
+
+    pub(crate) fn entry(&self, name: &str) -> Result<Arc<StreamEntry>, AwsError> {
+        self.streams.read().get(name).cloned().ok_or_else(|| self.stream_not_found(name))
+    }
+
+    /// Looks a stream up by StreamName/StreamARN.
+    pub(crate) fn target(&self, name: Option<&str>, arn: Option<&str>) -> Result<(String, Arc<StreamEntry>), AwsError> {
+        let name = self.resolve_name(name, arn)?;
+        let entry = self.entry(&name)?;
+        Ok((name, entry))
+    }
+
+    /// The stream a resource ARN names (a stream ARN, or a consumer ARN under a stream).
+    pub(crate) fn resource(&self, arn: &str) -> Result<(String, Arc<StreamEntry>), AwsError> {
+        let name = arn.split_once(":stream/").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(rest));
+        let entry = self.streams.read().get(name).cloned();
+        entry.map(|entry| (name.to_string(), entry)).ok_or_else(|| {
+            AwsError::not_found(format!("Resource {arn} not found."))
+        })
+    }
+
+    /// Errors unless the stream is ACTIVE, as every control-plane change requires.
+    pub(crate) fn require_active(&self, meta: &StreamMeta) -> Result<(), AwsError> {
+        if meta.status == StreamStatus::Active {
+            Ok(())
+        } else {
+            Err(AwsError::in_use(format!(
+                "Stream {} under account {} not ACTIVE, instead in state {}",
+                meta.name,
+                self.account(),
+                meta.status.as_str()
+            )))
+        }
+    }
+
+    /// Open shards across every stream, for the account shard limit.
+    pub(crate) fn open_shards_in_account(&self) -> u32 {
+        self.streams.read().values().map(|entry| entry.state.read().meta.open_shard_count()).sum()
+    }
+
+    pub(crate) fn check_shard_limit(&self, additional: u32) -> Result<(), AwsError> {
+        let current = self.open_shards_in_account();
+        if current + additional <= self.config.shard_limit {
+            return Ok(());
+        }
+        Err(AwsError::limit_exceeded(format!(
+            "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {}. \
+             Limit: {}. Number of additional shards that would have resulted from this request: {}. Refer to the AWS \
+             Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current \
+             limits and how to request higher limits.",
+            self.account(),
+            self.config.region,
+            current,
+            self.config.shard_limit,
+            additional
+        )))
+    }
+
+    /// Durably records the stream's metadata.
+    pub(crate) async fn persist(&self, meta: &StreamMeta) -> Result<(), AwsError> {
+        let bytes = serde_json::to_vec(meta).map_err(|e| AwsError::internal(e.to_string()))?;
+        self.storage.metadata().commit(vec![MetaOp::Put(stream_key(&meta.name), bytes)]).await.map_err(storage_failure)
+    }
+
+    pub(crate) async fn forget(&self, name: &str) -> Result<(), AwsError> {
+        self.storage.metadata().commit(vec![MetaOp::Delete(stream_key(name))]).await.map_err(storage_failure)
+    }
+
+    /// Persists `meta` and installs it. A transitional `status` (CREATING, UPDATING) is shown for
+    /// the configured delay before the stream is ACTIVE again — not at all when the delay is zero;
+    /// `Active` means no transition: the stream keeps the status it has.
+    pub(crate) async fn commit_change(&self, entry: &Arc<StreamEntry>, mut meta: StreamMeta, status: StreamStatus) -> Result<(), AwsError> {
+        let shown = meta.status;
+        meta.status = StreamStatus::Active;
+        self.persist(&meta).await?;
+        let delay = self.config.transition_delay;
+        if status == StreamStatus::Active {
+            meta.status = shown;
+            entry.replace(meta);
+            return Ok(());
+        }
+        if delay.is_zero() {
+            entry.replace(meta);
+            return Ok(());
+        }
+        meta.status = status;
+        entry.replace(meta);
+        let entry = Arc::clone(entry);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut meta = entry.meta();
+            if meta.status == status {
+                meta.status = StreamStatus::Active;
+                entry.replace(meta);
+            }
+        });
+        Ok(())
+    }
+}
