@@ -4,10 +4,13 @@ use tideline_proto::{Pattern, Validator};
 
 pub static NAME: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
 pub static STREAM_ARN: Pattern = Pattern::new("arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+");
-pub static RESOURCE_ARN: Pattern = Pattern::new("arn:aws.*:kinesis:.*:\\d{12}:.+");
+pub static RESOURCE_ARN: Pattern = Pattern::new("arn:aws.*:kinesis:.*:\\d{12}:.*(stream|channel|queue)/\\S+");
 pub static HASH_KEY: Pattern = Pattern::new("0|([1-9]\\d{0,38})");
 pub static SEQUENCE_NUMBER: Pattern = Pattern::new("0|([1-9]\\d{0,128})");
 
+/// The largest record any stream can be configured for (the API's blob limit)...
+pub const MAX_API_RECORD_BYTES: usize = 10 * 1024 * 1024;
+/// ...and the default per-stream record size limit, which is what streams have here.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_PUT_RECORDS: usize = 500;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;

@@ -100,6 +100,18 @@ fn hash_key(partition_key: &str, explicit: Option<&str>) -> Result<u128, AwsErro
     }
 }
 
+/// Records over the stream's maximum record size (the default 1 MiB) are refused as AWS does.
+fn check_record_size(data: &[u8]) -> Result<(), AwsError> {
+    if data.len() <= rules::MAX_RECORD_BYTES {
+        return Ok(());
+    }
+    Err(AwsError::invalid_argument(format!(
+        "Record data size {} exceeds the stream's max record size of {} bytes",
+        data.len(),
+        rules::MAX_RECORD_BYTES
+    )))
+}
+
 fn encryption_type(encrypted: bool) -> &'static str {
     if encrypted {
         "KMS"
@@ -127,7 +139,7 @@ impl PutRecordInput {
         v.string("partitionKey", self.partition_key.as_deref(), 1, 256, None);
         v.string("explicitHashKey", self.explicit_hash_key.as_deref(), 0, usize::MAX, Some(&rules::HASH_KEY));
         v.required("data", self.data.as_ref());
-        v.blob("data", self.data.as_ref().map(|d| &d.0[..]), rules::MAX_RECORD_BYTES);
+        v.blob("data", self.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
         v.string("sequenceNumberForOrdering", self.sequence_number_for_ordering.as_deref(), 0, usize::MAX, Some(&rules::SEQUENCE_NUMBER));
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()
@@ -158,6 +170,7 @@ pub async fn put_record(service: &StreamsService, input: PutRecordInput) -> Resu
         }
     }
     let data = input.data.unwrap_or_default().0;
+    check_record_size(&data)?;
     let written = append(service, &name, &entry, vec![(hash, NewRecord { partition_key, data, encrypted: false })]).await?;
     let placement = written.placements.first().ok_or_else(|| AwsError::internal("record was not placed"))?;
     Ok(PutRecordOutput {
@@ -197,7 +210,7 @@ impl PutRecordsInput {
                 v.string(&path("partitionKey"), record.partition_key.as_deref(), 1, 256, None);
                 v.string(&path("explicitHashKey"), record.explicit_hash_key.as_deref(), 0, usize::MAX, Some(&rules::HASH_KEY));
                 v.required(&path("data"), record.data.as_ref());
-                v.blob(&path("data"), record.data.as_ref().map(|d| &d.0[..]), rules::MAX_RECORD_BYTES);
+                v.blob(&path("data"), record.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
             }
         }
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
@@ -237,6 +250,7 @@ pub async fn put_records(service: &StreamsService, input: PutRecordsInput) -> Re
         let partition_key = record.partition_key.unwrap_or_default();
         let hash = hash_key(&partition_key, record.explicit_hash_key.as_deref())?;
         let data = record.data.unwrap_or_default().0;
+        check_record_size(&data)?;
         records.push((hash, NewRecord { partition_key, data, encrypted: false }));
     }
     let written = append(service, &name, &entry, records).await?;

@@ -20,7 +20,6 @@ pub struct RetentionInput {
 async fn change_retention(service: &StreamsService, input: RetentionInput, increase: bool) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
     v.required("retentionPeriodHours", input.retention_period_hours.as_ref());
-    v.integer("retentionPeriodHours", input.retention_period_hours, 1, rules::MAX_RETENTION_HOURS);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
@@ -31,6 +30,11 @@ async fn change_retention(service: &StreamsService, input: RetentionInput, incre
     if requested < rules::MIN_RETENTION_HOURS {
         return Err(AwsError::invalid_argument(format!(
             "Minimum allowed retention period is 24 hours. Requested retention period ({requested} hours) is too short."
+        )));
+    }
+    if requested > rules::MAX_RETENTION_HOURS {
+        return Err(AwsError::invalid_argument(format!(
+            "Maximum allowed retention period is 8760 hours. Requested retention period ({requested} hours) is too long."
         )));
     }
     let current = i64::from(meta.retention_hours);

@@ -43,12 +43,12 @@ impl CreateStreamInput {
         if !on_demand {
             v.required("shardCount", self.shard_count.as_ref());
         }
-        v.integer("shardCount", self.shard_count, 1, 100_000);
+        v.integer("shardCount", self.shard_count, 1, i64::from(i32::MAX));
         v.required("streamName", self.stream_name.as_ref());
         rules::stream_name(&mut v, self.stream_name.as_deref());
         stream_mode(&mut v, self.stream_mode_details.as_ref());
         if let Some(tags) = &self.tags {
-            v.length("tags", None, tags.len(), 1, 50);
+            v.length("tags", None, tags.len(), 1, 200);
         }
         v.finish()
     }

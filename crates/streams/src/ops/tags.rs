@@ -99,7 +99,7 @@ pub struct AddTagsToStreamInput {
 
 pub async fn add_tags_to_stream(service: &StreamsService, input: AddTagsToStreamInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    validate_tag_map(&mut v, input.tags.as_ref(), 10);
+    validate_tag_map(&mut v, input.tags.as_ref(), 200);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
@@ -117,7 +117,7 @@ pub struct RemoveTagsFromStreamInput {
 
 pub async fn remove_tags_from_stream(service: &StreamsService, input: RemoveTagsFromStreamInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 10);
+    validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 50);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
     let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
@@ -166,7 +166,7 @@ pub struct TagResourceInput {
 
 pub async fn tag_resource(service: &StreamsService, input: TagResourceInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    validate_tag_map(&mut v, input.tags.as_ref(), MAX_TAGS);
+    validate_tag_map(&mut v, input.tags.as_ref(), 200);
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
     let (name, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
@@ -183,7 +183,7 @@ pub struct UntagResourceInput {
 
 pub async fn untag_resource(service: &StreamsService, input: UntagResourceInput) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
-    validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", MAX_TAGS);
+    validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 50);
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
     let (_, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
