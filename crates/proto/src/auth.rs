@@ -53,7 +53,8 @@ pub fn check_complete<'a>(
         None if !presigned => Err(AwsError::new(ErrorCode::MissingAuthenticationToken, "Missing Authentication Token")),
         None => {
             let mut message = String::new();
-            for name in ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date"] {
+            for name in ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date"]
+            {
                 if !query_has(name) {
                     message.push_str(&format!("AWS query-string parameters must include '{name}'. "));
                 }
@@ -73,7 +74,8 @@ pub fn check_complete<'a>(
                 }
             }
             if !has_date {
-                message.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
+                message
+                    .push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
             }
             if !message.is_empty() {
                 message.push_str(&format!("Authorization={header}"));
@@ -124,7 +126,13 @@ mod tests {
 
     #[test]
     fn presigned_query_is_checked() {
-        assert_eq!(check_complete(None, Some("X-Amz-Algorithm=AWS4-HMAC-SHA256"), false).unwrap_err().code, ErrorCode::IncompleteSignature);
-        assert_eq!(check_complete(Some(HEADER), Some("X-Amz-Algorithm=x"), true).unwrap_err().code, ErrorCode::InvalidSignature);
+        assert_eq!(
+            check_complete(None, Some("X-Amz-Algorithm=AWS4-HMAC-SHA256"), false).unwrap_err().code,
+            ErrorCode::IncompleteSignature
+        );
+        assert_eq!(
+            check_complete(Some(HEADER), Some("X-Amz-Algorithm=x"), true).unwrap_err().code,
+            ErrorCode::InvalidSignature
+        );
     }
 }

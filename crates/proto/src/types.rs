@@ -32,7 +32,7 @@ impl<'de> Deserialize<'de> for Blob {
                 f.write_str("a base64 string or a byte string")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Blob, E> {
-                if text.len() % 4 != 0 {
+                if !text.len().is_multiple_of(4) {
                     return Err(E::custom(format!(
                         "'{text}' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: {}",
                         text.len()

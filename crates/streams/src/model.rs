@@ -207,7 +207,9 @@ impl StreamMeta {
     /// `new_start`. The caller has checked that the parent is open and `new_start` lies inside it.
     pub fn split(&mut self, parent: u32, new_start: u128, ending_index: u64, now_ms: i64) -> (u32, u32) {
         let (start, end) = match self.shard(parent) {
-            Some(shard) if shard.start_hash < new_start && new_start <= shard.end_hash => (shard.start_hash, shard.end_hash),
+            Some(shard) if shard.start_hash < new_start && new_start <= shard.end_hash => {
+                (shard.start_hash, shard.end_hash)
+            }
             _ => return (parent, parent),
         };
         self.close(parent, ending_index, now_ms);

@@ -44,10 +44,7 @@ pub fn scale_uniformly(meta: &mut StreamMeta, target: u32, now_ms: i64, ending_i
 /// a target range. The caller seals exactly these in storage before applying the plan.
 pub fn shards_closed_by_scaling(meta: &StreamMeta, target: u32) -> Vec<u32> {
     let targets = even_ranges(target);
-    meta.open_shards()
-        .filter(|(_, s)| !targets.contains(&(s.start_hash, s.end_hash)))
-        .map(|(index, _)| index)
-        .collect()
+    meta.open_shards().filter(|(_, s)| !targets.contains(&(s.start_hash, s.end_hash))).map(|(index, _)| index).collect()
 }
 
 #[cfg(test)]

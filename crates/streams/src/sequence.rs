@@ -56,7 +56,8 @@ mod tests {
         assert_eq!(SequenceNumber::decode("0"), None);
         assert_eq!(SequenceNumber::decode(&"1".repeat(56)), None);
         assert_eq!(SequenceNumber::decode(&format!("49{}", "x".repeat(54))), None);
-        assert_eq!(SequenceNumber::decode(&format!("49{}", "9".repeat(54))), None); // shard index overflows u32
+        assert_eq!(SequenceNumber::decode(&format!("49{}", "9".repeat(54))), None);
+        // shard index overflows u32
     }
 
     proptest! {

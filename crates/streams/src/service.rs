@@ -125,7 +125,12 @@ impl StreamsService {
         }
         storage.retain_streams(&live)?;
         tracing::info!(streams = streams.len(), "data streams loaded");
-        Ok(Arc::new(Self { config, storage, streams: Arc::new(RwLock::new(streams)), iterators: IteratorCodec::new(secret) }))
+        Ok(Arc::new(Self {
+            config,
+            storage,
+            streams: Arc::new(RwLock::new(streams)),
+            iterators: IteratorCodec::new(secret),
+        }))
     }
 
     /// The iterator MAC key, kept in metadata so iterators stay valid across restarts.
@@ -181,9 +186,9 @@ impl StreamsService {
     pub(crate) fn resource(&self, arn: &str) -> Result<(String, Arc<StreamEntry>), AwsError> {
         let name = arn.split_once(":stream/").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(rest));
         let entry = self.streams.read().get(name).cloned();
-        entry.map(|entry| (name.to_string(), entry)).ok_or_else(|| {
-            AwsError::not_found(format!("Resource {arn} not found."))
-        })
+        entry
+            .map(|entry| (name.to_string(), entry))
+            .ok_or_else(|| AwsError::not_found(format!("Resource {arn} not found.")))
     }
 
     /// Errors unless the stream is ACTIVE, as every control-plane change requires.
@@ -236,7 +241,12 @@ impl StreamsService {
     /// Persists `meta` and installs it. A transitional `status` (CREATING, UPDATING) is shown for
     /// the configured delay before the stream is ACTIVE again — not at all when the delay is zero;
     /// `Active` means no transition: the stream keeps the status it has.
-    pub(crate) async fn commit_change(&self, entry: &Arc<StreamEntry>, mut meta: StreamMeta, status: StreamStatus) -> Result<(), AwsError> {
+    pub(crate) async fn commit_change(
+        &self,
+        entry: &Arc<StreamEntry>,
+        mut meta: StreamMeta,
+        status: StreamStatus,
+    ) -> Result<(), AwsError> {
         let shown = meta.status;
         meta.status = StreamStatus::Active;
         self.persist(&meta).await?;

@@ -3,9 +3,9 @@
 
 mod reading;
 mod records;
+mod settings;
 mod shapes;
 mod shards;
-mod settings;
 mod streams;
 mod tags;
 
@@ -17,7 +17,12 @@ use crate::service::StreamsService;
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Empty {}
 
-pub(crate) async fn dispatch(service: &StreamsService, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
+pub(crate) async fn dispatch(
+    service: &StreamsService,
+    operation: &str,
+    codec: Codec,
+    body: &[u8],
+) -> Result<Vec<u8>, AwsError> {
     macro_rules! run {
         ($handler:path) => {{
             let request = codec.decode(body)?;

@@ -12,7 +12,8 @@ use crate::rules;
 use crate::sequence::SequenceNumber;
 use crate::service::{now_ms, storage_failure, StreamsService};
 
-const ITERATOR_TYPES: [&str; 5] = ["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"];
+const ITERATOR_TYPES: [&str; 5] =
+    ["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"];
 
 fn shard_not_found(service: &StreamsService, shard: &str, stream: &str) -> AwsError {
     AwsError::not_found(format!("Shard {shard} in stream {stream} under account {} does not exist", service.account()))
@@ -37,7 +38,13 @@ impl GetShardIteratorInput {
         rules::shard_id(&mut v, "shardId", self.shard_id.as_deref());
         v.required("shardIteratorType", self.shard_iterator_type.as_ref());
         v.one_of("shardIteratorType", self.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
-        v.string("startingSequenceNumber", self.starting_sequence_number.as_deref(), 0, usize::MAX, Some(&rules::SEQUENCE_NUMBER));
+        v.string(
+            "startingSequenceNumber",
+            self.starting_sequence_number.as_deref(),
+            0,
+            usize::MAX,
+            Some(&rules::SEQUENCE_NUMBER),
+        );
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()
     }
@@ -51,7 +58,13 @@ pub struct GetShardIteratorOutput {
 
 /// The record index a sequence-number iterator starts at, with AWS's errors for numbers that do
 /// not belong to this shard.
-fn position_of_sequence(service: &StreamsService, meta: &StreamMeta, shard_index: u32, text: &str, after: bool) -> Result<u64, AwsError> {
+fn position_of_sequence(
+    service: &StreamsService,
+    meta: &StreamMeta,
+    shard_index: u32,
+    text: &str,
+    after: bool,
+) -> Result<u64, AwsError> {
     let invalid = |reason: &str| {
         AwsError::invalid_argument(format!(
             "StartingSequenceNumber {text} used in GetShardIterator on shard {} in stream {} under account {} is invalid{reason}.",
@@ -74,7 +87,10 @@ fn position_of_sequence(service: &StreamsService, meta: &StreamMeta, shard_index
     Ok(sequence.record_index.saturating_add(u64::from(after)))
 }
 
-pub async fn get_shard_iterator(service: &StreamsService, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput, AwsError> {
+pub async fn get_shard_iterator(
+    service: &StreamsService,
+    input: GetShardIteratorInput,
+) -> Result<GetShardIteratorOutput, AwsError> {
     input.validate()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let meta = entry.meta();
@@ -82,7 +98,8 @@ pub async fn get_shard_iterator(service: &StreamsService, input: GetShardIterato
         return Err(service.stream_not_found(&name));
     }
     let requested_shard = input.shard_id.unwrap_or_default();
-    let (shard_index, shard) = meta.find_shard(&requested_shard).ok_or_else(|| shard_not_found(service, &requested_shard, &name))?;
+    let (shard_index, shard) =
+        meta.find_shard(&requested_shard).ok_or_else(|| shard_not_found(service, &requested_shard, &name))?;
     let key = ShardKey { stream_id: meta.id, shard_index };
     let tail = service.storage.tail(key);
     let kind = input.shard_iterator_type.unwrap_or_default();
@@ -180,13 +197,15 @@ pub struct GetRecordsOutput {
 
 /// Java's `Date.toString()` in UTC, which AWS uses in the expired-iterator message.
 fn java_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%a %b %d %H:%M:%S UTC %Y").to_string())
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%a %b %d %H:%M:%S UTC %Y").to_string())
 }
 
 pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Result<GetRecordsOutput, AwsError> {
     input.validate()?;
     let token = input.shard_iterator.unwrap_or_default();
-    let position = service.iterators.decode(&token).ok_or_else(|| AwsError::invalid_argument("Invalid ShardIterator."))?;
+    let position =
+        service.iterators.decode(&token).ok_or_else(|| AwsError::invalid_argument("Invalid ShardIterator."))?;
     let now = now_ms();
     let ttl = service.config.iterator_ttl.as_millis() as i64;
     if now - position.created_ms > ttl {
@@ -221,13 +240,22 @@ pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Re
         _ => 0,
     };
     let next_shard_iterator = (!at_end_of_closed_shard).then(|| {
-        service.iterators.encode(&IteratorPosition { created_ms: now, record_index: batch.next_index, ..position.clone() })
+        service.iterators.encode(&IteratorPosition {
+            created_ms: now,
+            record_index: batch.next_index,
+            ..position.clone()
+        })
     });
     let records = batch
         .records
         .into_iter()
         .map(|record| RecordOut {
-            sequence_number: SequenceNumber { stream_id: meta.id, shard_index: key.shard_index, record_index: record.index }.encode(),
+            sequence_number: SequenceNumber {
+                stream_id: meta.id,
+                shard_index: key.shard_index,
+                record_index: record.index,
+            }
+            .encode(),
             record,
         })
         .collect();

@@ -32,7 +32,12 @@ const MAX_REROUTES: usize = 5;
 /// Routes each record (by hash key) to the open shard owning it and appends them durably.
 /// A shard can be closed by a concurrent reshard between routing and appending; storage then
 /// refuses the batch, and those records are routed again once the new shard tree is installed.
-async fn append(service: &StreamsService, name: &str, entry: &Arc<StreamEntry>, records: Vec<(u128, NewRecord)>) -> Result<Written, AwsError> {
+async fn append(
+    service: &StreamsService,
+    name: &str,
+    entry: &Arc<StreamEntry>,
+    records: Vec<(u128, NewRecord)>,
+) -> Result<Written, AwsError> {
     let mut placements: Vec<Option<Placement>> = records.iter().map(|_| None).collect();
     let mut pending: Vec<usize> = (0..records.len()).collect();
     for _ in 0..MAX_REROUTES {
@@ -72,7 +77,8 @@ async fn append(service: &StreamsService, name: &str, entry: &Arc<StreamEntry>, 
             match outcome {
                 AppendOutcome::Appended { first_index, .. } => {
                     for (offset, position) in positions.into_iter().enumerate() {
-                        placements[position] = Some(Placement { shard_index, record_index: first_index + offset as u64 });
+                        placements[position] =
+                            Some(Placement { shard_index, record_index: first_index + offset as u64 });
                     }
                 }
                 AppendOutcome::ShardSealed => pending.extend(positions),
@@ -140,7 +146,13 @@ impl PutRecordInput {
         v.string("explicitHashKey", self.explicit_hash_key.as_deref(), 0, usize::MAX, Some(&rules::HASH_KEY));
         v.required("data", self.data.as_ref());
         v.blob("data", self.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
-        v.string("sequenceNumberForOrdering", self.sequence_number_for_ordering.as_deref(), 0, usize::MAX, Some(&rules::SEQUENCE_NUMBER));
+        v.string(
+            "sequenceNumberForOrdering",
+            self.sequence_number_for_ordering.as_deref(),
+            0,
+            usize::MAX,
+            Some(&rules::SEQUENCE_NUMBER),
+        );
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()
     }
@@ -171,11 +183,17 @@ pub async fn put_record(service: &StreamsService, input: PutRecordInput) -> Resu
     }
     let data = input.data.unwrap_or_default().0;
     check_record_size(&data)?;
-    let written = append(service, &name, &entry, vec![(hash, NewRecord { partition_key, data, encrypted: false })]).await?;
+    let written =
+        append(service, &name, &entry, vec![(hash, NewRecord { partition_key, data, encrypted: false })]).await?;
     let placement = written.placements.first().ok_or_else(|| AwsError::internal("record was not placed"))?;
     Ok(PutRecordOutput {
         shard_id: shard_id(placement.shard_index),
-        sequence_number: SequenceNumber { stream_id: written.stream_id, shard_index: placement.shard_index, record_index: placement.record_index }.encode(),
+        sequence_number: SequenceNumber {
+            stream_id: written.stream_id,
+            shard_index: placement.shard_index,
+            record_index: placement.record_index,
+        }
+        .encode(),
         encryption_type: encryption_type(written.encrypted),
     })
 }
@@ -202,13 +220,22 @@ impl PutRecordsInput {
         let mut v = Validator::new();
         v.required("records", self.records.as_ref());
         if let Some(records) = &self.records {
-            let rendered = format!("[{}]", vec!["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry"; records.len()].join(", "));
+            let rendered = format!(
+                "[{}]",
+                vec!["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry"; records.len()].join(", ")
+            );
             v.length("records", Some(&rendered), records.len(), 1, rules::MAX_PUT_RECORDS);
             for (i, record) in records.iter().enumerate() {
                 let path = |member: &str| format!("records.{}.member.{member}", i + 1);
                 v.required(&path("partitionKey"), record.partition_key.as_ref());
                 v.string(&path("partitionKey"), record.partition_key.as_deref(), 1, 256, None);
-                v.string(&path("explicitHashKey"), record.explicit_hash_key.as_deref(), 0, usize::MAX, Some(&rules::HASH_KEY));
+                v.string(
+                    &path("explicitHashKey"),
+                    record.explicit_hash_key.as_deref(),
+                    0,
+                    usize::MAX,
+                    Some(&rules::HASH_KEY),
+                );
                 v.required(&path("data"), record.data.as_ref());
                 v.blob(&path("data"), record.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
             }
@@ -239,7 +266,10 @@ pub async fn put_records(service: &StreamsService, input: PutRecordsInput) -> Re
     input.validate()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let entries = input.records.unwrap_or_default();
-    let total: usize = entries.iter().map(|e| e.data.as_ref().map_or(0, |d| d.0.len()) + e.partition_key.as_ref().map_or(0, String::len)).sum();
+    let total: usize = entries
+        .iter()
+        .map(|e| e.data.as_ref().map_or(0, |d| d.0.len()) + e.partition_key.as_ref().map_or(0, String::len))
+        .sum();
     if total > rules::MAX_PUT_RECORDS_BYTES {
         return Err(AwsError::invalid_argument(format!(
             "Records size exceeds 5 MB limit. Total size of the records in the request was {total} bytes."
@@ -261,7 +291,10 @@ pub async fn put_records(service: &StreamsService, input: PutRecordsInput) -> Re
             .placements
             .iter()
             .map(|p| PutRecordsResultEntry {
-                sequence_number: Some(SequenceNumber { stream_id: meta_id, shard_index: p.shard_index, record_index: p.record_index }.encode()),
+                sequence_number: Some(
+                    SequenceNumber { stream_id: meta_id, shard_index: p.shard_index, record_index: p.record_index }
+                        .encode(),
+                ),
                 shard_id: Some(shard_id(p.shard_index)),
             })
             .collect(),

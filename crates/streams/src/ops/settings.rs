@@ -131,7 +131,11 @@ pub struct MonitoringOutput {
     desired_shard_level_metrics: Vec<String>,
 }
 
-async fn set_monitoring(service: &StreamsService, input: MonitoringInput, enable: bool) -> Result<MonitoringOutput, AwsError> {
+async fn set_monitoring(
+    service: &StreamsService,
+    input: MonitoringInput,
+    enable: bool,
+) -> Result<MonitoringOutput, AwsError> {
     let mut v = Validator::new();
     v.required("shardLevelMetrics", input.shard_level_metrics.as_ref());
     let metrics = input.shard_level_metrics.unwrap_or_default();
@@ -155,7 +159,13 @@ async fn set_monitoring(service: &StreamsService, input: MonitoringInput, enable
     // Kept in the canonical order whatever order they were asked for in.
     let desired: Vec<String> = SHARD_LEVEL_METRICS
         .iter()
-        .filter(|m| if enable { current.iter().any(|c| c == *m) || named.contains(m) } else { current.iter().any(|c| c == *m) && !named.contains(m) })
+        .filter(|m| {
+            if enable {
+                current.iter().any(|c| c == *m) || named.contains(m)
+            } else {
+                current.iter().any(|c| c == *m) && !named.contains(m)
+            }
+        })
         .map(|m| m.to_string())
         .collect();
     meta.shard_level_metrics = desired.clone();
@@ -173,7 +183,10 @@ pub async fn enable_monitoring(service: &StreamsService, input: MonitoringInput)
     set_monitoring(service, input, true).await
 }
 
-pub async fn disable_monitoring(service: &StreamsService, input: MonitoringInput) -> Result<MonitoringOutput, AwsError> {
+pub async fn disable_monitoring(
+    service: &StreamsService,
+    input: MonitoringInput,
+) -> Result<MonitoringOutput, AwsError> {
     set_monitoring(service, input, false).await
 }
 
@@ -218,7 +231,10 @@ pub async fn put_resource_policy(service: &StreamsService, input: ResourcePolicy
     Ok(Empty {})
 }
 
-pub async fn get_resource_policy(service: &StreamsService, input: ResourcePolicyInput) -> Result<GetResourcePolicyOutput, AwsError> {
+pub async fn get_resource_policy(
+    service: &StreamsService,
+    input: ResourcePolicyInput,
+) -> Result<GetResourcePolicyOutput, AwsError> {
     let mut v = Validator::new();
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;

@@ -15,7 +15,8 @@ use crate::resharding::{scale_uniformly, shards_closed_by_scaling};
 use crate::rules;
 use crate::service::{now_ms, storage_failure, StreamsService};
 
-const FILTER_TYPES: [&str; 6] = ["AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"];
+const FILTER_TYPES: [&str; 6] =
+    ["AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"];
 
 /// ListShards pagination tokens expire like AWS's.
 const NEXT_TOKEN_TTL_MS: i64 = 300_000;
@@ -81,12 +82,17 @@ fn passes(filter: Option<&ShardFilter>, index: u32, shard: &ShardMeta) -> Result
     let Some(filter) = filter else { return Ok(true) };
     let timestamp = || {
         filter.timestamp.map(|t| t.0).ok_or_else(|| {
-            AwsError::invalid_argument(format!("Timestamp must be specified for ShardFilter type {}", filter.kind.as_deref().unwrap_or("")))
+            AwsError::invalid_argument(format!(
+                "Timestamp must be specified for ShardFilter type {}",
+                filter.kind.as_deref().unwrap_or("")
+            ))
         })
     };
     Ok(match filter.kind.as_deref().unwrap_or("") {
         "AFTER_SHARD_ID" => {
-            let after = filter.shard_id.as_deref().ok_or_else(|| AwsError::invalid_argument("ShardId must be specified for ShardFilter type AFTER_SHARD_ID"))?;
+            let after = filter.shard_id.as_deref().ok_or_else(|| {
+                AwsError::invalid_argument("ShardId must be specified for ShardFilter type AFTER_SHARD_ID")
+            })?;
             shard_id(index).as_str() > after
         }
         "AT_TRIM_HORIZON" => shard.parent.is_none(),
@@ -107,7 +113,9 @@ pub async fn list_shards(service: &StreamsService, input: ListShardsInput) -> Re
     input.validate()?;
     let names_stream = input.stream_name.is_some() || input.stream_arn.is_some();
     let (stream, after, filter) = match (&input.next_token, names_stream) {
-        (Some(_), true) => return Err(AwsError::invalid_argument("NextToken and StreamName cannot be provided together.")),
+        (Some(_), true) => {
+            return Err(AwsError::invalid_argument("NextToken and StreamName cannot be provided together."))
+        }
         (None, false) => return Err(AwsError::invalid_argument("Either NextToken or StreamName should be provided.")),
         (Some(token), false) => {
             let token: ListShardsToken = URL_SAFE_NO_PAD
@@ -155,7 +163,11 @@ pub async fn list_shards(service: &StreamsService, input: ListShardsInput) -> Re
 /// The open shard a request names, with AWS's errors for a missing or already closed one.
 fn open_shard(service: &StreamsService, meta: &StreamMeta, id: &str) -> Result<u32, AwsError> {
     let (index, shard) = meta.find_shard(id).ok_or_else(|| {
-        AwsError::not_found(format!("Could not find shard {id} in stream {} under account {}.", meta.name, service.account()))
+        AwsError::not_found(format!(
+            "Could not find shard {id} in stream {} under account {}.",
+            meta.name,
+            service.account()
+        ))
     })?;
     if !shard.is_open() {
         return Err(AwsError::in_use(format!(
@@ -235,7 +247,8 @@ pub async fn merge_shards(service: &StreamsService, input: MergeShardsInput) -> 
     let _control = entry.control.lock().await;
     let mut meta = entry.meta();
     service.require_active(&meta)?;
-    let (first_id, second_id) = (input.shard_to_merge.unwrap_or_default(), input.adjacent_shard_to_merge.unwrap_or_default());
+    let (first_id, second_id) =
+        (input.shard_to_merge.unwrap_or_default(), input.adjacent_shard_to_merge.unwrap_or_default());
     let first = open_shard(service, &meta, &first_id)?;
     let second = open_shard(service, &meta, &second_id)?;
     if first == second || !meta.adjacent(first, second) {
@@ -271,7 +284,10 @@ pub struct UpdateShardCountOutput {
     stream_arn: String,
 }
 
-pub async fn update_shard_count(service: &StreamsService, input: UpdateShardCountInput) -> Result<UpdateShardCountOutput, AwsError> {
+pub async fn update_shard_count(
+    service: &StreamsService,
+    input: UpdateShardCountInput,
+) -> Result<UpdateShardCountOutput, AwsError> {
     let mut v = Validator::new();
     v.required("scalingType", input.scaling_type.as_ref());
     v.one_of("scalingType", input.scaling_type.as_deref(), &["UNIFORM_SCALING"]);

@@ -175,7 +175,10 @@ pub struct DescribeStreamOutput {
     stream_description: StreamDescription,
 }
 
-pub async fn describe_stream(service: &StreamsService, input: DescribeStreamInput) -> Result<DescribeStreamOutput, AwsError> {
+pub async fn describe_stream(
+    service: &StreamsService,
+    input: DescribeStreamInput,
+) -> Result<DescribeStreamOutput, AwsError> {
     let mut v = Validator::new();
     v.integer("limit", input.limit, 1, 10_000);
     rules::shard_id(&mut v, "exclusiveStartShardId", input.exclusive_start_shard_id.as_deref());
@@ -344,7 +347,8 @@ pub struct DescribeLimitsOutput {
 
 pub async fn describe_limits(service: &StreamsService, _input: Empty) -> Result<DescribeLimitsOutput, AwsError> {
     let on_demand_stream_count =
-        service.streams.read().values().filter(|entry| entry.state.read().meta.mode == StreamMode::OnDemand).count() as u32;
+        service.streams.read().values().filter(|entry| entry.state.read().meta.mode == StreamMode::OnDemand).count()
+            as u32;
     Ok(DescribeLimitsOutput {
         shard_limit: service.config.shard_limit,
         open_shard_count: service.open_shards_in_account(),

@@ -49,7 +49,12 @@ fn validate_tag_keys(v: &mut Validator, keys: Option<&Vec<String>>, path: &str, 
     }
 }
 
-async fn add_tags(service: &StreamsService, name: &str, entry: &Arc<StreamEntry>, tags: BTreeMap<String, String>) -> Result<Empty, AwsError> {
+async fn add_tags(
+    service: &StreamsService,
+    name: &str,
+    entry: &Arc<StreamEntry>,
+    tags: BTreeMap<String, String>,
+) -> Result<Empty, AwsError> {
     check_tags(&tags)?;
     let _control = entry.control.lock().await;
     let mut meta = entry.meta();
@@ -115,7 +120,10 @@ pub struct RemoveTagsFromStreamInput {
     tag_keys: Option<Vec<String>>,
 }
 
-pub async fn remove_tags_from_stream(service: &StreamsService, input: RemoveTagsFromStreamInput) -> Result<Empty, AwsError> {
+pub async fn remove_tags_from_stream(
+    service: &StreamsService,
+    input: RemoveTagsFromStreamInput,
+) -> Result<Empty, AwsError> {
     let mut v = Validator::new();
     validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 50);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
@@ -141,7 +149,10 @@ pub struct ListTagsForStreamOutput {
     has_more_tags: bool,
 }
 
-pub async fn list_tags_for_stream(service: &StreamsService, input: ListTagsForStreamInput) -> Result<ListTagsForStreamOutput, AwsError> {
+pub async fn list_tags_for_stream(
+    service: &StreamsService,
+    input: ListTagsForStreamInput,
+) -> Result<ListTagsForStreamOutput, AwsError> {
     let mut v = Validator::new();
     v.string("exclusiveStartTagKey", input.exclusive_start_tag_key.as_deref(), 1, 128, None);
     v.integer("limit", input.limit, 1, 50);
@@ -203,7 +214,10 @@ pub struct ListTagsForResourceOutput {
     tags: Vec<Tag>,
 }
 
-pub async fn list_tags_for_resource(service: &StreamsService, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput, AwsError> {
+pub async fn list_tags_for_resource(
+    service: &StreamsService,
+    input: ListTagsForResourceInput,
+) -> Result<ListTagsForResourceOutput, AwsError> {
     let mut v = Validator::new();
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
