@@ -69,38 +69,54 @@ impl Serialize for Timestamp {
     }
 }
 
+#[derive(Clone, Copy)]
+struct TimestampVisitor {
+    integers_are_millis: bool,
+}
+impl<'de> Visitor<'de> for TimestampVisitor {
+    type Value = Timestamp;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("epoch seconds or milliseconds")
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Timestamp, E> {
+        let millis = if self.integers_are_millis { Some(value) } else { value.checked_mul(1000) };
+        millis.map(Timestamp).ok_or_else(|| E::custom("timestamp out of range"))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Timestamp, E> {
+        let value = i64::try_from(value).map_err(|_| E::custom("timestamp out of range"))?;
+        self.visit_i64(value)
+    }
+    fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Timestamp, E> {
+        let millis = (seconds * 1000.0).round();
+        if millis.is_finite() && millis.abs() < 9.0e15 {
+            Ok(Timestamp(millis as i64))
+        } else {
+            Err(E::custom("timestamp out of range"))
+        }
+    }
+    /// CBOR tag 1 (epoch date/time), which the Java SDK wraps around epoch milliseconds.
+    fn visit_enum<A: de::EnumAccess<'de>>(self, tagged: A) -> Result<Timestamp, A::Error> {
+        use de::VariantAccess;
+        let (_, content): (de::IgnoredAny, _) = tagged.variant()?;
+        content.newtype_variant_seed(self)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Timestamp, E> {
+        Err(E::custom("class java.lang.String can not be converted to milliseconds since epoch"))
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TimestampVisitor {
-            integers_are_millis: bool,
-        }
-        impl<'de> Visitor<'de> for TimestampVisitor {
-            type Value = Timestamp;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("epoch seconds or milliseconds")
-            }
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Timestamp, E> {
-                let millis = if self.integers_are_millis { Some(value) } else { value.checked_mul(1000) };
-                millis.map(Timestamp).ok_or_else(|| E::custom("timestamp out of range"))
-            }
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Timestamp, E> {
-                let value = i64::try_from(value).map_err(|_| E::custom("timestamp out of range"))?;
-                self.visit_i64(value)
-            }
-            fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Timestamp, E> {
-                let millis = (seconds * 1000.0).round();
-                if millis.is_finite() && millis.abs() < 9.0e15 {
-                    Ok(Timestamp(millis as i64))
-                } else {
-                    Err(E::custom("timestamp out of range"))
-                }
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Timestamp, E> {
-                Err(E::custom("class java.lang.String can not be converted to milliseconds since epoch"))
-            }
-        }
         let integers_are_millis = !deserializer.is_human_readable();
         deserializer.deserialize_any(TimestampVisitor { integers_are_millis })
+    }
+}
+
+/// Lets a tag's content be read with the same rules as an untagged value.
+impl<'de> de::DeserializeSeed<'de> for TimestampVisitor {
+    type Value = Timestamp;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Timestamp, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -131,6 +147,8 @@ mod tests {
         let cbor = Codec::Cbor.encode(&1_700_000_000_500i64);
         assert_eq!(Codec::Cbor.decode::<Timestamp>(&cbor).unwrap(), Timestamp(1_700_000_000_500));
         assert_eq!(Codec::Json.encode(&Timestamp(1_500)), b"1.5");
+        let tagged = Codec::Cbor.encode(&ciborium::tag::Required::<i64, 1>(1_700_000_000_500));
+        assert_eq!(Codec::Cbor.decode::<Timestamp>(&tagged).unwrap(), Timestamp(1_700_000_000_500));
     }
 
     proptest! {

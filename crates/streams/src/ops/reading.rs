@@ -92,14 +92,15 @@ pub async fn get_shard_iterator(
     input: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, AwsError> {
     input.validate()?;
-    let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let meta = entry.meta();
-    if !meta.status.accepts_data() {
-        return Err(service.stream_not_found(&name));
-    }
+    let name = service.resolve_name(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let requested_shard = input.shard_id.unwrap_or_default();
-    let (shard_index, shard) =
-        meta.find_shard(&requested_shard).ok_or_else(|| shard_not_found(service, &requested_shard, &name))?;
+    // AWS names the shard, not the stream, when either is missing.
+    let missing = || shard_not_found(service, &requested_shard, &name);
+    let meta = service.entry(&name).map_err(|_| missing())?.meta();
+    if !meta.status.accepts_data() {
+        return Err(missing());
+    }
+    let (shard_index, shard) = meta.find_shard(&requested_shard).ok_or_else(missing)?;
     let key = ShardKey { stream_id: meta.id, shard_index };
     let tail = service.storage.tail(key);
     let kind = input.shard_iterator_type.unwrap_or_default();
@@ -141,7 +142,7 @@ pub async fn get_shard_iterator(
         stream_id: meta.id,
         shard_index,
         record_index: position,
-        stream_name: name,
+        stream_name: name.clone(),
     });
     Ok(GetShardIteratorOutput { shard_iterator })
 }
