@@ -1,1 +1,126 @@
-//! placeholder
+//! Tideline's storage: durable, append-only, per-shard record logs and a small metadata
+//! key-value store.
+//!
+//! Owns: the on-disk layout under the data directory, the record frame format, group commit
+//! (one writer thread, one fdatasync per file per group), crash recovery of torn log tails, the
+//! sparse indexes for reads by position and by arrival time, and the redb metadata database.
+//! An in-memory mode runs the same code over byte buffers.
+//!
+//! Does not own: HTTP, JSON, AWS shapes, sequence numbers or hash keys. A shard is a
+//! [`ShardKey`] and a record is a dense per-shard `index` from 0; `tideline-streams` maps those
+//! to Kinesis concepts. See `ARCHITECTURE-storage.md` for the design.
+
+mod error;
+mod frame;
+mod metadata;
+mod recovery;
+mod segment;
+mod shard;
+mod storage;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+pub use error::StorageError;
+pub use frame::MAX_PAYLOAD;
+pub use metadata::{MetaOp, MetadataStore};
+pub use storage::Storage;
+
+/// Where the logs and metadata live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageMode {
+    /// Files under this data directory, fsync'ed before anything is acknowledged.
+    Durable(PathBuf),
+    /// Nothing on disk; gone when the process exits.
+    InMemory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    pub mode: StorageMode,
+    /// A shard log starts a new segment file once the current one would grow past this.
+    pub segment_max_bytes: u64,
+}
+
+impl StorageConfig {
+    pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+    pub fn durable(data_dir: impl Into<PathBuf>) -> Self {
+        StorageConfig {
+            mode: StorageMode::Durable(data_dir.into()),
+            segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
+        }
+    }
+
+    pub fn in_memory() -> Self {
+        StorageConfig { mode: StorageMode::InMemory, segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES }
+    }
+}
+
+/// Identifies one shard log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardKey {
+    pub stream_id: u64,
+    pub shard_index: u32,
+}
+
+impl std::fmt::Display for ShardKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.stream_id, self.shard_index)
+    }
+}
+
+/// A record to append.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub partition_key: String,
+    pub data: bytes::Bytes,
+    pub encrypted: bool,
+}
+
+/// Records for one shard, appended all-or-nothing with consecutive indices.
+#[derive(Debug, Clone)]
+pub struct AppendBatch {
+    pub shard: ShardKey,
+    pub records: Vec<NewRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The batch's records have indices `first_index..first_index + len` and share `arrival_ms`.
+    Appended { first_index: u64, arrival_ms: i64 },
+    /// The shard is sealed; nothing was written.
+    ShardSealed,
+}
+
+/// The committed state of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardTail {
+    /// Records ever appended and durable: the next record gets this index.
+    pub next_index: u64,
+    /// The oldest index still stored.
+    pub trim_index: u64,
+    pub last_arrival_ms: Option<i64>,
+    pub sealed: bool,
+}
+
+/// A record read back. `partition_key` and `data` are slices of the read buffer.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub index: u64,
+    pub arrival_ms: i64,
+    pub encrypted: bool,
+    /// UTF-8 (it was a `String` when appended, and the frame's CRC guards it since).
+    pub partition_key: bytes::Bytes,
+    pub data: bytes::Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadBatch {
+    pub records: Vec<StoredRecord>,
+    /// The index after the last record returned, or the start index if none was.
+    pub next_index: u64,
+}

@@ -1,9 +1,12 @@
 //! Sequence numbers: 56-digit decimal strings, like AWS's, that encode where the record lives.
 //!
 //! Layout (fixed width, so decimal order is numeric order and, within a shard, record order):
-//! `49` | stream id (14 digits) | shard index (10) | record index in the shard (20) | 10 zero digits
-//! reserved for sub-sequence numbers of aggregated records. The stream id differs between two
-//! incarnations of the same stream name, so a number from a deleted stream is recognised as foreign.
+//! `49` | stream id (14 digits) | shard index (10) | ordinal (20) | 10 zero digits reserved for
+//! sub-sequence numbers of aggregated records. The ordinal is a position in the shard: 0 is the
+//! shard's start (its StartingSequenceNumber, before any record) and the record at index `i` has
+//! ordinal `i + 1`, so "after the start" and "at the first record" are different numbers, as in
+//! AWS. The stream id differs between two incarnations of the same stream name, so a number from
+//! a deleted stream is recognised as foreign.
 
 use std::fmt::Write;
 
@@ -14,13 +17,35 @@ pub const DIGITS: usize = 56;
 pub struct SequenceNumber {
     pub stream_id: u64,
     pub shard_index: u32,
-    pub record_index: u64,
+    pub ordinal: u64,
 }
 
 impl SequenceNumber {
+    /// The number of the record at `index`.
+    pub fn of_record(stream_id: u64, shard_index: u32, index: u64) -> Self {
+        Self { stream_id, shard_index, ordinal: index + 1 }
+    }
+
+    /// The number of the position just before the record at `index` (index 0: the shard's start).
+    /// It equals the number of the record before it, and a shard closed after `n` records ends at
+    /// position `n`.
+    pub fn at_position(stream_id: u64, shard_index: u32, index: u64) -> Self {
+        Self { stream_id, shard_index, ordinal: index }
+    }
+
+    /// Index of the first record at or after this number (AT_SEQUENCE_NUMBER).
+    pub fn first_index_at(&self) -> u64 {
+        self.ordinal.saturating_sub(1)
+    }
+
+    /// Index of the first record after this number (AFTER_SEQUENCE_NUMBER).
+    pub fn first_index_after(&self) -> u64 {
+        self.ordinal
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(DIGITS);
-        let _ = write!(out, "{PREFIX}{:014}{:010}{:020}{:010}", self.stream_id, self.shard_index, self.record_index, 0);
+        let _ = write!(out, "{PREFIX}{:014}{:010}{:020}{:010}", self.stream_id, self.shard_index, self.ordinal, 0);
         out
     }
 
@@ -32,7 +57,7 @@ impl SequenceNumber {
         Some(SequenceNumber {
             stream_id: text[2..16].parse().ok()?,
             shard_index: text[16..26].parse().ok()?,
-            record_index: text[26..46].parse().ok()?,
+            ordinal: text[26..46].parse().ok()?,
         })
     }
 }
@@ -44,10 +69,12 @@ mod tests {
 
     #[test]
     fn encodes_56_digits() {
-        let seq = SequenceNumber { stream_id: 7, shard_index: 3, record_index: 42 };
+        let seq = SequenceNumber::of_record(7, 3, 41);
         let text = seq.encode();
         assert_eq!(text.len(), 56);
         assert_eq!(text, "49000000000000070000000003000000000000000000420000000000");
+        assert_eq!((seq.first_index_at(), seq.first_index_after()), (41, 42));
+        assert_eq!(SequenceNumber::at_position(7, 3, 0).first_index_at(), 0);
         assert_eq!(SequenceNumber::decode(&text), Some(seq));
     }
 
@@ -63,8 +90,8 @@ mod tests {
     proptest! {
         #[test]
         fn order_follows_record_index(stream_id in 0u64..99_999_999_999_999, shard_index: u32, a: u64, b: u64) {
-            let x = SequenceNumber { stream_id, shard_index, record_index: a };
-            let y = SequenceNumber { stream_id, shard_index, record_index: b };
+            let x = SequenceNumber { stream_id, shard_index, ordinal: a };
+            let y = SequenceNumber { stream_id, shard_index, ordinal: b };
             prop_assert_eq!(x.encode().cmp(&y.encode()), a.cmp(&b));
             prop_assert_eq!(SequenceNumber::decode(&x.encode()), Some(x));
         }

@@ -107,6 +107,16 @@ impl TestServer {
         }
     }
 
+    /// Leaves the data directory and the server log on disk when the server is dropped, for a
+    /// post-mortem of a failed run. Returns the data directory (if durable) and the log file.
+    pub fn keep_files(&mut self) -> (Option<PathBuf>, PathBuf) {
+        if let Some(dir) = self.data_dir.as_mut() {
+            dir.disable_cleanup(true);
+        }
+        self.log_dir.disable_cleanup(true);
+        (self.data_dir().map(Path::to_path_buf), self.log_path())
+    }
+
     fn log_path(&self) -> PathBuf {
         self.log_dir.path().join("server.log")
     }

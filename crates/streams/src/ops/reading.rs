@@ -84,7 +84,7 @@ fn position_of_sequence(
             shard_id(shard_index)
         )));
     }
-    Ok(sequence.record_index.saturating_add(u64::from(after)))
+    Ok(if after { sequence.first_index_after() } else { sequence.first_index_at() })
 }
 
 pub async fn get_shard_iterator(
@@ -251,12 +251,7 @@ pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Re
         .records
         .into_iter()
         .map(|record| RecordOut {
-            sequence_number: SequenceNumber {
-                stream_id: meta.id,
-                shard_index: key.shard_index,
-                record_index: record.index,
-            }
-            .encode(),
+            sequence_number: SequenceNumber::of_record(meta.id, key.shard_index, record.index).encode(),
             record,
         })
         .collect();

@@ -53,8 +53,9 @@ pub struct EnhancedMetrics {
     pub shard_level_metrics: Vec<String>,
 }
 
-pub fn sequence_number(meta: &StreamMeta, shard_index: u32, record_index: u64) -> String {
-    SequenceNumber { stream_id: meta.id, shard_index, record_index }.encode()
+/// The number of the position before record `index` in a shard (see `SequenceNumber`).
+fn position_number(meta: &StreamMeta, shard_index: u32, index: u64) -> String {
+    SequenceNumber::at_position(meta.id, shard_index, index).encode()
 }
 
 fn hash_key_range(meta: &StreamMeta, index: u32) -> HashKeyRange {
@@ -70,11 +71,9 @@ pub fn shard(meta: &StreamMeta, index: u32) -> Shard {
         adjacent_parent_shard_id: info.and_then(|s| s.adjacent_parent).map(shard_id),
         hash_key_range: hash_key_range(meta, index),
         sequence_number_range: SequenceNumberRange {
-            starting_sequence_number: sequence_number(meta, index, 0),
-            // An empty closed shard ends where it starts.
-            ending_sequence_number: info
-                .and_then(|s| s.ending_index)
-                .map(|end| sequence_number(meta, index, end.saturating_sub(1))),
+            starting_sequence_number: position_number(meta, index, 0),
+            // The number of the last record; an empty closed shard ends where it starts.
+            ending_sequence_number: info.and_then(|s| s.ending_index).map(|end| position_number(meta, index, end)),
         },
     }
 }

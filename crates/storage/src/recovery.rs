@@ -1,0 +1,155 @@
+//! Start-up: finds every shard log under `<data_dir>/shards` and makes its last segment whole.
+//!
+//! Only the last segment of a shard can have a torn tail (a segment is synced before the next
+//! one is created), so only it is scanned, frame by frame; at the first frame that is torn, fails
+//! its CRC or breaks the index sequence, the file is cut there. Older segments are trusted and
+//! cost one `stat` each: their sparse indexes are built later, by the reads that pass through.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::segment::{parse_segment_file_name, ScanError, Scanner, Segment};
+use crate::shard::{Committed, SegmentView, ShardLog};
+use crate::writer::{Tail, WriterShard};
+use crate::{ShardKey, StorageError};
+
+/// Scan buffer for recovery: large sequential reads.
+const RECOVERY_CHUNK: usize = 1024 * 1024;
+
+pub(crate) struct Recovered {
+    pub logs: HashMap<ShardKey, Arc<ShardLog>>,
+    pub writers: HashMap<ShardKey, WriterShard>,
+}
+
+/// Directory entries whose names parse as `T`, sorted; anything else is reported and skipped.
+fn numbered_dirs<T: std::str::FromStr + Ord>(dir: &Path) -> Result<Vec<(T, PathBuf)>, StorageError> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|error| StorageError::io_at("listing", dir, error))? {
+        let entry = entry.map_err(|error| StorageError::io_at("listing", dir, error))?;
+        let path = entry.path();
+        match entry.file_name().to_str().and_then(|name| name.parse::<T>().ok()) {
+            Some(number) if path.is_dir() => found.push((number, path)),
+            _ => tracing::warn!(path = %path.display(), "ignoring unexpected entry in the shard log directory"),
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+pub(crate) fn recover(root: &Path) -> Result<Recovered, StorageError> {
+    let mut recovered = Recovered { logs: HashMap::new(), writers: HashMap::new() };
+    for (stream_id, stream_dir) in numbered_dirs::<u64>(root)? {
+        for (shard_index, shard_dir) in numbered_dirs::<u32>(&stream_dir)? {
+            let key = ShardKey { stream_id, shard_index };
+            let (log, writer) = recover_shard(key, shard_dir)?;
+            recovered.logs.insert(key, log);
+            recovered.writers.insert(key, writer);
+        }
+    }
+    Ok(recovered)
+}
+
+fn recover_shard(key: ShardKey, dir: PathBuf) -> Result<(Arc<ShardLog>, WriterShard), StorageError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|error| StorageError::io_at("listing", &dir, error))? {
+        let entry = entry.map_err(|error| StorageError::io_at("listing", &dir, error))?;
+        match entry.file_name().to_str().and_then(parse_segment_file_name) {
+            Some(first_index) => files.push((first_index, entry.path())),
+            None => tracing::warn!(path = %entry.path().display(), "ignoring a file that is not a segment"),
+        }
+    }
+    files.sort_by_key(|(first_index, _)| *first_index);
+
+    let Some((last_first, last_path)) = files.pop() else {
+        // A shard whose first segment was never created: empty.
+        let log = Arc::new(ShardLog::new(key, Committed::empty()));
+        return Ok((Arc::clone(&log), WriterShard::new(log, Some(dir), 0, None, None)));
+    };
+    let mut views = Vec::with_capacity(files.len() + 1);
+    for (at, (first_index, path)) in files.iter().enumerate() {
+        let len = std::fs::metadata(path).map_err(|error| StorageError::io_at("reading", path, error))?.len();
+        let end_index = files.get(at + 1).map_or(last_first, |(next, _)| *next);
+        views.push(SegmentView {
+            segment: Arc::new(Segment::existing_file(path.clone(), *first_index)),
+            len,
+            end_index,
+        });
+    }
+
+    let last = Arc::new(Segment::existing_file(last_path, last_first));
+    let (len, next_index, mut last_arrival_ms) = scan_tail(&last)?;
+    if len == 0 {
+        // The last segment is empty: the newest record, if any, ends the one before.
+        last_arrival_ms = last_arrival_before(&views);
+    }
+    views.push(SegmentView { segment: Arc::clone(&last), len, end_index: next_index });
+    let committed = Committed { next_index, trim_index: 0, last_arrival_ms, sealed: false, segments: views };
+    let log = Arc::new(ShardLog::new(key, committed));
+    let tail = Tail { segment: last, written: len, dirty: false };
+    Ok((Arc::clone(&log), WriterShard::new(log, Some(dir), next_index, last_arrival_ms, Some(tail))))
+}
+
+/// Scans the last segment, indexing it and cutting it at the first bad frame. Returns the good
+/// length, the next index and the last arrival time.
+fn scan_tail(segment: &Segment) -> Result<(u64, u64, Option<i64>), StorageError> {
+    let file_len = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
+    let mut scanner = Scanner::new(segment, 0, file_len, RECOVERY_CHUNK)?;
+    let mut next_index = segment.first_index;
+    let mut last_arrival_ms = None;
+    let mut sparse = segment.sparse.write();
+    let bad = loop {
+        match scanner.next_frame() {
+            Ok(None) => break None,
+            Ok(Some((offset, len, record))) => {
+                if record.index != next_index {
+                    break Some((offset, format!("record index {} where {next_index} was expected", record.index)));
+                }
+                sparse.note(record.index, offset, record.arrival_ms, len);
+                next_index += 1;
+                last_arrival_ms = Some(record.arrival_ms);
+            }
+            Err(ScanError::Corrupt { offset, error }) => break Some((offset, error.to_string())),
+            Err(ScanError::Io(error)) => return Err(segment.io_error("reading", error)),
+        }
+    };
+    drop(sparse);
+    let Some((offset, reason)) = bad else { return Ok((file_len, next_index, last_arrival_ms)) };
+    tracing::warn!(
+        segment = %segment.describe(),
+        offset,
+        dropped_bytes = file_len - offset,
+        %reason,
+        "truncating a torn or corrupt log tail (records there were never acknowledged)"
+    );
+    segment.set_len(offset).and_then(|()| segment.sync()).map_err(|error| segment.io_error("truncating", error))?;
+    Ok((offset, next_index, last_arrival_ms))
+}
+
+/// The arrival time of the newest record in the older segments. Rare (only when the last segment
+/// is empty), and it indexes the segment it scans, so the work is not lost.
+fn last_arrival_before(views: &[SegmentView]) -> Option<i64> {
+    let view = views.iter().rev().find(|view| view.len > 0)?;
+    let segment = &view.segment;
+    let scan = || -> Result<Option<i64>, StorageError> {
+        let mut scanner = Scanner::new(segment, 0, view.len, RECOVERY_CHUNK)?;
+        let mut extension = segment.extension();
+        let mut last = None;
+        while let Some((offset, len, record)) = scanner.next()? {
+            extension.observe(record.index, offset, record.arrival_ms, len);
+            last = Some(record.arrival_ms);
+        }
+        segment.extend_index(extension);
+        Ok(last)
+    };
+    scan().unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not read the newest arrival time; new records start from the clock");
+        None
+    })
+}
+
+/// Makes a new directory entry durable.
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}

@@ -1,0 +1,469 @@
+//! One segment of a shard log: a file (or, in memory mode, a byte buffer) of consecutive frames
+//! whose first index is in its name, plus the sparse index that lets readers seek into it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::{StorageError, StoredRecord};
+
+/// Distance in bytes between sparse index entries: a seek lands at most this far before the
+/// record it wants, and a 64 MiB segment costs ~1000 entries (24 KiB) of memory.
+pub(crate) const SPARSE_INTERVAL: u64 = 64 * 1024;
+/// Largest single read buffer. Reads that want more refill in several steps.
+const MAX_CHUNK: usize = 8 * 1024 * 1024;
+
+/// `<first_index:020>.seg`: fixed width so a directory listing sorts in log order.
+pub(crate) fn segment_file_name(first_index: u64) -> String {
+    format!("{first_index:020}.seg")
+}
+
+/// The first index encoded in a segment file name, or None for any other file.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SparseEntry {
+    pub index: u64,
+    pub offset: u64,
+    pub arrival_ms: i64,
+}
+
+/// Frames in `[0, scanned_to)` are indexed: every frame at least `SPARSE_INTERVAL` past the
+/// previous entry has one, and the first frame always has one. Old segments start unscanned and
+/// are indexed by the reads that pass through them; the segment being written is always fully
+/// scanned, because the writer notes every frame it appends.
+#[derive(Debug)]
+pub(crate) struct Sparse {
+    pub entries: Vec<SparseEntry>,
+    pub scanned_to: u64,
+    pub scanned_index: u64,
+}
+
+impl Sparse {
+    fn new(first_index: u64) -> Self {
+        Sparse { entries: Vec::new(), scanned_to: 0, scanned_index: first_index }
+    }
+
+    /// Records the frame that starts at `scanned_to`.
+    pub fn note(&mut self, index: u64, offset: u64, arrival_ms: i64, len: usize) {
+        if offset != self.scanned_to {
+            return;
+        }
+        if self.entries.last().is_none_or(|last| offset >= last.offset + SPARSE_INTERVAL) {
+            self.entries.push(SparseEntry { index, offset, arrival_ms });
+        }
+        self.scanned_to = offset + len as u64;
+        self.scanned_index = index + 1;
+    }
+
+    /// Forgets frames from `offset` on (the writer rolled back a failed group).
+    pub fn truncate(&mut self, offset: u64, index: u64) {
+        self.entries.retain(|entry| entry.offset < offset);
+        self.scanned_to = offset;
+        self.scanned_index = index;
+    }
+}
+
+/// Frames a reader saw past the indexed part of a segment, to be added to its sparse index.
+pub(crate) struct Extension {
+    from: u64,
+    last_entry: Option<u64>,
+    entries: Vec<SparseEntry>,
+    to: u64,
+    to_index: u64,
+}
+
+impl Extension {
+    pub fn observe(&mut self, index: u64, offset: u64, arrival_ms: i64, len: usize) {
+        if offset != self.to {
+            return;
+        }
+        if self.last_entry.is_none_or(|last| offset >= last + SPARSE_INTERVAL) {
+            self.entries.push(SparseEntry { index, offset, arrival_ms });
+            self.last_entry = Some(offset);
+        }
+        self.to = offset + len as u64;
+        self.to_index = index + 1;
+    }
+}
+
+enum Backing {
+    /// The handle is kept open only while the writer appends to the segment; readers of older
+    /// segments open the file per read, so thousands of segments do not hold thousands of fds.
+    File {
+        path: PathBuf,
+        handle: RwLock<Option<Arc<File>>>,
+    },
+    Memory(RwLock<Vec<u8>>),
+}
+
+pub(crate) struct Segment {
+    pub first_index: u64,
+    backing: Backing,
+    pub sparse: RwLock<Sparse>,
+    first_arrival: OnceLock<i64>,
+}
+
+/// An open source of bytes for one read.
+pub(crate) enum Reader<'a> {
+    File(Arc<File>),
+    Memory(&'a RwLock<Vec<u8>>),
+}
+
+impl Reader<'_> {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self {
+            Reader::File(file) => file.read_exact_at(buf, offset),
+            Reader::Memory(bytes) => {
+                let bytes = bytes.read();
+                let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+                let source = bytes.get(start..start + buf.len()).ok_or(io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(source);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Segment {
+    /// Creates (or empties) the segment file for a new tail.
+    pub fn create_file(dir: &Path, first_index: u64) -> io::Result<Segment> {
+        let path = dir.join(segment_file_name(first_index));
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        Ok(Self::with_backing(first_index, Backing::File { path, handle: RwLock::new(Some(Arc::new(file))) }))
+    }
+
+    /// An existing segment file; the handle is opened when the writer first needs it.
+    pub fn existing_file(path: PathBuf, first_index: u64) -> Segment {
+        Self::with_backing(first_index, Backing::File { path, handle: RwLock::new(None) })
+    }
+
+    pub fn memory(first_index: u64) -> Segment {
+        Self::with_backing(first_index, Backing::Memory(RwLock::new(Vec::new())))
+    }
+
+    fn with_backing(first_index: u64, backing: Backing) -> Segment {
+        Segment { first_index, backing, sparse: RwLock::new(Sparse::new(first_index)), first_arrival: OnceLock::new() }
+    }
+
+    /// Names the segment in errors and logs.
+    pub fn describe(&self) -> String {
+        match &self.backing {
+            Backing::File { path, .. } => path.display().to_string(),
+            Backing::Memory(_) => format!("in-memory segment {}", segment_file_name(self.first_index)),
+        }
+    }
+
+    pub fn corrupt(&self, offset: u64, detail: impl Into<String>) -> StorageError {
+        StorageError::Corrupt { path: self.describe(), offset, detail: detail.into() }
+    }
+
+    pub fn io_error(&self, what: &str, source: io::Error) -> StorageError {
+        StorageError::io(format!("{what} {}", self.describe()), source)
+    }
+
+    pub fn reader(&self) -> io::Result<Reader<'_>> {
+        match &self.backing {
+            Backing::File { path, handle } => match handle.read().as_ref() {
+                Some(file) => Ok(Reader::File(Arc::clone(file))),
+                None => Ok(Reader::File(Arc::new(File::open(path)?))),
+            },
+            Backing::Memory(bytes) => Ok(Reader::Memory(bytes)),
+        }
+    }
+
+    /// The read-write handle the writer uses, opened on first use.
+    fn writable(&self) -> io::Result<Option<Arc<File>>> {
+        match &self.backing {
+            Backing::File { path, handle } => {
+                let mut handle = handle.write();
+                if let Some(file) = handle.as_ref() {
+                    return Ok(Some(Arc::clone(file)));
+                }
+                let file = Arc::new(OpenOptions::new().read(true).write(true).open(path)?);
+                *handle = Some(Arc::clone(&file));
+                Ok(Some(file))
+            }
+            Backing::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Writer only: writes `data` at `offset`, which is the end of what the writer wrote before.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        match &self.backing {
+            Backing::File { .. } => match self.writable()? {
+                Some(file) => file.write_all_at(data, offset),
+                None => Err(io::Error::other("segment has no file handle")),
+            },
+            Backing::Memory(bytes) => {
+                let mut bytes = bytes.write();
+                let offset = usize::try_from(offset).map_err(io::Error::other)?;
+                if offset > bytes.len() {
+                    return Err(io::Error::other("write past the end of an in-memory segment"));
+                }
+                bytes.truncate(offset);
+                bytes.extend_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// The handle to fdatasync, if the segment is a file.
+    pub fn sync_handle(&self) -> io::Result<Option<Arc<File>>> {
+        self.writable()
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        match self.sync_handle()? {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
+        match &self.backing {
+            Backing::File { .. } => match self.writable()? {
+                Some(file) => file.set_len(len),
+                None => Ok(()),
+            },
+            Backing::Memory(bytes) => {
+                bytes.write().truncate(usize::try_from(len).map_err(io::Error::other)?);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn file_len(&self) -> io::Result<u64> {
+        match &self.backing {
+            Backing::File { path, .. } => Ok(std::fs::metadata(path)?.len()),
+            Backing::Memory(bytes) => Ok(bytes.read().len() as u64),
+        }
+    }
+
+    /// Closes the writer's handle once the segment is no longer the tail.
+    pub fn release_handle(&self) {
+        if let Backing::File { handle, .. } = &self.backing {
+            *handle.write() = None;
+        }
+    }
+
+    pub fn remove_file(&self) -> io::Result<()> {
+        match &self.backing {
+            Backing::File { path, handle } => {
+                *handle.write() = None;
+                std::fs::remove_file(path)
+            }
+            Backing::Memory(bytes) => {
+                bytes.write().clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Where to start scanning for `index` (which must be below the committed end): the nearest
+    /// indexed frame at or before it, or the end of the indexed part.
+    pub fn locate(&self, index: u64) -> (u64, u64) {
+        let sparse = self.sparse.read();
+        if index < sparse.scanned_index {
+            let at = sparse.entries.partition_point(|entry| entry.index <= index);
+            if let Some(entry) = at.checked_sub(1).and_then(|at| sparse.entries.get(at)) {
+                return (entry.offset, entry.index);
+            }
+            return (0, self.first_index);
+        }
+        (sparse.scanned_to, sparse.scanned_index)
+    }
+
+    /// Where to start scanning for the first record with `arrival_ms >= ts_ms`, considering only
+    /// entries below `end_index` (committed). Arrival times are non-decreasing, so the answer is
+    /// after the last entry that is still too early.
+    pub fn locate_time(&self, ts_ms: i64, end_index: u64) -> (u64, u64) {
+        let sparse = self.sparse.read();
+        let usable = sparse.entries.partition_point(|entry| entry.index < end_index);
+        let entries = &sparse.entries[..usable];
+        let early = entries.partition_point(|entry| entry.arrival_ms < ts_ms);
+        match early.checked_sub(1).and_then(|at| entries.get(at)) {
+            Some(entry) => (entry.offset, entry.index),
+            None => (0, self.first_index),
+        }
+    }
+
+    /// A recorder for frames a reader scans past the indexed part.
+    pub fn extension(&self) -> Extension {
+        let sparse = self.sparse.read();
+        Extension {
+            from: sparse.scanned_to,
+            last_entry: sparse.entries.last().map(|entry| entry.offset),
+            entries: Vec::new(),
+            to: sparse.scanned_to,
+            to_index: sparse.scanned_index,
+        }
+    }
+
+    /// Adds what a reader learned, unless another reader got there first.
+    pub fn extend_index(&self, extension: Extension) {
+        if extension.to == extension.from {
+            return;
+        }
+        let mut sparse = self.sparse.write();
+        if sparse.scanned_to == extension.from {
+            sparse.entries.extend(extension.entries);
+            sparse.scanned_to = extension.to;
+            sparse.scanned_index = extension.to_index;
+        }
+    }
+
+    /// Arrival time of the first record (a committed segment of `len > 0` bytes), verified.
+    pub fn first_arrival(&self, len: u64) -> Result<i64, StorageError> {
+        if let Some(arrival) = self.first_arrival.get() {
+            return Ok(*arrival);
+        }
+        let mut scanner = Scanner::new(self, 0, len, 4096)?;
+        match scanner.next()? {
+            Some((_, _, record)) => {
+                let _ = self.first_arrival.set(record.arrival_ms);
+                Ok(record.arrival_ms)
+            }
+            None => Err(self.corrupt(0, "committed segment holds no record")),
+        }
+    }
+}
+
+/// Why a scan stopped early.
+pub(crate) enum ScanError {
+    Io(io::Error),
+    /// Bytes at `offset` are not a valid frame (torn, flipped, or cut short by `end`).
+    Corrupt {
+        offset: u64,
+        error: FrameError,
+    },
+}
+
+/// Reads frames in order from `[pos, end)` of a segment, one buffer at a time; the records it
+/// returns share their buffer, so a read costs one allocation per buffer and no per-record copy.
+pub(crate) struct Scanner<'a> {
+    segment: &'a Segment,
+    reader: Reader<'a>,
+    pos: u64,
+    end: u64,
+    buf: Bytes,
+    buf_at: u64,
+    chunk: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(segment: &'a Segment, pos: u64, end: u64, chunk: usize) -> Result<Self, StorageError> {
+        let reader = segment.reader().map_err(|error| segment.io_error("opening", error))?;
+        Ok(Scanner {
+            segment,
+            reader,
+            pos,
+            end,
+            buf: Bytes::new(),
+            buf_at: pos,
+            chunk: chunk.clamp(HEADER_LEN, MAX_CHUNK),
+        })
+    }
+
+    /// The offset of the next frame.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Makes `[pos, pos + want)` available in `buf`, reading at least a chunk.
+    fn fill(&mut self, want: usize) -> Result<(), ScanError> {
+        let buffered_end = self.buf_at + self.buf.len() as u64;
+        if self.pos >= self.buf_at && self.pos + want as u64 <= buffered_end {
+            return Ok(());
+        }
+        let remaining = self.end - self.pos;
+        let size = (want.max(self.chunk) as u64).min(remaining) as usize;
+        let mut buf = vec![0; size];
+        self.reader.read_exact_at(self.pos, &mut buf).map_err(ScanError::Io)?;
+        self.buf = Bytes::from(buf);
+        self.buf_at = self.pos;
+        // Reads that keep going are probably long: fewer, larger preads.
+        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+        Ok(())
+    }
+
+    /// The next frame as (offset, length, record), or None at `end`.
+    pub fn next_frame(&mut self) -> Result<Option<(u64, usize, StoredRecord)>, ScanError> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let corrupt = |pos, error| ScanError::Corrupt { offset: pos, error };
+        let remaining = self.end - self.pos;
+        if remaining < HEADER_LEN as u64 {
+            return Err(corrupt(self.pos, FrameError::Incomplete { needed: HEADER_LEN }));
+        }
+        self.fill(HEADER_LEN)?;
+        let at = (self.pos - self.buf_at) as usize;
+        let len = frame::peek_len(&self.buf[at..]).map_err(|error| corrupt(self.pos, error))?;
+        if len as u64 > remaining {
+            return Err(corrupt(self.pos, FrameError::Incomplete { needed: len }));
+        }
+        self.fill(len)?;
+        let at = (self.pos - self.buf_at) as usize;
+        let (record, used) = frame::decode(&self.buf.slice(at..at + len)).map_err(|error| corrupt(self.pos, error))?;
+        let offset = self.pos;
+        self.pos += used as u64;
+        Ok(Some((offset, used, record)))
+    }
+
+    /// Like `next_frame`, with errors in the crate's terms (for ranges that must be intact).
+    pub fn next(&mut self) -> Result<Option<(u64, usize, StoredRecord)>, StorageError> {
+        self.next_frame().map_err(|error| self.error(error))
+    }
+
+    fn error(&self, error: ScanError) -> StorageError {
+        match error {
+            ScanError::Io(source) => self.segment.io_error("reading", source),
+            ScanError::Corrupt { offset, error } => self.segment.corrupt(offset, error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip_and_reject_strangers() {
+        assert_eq!(segment_file_name(42), "00000000000000000042.seg");
+        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_segment_file_name("00000000000000000042.seg"), Some(42));
+        for name in ["42.seg", "0000000000000000004x.seg", "00000000000000000042.tmp", "99999999999999999999.seg"] {
+            assert_eq!(parse_segment_file_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn sparse_entries_are_spaced_and_truncate() {
+        let mut sparse = Sparse::new(10);
+        let mut offset = 0;
+        for index in 10..2010u64 {
+            sparse.note(index, offset, index as i64, 1000);
+            offset += 1000;
+        }
+        assert_eq!(sparse.scanned_index, 2010);
+        assert_eq!(sparse.entries[0], SparseEntry { index: 10, offset: 0, arrival_ms: 10 });
+        assert!(sparse.entries.windows(2).all(|w| w[1].offset - w[0].offset >= SPARSE_INTERVAL));
+        assert!(sparse.entries.windows(2).all(|w| w[1].offset - w[0].offset < SPARSE_INTERVAL + 1000));
+        sparse.truncate(500_000, 510);
+        assert!(sparse.entries.iter().all(|entry| entry.offset < 500_000));
+        assert_eq!((sparse.scanned_to, sparse.scanned_index), (500_000, 510));
+    }
+}

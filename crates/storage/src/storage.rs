@@ -1,0 +1,267 @@
+//! `Storage`: the handle the rest of Tideline holds. Reads run on the caller's thread against
+//! committed state; every change goes through the writer thread.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::RwLock;
+use tokio::sync::{oneshot, watch};
+
+use crate::frame;
+use crate::metadata::MetadataStore;
+use crate::recovery::{self, Recovered};
+use crate::shard::{Committed, ShardLog};
+use crate::writer::{ControlRequest, DataRequest, Request, Writer};
+use crate::{AppendBatch, AppendOutcome, ReadBatch, ShardKey, ShardTail, StorageConfig, StorageError, StorageMode};
+
+/// State shared by the handle (readers) and the writer thread.
+pub(crate) struct Shared {
+    pub shards: RwLock<HashMap<ShardKey, Arc<ShardLog>>>,
+    /// `<data_dir>/shards`, or None in memory mode.
+    pub root: Option<PathBuf>,
+    pub segment_max_bytes: u64,
+    /// Groups committed so far (a request count divided by this is the batching achieved).
+    pub groups: std::sync::atomic::AtomicU64,
+    #[cfg(test)]
+    pub faults: parking_lot::Mutex<Faults>,
+}
+
+/// Failures the tests inject into the writer, each consumed by the next write or sync of its shard.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Faults {
+    pub write: HashSet<ShardKey>,
+    pub sync: HashSet<ShardKey>,
+}
+
+impl Shared {
+    pub fn shard_dir(&self, key: ShardKey) -> Option<PathBuf> {
+        let root = self.root.as_ref()?;
+        Some(root.join(key.stream_id.to_string()).join(key.shard_index.to_string()))
+    }
+
+    pub fn log(&self, key: ShardKey) -> Option<Arc<ShardLog>> {
+        self.shards.read().get(&key).cloned()
+    }
+
+    pub fn log_or_insert(&self, key: ShardKey) -> Arc<ShardLog> {
+        if let Some(log) = self.log(key) {
+            return log;
+        }
+        Arc::clone(self.shards.write().entry(key).or_insert_with(|| Arc::new(ShardLog::new(key, Committed::empty()))))
+    }
+
+    #[cfg(test)]
+    pub fn injected_write_fault(&self, key: ShardKey) -> Option<std::io::Error> {
+        self.faults.lock().write.remove(&key).then(|| std::io::Error::other("injected write failure"))
+    }
+
+    #[cfg(not(test))]
+    pub fn injected_write_fault(&self, _key: ShardKey) -> Option<std::io::Error> {
+        None
+    }
+
+    #[cfg(test)]
+    pub fn injected_sync_fault(&self, key: ShardKey) -> Option<std::io::Error> {
+        self.faults.lock().sync.remove(&key).then(|| std::io::Error::other("injected fsync failure"))
+    }
+
+    #[cfg(not(test))]
+    pub fn injected_sync_fault(&self, _key: ShardKey) -> Option<std::io::Error> {
+        None
+    }
+}
+
+/// Durable per-shard record logs and the metadata store. Shared as `Arc<Storage>`.
+pub struct Storage {
+    shared: Arc<Shared>,
+    metadata: MetadataStore,
+    requests: Option<mpsc::Sender<Request>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("root", &self.shared.root).finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens (creating if needed) the data directory, recovers every shard log, and starts the
+    /// writer thread. In memory mode nothing touches the disk.
+    pub fn open(config: StorageConfig) -> Result<Arc<Storage>, StorageError> {
+        let started = std::time::Instant::now();
+        let (root, metadata, recovered) = match &config.mode {
+            StorageMode::Durable(data_dir) => {
+                let root = data_dir.join("shards");
+                create_synced_dir(data_dir)?;
+                // The metadata store takes an exclusive lock on its file: a second process on the
+                // same directory fails here, before it can touch a shard log.
+                let metadata = MetadataStore::open_file(&data_dir.join("meta.redb"))?;
+                create_synced_dir(&root)?;
+                let recovered = recovery::recover(&root)?;
+                (Some(root), metadata, recovered)
+            }
+            StorageMode::InMemory => {
+                (None, MetadataStore::open_in_memory()?, Recovered { logs: HashMap::new(), writers: HashMap::new() })
+            }
+        };
+        let shard_count = recovered.logs.len();
+        let shared = Arc::new(Shared {
+            shards: RwLock::new(recovered.logs),
+            root,
+            segment_max_bytes: config.segment_max_bytes.max(1),
+            groups: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            faults: parking_lot::Mutex::new(Faults::default()),
+        });
+        let (requests, receiver) = mpsc::channel();
+        let writer = Writer::new(Arc::clone(&shared), recovered.writers, receiver);
+        let writer = std::thread::Builder::new()
+            .name("tideline-log-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|error| StorageError::io("starting the log writer thread", error))?;
+        tracing::info!(shards = shard_count, elapsed_ms = started.elapsed().as_millis() as u64, "storage opened");
+        Ok(Arc::new(Storage { shared, metadata, requests: Some(requests), writer: Some(writer) }))
+    }
+
+    pub fn metadata(&self) -> &MetadataStore {
+        &self.metadata
+    }
+
+    fn submit(&self, request: Request) -> Result<(), StorageError> {
+        self.requests.as_ref().ok_or(StorageError::Closed)?.send(request).map_err(|_| StorageError::Closed)
+    }
+
+    async fn call<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Request,
+    ) -> Result<T, StorageError> {
+        let (reply, response) = oneshot::channel();
+        self.submit(request(reply))?;
+        response.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Appends each batch to its shard, all-or-nothing per batch; outcomes in input order.
+    /// Returns only once every appended record is durable (Durable mode: written and
+    /// fdatasync'ed). Records of one batch get consecutive indices; arrival_ms is the wall clock
+    /// at append, made non-decreasing per shard (max(now, last)). A batch for a sealed shard
+    /// yields ShardSealed and writes nothing.
+    ///
+    /// If writing any batch fails, the call returns the error; batches of the same call for
+    /// other shards may still have been appended (the caller's retry then duplicates them, as
+    /// any at-least-once producer expects).
+    pub async fn append(&self, batches: Vec<AppendBatch>) -> Result<Vec<AppendOutcome>, StorageError> {
+        for record in batches.iter().flat_map(|batch| &batch.records) {
+            frame::check_payload(record.partition_key.len(), record.data.len())?;
+        }
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|reply| Request::Data(DataRequest::Append { batches, reply })).await
+    }
+
+    /// Seals the shard: ordered after every append submitted before it (so all of those get
+    /// indices first), afterwards appends to it return ShardSealed. Returns next_index (records
+    /// ever appended). Idempotent. Seal state is in memory only: after a restart the caller seals
+    /// the shards it knows are closed.
+    pub async fn seal(&self, shard: ShardKey) -> Result<u64, StorageError> {
+        self.call(|reply| Request::Data(DataRequest::Seal { shard, reply })).await
+    }
+
+    /// Committed (durable, readable) state of the shard. Unknown shard => all zero / None / not sealed.
+    pub fn tail(&self, shard: ShardKey) -> ShardTail {
+        self.shared
+            .log(shard)
+            .map_or(ShardTail { next_index: 0, trim_index: 0, last_arrival_ms: None, sealed: false }, |log| log.tail())
+    }
+
+    /// Watch of the shard's committed next_index, for push delivery (readers wake when records
+    /// become durable).
+    pub fn watch_tail(&self, shard: ShardKey) -> watch::Receiver<u64> {
+        self.shared.log_or_insert(shard).watch.subscribe()
+    }
+
+    /// Blocking read (callers use spawn_blocking): committed records from
+    /// max(from_index, trim_index) on, at most max_records, and at most max_bytes of
+    /// data+partition keys — but always at least one record if any is available.
+    /// next_index = index after the last returned (or the start index if none).
+    pub fn read(
+        &self,
+        shard: ShardKey,
+        from_index: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch, StorageError> {
+        match self.shared.log(shard) {
+            Some(log) => log.read(from_index, max_records, max_bytes),
+            None => Ok(ReadBatch { records: Vec::new(), next_index: from_index }),
+        }
+    }
+
+    /// Blocking: first committed index whose arrival_ms >= ts_ms, or tail.next_index if none.
+    pub fn index_at_timestamp(&self, shard: ShardKey, ts_ms: i64) -> Result<u64, StorageError> {
+        match self.shared.log(shard) {
+            Some(log) => log.index_at_timestamp(ts_ms),
+            None => Ok(0),
+        }
+    }
+
+    /// Removes every shard log of the stream (files and in-memory state). Ordered after every
+    /// append submitted before it.
+    pub async fn delete_stream(&self, stream_id: u64) -> Result<(), StorageError> {
+        self.call(|reply| Request::Control(ControlRequest::DeleteStream { stream_id, reply })).await
+    }
+
+    /// Startup housekeeping: removes logs of streams not in `live` (left by a delete interrupted
+    /// by a crash). Waits for the writer thread, which only does this and the appends before it.
+    pub fn retain_streams(&self, live: &HashSet<u64>) -> Result<(), StorageError> {
+        let (reply, response) = mpsc::channel();
+        self.submit(Request::Control(ControlRequest::Retain { live: live.clone(), reply }))?;
+        response.recv().map_err(|_| StorageError::Closed)?
+    }
+
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> parking_lot::MutexGuard<'_, Faults> {
+        self.shared.faults.lock()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn groups_committed(&self) -> u64 {
+        self.shared.groups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn log(&self, key: ShardKey) -> Option<Arc<ShardLog>> {
+        self.shared.log(key)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shard_dir(&self, key: ShardKey) -> Option<PathBuf> {
+        self.shared.shard_dir(key)
+    }
+}
+
+impl Drop for Storage {
+    /// Stops the writer after it has answered everything already submitted, so a reopen of the
+    /// same directory in this process finds the files quiet.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the log writer thread panicked");
+            }
+        }
+    }
+}
+
+fn create_synced_dir(path: &Path) -> Result<(), StorageError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(|error| StorageError::io_at("creating", path, error))?;
+    // The new entry lives in the parent directory: sync that, so the directory survives a crash.
+    let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    recovery::sync_dir(parent).map_err(|error| StorageError::io_at("syncing directory", parent, error))
+}

@@ -1,0 +1,634 @@
+//! The writer thread: the only code that changes shard logs. It takes every request waiting in
+//! its channel as one group, writes the group's frames (one write per shard), fdatasyncs each
+//! file the group dirtied once, and only then publishes the new tails and answers the waiters.
+//! So N concurrent writers share one fsync, and no reader sees a record that is not durable.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+
+use crate::frame;
+use crate::segment::Segment;
+use crate::shard::{SegmentView, ShardLog};
+use crate::storage::Shared;
+use crate::{AppendBatch, AppendOutcome, NewRecord, ShardKey, StorageError};
+
+/// Stop adding requests to a group past this much payload, so one group's latency stays bounded.
+const GROUP_MAX_BYTES: usize = 32 * 1024 * 1024;
+const GROUP_MAX_REQUESTS: usize = 4096;
+/// Threads that fdatasync a group's files in parallel. Each sync waits on the device, not the
+/// CPU, so overlapping them helps even on two cores (see the `append_8_shards` benchmark).
+const SYNC_THREADS: usize = 1;
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+/// Requests that are group-committed.
+pub(crate) enum DataRequest {
+    Append { batches: Vec<AppendBatch>, reply: Reply<Vec<AppendOutcome>> },
+    Seal { shard: ShardKey, reply: Reply<u64> },
+}
+
+/// Requests that remove files: each runs alone, between groups.
+pub(crate) enum ControlRequest {
+    DeleteStream {
+        stream_id: u64,
+        reply: Reply<()>,
+    },
+    /// Answered on a std channel: `retain_streams` is synchronous and may be called on a runtime
+    /// thread, where blocking on a tokio oneshot would panic.
+    Retain {
+        live: HashSet<u64>,
+        reply: mpsc::Sender<Result<(), StorageError>>,
+    },
+}
+
+pub(crate) enum Request {
+    Data(DataRequest),
+    Control(ControlRequest),
+}
+
+impl DataRequest {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            DataRequest::Append { batches, .. } => batches
+                .iter()
+                .flat_map(|batch| &batch.records)
+                .map(|record| frame::frame_len(record.partition_key.len(), record.data.len()))
+                .sum(),
+            DataRequest::Seal { .. } => 0,
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// The writer's end of a shard segment it appends to.
+pub(crate) struct Tail {
+    pub segment: Arc<Segment>,
+    /// Bytes in the file; frames not yet written sit in `WriterShard::pending`.
+    pub written: u64,
+    /// Written in the current group and not yet synced.
+    pub dirty: bool,
+}
+
+/// Where a shard stood when the current group first touched it, and what the group did.
+struct Group {
+    next_index: u64,
+    last_arrival_ms: Option<i64>,
+    sealed: bool,
+    tail: Option<(Arc<Segment>, u64)>,
+    /// Segments the group rolled away from, with their final extent.
+    finished: Vec<SegmentView>,
+    /// Segment files the group created (removed again if it fails).
+    created: Vec<Arc<Segment>>,
+    /// Directories whose new entries must be synced.
+    dirs: Vec<PathBuf>,
+    error: Option<StorageError>,
+    /// The failure leaves the file in a state we cannot trust (a failed fsync).
+    poison: bool,
+}
+
+/// The writer's private state for one shard: assigned (not yet committed) positions.
+pub(crate) struct WriterShard {
+    log: Arc<ShardLog>,
+    dir: Option<PathBuf>,
+    next_index: u64,
+    last_arrival_ms: Option<i64>,
+    sealed: bool,
+    failed: Option<String>,
+    tail: Option<Tail>,
+    pending: Vec<u8>,
+    group: Option<Group>,
+}
+
+impl WriterShard {
+    pub fn new(
+        log: Arc<ShardLog>,
+        dir: Option<PathBuf>,
+        next_index: u64,
+        last_arrival_ms: Option<i64>,
+        tail: Option<Tail>,
+    ) -> Self {
+        WriterShard {
+            log,
+            dir,
+            next_index,
+            last_arrival_ms,
+            sealed: false,
+            failed: None,
+            tail,
+            pending: Vec::new(),
+            group: None,
+        }
+    }
+
+    fn begin(&mut self, key: ShardKey, touched: &mut Vec<ShardKey>) -> &mut Group {
+        if self.group.is_none() {
+            touched.push(key);
+        }
+        self.group.get_or_insert_with(|| Group {
+            next_index: self.next_index,
+            last_arrival_ms: self.last_arrival_ms,
+            sealed: self.sealed,
+            tail: self.tail.as_ref().map(|tail| (Arc::clone(&tail.segment), tail.written)),
+            finished: Vec::new(),
+            created: Vec::new(),
+            dirs: Vec::new(),
+            error: None,
+            poison: false,
+        })
+    }
+
+    fn fail(&mut self, error: StorageError, poison: bool) {
+        if let Some(group) = self.group.as_mut() {
+            group.poison |= poison;
+            group.error.get_or_insert(error);
+        }
+    }
+
+    fn append(
+        &mut self,
+        key: ShardKey,
+        records: Vec<NewRecord>,
+        now: i64,
+        segment_max_bytes: u64,
+        touched: &mut Vec<ShardKey>,
+    ) -> AppendOutcome {
+        if self.sealed {
+            return AppendOutcome::ShardSealed;
+        }
+        let arrival_ms = self.last_arrival_ms.map_or(now, |last| last.max(now));
+        let first_index = self.next_index;
+        let outcome = AppendOutcome::Appended { first_index, arrival_ms };
+        if records.is_empty() {
+            return outcome;
+        }
+        if self.begin(key, touched).error.is_some() {
+            // The request fails with the group's error; writing more would only be rolled back.
+            return outcome;
+        }
+        let size: u64 =
+            records.iter().map(|record| frame::frame_len(record.partition_key.len(), record.data.len()) as u64).sum();
+        if let Err((error, poison)) = self.make_room(size, segment_max_bytes) {
+            self.fail(error, poison);
+            return outcome;
+        }
+        let Some(tail) = self.tail.as_mut() else {
+            self.fail(StorageError::io("appending", io::Error::other("no tail segment")), false);
+            return outcome;
+        };
+        let mut sparse = tail.segment.sparse.write();
+        for (index, record) in (first_index..).zip(&records) {
+            let offset = tail.written + self.pending.len() as u64;
+            let before = self.pending.len();
+            let key = record.partition_key.as_bytes();
+            frame::encode(&mut self.pending, index, arrival_ms, record.encrypted, key, &record.data);
+            sparse.note(index, offset, arrival_ms, self.pending.len() - before);
+        }
+        drop(sparse);
+        tail.dirty = true;
+        self.next_index += records.len() as u64;
+        self.last_arrival_ms = Some(arrival_ms);
+        outcome
+    }
+
+    /// Makes sure there is a tail segment that `size` more bytes may go to: the first segment
+    /// of a new shard, or a new one when the current one would pass the size limit. A batch
+    /// never spans segments, so each batch is in exactly one file.
+    fn make_room(&mut self, size: u64, segment_max_bytes: u64) -> Result<(), (StorageError, bool)> {
+        match &self.tail {
+            None => {
+                if let Some(dir) = &self.dir {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|error| (StorageError::io_at("creating", dir, error), false))?;
+                    // A new shard may have created its stream directory too: sync every level.
+                    let group = self.group.as_mut().ok_or_else(no_group)?;
+                    group.dirs.extend(dir.ancestors().skip(1).take(2).map(PathBuf::from));
+                    group.dirs.push(dir.clone());
+                }
+                self.tail = Some(self.new_segment()?);
+                Ok(())
+            }
+            Some(tail) => {
+                let used = tail.written + self.pending.len() as u64;
+                if used > 0 && used + size > segment_max_bytes {
+                    self.roll()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn new_segment(&mut self) -> Result<Tail, (StorageError, bool)> {
+        let segment = match &self.dir {
+            None => Arc::new(Segment::memory(self.next_index)),
+            Some(dir) => Arc::new(
+                Segment::create_file(dir, self.next_index)
+                    .map_err(|error| (StorageError::io_at("creating a segment in", dir, error), false))?,
+            ),
+        };
+        let group = self.group.as_mut().ok_or_else(no_group)?;
+        group.created.push(Arc::clone(&segment));
+        if let Some(dir) = &self.dir {
+            group.dirs.push(dir.clone());
+        }
+        Ok(Tail { segment, written: 0, dirty: false })
+    }
+
+    /// Closes the tail segment and starts a new one. The old segment is synced *before* the new
+    /// file exists: recovery only checks the last segment, so every earlier one must be whole on
+    /// disk by the time a later one can be found there.
+    fn roll(&mut self) -> Result<(), (StorageError, bool)> {
+        self.flush().map_err(|error| (error, false))?;
+        let old = self.tail.as_ref().ok_or_else(no_tail)?;
+        if old.dirty {
+            old.segment.sync().map_err(|error| (old.segment.io_error("syncing", error), true))?;
+        }
+        let view = SegmentView { segment: Arc::clone(&old.segment), len: old.written, end_index: self.next_index };
+        let new = self.new_segment()?;
+        view.segment.release_handle();
+        self.group.as_mut().ok_or_else(no_group)?.finished.push(view);
+        self.tail = Some(new);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let tail = self.tail.as_mut().ok_or_else(|| no_tail().0)?;
+        tail.segment.write_at(tail.written, &self.pending).map_err(|error| tail.segment.io_error("writing", error))?;
+        tail.written += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// A write that fails half way (injected by tests): half the frames reach the file.
+    fn flush_torn(&mut self, error: io::Error) -> Result<(), StorageError> {
+        let half = self.pending.len() / 2;
+        if let Some(tail) = self.tail.as_ref() {
+            let _ = tail.segment.write_at(tail.written, &self.pending[..half]);
+        }
+        Err(StorageError::io("writing (injected)", error))
+    }
+
+    /// Ends the group: publishes it, or undoes it and returns the error its waiters get.
+    fn finish(&mut self) -> Option<StorageError> {
+        let mut group = self.group.take()?;
+        match group.error.take() {
+            None => {
+                self.publish(group);
+                None
+            }
+            Some(error) => {
+                self.roll_back(group, &error);
+                Some(error)
+            }
+        }
+    }
+
+    fn publish(&mut self, group: Group) {
+        let next_index = self.next_index;
+        {
+            let mut committed = self.log.committed.write();
+            if group.tail.is_some() {
+                committed.segments.pop();
+            }
+            committed.segments.extend(group.finished);
+            if let Some(tail) = self.tail.as_mut() {
+                tail.dirty = false;
+                committed.segments.push(SegmentView {
+                    segment: Arc::clone(&tail.segment),
+                    len: tail.written,
+                    end_index: next_index,
+                });
+            }
+            committed.next_index = next_index;
+            committed.last_arrival_ms = self.last_arrival_ms;
+            committed.sealed = self.sealed;
+        }
+        self.log.watch.send_if_modified(|value| std::mem::replace(value, next_index) != next_index);
+    }
+
+    fn roll_back(&mut self, group: Group, error: &StorageError) {
+        self.next_index = group.next_index;
+        self.last_arrival_ms = group.last_arrival_ms;
+        self.sealed = group.sealed;
+        self.pending.clear();
+        for segment in &group.created {
+            if let Err(error) = segment.remove_file() {
+                tracing::warn!(segment = %segment.describe(), %error, "could not remove a segment of a failed write");
+            }
+        }
+        self.tail = group.tail.map(|(segment, written)| Tail { segment, written, dirty: false });
+        let mut poison = group.poison;
+        if let Some(tail) = &self.tail {
+            // Cut what the group wrote, so the next frame goes where the failed one would have.
+            if let Err(error) = tail.segment.set_len(tail.written) {
+                tracing::error!(segment = %tail.segment.describe(), %error, "could not truncate after a failed write");
+                poison = true;
+            }
+            tail.segment.sparse.write().truncate(tail.written, self.next_index);
+        }
+        if poison {
+            tracing::error!(shard = %self.log.key, %error, "shard log refuses appends until restart");
+            self.failed = Some(error.to_string());
+        }
+    }
+}
+
+fn no_group() -> (StorageError, bool) {
+    (StorageError::io("appending", io::Error::other("shard written outside a group")), false)
+}
+
+fn no_tail() -> (StorageError, bool) {
+    (StorageError::io("appending", io::Error::other("no tail segment")), false)
+}
+
+enum Waiter {
+    Append { reply: Reply<Vec<AppendOutcome>>, outcomes: Vec<AppendOutcome>, shards: Vec<ShardKey> },
+    Seal { reply: Reply<u64>, shard: ShardKey, next_index: u64 },
+}
+
+enum SyncTarget {
+    File(Arc<File>, String),
+    Dir(PathBuf),
+}
+
+struct SyncJob {
+    target: SyncTarget,
+    shards: Vec<ShardKey>,
+    result: Option<Result<(), StorageError>>,
+}
+
+impl SyncJob {
+    fn run(&mut self) {
+        self.result = Some(match &self.target {
+            SyncTarget::File(file, name) => {
+                file.sync_data().map_err(|error| StorageError::io(format!("syncing {name}"), error))
+            }
+            SyncTarget::Dir(path) => File::open(path)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|error| StorageError::io_at("syncing directory", path, error)),
+        });
+    }
+}
+
+/// Runs the syncs, several at a time: the device can work on them concurrently.
+fn run_syncs(jobs: &mut [SyncJob]) {
+    if jobs.len() > 1 && SYNC_THREADS > 1 {
+        let per_thread = jobs.len().div_ceil(SYNC_THREADS.min(jobs.len()));
+        std::thread::scope(|scope| {
+            let mut chunks = jobs.chunks_mut(per_thread);
+            let own = chunks.next();
+            for chunk in chunks {
+                // If no thread can be started, the jobs stay unrun and are run below.
+                let _ = std::thread::Builder::new()
+                    .name("tideline-sync".into())
+                    .spawn_scoped(scope, move || chunk.iter_mut().for_each(SyncJob::run));
+            }
+            if let Some(chunk) = own {
+                chunk.iter_mut().for_each(SyncJob::run);
+            }
+        });
+    }
+    jobs.iter_mut().filter(|job| job.result.is_none()).for_each(SyncJob::run);
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    shards: HashMap<ShardKey, WriterShard>,
+    requests: mpsc::Receiver<Request>,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, shards: HashMap<ShardKey, WriterShard>, requests: mpsc::Receiver<Request>) -> Self {
+        Writer { shared, shards, requests }
+    }
+
+    pub fn run(mut self) {
+        let mut carried = None;
+        loop {
+            let first = match carried.take() {
+                Some(request) => request,
+                None => match self.requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            };
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Control(control) if group.is_empty() => {
+                        self.control(control);
+                        break;
+                    }
+                    // Keeps its place in the order: it runs after the group before it.
+                    control @ Request::Control(_) => {
+                        carried = Some(control);
+                        break;
+                    }
+                    Request::Data(data) => {
+                        bytes += data.payload_bytes();
+                        group.push(data);
+                    }
+                }
+                if bytes >= GROUP_MAX_BYTES || group.len() >= GROUP_MAX_REQUESTS {
+                    break;
+                }
+                next = self.requests.try_recv().ok();
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+        }
+    }
+
+    fn shard(&mut self, key: ShardKey) -> &mut WriterShard {
+        let shared = &self.shared;
+        self.shards
+            .entry(key)
+            .or_insert_with(|| WriterShard::new(shared.log_or_insert(key), shared.shard_dir(key), 0, None, None))
+    }
+
+    /// Appends of a request that would touch a shard refusing writes fail before anything of
+    /// theirs is written, so the request is all-or-nothing in the usual case.
+    fn refusal(&self, batches: &[AppendBatch]) -> Option<StorageError> {
+        batches.iter().find_map(|batch| {
+            let shard = self.shards.get(&batch.shard)?;
+            let reason = shard.failed.as_ref()?;
+            (!shard.sealed && !batch.records.is_empty())
+                .then(|| StorageError::ShardFailed { shard: batch.shard, reason: reason.clone() })
+        })
+    }
+
+    fn commit_group(&mut self, group: Vec<DataRequest>) {
+        self.shared.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = now_ms();
+        let max = self.shared.segment_max_bytes;
+        let mut touched = Vec::new();
+        let mut waiters = Vec::with_capacity(group.len());
+        for request in group {
+            match request {
+                DataRequest::Append { batches, reply } => {
+                    if let Some(error) = self.refusal(&batches) {
+                        let _ = reply.send(Err(error));
+                        continue;
+                    }
+                    let mut outcomes = Vec::with_capacity(batches.len());
+                    let mut shards = Vec::with_capacity(batches.len());
+                    for batch in batches {
+                        outcomes.push(self.shard(batch.shard).append(
+                            batch.shard,
+                            batch.records,
+                            now,
+                            max,
+                            &mut touched,
+                        ));
+                        shards.push(batch.shard);
+                    }
+                    waiters.push(Waiter::Append { reply, outcomes, shards });
+                }
+                DataRequest::Seal { shard: key, reply } => {
+                    let shard = self.shard(key);
+                    shard.begin(key, &mut touched);
+                    shard.sealed = true;
+                    waiters.push(Waiter::Seal { reply, shard: key, next_index: shard.next_index });
+                }
+            }
+        }
+
+        let mut jobs = self.write_out(&touched);
+        run_syncs(&mut jobs);
+        for job in jobs {
+            if let Some(Err(error)) = job.result {
+                for key in job.shards {
+                    if let Some(shard) = self.shards.get_mut(&key) {
+                        shard.fail(error.duplicate(), true);
+                    }
+                }
+            }
+        }
+
+        let mut failures = HashMap::new();
+        for key in touched {
+            if let Some(error) = self.shards.get_mut(&key).and_then(WriterShard::finish) {
+                failures.insert(key, error);
+            }
+        }
+        for waiter in waiters {
+            match waiter {
+                Waiter::Append { reply, outcomes, shards } => {
+                    let failed = shards.iter().find_map(|key| failures.get(key));
+                    let _ = reply.send(match failed {
+                        Some(error) => Err(error.duplicate()),
+                        None => Ok(outcomes),
+                    });
+                }
+                Waiter::Seal { reply, shard, next_index } => {
+                    let _ = reply.send(match failures.get(&shard) {
+                        Some(error) => Err(error.duplicate()),
+                        None => Ok(next_index),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Writes every touched shard's pending frames and lists what must be synced.
+    fn write_out(&mut self, touched: &[ShardKey]) -> Vec<SyncJob> {
+        let mut files = Vec::new();
+        let mut dirs: BTreeMap<PathBuf, Vec<ShardKey>> = BTreeMap::new();
+        for &key in touched {
+            let injected = self.shared.injected_write_fault(key);
+            let Some(shard) = self.shards.get_mut(&key) else { continue };
+            let written = match injected {
+                Some(error) => shard.flush_torn(error),
+                None => shard.flush(),
+            };
+            if let Err(error) = written {
+                shard.fail(error, false);
+            }
+            let Some(group) = shard.group.as_ref() else { continue };
+            if group.error.is_some() {
+                continue;
+            }
+            for dir in &group.dirs {
+                dirs.entry(dir.clone()).or_default().push(key);
+            }
+            let Some(tail) = shard.tail.as_ref().filter(|tail| tail.dirty) else { continue };
+            match tail.segment.sync_handle() {
+                Ok(Some(file)) => files.push(SyncJob {
+                    target: SyncTarget::File(file, tail.segment.describe()),
+                    shards: vec![key],
+                    result: None,
+                }),
+                Ok(None) => {}
+                Err(error) => {
+                    let error = tail.segment.io_error("opening", error);
+                    shard.fail(error, false);
+                }
+            }
+        }
+        for job in &mut files {
+            if let Some(error) = job.shards.first().and_then(|key| self.shared.injected_sync_fault(*key)) {
+                job.result = Some(Err(StorageError::io("syncing", error)));
+            }
+        }
+        files.extend(dirs.into_iter().map(|(dir, shards)| SyncJob {
+            target: SyncTarget::Dir(dir),
+            shards,
+            result: None,
+        }));
+        files
+    }
+
+    fn control(&mut self, request: ControlRequest) {
+        match request {
+            ControlRequest::DeleteStream { stream_id, reply } => {
+                let _ = reply.send(self.remove_streams(|id| id == stream_id));
+            }
+            ControlRequest::Retain { live, reply } => {
+                let _ = reply.send(self.remove_streams(|id| !live.contains(&id)));
+            }
+        }
+    }
+
+    /// Forgets the shards of the matching streams and removes their directories.
+    fn remove_streams(&mut self, doomed: impl Fn(u64) -> bool) -> Result<(), StorageError> {
+        self.shards.retain(|key, _| !doomed(key.stream_id));
+        self.shared.shards.write().retain(|key, _| !doomed(key.stream_id));
+        let Some(root) = self.shared.root.as_deref() else { return Ok(()) };
+        let entries = std::fs::read_dir(root).map_err(|error| StorageError::io_at("listing", root, error))?;
+        let mut removed = false;
+        for entry in entries {
+            let entry = entry.map_err(|error| StorageError::io_at("listing", root, error))?;
+            let name = entry.file_name();
+            let Some(stream_id) = name.to_str().and_then(|name| name.parse::<u64>().ok()) else { continue };
+            if doomed(stream_id) {
+                let path = entry.path();
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => removed = true,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(StorageError::io_at("removing", &path, error)),
+                }
+                tracing::info!(stream_id, "removed stream logs");
+            }
+        }
+        if removed {
+            File::open(root)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|error| StorageError::io_at("syncing directory", root, error))?;
+        }
+        Ok(())
+    }
+}
