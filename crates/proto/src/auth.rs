@@ -1,12 +1,14 @@
 //! SigV4 request authentication, as far as the request's shape goes: which credential a request
 //! claims and whether its `Authorization` header (or presigned query) is complete. Verifying the
-//! signature itself belongs to the `--auth` mode.
+//! signature itself is [`crate::sigv4`]'s, used in the `--auth` mode.
 
 use crate::{AwsError, ErrorCode};
 
 /// The parts of an `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigV4Header<'a> {
+    /// The scheme before the parameters (`AWS4-HMAC-SHA256`); empty when the header starts with a parameter.
+    pub algorithm: &'a str,
     pub credential: &'a str,
     pub signed_headers: &'a str,
     pub signature: &'a str,
@@ -81,7 +83,9 @@ pub fn check_complete<'a>(
                 message.push_str(&format!("Authorization={header}"));
                 return Err(AwsError::new(ErrorCode::IncompleteSignature, message));
             }
+            let first = header.split_whitespace().next().unwrap_or("");
             Ok(Some(SigV4Header {
+                algorithm: if first.contains('=') { "" } else { first },
                 credential: parameter(header, "Credential").unwrap_or_default(),
                 signed_headers: parameter(header, "SignedHeaders").unwrap_or_default(),
                 signature: parameter(header, "Signature").unwrap_or_default(),
@@ -100,6 +104,7 @@ mod tests {
     #[test]
     fn complete_header_is_parsed() {
         let parsed = check_complete(Some(HEADER), None, true).unwrap().unwrap();
+        assert_eq!(parsed.algorithm, "AWS4-HMAC-SHA256");
         assert_eq!(parsed.access_key_id(), "AKID");
         assert_eq!(parsed.signed_headers, "host;x-amz-date;x-amz-target");
         assert_eq!(parsed.signature, "abcdef");

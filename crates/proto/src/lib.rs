@@ -2,12 +2,16 @@
 //!
 //! Owns: the JSON 1.1 and CBOR 1.1 body codecs ([`Codec`]), the blob and timestamp encodings that
 //! differ between them ([`Blob`], [`Timestamp`]), the AWS error shape ([`AwsError`]), the
-//! `ValidationException` message builder ([`Validator`]) and SigV4 `Authorization` header parsing
-//! ([`auth`]). Does not own: HTTP serving, any service's operations, or storage.
+//! `ValidationException` message builder ([`Validator`]), SigV4 `Authorization` header parsing
+//! ([`auth`]), SigV4 signature verification ([`sigv4`]) and event-stream frames for streaming
+//! responses ([`event_stream`]). Does not own: HTTP serving, where access keys come from, any
+//! service's operations, or storage.
 
 pub mod auth;
 mod codec;
 mod error;
+pub mod event_stream;
+pub mod sigv4;
 mod types;
 mod validation;
 

@@ -1,10 +1,31 @@
 //! Command-line and environment configuration (every flag also reads `TIDELINE_<FLAG>`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
 use tideline_streams::StreamsConfig;
+
+/// The name Kinesis clients scope their SigV4 credential to.
+const SIGNING_NAME: &str = "kinesis";
+
+/// A configuration that cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--auth needs access keys: --credentials FILE, or TIDELINE_ACCESS_KEY_ID and TIDELINE_SECRET_ACCESS_KEY")]
+    NoAccessKeys,
+    #[error("TIDELINE_ACCESS_KEY_ID and TIDELINE_SECRET_ACCESS_KEY go together; only one is set")]
+    HalfAccessKey,
+    #[error("cannot read credentials file {path}: {source}")]
+    ReadCredentials { path: PathBuf, source: std::io::Error },
+    #[error("credentials file {path}: {message}")]
+    ParseCredentials { path: PathBuf, message: String },
+    #[error("credentials file {path}, profile [{profile}]: {message}")]
+    Profile { path: PathBuf, profile: String, message: String },
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+}
 
 #[derive(Parser)]
 #[command(name = "tideline", version, about = "A self-hostable, AWS wire-compatible Amazon Kinesis")]
@@ -45,6 +66,20 @@ pub struct ServeArgs {
     /// Lifetime of shard iterators, in seconds.
     #[arg(long, env = "TIDELINE_ITERATOR_TTL_SECS", default_value_t = 300)]
     pub iterator_ttl_secs: u64,
+    /// Verify SigV4 signatures: serve only requests signed with a configured access key.
+    #[arg(long, env = "TIDELINE_AUTH")]
+    pub auth: bool,
+    /// AWS shared-credentials file whose every profile's aws_access_key_id / aws_secret_access_key is
+    /// accepted with --auth.
+    #[arg(long, env = "TIDELINE_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// An access key id accepted with --auth (with --secret-access-key).
+    #[arg(long, env = "TIDELINE_ACCESS_KEY_ID", value_name = "ID")]
+    pub access_key_id: Option<String>,
+    /// The secret of --access-key-id. Prefer the environment variable: command lines are visible to
+    /// other users of the machine.
+    #[arg(long, env = "TIDELINE_SECRET_ACCESS_KEY", value_name = "SECRET", hide_env_values = true)]
+    pub secret_access_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -56,5 +91,114 @@ impl ServeArgs {
             shard_limit: self.shard_limit,
             iterator_ttl: Duration::from_secs(self.iterator_ttl_secs),
         }
+    }
+
+    /// The signature verifier when `--auth` is on, with every configured access key.
+    pub fn verifier(&self) -> Result<Option<Verifier>, ConfigError> {
+        let mut keys = AccessKeys::new();
+        if let Some(path) = &self.credentials {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::ReadCredentials { path: path.clone(), source })?;
+            for (id, secret) in parse_shared_credentials(path, &text)? {
+                keys.insert(&id, &secret)?;
+            }
+        }
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => keys.insert(id, secret)?,
+            (None, None) => {}
+            _ => return Err(ConfigError::HalfAccessKey),
+        }
+        if !self.auth {
+            if !keys.is_empty() {
+                tracing::warn!("access keys are configured but --auth is off: requests are not verified");
+            }
+            return Ok(None);
+        }
+        if keys.is_empty() {
+            return Err(ConfigError::NoAccessKeys);
+        }
+        Ok(Some(Verifier::new(keys, self.region.clone(), SIGNING_NAME)))
+    }
+}
+
+/// The (access key id, secret) of every profile in an AWS shared-credentials (or config) file.
+/// Profiles with neither key (say, only a region) are skipped; one with half a key is an error.
+///
+/// Read as botocore reads these files: no quoting or escapes (secrets are taken verbatim), option
+/// names case-insensitive, indented continuation lines allowed, `[profile NAME]` meaning `NAME`.
+fn parse_shared_credentials(path: &Path, text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        ..ini::ParseOption::default()
+    };
+    let parsed = ini::Ini::load_from_str_opt(text, options)
+        .map_err(|error| ConfigError::ParseCredentials { path: path.to_owned(), message: error.to_string() })?;
+    let mut keys = Vec::new();
+    for (section, properties) in &parsed {
+        let Some(section) = section else { continue };
+        let profile = section.strip_prefix("profile ").unwrap_or(section).trim();
+        // botocore lower-cases option names, and the last of repeated options wins.
+        let option = |name: &str| {
+            properties.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.trim()).last()
+        };
+        let problem = |message: &str| ConfigError::Profile {
+            path: path.to_owned(),
+            profile: profile.to_owned(),
+            message: message.to_owned(),
+        };
+        match (option("aws_access_key_id"), option("aws_secret_access_key")) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+                keys.push((id.to_owned(), secret.to_owned()))
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err(problem("aws_access_key_id without aws_secret_access_key")),
+            (None, Some(_)) => return Err(problem("aws_secret_access_key without aws_access_key_id")),
+            _ => return Err(problem("empty aws_access_key_id or aws_secret_access_key")),
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        parse_shared_credentials(Path::new("credentials"), text)
+    }
+
+    #[test]
+    fn every_profile_with_keys_is_read() {
+        let text = "# comment\n\
+                    [default]\n\
+                    aws_access_key_id = AKIDONE\n\
+                    aws_secret_access_key = wJalr/K7MDENG+bPxRfi\\x\"q;not-a-comment\n\
+                    \n\
+                    [profile second]\n\
+                    AWS_ACCESS_KEY_ID=AKIDTWO\n\
+                    aws_secret_access_key=two\n\
+                    region = eu-west-1\n\
+                    s3 =\n    max_concurrent_requests = 20\n\
+                    [region-only]\n\
+                    region = us-east-1\n";
+        assert_eq!(
+            parse(text).unwrap(),
+            [
+                ("AKIDONE".to_owned(), "wJalr/K7MDENG+bPxRfi\\x\"q;not-a-comment".to_owned()),
+                ("AKIDTWO".to_owned(), "two".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn half_a_key_is_an_error() {
+        let error = parse("[broken]\naws_access_key_id = AKID\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "credentials file credentials, profile [broken]: aws_access_key_id without aws_secret_access_key"
+        );
+        assert!(parse("[empty]\naws_access_key_id =\naws_secret_access_key = s\n").is_err());
     }
 }

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tideline_proto::{auth, AwsError, Codec, ErrorCode};
+use tideline_proto::{auth, event_stream, AwsError, Codec, ErrorCode};
 use tideline_streams::StreamsService;
 
 /// Largest request body accepted. AWS caps PutRecords at 5 MiB of data, which is ~6.7 MiB as
@@ -41,6 +41,17 @@ fn respond(status: u16, codec: Codec, body: Vec<u8>) -> Response {
     response
 }
 
+/// A streaming `application/vnd.amazon.eventstream` response: each message is sent as soon as it
+/// is produced, and the response ends when the producer does.
+fn event_stream_response(events: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+    let stream = futures_util::stream::unfold(events, |mut events| async move {
+        events.recv().await.map(|message| (Ok::<Bytes, std::convert::Infallible>(message), events))
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(stream));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(event_stream::CONTENT_TYPE));
+    response
+}
+
 fn error_response(codec: Codec, error: &AwsError) -> Response {
     if error.status() >= 500 {
         tracing::warn!(%error, "request failed");
@@ -60,6 +71,12 @@ async fn handle(State(services): State<Services>, uri: Uri, headers: HeaderMap, 
     let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
     if let Err(error) = auth::check_complete(header_text("authorization"), uri.query(), has_date) {
         return error_response(codec, &error);
+    }
+    if operation == "SubscribeToShard" {
+        return match services.streams.subscribe_to_shard(codec, &body).await {
+            Ok(events) => event_stream_response(events),
+            Err(error) => error_response(codec, &error),
+        };
     }
     match services.streams.handle(operation, codec, &body).await {
         Ok(body) => respond(200, codec, body),

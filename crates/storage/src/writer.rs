@@ -23,7 +23,7 @@ const GROUP_MAX_BYTES: usize = 32 * 1024 * 1024;
 const GROUP_MAX_REQUESTS: usize = 4096;
 /// Threads that fdatasync a group's files in parallel. Each sync waits on the device, not the
 /// CPU, so overlapping them helps even on two cores (see the `append_8_shards` benchmark).
-const SYNC_THREADS: usize = 1;
+const SYNC_THREADS: usize = 4;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 

@@ -106,6 +106,41 @@ pub struct StreamMeta {
     pub encryption_key: Option<String>,
     pub shard_level_metrics: Vec<String>,
     pub policy: Option<String>,
+    /// Enhanced fan-out consumers registered on the stream.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsumerStatus {
+    Creating,
+    Deleting,
+    Active,
+}
+
+impl ConsumerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "CREATING",
+            Self::Deleting => "DELETING",
+            Self::Active => "ACTIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    pub created_ms: i64,
+    pub status: ConsumerStatus,
+}
+
+impl ConsumerMeta {
+    /// `arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<creation epoch seconds>`.
+    pub fn arn(&self, stream_arn: &str) -> String {
+        format!("{stream_arn}/consumer/{}:{}", self.name, self.created_ms.div_euclid(1000))
+    }
 }
 
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
@@ -149,6 +184,7 @@ impl StreamMeta {
             encryption_key: None,
             shard_level_metrics: Vec::new(),
             policy: None,
+            consumers: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tokio::sync::watch;
 
 use crate::iterator::IteratorCodec;
-use crate::model::{Routing, StreamMeta, StreamStatus};
+use crate::model::{ConsumerStatus, Routing, StreamMeta, StreamStatus};
 use crate::ops;
 
 #[derive(Debug, Clone)]
@@ -80,6 +80,9 @@ pub struct StreamsService {
     pub(crate) storage: Arc<Storage>,
     pub(crate) streams: Arc<RwLock<BTreeMap<String, Arc<StreamEntry>>>>,
     pub(crate) iterators: IteratorCodec,
+    /// When each (consumer ARN, shard) subscription last started, for SubscribeToShard's
+    /// five-second rule.
+    pub(crate) subscriptions: parking_lot::Mutex<std::collections::HashMap<(String, u32), i64>>,
 }
 
 const STREAM_KEY_PREFIX: &str = "stream/";
@@ -130,6 +133,7 @@ impl StreamsService {
             storage,
             streams: Arc::new(RwLock::new(streams)),
             iterators: IteratorCodec::new(secret),
+            subscriptions: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -148,6 +152,16 @@ impl StreamsService {
     /// Runs one operation: decodes the body in `codec`, calls the handler, encodes the response.
     pub async fn handle(&self, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
         ops::dispatch(self, operation, codec, body).await
+    }
+
+    /// SubscribeToShard, whose response is a stream: yields the encoded event-stream messages
+    /// (`application/vnd.amazon.eventstream`) as they are produced.
+    pub async fn subscribe_to_shard(
+        self: &Arc<Self>,
+        codec: Codec,
+        body: &[u8],
+    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, AwsError> {
+        ops::subscribe_to_shard(self, codec, codec.decode(body)?).await
     }
 
     pub(crate) fn account(&self) -> &str {
@@ -229,8 +243,14 @@ impl StreamsService {
     }
 
     /// Durably records the stream's metadata.
+    /// Transitional states are not persisted: after a restart a stream and its consumers are
+    /// ACTIVE, and consumers being deregistered are gone.
     pub(crate) async fn persist(&self, meta: &StreamMeta) -> Result<(), AwsError> {
-        let bytes = serde_json::to_vec(meta).map_err(|e| AwsError::internal(e.to_string()))?;
+        let mut stored = meta.clone();
+        stored.status = StreamStatus::Active;
+        stored.consumers.retain(|c| c.status != ConsumerStatus::Deleting);
+        stored.consumers.iter_mut().for_each(|c| c.status = ConsumerStatus::Active);
+        let bytes = serde_json::to_vec(&stored).map_err(|e| AwsError::internal(e.to_string()))?;
         self.storage.metadata().commit(vec![MetaOp::Put(stream_key(&meta.name), bytes)]).await.map_err(storage_failure)
     }
 

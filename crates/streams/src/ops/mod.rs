@@ -1,13 +1,17 @@
 //! One handler per Data Streams operation, grouped by what they act on. Each handler takes its
 //! typed request (validated next to its type) and returns its typed response.
 
+mod consumers;
 mod reading;
 mod records;
 mod settings;
 mod shapes;
 mod shards;
 mod streams;
+mod subscribe;
 mod tags;
+
+pub(crate) use subscribe::subscribe_to_shard;
 
 use tideline_proto::{AwsError, Codec, ErrorCode};
 
@@ -61,6 +65,10 @@ pub(crate) async fn dispatch(
         "TagResource" => run!(tags::tag_resource),
         "UntagResource" => run!(tags::untag_resource),
         "ListTagsForResource" => run!(tags::list_tags_for_resource),
+        "RegisterStreamConsumer" => run!(consumers::register_stream_consumer),
+        "DeregisterStreamConsumer" => run!(consumers::deregister_stream_consumer),
+        "DescribeStreamConsumer" => run!(consumers::describe_stream_consumer),
+        "ListStreamConsumers" => run!(consumers::list_stream_consumers),
         _ => Err(AwsError::bare(ErrorCode::UnknownOperation)),
     }
 }

@@ -7,7 +7,7 @@ use tideline_storage::{ShardKey, StoredRecord};
 
 use super::shapes::{child_shards, ChildShard};
 use crate::iterator::IteratorPosition;
-use crate::model::{shard_id, StreamMeta};
+use crate::model::{shard_id, ShardMeta, StreamMeta};
 use crate::rules;
 use crate::sequence::SequenceNumber;
 use crate::service::{now_ms, storage_failure, StreamsService};
@@ -87,38 +87,33 @@ fn position_of_sequence(
     Ok(if after { sequence.first_index_after() } else { sequence.first_index_at() })
 }
 
-pub async fn get_shard_iterator(
+/// The record index a reader starting at `kind` (an iterator type, which SubscribeToShard's
+/// starting positions share) begins at.
+pub(crate) async fn start_position(
     service: &StreamsService,
-    input: GetShardIteratorInput,
-) -> Result<GetShardIteratorOutput, AwsError> {
-    input.validate()?;
-    let name = service.resolve_name(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let requested_shard = input.shard_id.unwrap_or_default();
-    // AWS names the shard, not the stream, when either is missing.
-    let missing = || shard_not_found(service, &requested_shard, &name);
-    let meta = service.entry(&name).map_err(|_| missing())?.meta();
-    if !meta.status.accepts_data() {
-        return Err(missing());
-    }
-    let (shard_index, shard) = meta.find_shard(&requested_shard).ok_or_else(missing)?;
+    meta: &StreamMeta,
+    (shard_index, shard): (u32, &ShardMeta),
+    kind: &str,
+    sequence: Option<&str>,
+    timestamp: Option<Timestamp>,
+) -> Result<u64, AwsError> {
     let key = ShardKey { stream_id: meta.id, shard_index };
     let tail = service.storage.tail(key);
-    let kind = input.shard_iterator_type.unwrap_or_default();
     let mixed_up = |what: &str| {
         AwsError::invalid_argument(format!(
             "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or \
              (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what} StartingSequenceNumber."
         ))
     };
-    let position = match (kind.as_str(), input.starting_sequence_number.as_deref()) {
-        ("AT_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, &meta, shard_index, text, false)?,
-        ("AFTER_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, &meta, shard_index, text, true)?,
+    Ok(match (kind, sequence) {
+        ("AT_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, meta, shard_index, text, false)?,
+        ("AFTER_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, meta, shard_index, text, true)?,
         ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => return Err(mixed_up("no")),
         ("TRIM_HORIZON" | "LATEST", Some(_)) => return Err(mixed_up("also a")),
         ("TRIM_HORIZON", None) => tail.trim_index,
         ("LATEST", None) => shard.ending_index.unwrap_or(tail.next_index),
         _ => {
-            let Some(Timestamp(at_ms)) = input.timestamp else {
+            let Some(Timestamp(at_ms)) = timestamp else {
                 return Err(AwsError::invalid_argument(
                     "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
                 ));
@@ -136,7 +131,33 @@ pub async fn get_shard_iterator(
                 .map_err(|e| AwsError::internal(e.to_string()))?
                 .map_err(storage_failure)?
         }
-    };
+    })
+}
+
+pub async fn get_shard_iterator(
+    service: &StreamsService,
+    input: GetShardIteratorInput,
+) -> Result<GetShardIteratorOutput, AwsError> {
+    input.validate()?;
+    let name = service.resolve_name(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    let requested_shard = input.shard_id.unwrap_or_default();
+    // AWS names the shard, not the stream, when either is missing.
+    let missing = || shard_not_found(service, &requested_shard, &name);
+    let meta = service.entry(&name).map_err(|_| missing())?.meta();
+    if !meta.status.accepts_data() {
+        return Err(missing());
+    }
+    let (shard_index, shard) = meta.find_shard(&requested_shard).ok_or_else(missing)?;
+    let kind = input.shard_iterator_type.unwrap_or_default();
+    let position = start_position(
+        service,
+        &meta,
+        (shard_index, shard),
+        &kind,
+        input.starting_sequence_number.as_deref(),
+        input.timestamp,
+    )
+    .await?;
     let shard_iterator = service.iterators.encode(&IteratorPosition {
         created_ms: now_ms(),
         stream_id: meta.id,
@@ -226,39 +247,71 @@ pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Re
         return Err(missing());
     }
     let shard = meta.shard(position.shard_index).ok_or_else(missing)?;
-    let key = ShardKey { stream_id: meta.id, shard_index: position.shard_index };
     let limit = input.limit.unwrap_or(rules::MAX_GET_RECORDS) as usize;
+    let read = read_records(
+        service,
+        &meta,
+        (position.shard_index, shard),
+        position.record_index,
+        limit,
+        rules::MAX_GET_RECORDS_BYTES,
+    )
+    .await?;
+    let next_shard_iterator = (!read.at_end).then(|| {
+        service.iterators.encode(&IteratorPosition {
+            created_ms: now,
+            record_index: read.next_index,
+            ..position.clone()
+        })
+    });
+    Ok(GetRecordsOutput {
+        records: read.records,
+        next_shard_iterator,
+        millis_behind_latest: read.millis_behind_latest,
+        child_shards: read.at_end.then(|| child_shards(&meta, position.shard_index)),
+    })
+}
+
+/// Records read from a shard for GetRecords or a SubscribeToShard event.
+pub(crate) struct ReadRecords {
+    pub records: Vec<RecordOut>,
+    pub next_index: u64,
+    pub millis_behind_latest: i64,
+    /// The shard is closed and everything in it has been read.
+    pub at_end: bool,
+}
+
+pub(crate) async fn read_records(
+    service: &StreamsService,
+    meta: &StreamMeta,
+    (shard_index, shard): (u32, &ShardMeta),
+    from: u64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<ReadRecords, AwsError> {
+    let key = ShardKey { stream_id: meta.id, shard_index };
     let storage = service.storage.clone();
-    let from = position.record_index;
-    let batch = tokio::task::spawn_blocking(move || storage.read(key, from, limit, rules::MAX_GET_RECORDS_BYTES))
+    let batch = tokio::task::spawn_blocking(move || storage.read(key, from, limit, max_bytes))
         .await
         .map_err(|e| AwsError::internal(e.to_string()))?
         .map_err(storage_failure)?;
     let tail = service.storage.tail(key);
-    let at_end_of_closed_shard = shard.ending_index.is_some_and(|end| batch.next_index >= end);
     let millis_behind_latest = match batch.records.last() {
-        Some(last) if batch.next_index < tail.next_index => (now - last.arrival_ms).max(0),
+        Some(last) if batch.next_index < tail.next_index => (now_ms() - last.arrival_ms).max(0),
         _ => 0,
     };
-    let next_shard_iterator = (!at_end_of_closed_shard).then(|| {
-        service.iterators.encode(&IteratorPosition {
-            created_ms: now,
-            record_index: batch.next_index,
-            ..position.clone()
-        })
-    });
     let records = batch
         .records
         .into_iter()
         .map(|record| RecordOut {
-            sequence_number: SequenceNumber::of_record(meta.id, key.shard_index, record.index).encode(),
+            sequence_number: SequenceNumber::of_record(meta.id, shard_index, record.index).encode(),
             record,
         })
         .collect();
-    Ok(GetRecordsOutput {
+    Ok(ReadRecords {
         records,
-        next_shard_iterator,
+        next_index: batch.next_index,
         millis_behind_latest,
-        child_shards: at_end_of_closed_shard.then(|| child_shards(&meta, key.shard_index)),
+        at_end: shard.ending_index.is_some_and(|end| batch.next_index >= end),
     })
 }

@@ -188,7 +188,8 @@ pub async fn put_record(service: &StreamsService, input: PutRecordInput) -> Resu
     let placement = written.placements.first().ok_or_else(|| AwsError::internal("record was not placed"))?;
     Ok(PutRecordOutput {
         shard_id: shard_id(placement.shard_index),
-        sequence_number: SequenceNumber::of_record(written.stream_id, placement.shard_index, placement.record_index).encode(),
+        sequence_number: SequenceNumber::of_record(written.stream_id, placement.shard_index, placement.record_index)
+            .encode(),
         encryption_type: encryption_type(written.encrypted),
     })
 }
@@ -286,9 +287,7 @@ pub async fn put_records(service: &StreamsService, input: PutRecordsInput) -> Re
             .placements
             .iter()
             .map(|p| PutRecordsResultEntry {
-                sequence_number: Some(
-                    SequenceNumber::of_record(meta_id, p.shard_index, p.record_index).encode(),
-                ),
+                sequence_number: Some(SequenceNumber::of_record(meta_id, p.shard_index, p.record_index).encode()),
                 shard_id: Some(shard_id(p.shard_index)),
             })
             .collect(),

@@ -96,7 +96,6 @@ pub struct DeleteStreamInput {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
-    #[allow(dead_code)] // consumers arrive with enhanced fan-out; until then there is nothing to enforce
     enforce_consumer_deletion: Option<bool>,
 }
 
@@ -111,6 +110,12 @@ pub async fn delete_stream(service: &StreamsService, input: DeleteStreamInput) -
         StreamStatus::Deleting => return Err(service.stream_not_found(&name)),
         StreamStatus::Creating => service.require_active(&meta)?,
         _ => {}
+    }
+    if !meta.consumers.is_empty() && input.enforce_consumer_deletion != Some(true) {
+        return Err(AwsError::in_use(format!(
+            "Consumers exist in stream {name} under account {} and EnforceConsumerDeletion is either not set or is false.",
+            service.account()
+        )));
     }
     service.forget(&name).await?;
     let delay = service.config.transition_delay;
@@ -261,7 +266,7 @@ pub async fn describe_stream_summary(
             encryption_type: shapes::encryption_type(&meta),
             key_id: meta.encryption_key.clone(),
             open_shard_count: meta.open_shard_count(),
-            consumer_count: 0,
+            consumer_count: meta.consumers.len() as u32,
         },
     })
 }
