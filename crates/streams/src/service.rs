@@ -48,7 +48,7 @@ pub(crate) struct StreamEntry {
     pub state: RwLock<StreamState>,
     /// Serialises control-plane changes of this stream (resharding, settings), so each one sees
     /// the result of the previous.
-    pub control: tokio::sync::Mutex<()>,
+    pub control: Arc<tokio::sync::Mutex<()>>,
     /// Bumped after every change of the shard tree; writers that raced a reshard wait on it.
     pub changed: watch::Sender<u64>,
 }
@@ -58,7 +58,7 @@ impl StreamEntry {
         let routing = Routing::of(&meta);
         Arc::new(Self {
             state: RwLock::new(StreamState { meta, routing }),
-            control: tokio::sync::Mutex::new(()),
+            control: Arc::new(tokio::sync::Mutex::new(())),
             changed: watch::Sender::new(0),
         })
     }
@@ -72,6 +72,23 @@ impl StreamEntry {
         let routing = Routing::of(&meta);
         *self.state.write() = StreamState { meta, routing };
         self.changed.send_modify(|version| *version += 1);
+    }
+}
+
+/// A control-plane change in progress: the stream's control lock is held (so changes apply one
+/// after another) and `meta` is a copy of its metadata to modify and then commit.
+pub(crate) struct Change {
+    pub name: String,
+    pub entry: Arc<StreamEntry>,
+    pub meta: StreamMeta,
+    _lock: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Change {
+    pub async fn begin(name: String, entry: Arc<StreamEntry>) -> Change {
+        let lock = Arc::clone(&entry.control).lock_owned().await;
+        let meta = entry.meta();
+        Change { name, entry, meta, _lock: lock }
     }
 }
 
@@ -203,6 +220,24 @@ impl StreamsService {
         entry
             .map(|entry| (name.to_string(), entry))
             .ok_or_else(|| AwsError::not_found(format!("Resource {arn} not found.")))
+    }
+
+    /// Starts a change of the stream named by StreamName/StreamARN.
+    pub(crate) async fn change(&self, name: Option<&str>, arn: Option<&str>) -> Result<Change, AwsError> {
+        let (name, entry) = self.target(name, arn)?;
+        Ok(Change::begin(name, entry).await)
+    }
+
+    /// Starts a change of a stream that must be ACTIVE, as most control-plane changes require.
+    pub(crate) async fn change_active(&self, name: Option<&str>, arn: Option<&str>) -> Result<Change, AwsError> {
+        let change = self.change(name, arn).await?;
+        self.require_active(&change.meta)?;
+        Ok(change)
+    }
+
+    /// Commits a change (see `commit_change`) and releases the stream's control lock.
+    pub(crate) async fn commit(&self, change: Change, status: StreamStatus) -> Result<(), AwsError> {
+        self.commit_change(&change.entry, change.meta, status).await
     }
 
     /// Errors unless the stream is ACTIVE, as every control-plane change requires.

@@ -1,12 +1,14 @@
 //! Stream settings: retention, server-side encryption, enhanced monitoring, resource policies.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tideline_proto::{AwsError, Validator};
 
 use super::Empty;
 use crate::model::StreamStatus;
 use crate::rules;
-use crate::service::{StreamEntry, StreamsService};
+use crate::service::{Change, StreamEntry, StreamsService};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -22,10 +24,8 @@ async fn change_retention(service: &StreamsService, input: RetentionInput, incre
     v.required("retentionPeriodHours", input.retention_period_hours.as_ref());
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
+    let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    let name = change.name.clone();
     let requested = input.retention_period_hours.unwrap_or_default();
     if requested < rules::MIN_RETENTION_HOURS {
         return Err(AwsError::invalid_argument(format!(
@@ -37,7 +37,7 @@ async fn change_retention(service: &StreamsService, input: RetentionInput, incre
             "Maximum allowed retention period is 8760 hours. Requested retention period ({requested} hours) is too long."
         )));
     }
-    let current = i64::from(meta.retention_hours);
+    let current = i64::from(change.meta.retention_hours);
     let (wrong_way, other_api, comparison) = if increase {
         (requested < current, "DecreaseRetentionPeriod", "shorter")
     } else {
@@ -49,8 +49,8 @@ async fn change_retention(service: &StreamsService, input: RetentionInput, incre
              retention period ({current} hours). Use {other_api} API."
         )));
     }
-    meta.retention_hours = requested as u32;
-    service.commit_change(&entry, meta, StreamStatus::Updating).await?;
+    change.meta.retention_hours = requested as u32;
+    service.commit(change, StreamStatus::Updating).await?;
     Ok(Empty {})
 }
 
@@ -85,12 +85,9 @@ async fn set_encryption(service: &StreamsService, input: EncryptionInput, start:
     if input.encryption_type.as_deref() != Some("KMS") {
         return Err(AwsError::invalid_argument("Encryption type must be KMS."));
     }
-    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
-    meta.encryption_key = if start { input.key_id } else { None };
-    service.commit_change(&entry, meta, StreamStatus::Updating).await?;
+    let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    change.meta.encryption_key = if start { input.key_id } else { None };
+    service.commit(change, StreamStatus::Updating).await?;
     Ok(Empty {})
 }
 
@@ -146,16 +143,13 @@ async fn set_monitoring(
     }
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
+    let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
     let named: Vec<&str> = if metrics.iter().any(|m| m == "ALL") {
         SHARD_LEVEL_METRICS.to_vec()
     } else {
         metrics.iter().map(String::as_str).collect()
     };
-    let current = meta.shard_level_metrics.clone();
+    let current = change.meta.shard_level_metrics.clone();
     // Kept in the canonical order whatever order they were asked for in.
     let desired: Vec<String> = SHARD_LEVEL_METRICS
         .iter()
@@ -168,14 +162,14 @@ async fn set_monitoring(
         })
         .map(|m| m.to_string())
         .collect();
-    meta.shard_level_metrics = desired.clone();
+    change.meta.shard_level_metrics = desired.clone();
     let output = MonitoringOutput {
-        stream_name: meta.name.clone(),
-        stream_arn: service.arn(&meta),
+        stream_name: change.meta.name.clone(),
+        stream_arn: service.arn(&change.meta),
         current_shard_level_metrics: current,
         desired_shard_level_metrics: desired,
     };
-    service.commit_change(&entry, meta, StreamStatus::Active).await?;
+    service.commit(change, StreamStatus::Active).await?;
     Ok(output)
 }
 
@@ -205,13 +199,13 @@ pub struct GetResourcePolicyOutput {
 }
 
 /// The stream whose ARN is exactly `arn` (consumer policies arrive with consumers).
-fn policy_target(service: &StreamsService, arn: Option<&str>) -> Result<std::sync::Arc<StreamEntry>, AwsError> {
+fn policy_target(service: &StreamsService, arn: Option<&str>) -> Result<(String, Arc<StreamEntry>), AwsError> {
     let arn = arn.unwrap_or_default();
-    let (_, entry) = service.resource(arn)?;
+    let (name, entry) = service.resource(arn)?;
     if service.arn(&entry.state.read().meta) != arn {
         return Err(AwsError::not_found(format!("Resource {arn} not found.")));
     }
-    Ok(entry)
+    Ok((name, entry))
 }
 
 pub async fn put_resource_policy(service: &StreamsService, input: ResourcePolicyInput) -> Result<Empty, AwsError> {
@@ -223,11 +217,10 @@ pub async fn put_resource_policy(service: &StreamsService, input: ResourcePolicy
     if !serde_json::from_str::<serde_json::Value>(&policy).is_ok_and(|doc| doc.is_object()) {
         return Err(AwsError::invalid_argument("Policy is not a valid JSON policy document."));
     }
-    let entry = policy_target(service, input.resource_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    meta.policy = Some(policy);
-    service.commit_change(&entry, meta, StreamStatus::Active).await?;
+    let (name, entry) = policy_target(service, input.resource_arn.as_deref())?;
+    let mut change = Change::begin(name, entry).await;
+    change.meta.policy = Some(policy);
+    service.commit(change, StreamStatus::Active).await?;
     Ok(Empty {})
 }
 
@@ -238,7 +231,7 @@ pub async fn get_resource_policy(
     let mut v = Validator::new();
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
-    let entry = policy_target(service, input.resource_arn.as_deref())?;
+    let (_, entry) = policy_target(service, input.resource_arn.as_deref())?;
     let policy = entry.state.read().meta.policy.clone().unwrap_or_else(|| "{}".to_string());
     Ok(GetResourcePolicyOutput { policy })
 }
@@ -248,12 +241,11 @@ pub async fn delete_resource_policy(service: &StreamsService, input: ResourcePol
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
     let arn = input.resource_arn.unwrap_or_default();
-    let entry = policy_target(service, Some(&arn))?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    if meta.policy.take().is_none() {
+    let (name, entry) = policy_target(service, Some(&arn))?;
+    let mut change = Change::begin(name, entry).await;
+    if change.meta.policy.take().is_none() {
         return Err(AwsError::not_found(format!("No resource policy found for resource ARN {arn}.")));
     }
-    service.commit_change(&entry, meta, StreamStatus::Active).await?;
+    service.commit(change, StreamStatus::Active).await?;
     Ok(Empty {})
 }

@@ -201,12 +201,10 @@ pub async fn split_shard(service: &StreamsService, input: SplitShardInput) -> Re
     rules::shard_id(&mut v, "shardToSplit", input.shard_to_split.as_deref());
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
+    let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    let meta = &mut change.meta;
     let shard_text = input.shard_to_split.unwrap_or_default();
-    let index = open_shard(service, &meta, &shard_text)?;
+    let index = open_shard(service, meta, &shard_text)?;
     service.check_shard_limit(1)?;
     let key_text = input.new_starting_hash_key.unwrap_or_default();
     let (start, end) = meta.shard(index).map_or((0, 0), |s| (s.start_hash, s.end_hash));
@@ -219,9 +217,9 @@ pub async fn split_shard(service: &StreamsService, input: SplitShardInput) -> Re
             service.account()
         )));
     };
-    let ending = seal(service, &meta, index).await?;
+    let ending = seal(service, meta, index).await?;
     meta.split(index, new_start, ending, now_ms());
-    service.commit_change(&entry, meta, StreamStatus::Updating).await?;
+    service.commit(change, StreamStatus::Updating).await?;
     Ok(super::Empty {})
 }
 
@@ -243,14 +241,12 @@ pub async fn merge_shards(service: &StreamsService, input: MergeShardsInput) -> 
     rules::shard_id(&mut v, "shardToMerge", input.shard_to_merge.as_deref());
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
+    let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    let meta = &mut change.meta;
     let (first_id, second_id) =
         (input.shard_to_merge.unwrap_or_default(), input.adjacent_shard_to_merge.unwrap_or_default());
-    let first = open_shard(service, &meta, &first_id)?;
-    let second = open_shard(service, &meta, &second_id)?;
+    let first = open_shard(service, meta, &first_id)?;
+    let second = open_shard(service, meta, &second_id)?;
     if first == second || !meta.adjacent(first, second) {
         return Err(AwsError::invalid_argument(format!(
             "Shards {first_id} and {second_id} in stream {} under account {} are not an adjacent pair of shards eligible for merging",
@@ -258,9 +254,9 @@ pub async fn merge_shards(service: &StreamsService, input: MergeShardsInput) -> 
             service.account()
         )));
     }
-    let endings = (seal(service, &meta, first).await?, seal(service, &meta, second).await?);
+    let endings = (seal(service, meta, first).await?, seal(service, meta, second).await?);
     meta.merge(first, second, endings, now_ms());
-    service.commit_change(&entry, meta, StreamStatus::Updating).await?;
+    service.commit(change, StreamStatus::Updating).await?;
     Ok(super::Empty {})
 }
 
@@ -295,10 +291,8 @@ pub async fn update_shard_count(
     v.integer("targetShardCount", input.target_shard_count, 1, 100_000);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
+    let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    let meta = &mut change.meta;
     let current = meta.open_shard_count();
     let target = input.target_shard_count.unwrap_or(1) as u32;
     if target > current * 2 {
@@ -315,16 +309,16 @@ pub async fn update_shard_count(
         service.check_shard_limit(target - current)?;
     }
     let mut endings = HashMap::new();
-    for index in shards_closed_by_scaling(&meta, target) {
-        endings.insert(index, seal(service, &meta, index).await?);
+    for index in shards_closed_by_scaling(meta, target) {
+        endings.insert(index, seal(service, meta, index).await?);
     }
-    scale_uniformly(&mut meta, target, now_ms(), |index| endings.get(&index).copied().unwrap_or(0));
+    scale_uniformly(meta, target, now_ms(), |index| endings.get(&index).copied().unwrap_or(0));
     let output = UpdateShardCountOutput {
         stream_name: meta.name.clone(),
         current_shard_count: current,
         target_shard_count: target,
-        stream_arn: service.arn(&meta),
+        stream_arn: service.arn(meta),
     };
-    service.commit_change(&entry, meta, StreamStatus::Updating).await?;
+    service.commit(change, StreamStatus::Updating).await?;
     Ok(output)
 }

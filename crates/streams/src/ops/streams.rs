@@ -377,11 +377,8 @@ pub async fn update_stream_mode(service: &StreamsService, input: UpdateStreamMod
     v.required("streamModeDetails", input.stream_mode_details.as_ref());
     stream_mode(&mut v, input.stream_mode_details.as_ref());
     v.finish()?;
-    let (_, entry) = service.target(None, input.stream_arn.as_deref())?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
-    meta.mode = parse_mode(input.stream_mode_details.as_ref());
-    service.commit_change(&entry, meta, StreamStatus::Updating).await?;
+    let mut change = service.change_active(None, input.stream_arn.as_deref()).await?;
+    change.meta.mode = parse_mode(input.stream_mode_details.as_ref());
+    service.commit(change, StreamStatus::Updating).await?;
     Ok(Empty {})
 }

@@ -2,7 +2,6 @@
 //! resource ARN (TagResource, UntagResource, ListTagsForResource).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tideline_proto::{AwsError, Validator};
@@ -10,7 +9,7 @@ use tideline_proto::{AwsError, Validator};
 use super::Empty;
 use crate::model::StreamStatus;
 use crate::rules;
-use crate::service::{StreamEntry, StreamsService};
+use crate::service::{Change, StreamsService};
 
 /// AWS's per-stream tag limit.
 const MAX_TAGS: usize = 50;
@@ -51,34 +50,30 @@ fn validate_tag_keys(v: &mut Validator, keys: Option<&Vec<String>>, path: &str, 
 
 async fn add_tags(
     service: &StreamsService,
-    name: &str,
-    entry: &Arc<StreamEntry>,
+    mut change: Change,
     tags: BTreeMap<String, String>,
 ) -> Result<Empty, AwsError> {
     check_tags(&tags)?;
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
-    let total = meta.tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len();
+    service.require_active(&change.meta)?;
+    let name = &change.name;
+    let total = change.meta.tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len();
     if total > MAX_TAGS {
         return Err(AwsError::invalid_argument(format!(
             "Failed to add tags to stream {name} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
             service.account()
         )));
     }
-    meta.tags.extend(tags);
-    service.commit_change(entry, meta, StreamStatus::Active).await?;
+    change.meta.tags.extend(tags);
+    service.commit(change, StreamStatus::Active).await?;
     Ok(Empty {})
 }
 
-async fn remove_tags(service: &StreamsService, entry: &Arc<StreamEntry>, keys: &[String]) -> Result<Empty, AwsError> {
-    let _control = entry.control.lock().await;
-    let mut meta = entry.meta();
-    service.require_active(&meta)?;
+async fn remove_tags(service: &StreamsService, mut change: Change, keys: &[String]) -> Result<Empty, AwsError> {
+    service.require_active(&change.meta)?;
     for key in keys {
-        meta.tags.remove(key);
+        change.meta.tags.remove(key);
     }
-    service.commit_change(entry, meta, StreamStatus::Active).await?;
+    service.commit(change, StreamStatus::Active).await?;
     Ok(Empty {})
 }
 
@@ -107,8 +102,8 @@ pub async fn add_tags_to_stream(service: &StreamsService, input: AddTagsToStream
     validate_tag_map(&mut v, input.tags.as_ref(), 200);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    add_tags(service, &name, &entry, input.tags.unwrap_or_default()).await
+    let change = service.change(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    add_tags(service, change, input.tags.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
@@ -128,8 +123,8 @@ pub async fn remove_tags_from_stream(
     validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 50);
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    remove_tags(service, &entry, &input.tag_keys.unwrap_or_default()).await
+    let change = service.change(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+    remove_tags(service, change, &input.tag_keys.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
@@ -181,7 +176,7 @@ pub async fn tag_resource(service: &StreamsService, input: TagResourceInput) -> 
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
     let (name, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
-    add_tags(service, &name, &entry, input.tags.unwrap_or_default()).await
+    add_tags(service, Change::begin(name, entry).await, input.tags.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
@@ -197,8 +192,8 @@ pub async fn untag_resource(service: &StreamsService, input: UntagResourceInput)
     validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 50);
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
-    remove_tags(service, &entry, &input.tag_keys.unwrap_or_default()).await
+    let (name, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
+    remove_tags(service, Change::begin(name, entry).await, &input.tag_keys.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
