@@ -79,6 +79,9 @@ class TidelineServer:
         self.endpoint: str | None = None
         self.port: int | None = None
         self.log_path = self.workdir / f"tideline-{uuid.uuid4().hex[:8]}.log"
+        # Environment for the process on top of the caller's (from which TIDELINE_* is removed):
+        # how a test sets TIDELINE_* variables, e.g. the access keys of `--auth`.
+        self.extra_env: dict[str, str] = {}
 
     def command(self) -> list[str]:
         storage = ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--in-memory"]
@@ -94,6 +97,7 @@ class TidelineServer:
         # Our own flags must win over anything a developer exported.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIDELINE_")}
         env["NO_COLOR"] = "1"  # plain log files
+        env.update(self.extra_env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.command(),
@@ -166,8 +170,9 @@ class TidelineServer:
 # --------------------------------------------------------------------------------------------
 
 
-def make_client(endpoint: str, *, validate: bool = True):
-    """A boto3 Kinesis client for `endpoint`; `validate=False` lets invalid input reach the server."""
+def make_client(endpoint: str, *, validate: bool = True, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY):
+    """A boto3 Kinesis client for `endpoint`; `validate=False` lets invalid input reach the server;
+    other credentials for servers started with `--auth`."""
     # Retries off, so a server fault can never hide behind a successful second attempt. (In
     # botocore's legacy mode `max_attempts` counts *retries*: {"max_attempts": 1} would still retry
     # throttling-class errors such as LimitExceededException once.)
@@ -181,8 +186,8 @@ def make_client(endpoint: str, *, validate: bool = True):
         "kinesis",
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=config,
     )
 
@@ -270,12 +275,14 @@ def raw_blob_args() -> list[str]:
     return ["--cli-binary-format", "raw-in-base64-out"] if cli_major_version() >= 2 else []
 
 
-def run_cli(endpoint: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`aws --endpoint-url ENDPOINT kinesis ARGS... --output json`, with throwaway credentials."""
+def run_cli(endpoint: str, *args: str, check: bool = True, access_key: str = ACCESS_KEY,
+            secret_key: str = SECRET_KEY) -> subprocess.CompletedProcess:
+    """`aws --endpoint-url ENDPOINT kinesis ARGS... --output json`, with throwaway credentials (or
+    the given ones, passed as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
     env = dict(os.environ)
     env.update(
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_ACCESS_KEY_ID=access_key,
+        AWS_SECRET_ACCESS_KEY=secret_key,
         AWS_DEFAULT_REGION=REGION,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,

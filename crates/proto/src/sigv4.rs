@@ -6,7 +6,7 @@
 //! The canonical request and signature are computed by the `aws-sigv4` crate, the AWS SDK's own
 //! signer, fed with the received method, path, query, body hash and exactly the headers the client
 //! listed in `SignedHeaders`. Its settings are chosen so that it adds nothing the client did not sign
-//! and drops nothing it did (see [`Verifier::expected_signature`]).
+//! and drops nothing it did (see [`expected_signature`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -178,9 +178,8 @@ impl Verifier {
                 return Err(mismatch());
             }
         }
-        let expected = self
-            .expected_signature(request, &signed_headers, authorization.signed_headers, payload_hash, &scope, time, credentials)
-            .ok_or_else(mismatch)?;
+        let expected =
+            expected_signature(request, authorization, payload_hash, &scope, time, credentials).ok_or_else(mismatch)?;
         if bool::from(expected.as_bytes().ct_eq(authorization.signature.as_bytes())) {
             Ok(Principal { access_key_id: scope.access_key_id.to_owned() })
         } else {
@@ -227,67 +226,65 @@ impl Verifier {
             Err(AwsError::new(ErrorCode::InvalidSignature, problems.join(" ")))
         }
     }
+}
 
-    /// The signature the client should have sent, computed by `aws-sigv4` from the received request;
-    /// `None` when the request cannot be signed as the client claims to have signed it.
-    ///
-    /// `aws-sigv4` is a signer, so three of its habits are neutralised for verification: it signs
-    /// every header it is given (so it gets only the `SignedHeaders`), it always adds `x-amz-date`
-    /// (so that is excluded when the client signed a `Date` header instead) and by default it skips
-    /// `user-agent` and a few others (so nothing else is excluded). Its `SignedHeaders` are then
-    /// compared with the client's, which catches a listed header missing from the request.
-    #[allow(clippy::too_many_arguments)]
-    fn expected_signature(
-        &self,
-        request: &ReceivedRequest<'_>,
-        signed_headers: &[&str],
-        signed_headers_text: &str,
-        payload_hash: String,
-        scope: &Scope<'_>,
-        time: SystemTime,
-        credentials: &Credentials,
-    ) -> Option<String> {
-        let headers: Vec<(&str, &str)> = request
-            .headers
-            .iter()
-            .filter(|(name, _)| signed_headers.iter().any(|signed| signed.eq_ignore_ascii_case(name)))
-            .copied()
-            .collect();
-        // aws-sigv4 takes the host from the URI when there is no `host` header, and panics when the
-        // URI has none either: never let it get there.
-        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
-            return None;
-        }
-        let mut settings = SigningSettings::default();
-        settings.signature_location = SignatureLocation::Headers;
-        let mut excluded: Vec<Cow<'static, str>> = Vec::new();
-        if !signed_headers.iter().any(|name| name.eq_ignore_ascii_case("x-amz-date")) {
-            excluded.push(Cow::Borrowed("x-amz-date"));
-        }
-        settings.excluded_headers = Some(excluded);
-
-        let identity = credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(scope.region)
-            .name(scope.service)
-            .time(time)
-            .settings(settings)
-            .build()
-            .ok()?
-            .into();
-        let signable = SignableRequest::new(
-            request.method,
-            request.path_and_query,
-            headers.into_iter(),
-            SignableBody::Precomputed(payload_hash),
-        )
-        .ok()?;
-        let (instructions, signature) = sign(signable, &params).ok()?.into_parts();
-        let authorization = instructions.headers().find(|(name, _)| *name == "authorization")?.1;
-        let computed_signed_headers = authorization.split(", ").find_map(|part| part.strip_prefix("SignedHeaders="))?;
-        (computed_signed_headers == signed_headers_text).then_some(signature)
+/// The signature the client should have sent, computed by `aws-sigv4` from the received request;
+/// `None` when the request cannot be signed as the client claims to have signed it.
+///
+/// `aws-sigv4` is a signer, so three of its habits are neutralised for verification: it signs
+/// every header it is given (so it gets only the `SignedHeaders`), it always adds `x-amz-date`
+/// (so that is excluded when the client signed a `Date` header instead) and by default it skips
+/// `user-agent` and a few others (so nothing else is excluded). Its `SignedHeaders` are then
+/// compared with the client's, which catches a listed header missing from the request.
+fn expected_signature(
+    request: &ReceivedRequest<'_>,
+    authorization: &SigV4Header<'_>,
+    payload_hash: String,
+    scope: &Scope<'_>,
+    time: SystemTime,
+    credentials: &Credentials,
+) -> Option<String> {
+    let signed_headers: Vec<&str> = authorization.signed_headers.split(';').collect();
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| signed_headers.iter().any(|signed| signed.eq_ignore_ascii_case(name)))
+        .copied()
+        .collect();
+    // aws-sigv4 takes the host from the URI when there is no `host` header, and panics when the
+    // URI has none either: never let it get there.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        return None;
     }
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::Headers;
+    let mut excluded: Vec<Cow<'static, str>> = Vec::new();
+    if !signed_headers.iter().any(|name| name.eq_ignore_ascii_case("x-amz-date")) {
+        excluded.push(Cow::Borrowed("x-amz-date"));
+    }
+    settings.excluded_headers = Some(excluded);
+
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(scope.region)
+        .name(scope.service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .ok()?
+        .into();
+    let signable = SignableRequest::new(
+        request.method,
+        request.path_and_query,
+        headers.into_iter(),
+        SignableBody::Precomputed(payload_hash),
+    )
+    .ok()?;
+    let (instructions, signature) = sign(signable, &params).ok()?.into_parts();
+    let computed = instructions.headers().find(|(name, _)| *name == "authorization")?.1;
+    let computed_signed_headers = computed.split(", ").find_map(|part| part.strip_prefix("SignedHeaders="))?;
+    (computed_signed_headers == authorization.signed_headers).then_some(signature)
 }
 
 struct Scope<'h> {
@@ -312,7 +309,9 @@ fn request_time(request: &ReceivedRequest<'_>) -> Result<SystemTime, AwsError> {
     parsed.ok_or_else(|| {
         AwsError::new(
             ErrorCode::IncompleteSignature,
-            format!("Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"),
+            format!(
+                "Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
+            ),
         )
     })
 }
@@ -460,7 +459,8 @@ mod tests {
 
     #[test]
     fn suite_post_vanilla() {
-        let auth = suite_authorization("host;x-amz-date", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
+        let auth =
+            suite_authorization("host;x-amz-date", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
         let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z"), ("Authorization", &auth)];
         let principal = verify_at(&suite_verifier(), "POST", "/", &headers, b"", suite_time()).unwrap();
         assert_eq!(principal.access_key_id, SUITE_KEY);
@@ -500,7 +500,8 @@ mod tests {
 
     #[test]
     fn suite_query_order_and_session_token_header() {
-        let auth = suite_authorization("host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
+        let auth =
+            suite_authorization("host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
         let headers = [("host", "example.amazonaws.com"), ("x-amz-date", "20150830T123600Z"), ("authorization", &auth)];
         verify_at(&suite_verifier(), "GET", "/?Param2=value2&Param1=value1", &headers, b"", suite_time()).unwrap();
 
@@ -543,7 +544,8 @@ mod tests {
     }
 
     /// A request signed by botocore (an independent signer), as boto3 sends it to Tideline.
-    const BOTOCORE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDTIDELINETEST/20261124/us-east-1/kinesis/aws4_request, \
+    const BOTOCORE_AUTH: &str =
+        "AWS4-HMAC-SHA256 Credential=AKIDTIDELINETEST/20261124/us-east-1/kinesis/aws4_request, \
          SignedHeaders=content-type;host;x-amz-date;x-amz-target, \
          Signature=8cd1c31fb196831ba91a14ed7ec8aa31b379a7509e5e2050769bd321edb3e2d0";
     const BOTOCORE_BODY: &[u8] = br#"{"StreamName":"clicks"}"#;
@@ -585,13 +587,21 @@ mod tests {
         let headers = botocore_headers(BOTOCORE_AUTH);
         let now = at("20261124T000100Z");
 
-        let error = verify_at(&kinesis_verifier("AKIDTIDELINETEST", "other"), "POST", "/", &headers, BOTOCORE_BODY, now)
-            .unwrap_err();
+        let error =
+            verify_at(&kinesis_verifier("AKIDTIDELINETEST", "other"), "POST", "/", &headers, BOTOCORE_BODY, now)
+                .unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidSignature);
         assert_eq!(error.message.as_deref(), Some(SIGNATURE_MISMATCH));
 
-        let error = verify_at(&kinesis_verifier("AKIDOTHER", "tideline-test-secret"), "POST", "/", &headers, BOTOCORE_BODY, now)
-            .unwrap_err();
+        let error = verify_at(
+            &kinesis_verifier("AKIDOTHER", "tideline-test-secret"),
+            "POST",
+            "/",
+            &headers,
+            BOTOCORE_BODY,
+            now,
+        )
+        .unwrap_err();
         assert_eq!(error, AwsError::new(ErrorCode::UnrecognizedClient, UNKNOWN_ACCESS_KEY));
 
         let verifier = kinesis_verifier("AKIDTIDELINETEST", "tideline-test-secret");
@@ -651,11 +661,16 @@ mod tests {
             Some("Date must be in ISO-8601 'basic format'. Got '2026'. See http://en.wikipedia.org/wiki/ISO_8601")
         );
 
-        let error =
-            call(&format!("AWS4-HMAC-SHA256 Credential={good_scope}, SignedHeaders=x-amz-date, Signature=x"), "20261124T000000Z");
+        let error = call(
+            &format!("AWS4-HMAC-SHA256 Credential={good_scope}, SignedHeaders=x-amz-date, Signature=x"),
+            "20261124T000000Z",
+        );
         assert_eq!(error.message.as_deref(), Some("'Host' must be a 'SignedHeader' in the AWS Authorization."));
 
-        let error = call(&format!("AWS4-HMAC-SHA1 Credential={good_scope}, SignedHeaders=host, Signature=x"), "20261124T000000Z");
+        let error = call(
+            &format!("AWS4-HMAC-SHA1 Credential={good_scope}, SignedHeaders=host, Signature=x"),
+            "20261124T000000Z",
+        );
         assert_eq!(error.code, ErrorCode::IncompleteSignature);
         assert_eq!(
             error.message.as_deref(),
@@ -672,7 +687,10 @@ mod tests {
             )
         );
 
-        let error = call("AWS4-HMAC-SHA256 Credential=AKIDTIDELINETEST/20261123/eu-west-1/s3/x, SignedHeaders=host, Signature=x", "20261124T000000Z");
+        let error = call(
+            "AWS4-HMAC-SHA256 Credential=AKIDTIDELINETEST/20261123/eu-west-1/s3/x, SignedHeaders=host, Signature=x",
+            "20261124T000000Z",
+        );
         assert_eq!(error.code, ErrorCode::InvalidSignature);
         assert_eq!(
             error.message.as_deref(),
@@ -734,7 +752,9 @@ mod tests {
             assert_eq!(format_iso8601(parse_iso8601(text).unwrap()), text);
         }
         assert_eq!(parse_iso8601("20150830T123600Z"), Some(UNIX_EPOCH + Duration::from_secs(1_440_938_160)));
-        for bad in ["20261124T000000", "2026-11-24T00:00:00Z", "20260230T000000Z", "20261124T240000Z", "+0261124T000000Z"] {
+        for bad in
+            ["20261124T000000", "2026-11-24T00:00:00Z", "20260230T000000Z", "20261124T240000Z", "+0261124T000000Z"]
+        {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
     }

@@ -141,7 +141,11 @@ fn parse_shared_credentials(path: &Path, text: &str) -> Result<Vec<(String, Stri
         let profile = section.strip_prefix("profile ").unwrap_or(section).trim();
         // botocore lower-cases option names, and the last of repeated options wins.
         let option = |name: &str| {
-            properties.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.trim()).last()
+            properties
+                .iter()
+                .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim())
+                .next_back()
         };
         let problem = |message: &str| ConfigError::Profile {
             path: path.to_owned(),

@@ -2,13 +2,15 @@
 //! operation; the path does not matter (as with AWS).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tideline_proto::sigv4::{Principal, ReceivedRequest, Verifier};
 use tideline_proto::{auth, event_stream, AwsError, Codec, ErrorCode};
 use tideline_streams::StreamsService;
 
@@ -19,14 +21,16 @@ const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 struct Services {
     streams: Arc<StreamsService>,
+    /// Set with `--auth`: every request's SigV4 signature is verified before dispatch.
+    verifier: Option<Arc<Verifier>>,
 }
 
-pub fn router(streams: Arc<StreamsService>) -> Router {
+pub fn router(streams: Arc<StreamsService>, verifier: Option<Arc<Verifier>>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(Services { streams })
+        .with_state(Services { streams, verifier })
 }
 
 fn respond(status: u16, codec: Codec, body: Vec<u8>) -> Response {
@@ -59,7 +63,13 @@ fn error_response(codec: Codec, error: &AwsError) -> Response {
     respond(error.status(), codec, error.to_body(codec))
 }
 
-async fn handle(State(services): State<Services>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(services): State<Services>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(codec) = header_text("content-type").and_then(Codec::from_content_type) else {
         return error_response(Codec::Json, &AwsError::bare(ErrorCode::UnknownOperation));
@@ -69,8 +79,24 @@ async fn handle(State(services): State<Services>, uri: Uri, headers: HeaderMap, 
         return error_response(codec, &AwsError::bare(ErrorCode::UnknownOperation));
     }
     let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
-    if let Err(error) = auth::check_complete(header_text("authorization"), uri.query(), has_date) {
-        return error_response(codec, &error);
+    let authorization = match auth::check_complete(header_text("authorization"), uri.query(), has_date) {
+        Ok(authorization) => authorization,
+        Err(error) => return error_response(codec, &error),
+    };
+    // Verified before dispatch, so that a refused request changes nothing. The principal is for
+    // access policies to come; until then it is only logged.
+    let principal = match &services.verifier {
+        Some(verifier) => match verify(verifier, authorization.as_ref(), &method, &uri, &headers, &body) {
+            Ok(principal) => Some(principal),
+            Err(error) => {
+                tracing::debug!(%error, operation, "signature refused");
+                return error_response(codec, &error);
+            }
+        },
+        None => None,
+    };
+    if let Some(principal) = &principal {
+        tracing::debug!(access_key_id = %principal.access_key_id, operation, "signature verified");
     }
     if operation == "SubscribeToShard" {
         return match services.streams.subscribe_to_shard(codec, &body).await {
@@ -82,4 +108,32 @@ async fn handle(State(services): State<Services>, uri: Uri, headers: HeaderMap, 
         Ok(body) => respond(200, codec, body),
         Err(error) => error_response(codec, &error),
     }
+}
+
+/// Hands the request, as received, to the SigV4 verifier.
+fn verify(
+    verifier: &Verifier,
+    authorization: Option<&auth::SigV4Header<'_>>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Principal, AwsError> {
+    // A value that is not visible ASCII cannot have been signed as text; leaving it out makes a
+    // request that signed it fail as a mismatch.
+    let mut pairs: Vec<(&str, &str)> =
+        headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
+    // HTTP/2 carries the host as the `:authority` pseudo-header, which clients sign as `host`.
+    if !headers.contains_key(header::HOST) {
+        if let Some(authority) = uri.authority() {
+            pairs.push(("host", authority.as_str()));
+        }
+    }
+    let request = ReceivedRequest {
+        method: method.as_str(),
+        path_and_query: uri.path_and_query().map_or("/", |target| target.as_str()),
+        headers: &pairs,
+        body,
+    };
+    verifier.verify(authorization, &request, SystemTime::now())
 }

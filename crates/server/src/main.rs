@@ -44,6 +44,11 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Before storage is opened: a bad credentials file should not leave a fresh data directory behind.
+    let verifier = args.verifier()?;
+    if let Some(verifier) = &verifier {
+        tracing::info!(access_key_ids = ?verifier.keys().ids(), "SigV4 verification on (--auth)");
+    }
     let storage_config = if args.in_memory {
         StorageConfig::in_memory()
     } else {
@@ -60,7 +65,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(stdout, "tideline listening on http://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    axum::serve(listener, http::router(streams)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, http::router(streams, verifier.map(Arc::new)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("tideline stopped");
     Ok(())
 }
