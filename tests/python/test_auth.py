@@ -426,3 +426,45 @@ def test_bad_auth_configurations_fail_at_startup(tideline_binary, tmp_path):
     result = run_serve(tideline_binary, "--auth", env={"TIDELINE_ACCESS_KEY_ID": "AKID"})
     assert result.returncode != 0
     assert "only one is set" in result.stderr, result.stderr
+
+
+def test_resource_policy_explicit_deny_is_enforced_for_the_denied_caller(auth_server):
+    """With --auth, a stream's resource policy applies to the verified caller: an explicit Deny for
+    one user refuses its writes and reads (AccessDeniedException) and leaves the stream untouched,
+    while another user of the account keeps access."""
+    admin = support.make_client(auth_server.endpoint)
+    other = support.make_client(auth_server.endpoint, access_key=OTHER_KEY, secret_key=OTHER_SECRET)
+    name = unique_name("policy")
+    create_stream(admin, name)
+    admin.put_record(StreamName=name, Data=b"before", PartitionKey="k")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Deny",
+            "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{OTHER_KEY}"},
+            "Action": ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:GetRecords"],
+            "Resource": support.stream_arn(name),
+        }],
+    }
+    admin.put_resource_policy(ResourceARN=support.stream_arn(name), Policy=json.dumps(policy))
+
+    with pytest.raises(other.exceptions.ClientError) as e:
+        other.put_record(StreamName=name, Data=b"denied", PartitionKey="k")
+    assert_client_error(e, "AccessDeniedException")
+    assert f"user/{OTHER_KEY} is not authorized to perform: kinesis:PutRecord" in e.value.response["Error"]["Message"]
+    with pytest.raises(other.exceptions.ClientError) as e:
+        other.put_records(StreamName=name, Records=[{"Data": b"denied", "PartitionKey": "k"}])
+    assert_client_error(e, "AccessDeniedException")
+    # GetShardIterator is not denied by this policy; GetRecords is.
+    shard_iterator = iterator(other, name, "shardId-000000000000")
+    with pytest.raises(other.exceptions.ClientError) as e:
+        other.get_records(ShardIterator=shard_iterator)
+    assert_client_error(e, "AccessDeniedException")
+
+    # The admin is not denied, and sees that nothing was written by the refused calls.
+    admin.put_record(StreamName=name, Data=b"after", PartitionKey="k")
+    records, _ = drain(admin, iterator(admin, name, "shardId-000000000000"))
+    assert [r["Data"] for r in records] == [b"before", b"after"]
+
+    admin.delete_resource_policy(ResourceARN=support.stream_arn(name))
+    other.put_record(StreamName=name, Data=b"allowed again", PartitionKey="k")

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use tideline_proto::sigv4::{Principal, ReceivedRequest, Verifier};
 use tideline_proto::{auth, event_stream, AwsError, Codec, ErrorCode};
-use tideline_streams::StreamsService;
+use tideline_streams::{Caller, StreamsService};
 
 /// Largest request body accepted. AWS caps PutRecords at 5 MiB of data, which is ~6.7 MiB as
 /// base64 JSON; the margin lets oversized batches get AWS's own error instead of a bare 413.
@@ -83,8 +83,8 @@ async fn handle(
         Ok(authorization) => authorization,
         Err(error) => return error_response(codec, &error),
     };
-    // Verified before dispatch, so that a refused request changes nothing. The principal is for
-    // access policies to come; until then it is only logged.
+    // Verified before dispatch, so that a refused request changes nothing; the verified caller is
+    // what resource policies apply to.
     let principal = match &services.verifier {
         Some(verifier) => match verify(verifier, authorization.as_ref(), &method, &uri, &headers, &body) {
             Ok(principal) => Some(principal),
@@ -95,16 +95,17 @@ async fn handle(
         },
         None => None,
     };
-    if let Some(principal) = &principal {
+    let caller = principal.map(|principal| {
         tracing::debug!(access_key_id = %principal.access_key_id, operation, "signature verified");
-    }
+        Caller { access_key_id: principal.access_key_id }
+    });
     if operation == "SubscribeToShard" {
-        return match services.streams.subscribe_to_shard(codec, &body).await {
+        return match services.streams.subscribe_to_shard(caller.as_ref(), codec, &body).await {
             Ok(events) => event_stream_response(events),
             Err(error) => error_response(codec, &error),
         };
     }
-    match services.streams.handle(operation, codec, &body).await {
+    match services.streams.handle(caller.as_ref(), operation, codec, &body).await {
         Ok(body) => respond(200, codec, body),
         Err(error) => error_response(codec, &error),
     }

@@ -10,12 +10,13 @@ mod hash;
 mod iterator;
 mod model;
 mod ops;
+mod policy;
 mod resharding;
 mod rules;
 mod sequence;
 mod service;
 
-pub use service::{StreamsConfig, StreamsService};
+pub use service::{Caller, StreamsConfig, StreamsService};
 
 /// The `X-Amz-Target` prefix of the Data Streams API.
 pub const TARGET_PREFIX: &str = "Kinesis_20131202";

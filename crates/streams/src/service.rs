@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::iterator::IteratorCodec;
 use crate::model::{ConsumerStatus, Routing, StreamMeta, StreamStatus};
 use crate::ops;
+use crate::policy;
 
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -36,6 +37,12 @@ impl Default for StreamsConfig {
             iterator_ttl: Duration::from_secs(300),
         }
     }
+}
+
+/// Who makes a request, when `--auth` verified it: resource policies are applied to callers.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub access_key_id: String,
 }
 
 /// A stream's current metadata plus what is derived from it for the hot path.
@@ -167,18 +174,52 @@ impl StreamsService {
     }
 
     /// Runs one operation: decodes the body in `codec`, calls the handler, encodes the response.
-    pub async fn handle(&self, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
-        ops::dispatch(self, operation, codec, body).await
+    /// `caller` is the verified identity (with `--auth`), to which resource policies apply.
+    pub async fn handle(
+        &self,
+        caller: Option<&Caller>,
+        operation: &str,
+        codec: Codec,
+        body: &[u8],
+    ) -> Result<Vec<u8>, AwsError> {
+        ops::dispatch(self, caller, operation, codec, body).await
     }
 
     /// SubscribeToShard, whose response is a stream: yields the encoded event-stream messages
     /// (`application/vnd.amazon.eventstream`) as they are produced.
     pub async fn subscribe_to_shard(
         self: &Arc<Self>,
+        caller: Option<&Caller>,
         codec: Codec,
         body: &[u8],
     ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, AwsError> {
-        ops::subscribe_to_shard(self, codec, codec.decode(body)?).await
+        ops::subscribe_to_shard(self, caller, codec, codec.decode(body)?).await
+    }
+
+    /// Refuses a data-plane call that the stream's resource policy explicitly denies to the
+    /// caller. Without `--auth` there is no verified caller and policies are only stored.
+    pub(crate) fn authorize(
+        &self,
+        caller: Option<&Caller>,
+        meta: &StreamMeta,
+        action: &str,
+        consumer_arn: Option<&str>,
+    ) -> Result<(), AwsError> {
+        let (Some(caller), Some(policy)) = (caller, meta.policy.as_deref()) else { return Ok(()) };
+        let stream_arn = self.arn(meta);
+        let principal = format!("arn:aws:iam::{}:user/{}", self.account(), caller.access_key_id);
+        let resources: Vec<&str> = std::iter::once(stream_arn.as_str()).chain(consumer_arn).collect();
+        let access = policy::Access { principal: &principal, account: self.account(), action, resources: &resources };
+        if !policy::denies(policy, &access) {
+            return Ok(());
+        }
+        Err(AwsError::new(
+            tideline_proto::ErrorCode::AccessDenied,
+            format!(
+                "User: {principal} is not authorized to perform: {action} on resource: {} with an explicit deny in a resource-based policy",
+                resources.last().copied().unwrap_or_default()
+            ),
+        ))
     }
 
     pub(crate) fn account(&self) -> &str {

@@ -15,7 +15,7 @@ pub(crate) use subscribe::subscribe_to_shard;
 
 use tideline_proto::{AwsError, Codec, ErrorCode};
 
-use crate::service::StreamsService;
+use crate::service::{Caller, StreamsService};
 
 /// A response with no members: `{}` on the wire, which every SDK accepts.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -23,6 +23,7 @@ pub(crate) struct Empty {}
 
 pub(crate) async fn dispatch(
     service: &StreamsService,
+    caller: Option<&Caller>,
     operation: &str,
     codec: Codec,
     body: &[u8],
@@ -31,6 +32,11 @@ pub(crate) async fn dispatch(
         ($handler:path) => {{
             let request = codec.decode(body)?;
             let response = $handler(service, request).await?;
+            Ok(codec.encode(&response))
+        }};
+        ($handler:path, caller) => {{
+            let request = codec.decode(body)?;
+            let response = $handler(service, caller, request).await?;
             Ok(codec.encode(&response))
         }};
     }
@@ -46,10 +52,10 @@ pub(crate) async fn dispatch(
         "SplitShard" => run!(shards::split_shard),
         "MergeShards" => run!(shards::merge_shards),
         "UpdateShardCount" => run!(shards::update_shard_count),
-        "PutRecord" => run!(records::put_record),
-        "PutRecords" => run!(records::put_records),
-        "GetShardIterator" => run!(reading::get_shard_iterator),
-        "GetRecords" => run!(reading::get_records),
+        "PutRecord" => run!(records::put_record, caller),
+        "PutRecords" => run!(records::put_records, caller),
+        "GetShardIterator" => run!(reading::get_shard_iterator, caller),
+        "GetRecords" => run!(reading::get_records, caller),
         "IncreaseStreamRetentionPeriod" => run!(settings::increase_retention),
         "DecreaseStreamRetentionPeriod" => run!(settings::decrease_retention),
         "StartStreamEncryption" => run!(settings::start_encryption),

@@ -10,7 +10,7 @@ use crate::iterator::IteratorPosition;
 use crate::model::{shard_id, ShardMeta, StreamMeta};
 use crate::rules;
 use crate::sequence::SequenceNumber;
-use crate::service::{now_ms, storage_failure, StreamsService};
+use crate::service::{now_ms, storage_failure, Caller, StreamsService};
 
 const ITERATOR_TYPES: [&str; 5] =
     ["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"];
@@ -136,6 +136,7 @@ pub(crate) async fn start_position(
 
 pub async fn get_shard_iterator(
     service: &StreamsService,
+    caller: Option<&Caller>,
     input: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, AwsError> {
     input.validate()?;
@@ -148,6 +149,7 @@ pub async fn get_shard_iterator(
         return Err(missing());
     }
     let (shard_index, shard) = meta.find_shard(&requested_shard).ok_or_else(missing)?;
+    service.authorize(caller, &meta, "kinesis:GetShardIterator", None)?;
     let kind = input.shard_iterator_type.unwrap_or_default();
     let position = start_position(
         service,
@@ -223,7 +225,11 @@ fn java_date(ms: i64) -> String {
         .map_or_else(|| ms.to_string(), |t| t.format("%a %b %d %H:%M:%S UTC %Y").to_string())
 }
 
-pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Result<GetRecordsOutput, AwsError> {
+pub async fn get_records(
+    service: &StreamsService,
+    caller: Option<&Caller>,
+    input: GetRecordsInput,
+) -> Result<GetRecordsOutput, AwsError> {
     input.validate()?;
     let token = input.shard_iterator.unwrap_or_default();
     let position =
@@ -247,6 +253,7 @@ pub async fn get_records(service: &StreamsService, input: GetRecordsInput) -> Re
         return Err(missing());
     }
     let shard = meta.shard(position.shard_index).ok_or_else(missing)?;
+    service.authorize(caller, &meta, "kinesis:GetRecords", None)?;
     let limit = input.limit.unwrap_or(rules::MAX_GET_RECORDS) as usize;
     let read = read_records(
         service,

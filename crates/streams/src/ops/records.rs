@@ -11,7 +11,7 @@ use crate::hash::{hash_key_of, parse_hash_key};
 use crate::model::shard_id;
 use crate::rules;
 use crate::sequence::SequenceNumber;
-use crate::service::{storage_failure, StreamEntry, StreamsService};
+use crate::service::{storage_failure, Caller, StreamEntry, StreamsService};
 
 /// Where an appended record landed.
 struct Placement {
@@ -166,9 +166,14 @@ pub struct PutRecordOutput {
     encryption_type: &'static str,
 }
 
-pub async fn put_record(service: &StreamsService, input: PutRecordInput) -> Result<PutRecordOutput, AwsError> {
+pub async fn put_record(
+    service: &StreamsService,
+    caller: Option<&Caller>,
+    input: PutRecordInput,
+) -> Result<PutRecordOutput, AwsError> {
     input.validate()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    service.authorize(caller, &entry.state.read().meta, "kinesis:PutRecord", None)?;
     let partition_key = input.partition_key.unwrap_or_default();
     let hash = hash_key(&partition_key, input.explicit_hash_key.as_deref())?;
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
@@ -258,9 +263,14 @@ pub struct PutRecordsOutput {
     encryption_type: &'static str,
 }
 
-pub async fn put_records(service: &StreamsService, input: PutRecordsInput) -> Result<PutRecordsOutput, AwsError> {
+pub async fn put_records(
+    service: &StreamsService,
+    caller: Option<&Caller>,
+    input: PutRecordsInput,
+) -> Result<PutRecordsOutput, AwsError> {
     input.validate()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
+    service.authorize(caller, &entry.state.read().meta, "kinesis:PutRecords", None)?;
     let entries = input.records.unwrap_or_default();
     let total: usize = entries
         .iter()

@@ -20,7 +20,7 @@ use super::Empty;
 use crate::model::{shard_id, ConsumerStatus};
 use crate::rules;
 use crate::sequence::SequenceNumber;
-use crate::service::{now_ms, StreamEntry, StreamsService};
+use crate::service::{now_ms, Caller, StreamEntry, StreamsService};
 
 /// How long one subscription lasts, as in AWS.
 const LIFETIME: Duration = Duration::from_secs(300);
@@ -89,6 +89,7 @@ struct SubscribeToShardEvent {
 /// Starts a subscription; the receiver yields the encoded event-stream messages.
 pub async fn subscribe_to_shard(
     service: &Arc<StreamsService>,
+    caller: Option<&Caller>,
     codec: Codec,
     input: SubscribeToShardInput,
 ) -> Result<mpsc::Receiver<Bytes>, AwsError> {
@@ -99,6 +100,7 @@ pub async fn subscribe_to_shard(
         return Err(AwsError::in_use(format!("Consumer {} is not in an ACTIVE state", consumer.name)));
     }
     let meta = entry.meta();
+    service.authorize(caller, &meta, "kinesis:SubscribeToShard", Some(&arn))?;
     let requested = input.shard_id.unwrap_or_default();
     let (shard_index, shard) = meta.find_shard(&requested).ok_or_else(|| {
         AwsError::not_found(format!(
