@@ -28,9 +28,19 @@ struct Services {
 pub fn router(streams: Arc<StreamsService>, verifier: Option<Arc<Verifier>>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(Services { streams, verifier })
+}
+
+/// Prometheus scrape endpoint: the CloudWatch-style per-stream metrics.
+async fn metrics(State(services): State<Services>) -> Response {
+    let mut response = services.streams.metrics_text().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
 }
 
 fn respond(status: u16, codec: Codec, body: Vec<u8>) -> Response {

@@ -8,6 +8,7 @@
 
 mod hash;
 mod iterator;
+mod metrics;
 mod model;
 mod ops;
 mod policy;

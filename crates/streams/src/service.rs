@@ -11,6 +11,7 @@ use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tokio::sync::watch;
 
 use crate::iterator::IteratorCodec;
+use crate::metrics::StreamMetrics;
 use crate::model::{ConsumerStatus, Routing, StreamMeta, StreamStatus};
 use crate::ops;
 use crate::policy;
@@ -107,6 +108,7 @@ pub struct StreamsService {
     /// When each (consumer ARN, shard) subscription last started, for SubscribeToShard's
     /// five-second rule.
     pub(crate) subscriptions: parking_lot::Mutex<std::collections::HashMap<(String, u32), i64>>,
+    pub(crate) metrics: StreamMetrics,
 }
 
 const STREAM_KEY_PREFIX: &str = "stream/";
@@ -151,6 +153,8 @@ impl StreamsService {
             streams.insert(meta.name.clone(), StreamEntry::new(meta));
         }
         storage.retain_streams(&live)?;
+        let metrics = StreamMetrics::new();
+        streams.keys().for_each(|name| metrics.register_stream(name));
         tracing::info!(streams = streams.len(), "data streams loaded");
         Ok(Arc::new(Self {
             config,
@@ -158,6 +162,7 @@ impl StreamsService {
             streams: Arc::new(RwLock::new(streams)),
             iterators: IteratorCodec::new(secret),
             subscriptions: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            metrics,
         }))
     }
 
@@ -183,6 +188,11 @@ impl StreamsService {
         body: &[u8],
     ) -> Result<Vec<u8>, AwsError> {
         ops::dispatch(self, caller, operation, codec, body).await
+    }
+
+    /// The per-stream metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
     }
 
     /// SubscribeToShard, whose response is a stream: yields the encoded event-stream messages

@@ -254,6 +254,7 @@ pub async fn get_records(
     }
     let shard = meta.shard(position.shard_index).ok_or_else(missing)?;
     service.authorize(caller, &meta, "kinesis:GetRecords", None)?;
+    let started = std::time::Instant::now();
     let limit = input.limit.unwrap_or(rules::MAX_GET_RECORDS) as usize;
     let read = read_records(
         service,
@@ -264,6 +265,9 @@ pub async fn get_records(
         rules::MAX_GET_RECORDS_BYTES,
     )
     .await?;
+    let bytes: usize = read.records.iter().map(|r| r.record.data.len()).sum();
+    let age = read.millis_behind_latest;
+    service.metrics.record_get(&meta.name, read.records.len() as u64, bytes as u64, age, started.elapsed());
     let next_shard_iterator = (!read.at_end).then(|| {
         service.iterators.encode(&IteratorPosition {
             created_ms: now,

@@ -174,6 +174,7 @@ pub async fn put_record(
     input.validate()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     service.authorize(caller, &entry.state.read().meta, "kinesis:PutRecord", None)?;
+    let started = std::time::Instant::now();
     let partition_key = input.partition_key.unwrap_or_default();
     let hash = hash_key(&partition_key, input.explicit_hash_key.as_deref())?;
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
@@ -188,9 +189,11 @@ pub async fn put_record(
     }
     let data = input.data.unwrap_or_default().0;
     check_record_size(&data)?;
+    let size = data.len();
     let written =
         append(service, &name, &entry, vec![(hash, NewRecord { partition_key, data, encrypted: false })]).await?;
     let placement = written.placements.first().ok_or_else(|| AwsError::internal("record was not placed"))?;
+    service.metrics.record_put(&name, "PutRecord", 1, size as u64, started.elapsed());
     Ok(PutRecordOutput {
         shard_id: shard_id(placement.shard_index),
         sequence_number: SequenceNumber::of_record(written.stream_id, placement.shard_index, placement.record_index)
@@ -271,6 +274,7 @@ pub async fn put_records(
     input.validate()?;
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     service.authorize(caller, &entry.state.read().meta, "kinesis:PutRecords", None)?;
+    let started = std::time::Instant::now();
     let entries = input.records.unwrap_or_default();
     let total: usize = entries
         .iter()
@@ -289,7 +293,10 @@ pub async fn put_records(
         check_record_size(&data)?;
         records.push((hash, NewRecord { partition_key, data, encrypted: false }));
     }
+    let count = records.len() as u64;
+    let bytes: usize = records.iter().map(|(_, record)| record.data.len()).sum();
     let written = append(service, &name, &entry, records).await?;
+    service.metrics.record_put(&name, "PutRecords", count, bytes as u64, started.elapsed());
     let meta_id = written.stream_id;
     Ok(PutRecordsOutput {
         failed_record_count: 0,

@@ -87,6 +87,7 @@ pub async fn create_stream(service: &StreamsService, input: CreateStreamInput) -
         service.streams.write().remove(&name);
         return Err(error);
     }
+    service.metrics.register_stream(&name);
     Ok(Empty {})
 }
 
@@ -118,6 +119,7 @@ pub async fn delete_stream(service: &StreamsService, input: DeleteStreamInput) -
         )));
     }
     service.forget(&name).await?;
+    service.metrics.forget_stream(&name);
     let delay = service.config.transition_delay;
     meta.status = StreamStatus::Deleting;
     entry.replace(meta.clone());
