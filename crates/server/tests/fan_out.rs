@@ -10,7 +10,8 @@ use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition
 use common::*;
 
 async fn register(client: &aws_sdk_kinesis::Client, stream: &str, name: &str) -> String {
-    let out = client.register_stream_consumer().stream_arn(stream_arn(stream)).consumer_name(name).send().await.unwrap();
+    let out =
+        client.register_stream_consumer().stream_arn(stream_arn(stream)).consumer_name(name).send().await.unwrap();
     let consumer = out.consumer().unwrap();
     assert_eq!(consumer.consumer_name(), name);
     assert!(consumer.consumer_arn().starts_with(&format!("{}/consumer/{name}:", stream_arn(stream))));

@@ -38,12 +38,15 @@ fn numbered_dirs<T: std::str::FromStr + Ord>(dir: &Path) -> Result<Vec<(T, PathB
     Ok(found)
 }
 
-pub(crate) fn recover(root: &Path) -> Result<Recovered, StorageError> {
+/// `synced`: the previous run shut down cleanly, so every byte in the logs is already on disk.
+/// Otherwise whole frames a killed process wrote but never synced may sit in the page cache;
+/// they are valid, become part of the log, and must be made durable before they are served.
+pub(crate) fn recover(root: &Path, synced: bool) -> Result<Recovered, StorageError> {
     let mut recovered = Recovered { logs: HashMap::new(), writers: HashMap::new() };
     for (stream_id, stream_dir) in numbered_dirs::<u64>(root)? {
         for (shard_index, shard_dir) in numbered_dirs::<u32>(&stream_dir)? {
             let key = ShardKey { stream_id, shard_index };
-            let (log, writer) = recover_shard(key, shard_dir)?;
+            let (log, writer) = recover_shard(key, shard_dir, synced)?;
             recovered.logs.insert(key, log);
             recovered.writers.insert(key, writer);
         }
@@ -51,7 +54,7 @@ pub(crate) fn recover(root: &Path) -> Result<Recovered, StorageError> {
     Ok(recovered)
 }
 
-fn recover_shard(key: ShardKey, dir: PathBuf) -> Result<(Arc<ShardLog>, WriterShard), StorageError> {
+fn recover_shard(key: ShardKey, dir: PathBuf, synced: bool) -> Result<(Arc<ShardLog>, WriterShard), StorageError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(|error| StorageError::io_at("listing", &dir, error))? {
         let entry = entry.map_err(|error| StorageError::io_at("listing", &dir, error))?;
@@ -79,7 +82,11 @@ fn recover_shard(key: ShardKey, dir: PathBuf) -> Result<(Arc<ShardLog>, WriterSh
     }
 
     let last = Arc::new(Segment::existing_file(last_path, last_first));
-    let (len, next_index, mut last_arrival_ms) = scan_tail(&last)?;
+    let (len, next_index, mut last_arrival_ms) = scan_tail(&last, synced)?;
+    if !synced {
+        // Likewise the directory entry of a segment created just before the crash.
+        sync_dir(&dir).map_err(|error| StorageError::io_at("syncing directory", &dir, error))?;
+    }
     if len == 0 {
         // The last segment is empty: the newest record, if any, ends the one before.
         last_arrival_ms = last_arrival_before(&views);
@@ -93,7 +100,7 @@ fn recover_shard(key: ShardKey, dir: PathBuf) -> Result<(Arc<ShardLog>, WriterSh
 
 /// Scans the last segment, indexing it and cutting it at the first bad frame. Returns the good
 /// length, the next index and the last arrival time.
-fn scan_tail(segment: &Segment) -> Result<(u64, u64, Option<i64>), StorageError> {
+fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Option<i64>), StorageError> {
     let file_len = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
     let mut scanner = Scanner::new(segment, 0, file_len, RECOVERY_CHUNK)?;
     let mut next_index = segment.first_index;
@@ -115,16 +122,26 @@ fn scan_tail(segment: &Segment) -> Result<(u64, u64, Option<i64>), StorageError>
         }
     };
     drop(sparse);
-    let Some((offset, reason)) = bad else { return Ok((file_len, next_index, last_arrival_ms)) };
-    tracing::warn!(
-        segment = %segment.describe(),
-        offset,
-        dropped_bytes = file_len - offset,
-        %reason,
-        "truncating a torn or corrupt log tail (records there were never acknowledged)"
-    );
-    segment.set_len(offset).and_then(|()| segment.sync()).map_err(|error| segment.io_error("truncating", error))?;
-    Ok((offset, next_index, last_arrival_ms))
+    let (good_len, synced) = match bad {
+        None => (file_len, synced),
+        Some((offset, reason)) => {
+            tracing::warn!(
+                segment = %segment.describe(),
+                offset,
+                dropped_bytes = file_len - offset,
+                %reason,
+                "truncating a torn or corrupt log tail (records there were never acknowledged)"
+            );
+            segment.set_len(offset).map_err(|error| segment.io_error("truncating", error))?;
+            (offset, false)
+        }
+    };
+    if !synced {
+        // Even with nothing dirty an fsync costs milliseconds here (a device flush), which is
+        // why a clean shutdown leaves a marker that lets the next start skip this.
+        segment.sync().map_err(|error| segment.io_error("syncing", error))?;
+    }
+    Ok((good_len, next_index, last_arrival_ms))
 }
 
 /// The arrival time of the newest record in the older segments. Rare (only when the last segment

@@ -78,8 +78,12 @@ pub struct Storage {
     shared: Arc<Shared>,
     metadata: MetadataStore,
     requests: Option<mpsc::Sender<Request>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    writer: Option<std::thread::JoinHandle<bool>>,
+    data_dir: Option<PathBuf>,
 }
+
+/// Left in the data directory by a clean shutdown (every log byte synced) and removed at open.
+const CLEAN_MARKER: &str = "clean-shutdown";
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,7 +104,8 @@ impl Storage {
                 // same directory fails here, before it can touch a shard log.
                 let metadata = MetadataStore::open_file(&data_dir.join("meta.redb"))?;
                 create_synced_dir(&root)?;
-                let recovered = recovery::recover(&root)?;
+                let synced = take_clean_marker(data_dir)?;
+                let recovered = recovery::recover(&root, synced)?;
                 (Some(root), metadata, recovered)
             }
             StorageMode::InMemory => {
@@ -123,7 +128,11 @@ impl Storage {
             .spawn(move || writer.run())
             .map_err(|error| StorageError::io("starting the log writer thread", error))?;
         tracing::info!(shards = shard_count, elapsed_ms = started.elapsed().as_millis() as u64, "storage opened");
-        Ok(Arc::new(Storage { shared, metadata, requests: Some(requests), writer: Some(writer) }))
+        let data_dir = match config.mode {
+            StorageMode::Durable(data_dir) => Some(data_dir),
+            StorageMode::InMemory => None,
+        };
+        Ok(Arc::new(Storage { shared, metadata, requests: Some(requests), writer: Some(writer), data_dir }))
     }
 
     pub fn metadata(&self) -> &MetadataStore {
@@ -248,12 +257,38 @@ impl Drop for Storage {
     /// same directory in this process finds the files quiet.
     fn drop(&mut self) {
         self.requests.take();
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!("the log writer thread panicked");
+        let Some(writer) = self.writer.take() else { return };
+        match writer.join() {
+            Ok(true) => {
+                if let Some(data_dir) = &self.data_dir {
+                    if let Err(error) = leave_clean_marker(data_dir) {
+                        tracing::warn!(%error, "could not mark the shutdown clean; the next start syncs every log");
+                    }
+                }
             }
+            Ok(false) => tracing::warn!("a shard log failed; the next start syncs every log"),
+            Err(_) => tracing::error!("the log writer thread panicked"),
         }
     }
+}
+
+/// Whether the last run shut down cleanly. The marker is removed, durably, before anything is
+/// written, so a crash of this run is never mistaken for a clean stop.
+fn take_clean_marker(data_dir: &Path) -> Result<bool, StorageError> {
+    let marker = data_dir.join(CLEAN_MARKER);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {
+            recovery::sync_dir(data_dir).map_err(|error| StorageError::io_at("syncing directory", data_dir, error))?;
+            Ok(true)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(StorageError::io_at("removing", &marker, error)),
+    }
+}
+
+fn leave_clean_marker(data_dir: &Path) -> std::io::Result<()> {
+    std::fs::File::create(data_dir.join(CLEAN_MARKER))?;
+    recovery::sync_dir(data_dir)
 }
 
 fn create_synced_dir(path: &Path) -> Result<(), StorageError> {
