@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Open shards allowed across all streams.
     #[arg(long, env = "TIDELINE_SHARD_LIMIT", default_value_t = 500)]
     pub shard_limit: u32,
+    /// Enforce AWS's per-shard throughput limits: writes 1 MiB/s and 1,000 records/s, reads
+    /// 5 calls/s and 2 MiB/s (ProvisionedThroughputExceededException beyond).
+    #[arg(long, env = "TIDELINE_ENFORCE_LIMITS")]
+    pub enforce_limits: bool,
     /// Lifetime of shard iterators, in seconds.
     #[arg(long, env = "TIDELINE_ITERATOR_TTL_SECS", default_value_t = 300)]
     pub iterator_ttl_secs: u64,
@@ -90,6 +94,7 @@ impl ServeArgs {
             transition_delay: Duration::from_millis(self.create_delay_ms),
             shard_limit: self.shard_limit,
             iterator_ttl: Duration::from_secs(self.iterator_ttl_secs),
+            enforce_limits: self.enforce_limits,
         }
     }
 

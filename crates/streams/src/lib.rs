@@ -8,6 +8,7 @@
 
 mod hash;
 mod iterator;
+mod limits;
 mod metrics;
 mod model;
 mod ops;

@@ -98,6 +98,14 @@ impl StreamMetrics {
         self.iterator_age.with_label_values(&[stream]).set(iterator_age_ms);
     }
 
+    pub fn record_throttled_writes(&self, stream: &str, records: u64) {
+        self.write_exceeded.with_label_values(&[stream]).inc_by(records);
+    }
+
+    pub fn record_throttled_read(&self, stream: &str) {
+        self.read_exceeded.with_label_values(&[stream]).inc();
+    }
+
     /// Declares a stream's series at zero, so dashboards see the throttling counters before any
     /// throttling happens.
     pub fn register_stream(&self, stream: &str) {

@@ -11,6 +11,7 @@ use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tokio::sync::watch;
 
 use crate::iterator::IteratorCodec;
+use crate::limits::ShardLimits;
 use crate::metrics::StreamMetrics;
 use crate::model::{ConsumerStatus, Routing, StreamMeta, StreamStatus};
 use crate::ops;
@@ -26,6 +27,8 @@ pub struct StreamsConfig {
     pub shard_limit: u32,
     /// Shard iterators older than this are expired (AWS: 5 minutes).
     pub iterator_ttl: Duration,
+    /// Enforce AWS's per-shard throughput limits (off for local use).
+    pub enforce_limits: bool,
 }
 
 impl Default for StreamsConfig {
@@ -36,6 +39,7 @@ impl Default for StreamsConfig {
             transition_delay: Duration::ZERO,
             shard_limit: 500,
             iterator_ttl: Duration::from_secs(300),
+            enforce_limits: false,
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct StreamsService {
     /// five-second rule.
     pub(crate) subscriptions: parking_lot::Mutex<std::collections::HashMap<(String, u32), i64>>,
     pub(crate) metrics: StreamMetrics,
+    /// Per-shard throughput limits, when enforced.
+    pub(crate) limits: Option<ShardLimits>,
 }
 
 const STREAM_KEY_PREFIX: &str = "stream/";
@@ -157,12 +163,13 @@ impl StreamsService {
         streams.keys().for_each(|name| metrics.register_stream(name));
         tracing::info!(streams = streams.len(), "data streams loaded");
         Ok(Arc::new(Self {
-            config,
             storage,
             streams: Arc::new(RwLock::new(streams)),
             iterators: IteratorCodec::new(secret),
             subscriptions: parking_lot::Mutex::new(std::collections::HashMap::new()),
             metrics,
+            limits: config.enforce_limits.then(ShardLimits::default),
+            config,
         }))
     }
 

@@ -254,6 +254,21 @@ pub async fn get_records(
     }
     let shard = meta.shard(position.shard_index).ok_or_else(missing)?;
     service.authorize(caller, &meta, "kinesis:GetRecords", None)?;
+    let key = ShardKey { stream_id: meta.id, shard_index: position.shard_index };
+    if let Some(limits) = &service.limits {
+        if !limits.admit_read(key) {
+            service.metrics.record_throttled_read(&meta.name);
+            return Err(AwsError::new(
+                ErrorCode::ProvisionedThroughputExceeded,
+                format!(
+                    "Rate exceeded for shard {} in stream {} under account {}.",
+                    shard_id(position.shard_index),
+                    meta.name,
+                    service.account()
+                ),
+            ));
+        }
+    }
     let started = std::time::Instant::now();
     let limit = input.limit.unwrap_or(rules::MAX_GET_RECORDS) as usize;
     let read = read_records(
@@ -266,6 +281,9 @@ pub async fn get_records(
     )
     .await?;
     let bytes: usize = read.records.iter().map(|r| r.record.data.len()).sum();
+    if let Some(limits) = &service.limits {
+        limits.charge_read(key, bytes);
+    }
     let age = read.millis_behind_latest;
     service.metrics.record_get(&meta.name, read.records.len() as u64, bytes as u64, age, started.elapsed());
     let next_shard_iterator = (!read.at_end).then(|| {

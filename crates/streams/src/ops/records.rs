@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tideline_proto::{AwsError, Blob, Validator};
+use tideline_proto::{AwsError, Blob, ErrorCode, Validator};
 use tideline_storage::{AppendBatch, AppendOutcome, NewRecord, ShardKey};
 
 use crate::hash::{hash_key_of, parse_hash_key};
@@ -13,13 +13,13 @@ use crate::rules;
 use crate::sequence::SequenceNumber;
 use crate::service::{storage_failure, Caller, StreamEntry, StreamsService};
 
-/// Where an appended record landed.
-struct Placement {
-    shard_index: u32,
-    record_index: u64,
+/// What became of a record: where it landed, or which shard's write limit refused it.
+enum Placement {
+    Appended { shard_index: u32, record_index: u64 },
+    Throttled { shard_index: u32 },
 }
 
-/// Records written by one request, and the stream state they were written under.
+/// Records written by one request, in request order, and the stream state they were written under.
 struct Written {
     placements: Vec<Placement>,
     stream_id: u64,
@@ -30,6 +30,7 @@ struct Written {
 const MAX_REROUTES: usize = 5;
 
 /// Routes each record (by hash key) to the open shard owning it and appends them durably.
+/// With `--enforce-limits`, a record over its shard's write limit is refused (and not written).
 /// A shard can be closed by a concurrent reshard between routing and appending; storage then
 /// refuses the batch, and those records are routed again once the new shard tree is installed.
 async fn append(
@@ -40,7 +41,7 @@ async fn append(
 ) -> Result<Written, AwsError> {
     let mut placements: Vec<Option<Placement>> = records.iter().map(|_| None).collect();
     let mut pending: Vec<usize> = (0..records.len()).collect();
-    for _ in 0..MAX_REROUTES {
+    for attempt in 0..MAX_REROUTES {
         let mut changed = entry.changed.subscribe();
         // Group the pending records by shard, keeping their order within each shard.
         let mut batches: Vec<(AppendBatch, Vec<usize>)> = Vec::new();
@@ -55,6 +56,14 @@ async fn append(
                 let Some(shard_index) = state.routing.shard_for(*hash) else {
                     return Err(AwsError::internal("no open shard owns the hash key"));
                 };
+                // Only the first routing is charged: a record re-routed after a reshard was admitted.
+                if let (Some(limits), 0) = (&service.limits, attempt) {
+                    let size = record.data.len() + record.partition_key.len();
+                    if !limits.admit_write(ShardKey { stream_id, shard_index }, size) {
+                        placements[position] = Some(Placement::Throttled { shard_index });
+                        continue;
+                    }
+                }
                 let record = NewRecord { encrypted, ..record.clone() };
                 match batches.iter_mut().find(|(batch, _)| batch.shard.shard_index == shard_index) {
                     Some((batch, positions)) => {
@@ -78,7 +87,7 @@ async fn append(
                 AppendOutcome::Appended { first_index, .. } => {
                     for (offset, position) in positions.into_iter().enumerate() {
                         placements[position] =
-                            Some(Placement { shard_index, record_index: first_index + offset as u64 });
+                            Some(Placement::Appended { shard_index, record_index: first_index + offset as u64 });
                     }
                 }
                 AppendOutcome::ShardSealed => pending.extend(positions),
@@ -192,14 +201,26 @@ pub async fn put_record(
     let size = data.len();
     let written =
         append(service, &name, &entry, vec![(hash, NewRecord { partition_key, data, encrypted: false })]).await?;
-    let placement = written.placements.first().ok_or_else(|| AwsError::internal("record was not placed"))?;
-    service.metrics.record_put(&name, "PutRecord", 1, size as u64, started.elapsed());
-    Ok(PutRecordOutput {
-        shard_id: shard_id(placement.shard_index),
-        sequence_number: SequenceNumber::of_record(written.stream_id, placement.shard_index, placement.record_index)
-            .encode(),
-        encryption_type: encryption_type(written.encrypted),
-    })
+    match written.placements.first() {
+        Some(&Placement::Appended { shard_index, record_index }) => {
+            service.metrics.record_put(&name, "PutRecord", 1, size as u64, started.elapsed());
+            Ok(PutRecordOutput {
+                shard_id: shard_id(shard_index),
+                sequence_number: SequenceNumber::of_record(written.stream_id, shard_index, record_index).encode(),
+                encryption_type: encryption_type(written.encrypted),
+            })
+        }
+        Some(&Placement::Throttled { shard_index }) => {
+            service.metrics.record_throttled_writes(&name, 1);
+            Err(AwsError::new(ErrorCode::ProvisionedThroughputExceeded, rate_exceeded(service, &name, shard_index)))
+        }
+        None => Err(AwsError::internal("record was not placed")),
+    }
+}
+
+/// AWS's message for a record refused by its shard's write limit.
+fn rate_exceeded(service: &StreamsService, stream: &str, shard_index: u32) -> String {
+    format!("Rate exceeded for shard {} in stream {stream} under account {}.", shard_id(shard_index), service.account())
 }
 
 #[derive(Deserialize)]
@@ -256,6 +277,10 @@ pub struct PutRecordsResultEntry {
     sequence_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shard_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -293,21 +318,36 @@ pub async fn put_records(
         check_record_size(&data)?;
         records.push((hash, NewRecord { partition_key, data, encrypted: false }));
     }
-    let count = records.len() as u64;
-    let bytes: usize = records.iter().map(|(_, record)| record.data.len()).sum();
+    let sizes: Vec<usize> = records.iter().map(|(_, record)| record.data.len()).collect();
     let written = append(service, &name, &entry, records).await?;
-    service.metrics.record_put(&name, "PutRecords", count, bytes as u64, started.elapsed());
-    let meta_id = written.stream_id;
+    let appended = || written.placements.iter().zip(&sizes).filter(|(p, _)| matches!(p, Placement::Appended { .. }));
+    let throttled = written.placements.len() - appended().count();
+    let bytes: usize = appended().map(|(_, size)| size).sum();
+    service.metrics.record_put(&name, "PutRecords", appended().count() as u64, bytes as u64, started.elapsed());
+    if throttled > 0 {
+        service.metrics.record_throttled_writes(&name, throttled as u64);
+    }
+    let records = written
+        .placements
+        .iter()
+        .map(|placement| match *placement {
+            Placement::Appended { shard_index, record_index } => PutRecordsResultEntry {
+                sequence_number: Some(SequenceNumber::of_record(written.stream_id, shard_index, record_index).encode()),
+                shard_id: Some(shard_id(shard_index)),
+                error_code: None,
+                error_message: None,
+            },
+            Placement::Throttled { shard_index } => PutRecordsResultEntry {
+                sequence_number: None,
+                shard_id: None,
+                error_code: Some("ProvisionedThroughputExceededException"),
+                error_message: Some(rate_exceeded(service, &name, shard_index)),
+            },
+        })
+        .collect();
     Ok(PutRecordsOutput {
-        failed_record_count: 0,
-        records: written
-            .placements
-            .iter()
-            .map(|p| PutRecordsResultEntry {
-                sequence_number: Some(SequenceNumber::of_record(meta_id, p.shard_index, p.record_index).encode()),
-                shard_id: Some(shard_id(p.shard_index)),
-            })
-            .collect(),
+        failed_record_count: throttled as u32,
+        records,
         encryption_type: encryption_type(written.encrypted),
     })
 }

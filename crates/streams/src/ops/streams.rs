@@ -120,6 +120,9 @@ pub async fn delete_stream(service: &StreamsService, input: DeleteStreamInput) -
     }
     service.forget(&name).await?;
     service.metrics.forget_stream(&name);
+    if let Some(limits) = &service.limits {
+        limits.forget_stream(meta.id);
+    }
     let delay = service.config.transition_delay;
     meta.status = StreamStatus::Deleting;
     entry.replace(meta.clone());
