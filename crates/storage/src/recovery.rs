@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::frame;
 use crate::segment::{parse_segment_file_name, ScanError, Scanner, Segment};
 use crate::shard::{Committed, SegmentView, ShardLog};
 use crate::writer::{Tail, WriterShard};
@@ -125,6 +126,19 @@ fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Option<i64>),
     let (good_len, synced) = match bad {
         None => (file_len, synced),
         Some((offset, reason)) => {
+            // A crash can only tear the end of the log. Intact records after the bad frame mean
+            // the damage is in the middle (bit rot, a stray write): cutting there would drop
+            // records that were acknowledged, and their sequence numbers would be handed out
+            // again. Refuse to start instead, and say where.
+            if let Some(later) = intact_frame_after(segment, offset, file_len, next_index)? {
+                return Err(segment.corrupt(
+                    offset,
+                    format!(
+                        "{reason}; an intact record follows at byte {later}, so this is damage inside the log, \
+                         not a torn write: refusing to truncate acknowledged records (restore the file or move it away)"
+                    ),
+                ));
+            }
             tracing::warn!(
                 segment = %segment.describe(),
                 offset,
@@ -142,6 +156,32 @@ fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Option<i64>),
         segment.sync().map_err(|error| segment.io_error("syncing", error))?;
     }
     Ok((good_len, next_index, last_arrival_ms))
+}
+
+/// The offset of the first intact frame after `bad` whose index is at least `min_index`, if any.
+/// Every offset is tried: after damage nothing says where the next frame starts. Candidates are
+/// filtered by length and index before the checksum, so this stays cheap even over a full segment.
+fn intact_frame_after(segment: &Segment, bad: u64, file_len: u64, min_index: u64) -> Result<Option<u64>, StorageError> {
+    let start = bad + 1;
+    let len = usize::try_from(file_len.saturating_sub(start)).unwrap_or(usize::MAX);
+    if len < frame::HEADER_LEN {
+        return Ok(None);
+    }
+    let mut rest = vec![0u8; len];
+    let reader = segment.reader().map_err(|error| segment.io_error("reading", error))?;
+    reader.read_exact_at(start, &mut rest).map_err(|error| segment.io_error("reading", error))?;
+    let rest = bytes::Bytes::from(rest);
+    for at in 0..=len - frame::HEADER_LEN {
+        let Ok(total) = frame::peek_len(&rest[at..]) else { continue };
+        let index = u64::from_le_bytes(rest[at + 8..at + 16].try_into().unwrap_or_default());
+        if at + total > len || index < min_index || index > min_index.saturating_add(1 << 32) {
+            continue;
+        }
+        if frame::decode(&rest.slice(at..at + total)).is_ok() {
+            return Ok(Some(start + at as u64));
+        }
+    }
+    Ok(None)
 }
 
 /// The arrival time of the newest record in the older segments. Rare (only when the last segment

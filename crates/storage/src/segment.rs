@@ -123,7 +123,7 @@ pub(crate) enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         match self {
             Reader::File(file) => file.read_exact_at(buf, offset),
             Reader::Memory(bytes) => {

@@ -276,6 +276,13 @@ fn records_in(expected: &BTreeMap<ShardKey, Vec<NewRecord>>, shard: ShardKey) ->
 
 /// Writes ten one-record frames, lets `damage` change the last segment, and reopens.
 async fn reopen_after(damage: impl FnOnce(&Path, &[u64])) -> (TempDir, Arc<Storage>, Vec<NewRecord>) {
+    let (dir, reopened, records) = try_reopen_after(damage).await;
+    (dir, reopened.expect("open durable"), records)
+}
+
+async fn try_reopen_after(
+    damage: impl FnOnce(&Path, &[u64]),
+) -> (TempDir, Result<Arc<Storage>, StorageError>, Vec<NewRecord>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let shard = key(4, 0);
     let records: Vec<NewRecord> = (0..10).map(|i| record(i, 50 + i as usize)).collect();
@@ -293,8 +300,8 @@ async fn reopen_after(damage: impl FnOnce(&Path, &[u64])) -> (TempDir, Arc<Stora
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), offsets[10]);
         damage(&path, &offsets);
     }
-    let storage = durable(dir.path());
-    (dir, storage, records)
+    let reopened = Storage::open(StorageConfig::durable(dir.path()));
+    (dir, reopened, records)
 }
 
 fn flip_byte(path: &Path, at: u64) {
@@ -345,14 +352,29 @@ async fn flipped_byte_in_last_frame_is_truncated_on_open() {
 }
 
 #[tokio::test]
-async fn damage_in_the_middle_of_the_last_segment_cuts_from_there() {
-    let mut cut = 0;
-    let (_dir, storage, records) = reopen_after(|path, offsets| {
-        flip_byte(path, offsets[4] + 2); // the length field of the fifth frame
-        cut = offsets[4];
+async fn damage_followed_by_intact_records_refuses_to_open_instead_of_truncating() {
+    // A crash only tears the end of a log; intact records after a bad frame mean damage inside
+    // it, and cutting there would silently drop acknowledged records.
+    let mut size = 0;
+    let (dir, reopened, _) = try_reopen_after(|path, offsets| {
+        flip_byte(path, offsets[4] + 2); // the length field of the fifth of ten frames
+        size = offsets[10];
     })
     .await;
-    assert_survivors(&storage, &records, 4, cut).await;
+    match reopened {
+        Err(StorageError::Corrupt { offset, detail, .. }) => {
+            assert!(detail.contains("refusing to truncate"), "{detail}");
+            assert!(offset > 0);
+        }
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("a damaged log with intact records after the damage must not open"),
+    }
+    let segment = std::fs::read_dir(dir.path().join("shards/4/0"))
+        .expect("shard dir")
+        .filter_map(Result::ok)
+        .find(|entry| entry.path().extension().is_some_and(|ext| ext == "seg"))
+        .expect("segment");
+    assert_eq!(std::fs::metadata(segment.path()).expect("stat").len(), size, "nothing was cut");
 }
 
 #[tokio::test]
