@@ -52,7 +52,8 @@ pub struct Caller {
 
 /// A stream's current metadata plus what is derived from it for the hot path.
 pub(crate) struct StreamState {
-    pub meta: StreamMeta,
+    /// Shared, so readers take a snapshot without copying the shard tree.
+    pub meta: Arc<StreamMeta>,
     pub routing: Routing,
 }
 
@@ -69,20 +70,26 @@ impl StreamEntry {
     pub fn new(meta: StreamMeta) -> Arc<Self> {
         let routing = Routing::of(&meta);
         Arc::new(Self {
-            state: RwLock::new(StreamState { meta, routing }),
+            state: RwLock::new(StreamState { meta: Arc::new(meta), routing }),
             control: Arc::new(tokio::sync::Mutex::new(())),
             changed: watch::Sender::new(0),
         })
     }
 
+    /// A copy of the metadata, to modify and install with `replace`.
     pub fn meta(&self) -> StreamMeta {
-        self.state.read().meta.clone()
+        StreamMeta::clone(&self.state.read().meta)
+    }
+
+    /// The current metadata, for reading.
+    pub fn snapshot(&self) -> Arc<StreamMeta> {
+        Arc::clone(&self.state.read().meta)
     }
 
     /// Installs new metadata (and routing) and wakes writers waiting for a change.
     pub fn replace(&self, meta: StreamMeta) {
         let routing = Routing::of(&meta);
-        *self.state.write() = StreamState { meta, routing };
+        *self.state.write() = StreamState { meta: Arc::new(meta), routing };
         self.changed.send_modify(|version| *version += 1);
     }
 }

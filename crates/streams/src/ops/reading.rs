@@ -144,7 +144,7 @@ pub async fn get_shard_iterator(
     let requested_shard = input.shard_id.unwrap_or_default();
     // AWS names the shard, not the stream, when either is missing.
     let missing = || shard_not_found(service, &requested_shard, &name);
-    let meta = service.entry(&name).map_err(|_| missing())?.meta();
+    let meta = service.entry(&name).map_err(|_| missing())?.snapshot();
     if !meta.status.accepts_data() {
         return Err(missing());
     }
@@ -248,7 +248,7 @@ pub async fn get_records(
     }
     let missing = || shard_not_found(service, &shard_id(position.shard_index), &position.stream_name);
     let entry = service.entry(&position.stream_name).map_err(|_| missing())?;
-    let meta = entry.meta();
+    let meta = entry.snapshot();
     if meta.id != position.stream_id || !meta.status.accepts_data() {
         return Err(missing());
     }

@@ -99,7 +99,7 @@ pub async fn subscribe_to_shard(
     if consumer.status != ConsumerStatus::Active {
         return Err(AwsError::in_use(format!("Consumer {} is not in an ACTIVE state", consumer.name)));
     }
-    let meta = entry.meta();
+    let meta = entry.snapshot();
     service.authorize(caller, &meta, "kinesis:SubscribeToShard", Some(&arn))?;
     let requested = input.shard_id.unwrap_or_default();
     let (shard_index, shard) = meta.find_shard(&requested).ok_or_else(|| {
@@ -147,13 +147,13 @@ async fn push_events(
     events: mpsc::Sender<Bytes>,
 ) {
     let deadline = Instant::now() + LIFETIME;
-    let stream_id = entry.meta().id;
+    let stream_id = entry.snapshot().id;
     let key = ShardKey { stream_id, shard_index };
     let mut committed = service.storage.watch_tail(key);
     let mut changed = entry.changed.subscribe();
     let mut last_event: Option<Instant> = None;
     loop {
-        let meta = entry.meta();
+        let meta = entry.snapshot();
         let live = service.entry(&meta.name).is_ok_and(|current| Arc::ptr_eq(&current, &entry));
         let shard = meta.shard(shard_index).filter(|_| live && meta.status.accepts_data()).cloned();
         let Some(shard) = shard else {
