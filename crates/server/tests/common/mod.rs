@@ -79,6 +79,11 @@ impl TestServer {
         &self.client
     }
 
+    /// The server's process id (for reading its resource use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
