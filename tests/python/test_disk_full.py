@@ -1,0 +1,64 @@
+"""A full disk: writes that cannot be made durable fail with an AWS-shaped 5xx (InternalFailure)
+and are not acknowledged; reads keep working and nothing acknowledged is lost.
+
+Runs on a small tmpfs mounted for the test (needs root, as on the CI machine); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+import support
+from support import create_stream, drain, iterator, shard_id, unique_name
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_continue(server_factory, small_disk):
+    server = server_factory(data_dir=small_disk / "data")
+    client = server.client()
+    name = unique_name("disk-full")
+    create_stream(client, name)
+    acknowledged = []
+    failure = None
+    for call in range(20):  # 20 x 2 MiB: far more than the 6 MiB disk holds
+        records = [{"Data": bytes([call % 256]) * 4096, "PartitionKey": f"{call}-{i}"} for i in range(500)]
+        try:
+            response = client.put_records(StreamName=name, Records=records)
+        except client.exceptions.ClientError as error:
+            failure = error
+            break
+        assert response["FailedRecordCount"] == 0
+        acknowledged.extend(r["SequenceNumber"] for r in response["Records"])
+    assert failure is not None, "the disk never filled up"
+    assert failure.response["Error"]["Code"] == "InternalFailure"
+    assert failure.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert acknowledged, "some writes should have fit"
+
+    # Reads keep working and return exactly the acknowledged records.
+    records, _ = drain(client, iterator(client, name, shard_id(0)))
+    assert [r["SequenceNumber"] for r in records] == acknowledged
+    assert client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
+
+    # Another write still fails cleanly rather than hanging or crashing the server.
+    with pytest.raises(client.exceptions.ClientError) as again:
+        client.put_records(StreamName=name, Records=[{"Data": b"x" * 4096, "PartitionKey": str(i)} for i in range(500)])
+    assert again.value.response["Error"]["Code"] == "InternalFailure"
+    assert name in client.list_streams()["StreamNames"]
+    records_after, _ = drain(client, iterator(client, name, shard_id(0)))
+    assert len(records_after) == len(acknowledged)
