@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
+use tideline_storage::StorageConfig;
 use tideline_streams::StreamsConfig;
 
 /// The name Kinesis clients scope their SigV4 credential to.
@@ -70,6 +71,17 @@ pub struct ServeArgs {
     /// Lifetime of shard iterators, in seconds.
     #[arg(long, env = "TIDELINE_ITERATOR_TTL_SECS", default_value_t = 300)]
     pub iterator_ttl_secs: u64,
+    /// How often records older than their stream's retention period are deleted, in seconds
+    /// (0: never; records are kept until their stream is deleted).
+    #[arg(long, env = "TIDELINE_RETENTION_CHECK_SECS", default_value_t = 60)]
+    pub retention_check_secs: u64,
+    /// For tests: how long one hour of a retention period lasts, in milliseconds, so that a
+    /// 24-hour retention can pass in seconds.
+    #[arg(long, env = "TIDELINE_RETENTION_HOUR_MS", default_value_t = 3_600_000, hide = true)]
+    pub retention_hour_ms: u64,
+    /// A shard log starts a new segment file past this size; retention deletes whole segments.
+    #[arg(long, env = "TIDELINE_SEGMENT_MAX_BYTES", default_value_t = StorageConfig::DEFAULT_SEGMENT_MAX_BYTES)]
+    pub segment_max_bytes: u64,
     /// Verify SigV4 signatures: serve only requests signed with a configured access key.
     #[arg(long, env = "TIDELINE_AUTH")]
     pub auth: bool,
@@ -95,7 +107,15 @@ impl ServeArgs {
             shard_limit: self.shard_limit,
             iterator_ttl: Duration::from_secs(self.iterator_ttl_secs),
             enforce_limits: self.enforce_limits,
+            retention_check_interval: Duration::from_secs(self.retention_check_secs),
+            retention_hour: Duration::from_millis(self.retention_hour_ms),
         }
+    }
+
+    pub fn storage_config(&self) -> StorageConfig {
+        let mode =
+            if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.clone()) };
+        StorageConfig { segment_max_bytes: self.segment_max_bytes, ..mode }
     }
 
     /// The signature verifier when `--auth` is on, with every configured access key.

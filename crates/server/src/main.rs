@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use clap::Parser;
-use tideline_storage::{Storage, StorageConfig};
+use tideline_storage::Storage;
 use tideline_streams::StreamsService;
 
 use crate::config::{Cli, Command, ServeArgs};
@@ -49,13 +49,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(verifier) = &verifier {
         tracing::info!(access_key_ids = ?verifier.keys().ids(), "SigV4 verification on (--auth)");
     }
-    let storage_config = if args.in_memory {
-        StorageConfig::in_memory()
-    } else {
+    if !args.in_memory {
         std::fs::create_dir_all(&args.data_dir)?;
-        StorageConfig::durable(args.data_dir.clone())
-    };
-    let storage = Storage::open(storage_config)?;
+    }
+    let storage = Storage::open(args.storage_config())?;
     let streams = StreamsService::open(Arc::clone(&storage), args.streams_config()).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let address = listener.local_addr()?;

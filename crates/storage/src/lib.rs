@@ -12,6 +12,8 @@
 
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metadata;
 mod recovery;
 mod segment;

@@ -119,8 +119,6 @@ impl MetadataStore {
         work: impl FnOnce(&Database) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(|error| StorageError::Background(format!("metadata transaction: {error}")))?
+        crate::storage::blocking("metadata transaction", move || work(&db)).await
     }
 }

@@ -93,7 +93,9 @@ fn recover_shard(key: ShardKey, dir: PathBuf, synced: bool) -> Result<(Arc<Shard
         last_arrival_ms = last_arrival_before(&views);
     }
     views.push(SegmentView { segment: Arc::clone(&last), len, end_index: next_index });
-    let committed = Committed { next_index, trim_index: 0, last_arrival_ms, sealed: false, segments: views };
+    // Retention removes segments oldest first: the first one left is where the log now starts.
+    let trim_index = views.first().map_or(next_index, |view| view.segment.first_index);
+    let committed = Committed { next_index, trim_index, last_arrival_ms, sealed: false, segments: views };
     let log = Arc::new(ShardLog::new(key, committed));
     let tail = Tail { segment: last, written: len, dirty: false };
     Ok((Arc::clone(&log), WriterShard::new(log, Some(dir), next_index, last_arrival_ms, Some(tail))))
@@ -101,7 +103,7 @@ fn recover_shard(key: ShardKey, dir: PathBuf, synced: bool) -> Result<(Arc<Shard
 
 /// Scans the last segment, indexing it and cutting it at the first bad frame. Returns the good
 /// length, the next index and the last arrival time.
-fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Option<i64>), StorageError> {
+pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Option<i64>), StorageError> {
     let file_len = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
     let mut scanner = Scanner::new(segment, 0, file_len, RECOVERY_CHUNK)?;
     let mut next_index = segment.first_index;

@@ -114,6 +114,8 @@ pub(crate) struct Segment {
     backing: Backing,
     pub sparse: RwLock<Sparse>,
     first_arrival: OnceLock<i64>,
+    /// Cached only for segments that are no longer the tail (their content is final).
+    last_arrival: OnceLock<i64>,
 }
 
 /// An open source of bytes for one read.
@@ -155,7 +157,13 @@ impl Segment {
     }
 
     fn with_backing(first_index: u64, backing: Backing) -> Segment {
-        Segment { first_index, backing, sparse: RwLock::new(Sparse::new(first_index)), first_arrival: OnceLock::new() }
+        Segment {
+            first_index,
+            backing,
+            sparse: RwLock::new(Sparse::new(first_index)),
+            first_arrival: OnceLock::new(),
+            last_arrival: OnceLock::new(),
+        }
     }
 
     /// Names the segment in errors and logs.
@@ -272,6 +280,25 @@ impl Segment {
         }
     }
 
+    /// Retention: removes the file of a segment that is no longer in its shard's committed list,
+    /// then syncs the directory so the removal is durable before the next (newer) segment goes:
+    /// a crash must never leave a hole in the log, only a shorter head. Readers that opened the
+    /// file before keep reading it. In memory the bytes go with the last reference.
+    pub fn unlink(&self) -> io::Result<()> {
+        let Backing::File { path, handle } = &self.backing else { return Ok(()) };
+        *handle.write() = None;
+        match std::fs::remove_file(path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        match path.parent().map(File::open) {
+            // The shard's directory is gone with its stream: nothing left to make durable.
+            Some(Err(error)) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Some(dir) => dir?.sync_all(),
+            None => Ok(()),
+        }
+    }
+
     /// Where to start scanning for `index` (which must be below the committed end): the nearest
     /// indexed frame at or before it, or the end of the indexed part.
     pub fn locate(&self, index: u64) -> (u64, u64) {
@@ -325,6 +352,14 @@ impl Segment {
         }
     }
 
+    /// Frames of a segment carry consecutive indices from its first; anything else is damage.
+    pub fn check_index(&self, offset: u64, found: u64, expected: u64) -> Result<(), StorageError> {
+        if found != expected {
+            return Err(self.corrupt(offset, format!("record index {found} where {expected} was expected")));
+        }
+        Ok(())
+    }
+
     /// Arrival time of the first record (a committed segment of `len > 0` bytes), verified.
     pub fn first_arrival(&self, len: u64) -> Result<i64, StorageError> {
         if let Some(arrival) = self.first_arrival.get() {
@@ -338,6 +373,56 @@ impl Segment {
             }
             None => Err(self.corrupt(0, "committed segment holds no record")),
         }
+    }
+}
+
+impl Segment {
+    /// Scans the committed frames in `[offset, len)`, the first of which has index `first`:
+    /// checks that indices follow on, adds what it passes to the sparse index, and hands each
+    /// record to `visit` until that returns false. Returns the index after the last frame seen.
+    pub fn scan_indexed(
+        &self,
+        (offset, first): (u64, u64),
+        len: u64,
+        chunk: usize,
+        mut visit: impl FnMut(StoredRecord) -> bool,
+    ) -> Result<u64, StorageError> {
+        let mut scanner = Scanner::new(self, offset, len, chunk)?;
+        let mut extension = self.extension();
+        let mut expect = first;
+        while let Some((at, size, record)) = scanner.next()? {
+            self.check_index(at, record.index, expect)?;
+            expect += 1;
+            extension.observe(record.index, at, record.arrival_ms, size);
+            if !visit(record) {
+                break;
+            }
+        }
+        self.extend_index(extension);
+        Ok(expect)
+    }
+
+    /// Arrival time of the last record of a committed segment that is no longer the tail (so
+    /// `view_len` and `end_index` are final), verified; cached after the first call.
+    pub fn last_arrival(&self, view_len: u64, end_index: u64) -> Result<i64, StorageError> {
+        if let Some(arrival) = self.last_arrival.get() {
+            return Ok(*arrival);
+        }
+        let Some(last_index) = end_index.checked_sub(1).filter(|&last| last >= self.first_index) else {
+            return Err(self.corrupt(0, "committed segment holds no record"));
+        };
+        let (offset, first) = self.locate(last_index);
+        let mut last = None;
+        let end = self.scan_indexed((offset, first), view_len, 2 * SPARSE_INTERVAL as usize, |record| {
+            last = Some(record.arrival_ms);
+            true
+        })?;
+        if end != end_index {
+            return Err(self.corrupt(view_len, format!("segment ends before index {end_index}")));
+        }
+        let arrival = last.ok_or_else(|| self.corrupt(offset, "committed segment holds no record"))?;
+        let _ = self.last_arrival.set(arrival);
+        Ok(arrival)
     }
 }
 

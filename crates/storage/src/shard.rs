@@ -21,8 +21,8 @@ pub(crate) struct SegmentView {
 
 pub(crate) struct Committed {
     pub next_index: u64,
-    /// Records below this index are gone (retention); always the first segment's first index or
-    /// more. Stays 0 until retention deletes whole old segments.
+    /// Records below this index are gone (retention deleted their segments); the first
+    /// segment's first index.
     pub trim_index: u64,
     pub last_arrival_ms: Option<i64>,
     pub sealed: bool,
@@ -58,32 +58,87 @@ impl ShardLog {
         }
     }
 
-    /// The committed segment holding `index`, if that index is committed and not trimmed.
-    fn view_containing(&self, index: u64) -> Option<SegmentView> {
+    pub fn trim_index(&self) -> u64 {
+        self.committed.read().trim_index
+    }
+
+    /// Where `index` is: in a committed segment, below the trim point, or not committed yet.
+    fn find(&self, index: u64) -> Found {
         let committed = self.committed.read();
-        if index >= committed.next_index || index < committed.trim_index {
-            return None;
+        if index < committed.trim_index {
+            return Found::Trimmed(committed.trim_index);
+        }
+        if index >= committed.next_index {
+            return Found::End;
         }
         let after = committed.segments.partition_point(|view| view.segment.first_index <= index);
-        let view = committed.segments.get(after.checked_sub(1)?)?;
-        (index < view.end_index).then(|| view.clone())
+        match after.checked_sub(1).and_then(|at| committed.segments.get(at)) {
+            Some(view) if index < view.end_index => Found::In(view.clone()),
+            _ => Found::End,
+        }
+    }
+
+    /// Whether retention removed this segment from the log (it may have been read from a
+    /// snapshot taken before).
+    fn trimmed(&self, view: &SegmentView) -> bool {
+        view.end_index <= self.trim_index()
     }
 
     pub fn read(&self, from_index: u64, max_records: usize, max_bytes: usize) -> Result<ReadBatch, StorageError> {
-        let start = from_index.max(self.committed.read().trim_index);
-        let mut batch = ReadBatch { records: Vec::new(), next_index: start };
+        let mut batch = ReadBatch { records: Vec::new(), next_index: from_index };
         let mut bytes = 0usize;
         while batch.records.len() < max_records {
-            let Some(view) = self.view_containing(batch.next_index) else { break };
-            let full = read_segment(&view, &mut batch, &mut bytes, max_records, max_bytes)?;
-            if full {
-                break;
+            let view = match self.find(batch.next_index) {
+                Found::In(view) => view,
+                // Records are never served across a gap within one batch: the next read skips it.
+                Found::Trimmed(trim) if batch.records.is_empty() => {
+                    batch.next_index = trim;
+                    continue;
+                }
+                Found::Trimmed(_) | Found::End => break,
+            };
+            match self.read_view(&view, &mut batch, &mut bytes, max_records, max_bytes)? {
+                Some(false) => {}
+                Some(true) => break,
+                None if !batch.records.is_empty() => break,
+                // Trimmed while we held it: go on from the new trim point.
+                None => batch.next_index = batch.next_index.max(self.trim_index()),
             }
         }
         Ok(batch)
     }
 
+    /// Reads from one segment of a snapshot; `Ok(Some(full))` as `read_segment`, or `Ok(None)`
+    /// when retention removed the segment (and its file) after the snapshot was taken, so that a
+    /// reader racing a trim gets fewer records rather than an error. Records already taken from
+    /// the segment were verified and stay valid.
+    pub(crate) fn read_view(
+        &self,
+        view: &SegmentView,
+        batch: &mut ReadBatch,
+        bytes: &mut usize,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Option<bool>, StorageError> {
+        match read_segment(view, batch, bytes, max_records, max_bytes) {
+            Ok(full) => Ok(Some(full)),
+            Err(_) if self.trimmed(view) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     pub fn index_at_timestamp(&self, ts_ms: i64) -> Result<u64, StorageError> {
+        loop {
+            let trim_index = self.trim_index();
+            match self.index_at_timestamp_in_snapshot(ts_ms) {
+                // A probed segment was removed by retention meanwhile: ask the trimmed log.
+                Err(_) if self.trim_index() != trim_index => continue,
+                result => return result,
+            }
+        }
+    }
+
+    fn index_at_timestamp_in_snapshot(&self, ts_ms: i64) -> Result<u64, StorageError> {
         let (next_index, trim_index, views) = {
             let committed = self.committed.read();
             // Cloned so that the probes below (file reads) do not hold up the writer's commits.
@@ -111,6 +166,33 @@ impl ShardLog {
         };
         Ok(found.max(trim_index))
     }
+
+    /// Retention: the first index to keep when every segment whose records all arrived before
+    /// `cutoff_ms` may go, or None if none may. The last segment always stays (it is the
+    /// writer's tail), so this is at most its first index. Reads files (blocking): the last
+    /// arrival of each candidate is read once and cached, so a steady state costs no I/O.
+    pub fn trim_point(&self, cutoff_ms: i64) -> Result<Option<u64>, StorageError> {
+        // A snapshot: every segment in it but the last is final, so probing it needs no lock.
+        let views: Vec<SegmentView> = self.committed.read().segments.clone();
+        let Some((_, older)) = views.split_last() else { return Ok(None) };
+        let mut expired = 0;
+        for view in older {
+            let empty = view.end_index <= view.segment.first_index;
+            if !empty && view.segment.last_arrival(view.len, view.end_index)? >= cutoff_ms {
+                break;
+            }
+            expired += 1;
+        }
+        Ok(views.get(expired).filter(|_| expired > 0).map(|view| view.segment.first_index))
+    }
+}
+
+enum Found {
+    In(SegmentView),
+    /// Below the trim point, which is given.
+    Trimmed(u64),
+    /// Not committed (yet).
+    End,
 }
 
 /// How large a first read buffer to ask for: enough for the records wanted (guessing small
@@ -142,7 +224,7 @@ fn read_segment(
         let Some((at, len, record)) = scanner.next()? else {
             return Err(segment.corrupt(scanner.position(), format!("segment ends before index {}", batch.next_index)));
         };
-        check_index(segment, at, record.index, expect)?;
+        segment.check_index(at, record.index, expect)?;
         expect += 1;
         extension.observe(record.index, at, record.arrival_ms, len);
         if record.index < batch.next_index {
@@ -168,27 +250,13 @@ fn read_segment(
 /// First index in the view with `arrival_ms >= ts_ms`, if any.
 fn find_arrival(view: &SegmentView, ts_ms: i64) -> Result<Option<u64>, StorageError> {
     let segment = &view.segment;
-    let (offset, mut expect) = segment.locate_time(ts_ms, view.end_index);
-    let mut scanner = Scanner::new(segment, offset, view.len, 2 * SPARSE_INTERVAL as usize)?;
-    let mut extension = segment.extension();
     let mut found = None;
-    while let Some((at, len, record)) = scanner.next()? {
-        check_index(segment, at, record.index, expect)?;
-        expect += 1;
-        extension.observe(record.index, at, record.arrival_ms, len);
+    let start = segment.locate_time(ts_ms, view.end_index);
+    segment.scan_indexed(start, view.len, 2 * SPARSE_INTERVAL as usize, |record| {
         if record.arrival_ms >= ts_ms {
             found = Some(record.index);
-            break;
         }
-    }
-    segment.extend_index(extension);
+        found.is_none()
+    })?;
     Ok(found)
-}
-
-/// Frames of a segment carry consecutive indices from its first; anything else is damage.
-fn check_index(segment: &Segment, offset: u64, found: u64, expected: u64) -> Result<(), StorageError> {
-    if found != expected {
-        return Err(segment.corrupt(offset, format!("record index {found} where {expected} was expected")));
-    }
-    Ok(())
 }

@@ -80,6 +80,8 @@ pub struct Storage {
     requests: Option<mpsc::Sender<Request>>,
     writer: Option<std::thread::JoinHandle<bool>>,
     data_dir: Option<PathBuf>,
+    /// One trim at a time, so that unlinks happen oldest first across concurrent callers too.
+    trimming: tokio::sync::Mutex<()>,
 }
 
 /// Left in the data directory by a clean shutdown (every log byte synced) and removed at open.
@@ -132,7 +134,14 @@ impl Storage {
             StorageMode::Durable(data_dir) => Some(data_dir),
             StorageMode::InMemory => None,
         };
-        Ok(Arc::new(Storage { shared, metadata, requests: Some(requests), writer: Some(writer), data_dir }))
+        Ok(Arc::new(Storage {
+            shared,
+            metadata,
+            requests: Some(requests),
+            writer: Some(writer),
+            data_dir,
+            trimming: tokio::sync::Mutex::new(()),
+        }))
     }
 
     pub fn metadata(&self) -> &MetadataStore {
@@ -217,6 +226,48 @@ impl Storage {
         }
     }
 
+    /// Retention: deletes the shard's oldest whole segments whose every record arrived before
+    /// `cutoff_ms` — never the last segment, so up to one segment of older records stays — and
+    /// returns the new trim index: `tail().trim_index`, where reads and TRIM_HORIZON now start.
+    ///
+    /// Which segments have expired is worked out on a blocking thread (reading the last arrival
+    /// time of each candidate once); the writer then drops them from the committed log between
+    /// two groups, so the trim is ordered with appends and seals. Their files are then unlinked
+    /// oldest first, each removal made durable (directory fsync) before the next, so a crash
+    /// leaves a shorter log head, never a hole; recovery takes the trim index from the first
+    /// remaining segment's name. A crash before the unlinks merely brings those records back
+    /// until the next trim. Readers holding an older snapshot finish with what they had read
+    /// (a file opened before its unlink stays readable) or continue at the new trim index.
+    /// Unknown shards: 0.
+    pub async fn trim_before(&self, shard: ShardKey, cutoff_ms: i64) -> Result<u64, StorageError> {
+        let Some(log) = self.shared.log(shard) else { return Ok(0) };
+        if log.committed.read().segments.len() < 2 {
+            // Only the tail, which stays: the usual case, with no thread to start.
+            return Ok(log.trim_index());
+        }
+        let _one_at_a_time = self.trimming.lock().await;
+        let probe = Arc::clone(&log);
+        let keep_from = match blocking("retention", move || probe.trim_point(cutoff_ms)).await {
+            Ok(keep_from) => keep_from,
+            // Deleted with its stream while we looked at its files: nothing left to trim.
+            Err(_) if !self.shared.log(shard).is_some_and(|current| Arc::ptr_eq(&current, &log)) => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let Some(keep_from) = keep_from else { return Ok(log.trim_index()) };
+        let removed = self.call(|reply| Request::Control(ControlRequest::Trim { shard, keep_from, reply })).await?;
+        if !removed.is_empty() {
+            let count = removed.len();
+            blocking("retention", move || {
+                removed
+                    .iter()
+                    .try_for_each(|segment| segment.unlink().map_err(|error| segment.io_error("removing", error)))
+            })
+            .await?;
+            tracing::debug!(%shard, segments = count, trim_index = log.trim_index(), "retention removed old segments");
+        }
+        Ok(log.trim_index())
+    }
+
     /// Removes every shard log of the stream (files and in-memory state). Ordered after every
     /// append submitted before it.
     pub async fn delete_stream(&self, stream_id: u64) -> Result<(), StorageError> {
@@ -270,6 +321,14 @@ impl Drop for Storage {
             Err(_) => tracing::error!("the log writer thread panicked"),
         }
     }
+}
+
+/// Runs blocking work (file I/O, a redb transaction) on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| StorageError::Background(format!("{what}: {error}")))?
 }
 
 /// Whether the last run shut down cleanly. The marker is removed, durably, before anything is

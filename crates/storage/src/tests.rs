@@ -803,6 +803,213 @@ async fn a_clean_shutdown_is_marked_and_a_failed_shard_prevents_it() {
     assert!(storage.tail(key(1, 0)).next_index >= 1);
 }
 
+/// Appends `batches` two-record batches (tags from `first_tag`, 40 bytes of data, so two batches
+/// fill a 400-byte segment), each arriving at a later millisecond than the one before. Returns
+/// the records and each batch's arrival time.
+async fn append_spaced(storage: &Storage, shard: ShardKey, first_tag: u64, batches: u64) -> (Vec<NewRecord>, Vec<i64>) {
+    let (mut records, mut arrivals) = (Vec::new(), Vec::new());
+    for round in 0..batches {
+        let batch: Vec<NewRecord> = (0..2).map(|i| record(first_tag + round * 2 + i, 40)).collect();
+        let (_, arrival) = append_one(storage, shard, batch.clone()).await;
+        records.extend(batch);
+        arrivals.push(arrival);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    (records, arrivals)
+}
+
+fn segment_starts(storage: &Storage, shard: ShardKey) -> Vec<u64> {
+    let log = storage.log(shard).expect("log");
+    let starts = log.committed.read().segments.iter().map(|view| view.segment.first_index).collect();
+    starts
+}
+
+/// Every record from the trim index on, checked against what was appended (indexed from 0).
+fn assert_reads_from_trim(storage: &Storage, shard: ShardKey, expected: &[NewRecord]) {
+    let tail = storage.tail(shard);
+    let mut from = 0;
+    let mut seen = Vec::new();
+    loop {
+        let batch = storage.read(shard, from, 3, 1 << 20).expect("read");
+        if batch.records.is_empty() {
+            break;
+        }
+        from = batch.next_index;
+        seen.extend(batch.records);
+    }
+    assert_eq!(seen.first().map(|r| r.index), Some(tail.trim_index), "reads start at the trim index");
+    assert_eq!(seen.len() as u64, tail.next_index - tail.trim_index);
+    for stored in &seen {
+        assert_same(stored, stored.index, &expected[stored.index as usize]);
+    }
+}
+
+#[tokio::test]
+async fn trim_deletes_only_whole_expired_segments_and_never_the_last() {
+    for (storage, dir) in both_modes(400) {
+        let shard = key(20, 1);
+        let (records, arrivals) = append_spaced(&storage, shard, 0, 8).await;
+        assert!(arrivals.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(segment_starts(&storage, shard), [0, 4, 8, 12], "two batches per segment");
+        let files = || dir.as_ref().map(|_| segment_files(&storage.shard_dir(shard).expect("dir")).len());
+
+        assert_eq!(storage.trim_before(shard, arrivals[0]).await.expect("trim"), 0, "nothing arrived before");
+        assert_eq!(storage.trim_before(shard, arrivals[1]).await.expect("trim"), 0, "segment 0 is only half expired");
+        assert_eq!(segment_starts(&storage, shard), [0, 4, 8, 12]);
+
+        assert_eq!(storage.trim_before(shard, arrivals[2]).await.expect("trim"), 4, "segment 0 wholly expired");
+        assert_eq!(segment_starts(&storage, shard), [4, 8, 12]);
+        if let Some(count) = files() {
+            assert_eq!(count, 3, "its file is gone");
+        }
+        assert_eq!(storage.tail(shard).trim_index, 4);
+        assert_reads_from_trim(&storage, shard, &records);
+        let from_start = storage.read(shard, 0, 100, 1 << 20).expect("read");
+        assert_eq!(from_start.records.first().map(|r| r.index), Some(4), "a read before the trim index starts at it");
+
+        assert_eq!(storage.trim_before(shard, i64::MAX).await.expect("trim"), 12, "the last segment always stays");
+        assert_eq!(segment_starts(&storage, shard), [12]);
+        if let Some(count) = files() {
+            assert_eq!(count, 1);
+        }
+        assert_eq!(storage.trim_before(shard, i64::MAX).await.expect("trim"), 12, "idempotent");
+        assert_reads_from_trim(&storage, shard, &records);
+        assert_eq!(storage.index_at_timestamp(shard, 0).expect("at"), 12, "AT_TIMESTAMP before the trim");
+        assert_eq!(storage.index_at_timestamp(shard, arrivals[7]).expect("at"), 14);
+        let tail = storage.tail(shard);
+        assert_eq!((tail.next_index, tail.trim_index, tail.last_arrival_ms), (16, 12, Some(arrivals[7])));
+
+        // The log goes on after the trim, and the old tail can go once a newer segment exists.
+        let (more, later) = append_spaced(&storage, shard, 16, 2).await;
+        let all: Vec<NewRecord> = records.iter().chain(&more).cloned().collect();
+        assert_eq!(segment_starts(&storage, shard), [12, 16]);
+        assert_eq!(storage.trim_before(shard, later[0]).await.expect("trim"), 16);
+        assert_reads_from_trim(&storage, shard, &all);
+
+        assert_eq!(storage.trim_before(key(20, 9), i64::MAX).await.expect("unknown shard"), 0);
+    }
+}
+
+#[tokio::test]
+async fn trim_of_a_sealed_shard_keeps_its_end() {
+    for (storage, _dir) in both_modes(400) {
+        let shard = key(21, 0);
+        let (records, _) = append_spaced(&storage, shard, 0, 5).await;
+        assert_eq!(storage.seal(shard).await.expect("seal"), 10);
+        assert_eq!(storage.trim_before(shard, i64::MAX).await.expect("trim"), 8);
+        let tail = storage.tail(shard);
+        assert_eq!((tail.next_index, tail.trim_index, tail.sealed), (10, 8, true));
+        assert_reads_from_trim(&storage, shard, &records);
+        let outcome = storage.append(vec![batch(shard, vec![record(99, 1)])]).await.expect("append");
+        assert_eq!(outcome, [AppendOutcome::ShardSealed], "a trim does not unseal");
+    }
+}
+
+#[tokio::test]
+async fn trim_survives_reopen_and_old_segments_need_no_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shard = key(22, 3);
+    let (records, arrivals) = {
+        let storage = durable_with_segments(dir.path(), 400);
+        append_spaced(&storage, shard, 0, 8).await
+    };
+    {
+        // Reopened, older segments have no sparse index yet: the trim reads their last arrival.
+        let storage = durable_with_segments(dir.path(), 400);
+        assert_eq!(storage.tail(shard).trim_index, 0);
+        assert_eq!(storage.trim_before(shard, arrivals[4]).await.expect("trim"), 8);
+    }
+    let storage = durable_with_segments(dir.path(), 400);
+    let tail = storage.tail(shard);
+    assert_eq!((tail.next_index, tail.trim_index), (16, 8), "recovery takes the trim index from the first file");
+    assert_eq!(segment_files(&storage.shard_dir(shard).expect("dir")).len(), 2);
+    assert_reads_from_trim(&storage, shard, &records);
+    assert_eq!(append_one(&storage, shard, vec![record(16, 1)]).await.0, 16, "indices go on");
+    drop(storage);
+
+    // A crash between two unlinks leaves the oldest files gone and the rest whole: the log
+    // starts at the first file left.
+    let shard_dir = dir.path().join("shards").join("22").join("3");
+    std::fs::remove_file(shard_dir.join(format!("{:020}.seg", 8))).expect("remove");
+    let storage = durable_with_segments(dir.path(), 400);
+    assert_eq!(storage.tail(shard).trim_index, 12);
+    assert_eq!(storage.read(shard, 0, 1, 1 << 20).expect("read").records[0].index, 12);
+}
+
+#[tokio::test]
+async fn a_read_of_a_segment_trimmed_under_it_returns_less_not_an_error() {
+    for (storage, dir) in both_modes(400) {
+        let shard = key(23, 0);
+        let (records, _) = append_spaced(&storage, shard, 0, 6).await;
+        let log = storage.log(shard).expect("log");
+        // A reader's snapshot, taken before the trim.
+        let stale = log.committed.read().segments[0].clone();
+        assert_eq!(storage.trim_before(shard, i64::MAX).await.expect("trim"), 8);
+        let mut batch = ReadBatch { records: Vec::new(), next_index: 0 };
+        let mut bytes = 0;
+        let outcome = log.read_view(&stale, &mut batch, &mut bytes, 100, 1 << 20).expect("no error");
+        if dir.is_some() {
+            assert_eq!(outcome, None, "the file is gone: nothing read, no error");
+            assert!(batch.records.is_empty());
+        } else {
+            // In memory the segment's bytes live as long as a reader holds them.
+            assert_eq!(outcome, Some(false));
+            assert_eq!(batch.records.len(), 4);
+            for stored in &batch.records {
+                assert_same(stored, stored.index, &records[stored.index as usize]);
+            }
+        }
+        assert_reads_from_trim(&storage, shard, &records);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_during_trims_never_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = durable_with_segments(dir.path(), 400);
+    let shard = key(24, 0);
+    let (mut records, mut arrivals) = append_spaced(&storage, shard, 0, 4).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|reader| {
+            let (storage, stop) = (Arc::clone(&storage), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (mut reads, mut from_start) = (0u64, false);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // From the start (racing the trim point) or from the trim index just read.
+                    from_start = !from_start;
+                    let from = if from_start { 0 } else { storage.tail(shard).trim_index };
+                    let batch = storage.read(shard, from, 1 + reader * 5, 1 << 20).expect("read during trims");
+                    for (at, stored) in batch.records.iter().enumerate() {
+                        // Tags are indices (see append_spaced's callers below).
+                        assert_same(stored, stored.index, &record(stored.index, 40));
+                        if at > 0 {
+                            assert_eq!(stored.index, batch.records[at - 1].index + 1, "no gap inside a batch");
+                        }
+                    }
+                    storage.index_at_timestamp(shard, 0).expect("AT_TIMESTAMP during trims");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..150u64 {
+        let (more, later) = append_spaced(&storage, shard, 8 + round * 2, 1).await;
+        records.extend(more);
+        arrivals.extend(later);
+        // Keep about the last six batches.
+        let cutoff = arrivals[arrivals.len().saturating_sub(6)];
+        storage.trim_before(shard, cutoff).await.expect("trim");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|reader| reader.join().expect("reader")).sum();
+    assert!(reads > 0);
+    assert!(storage.tail(shard).trim_index > 250, "{:?}", storage.tail(shard));
+    assert!(segment_files(&storage.shard_dir(shard).expect("dir")).len() <= 5);
+    assert_reads_from_trim(&storage, shard, &records);
+}
+
 #[test]
 fn handles_and_futures_can_cross_threads() {
     fn send_sync<T: Send + Sync>(_: &T) {}
@@ -812,6 +1019,7 @@ fn handles_and_futures_can_cross_threads() {
     send(storage.append(Vec::new()));
     send(storage.seal(key(1, 0)));
     send(storage.delete_stream(1));
+    send(storage.trim_before(key(1, 0), 0));
     send(storage.metadata().commit(Vec::new()));
     send(storage.metadata().next_id("x"));
 }

@@ -41,6 +41,13 @@ pub(crate) enum ControlRequest {
         stream_id: u64,
         reply: Reply<()>,
     },
+    /// Retention: drops the shard's segments below `keep_from` (never its tail) from the
+    /// committed log and answers with them, for the caller to unlink outside the writer.
+    Trim {
+        shard: ShardKey,
+        keep_from: u64,
+        reply: Reply<Vec<Arc<Segment>>>,
+    },
     /// Answered on a std channel: `retain_streams` is synchronous and may be called on a runtime
     /// thread, where blocking on a tokio oneshot would panic.
     Retain {
@@ -612,7 +619,26 @@ impl Writer {
             ControlRequest::Retain { live, reply } => {
                 let _ = reply.send(self.remove_streams(|id| !live.contains(&id)));
             }
+            ControlRequest::Trim { shard, keep_from, reply } => {
+                let _ = reply.send(Ok(self.trim(shard, keep_from)));
+            }
         }
+    }
+
+    /// Unpublishes whole segments below `keep_from`: new reads start at the first remaining one.
+    /// Runs between groups, so no group is extending the segment list meanwhile; the last
+    /// segment (the tail) always stays. A shard this writer does not know (deleted) has nothing
+    /// to trim.
+    fn trim(&mut self, key: ShardKey, keep_from: u64) -> Vec<Arc<Segment>> {
+        let Some(shard) = self.shards.get(&key) else { return Vec::new() };
+        let mut committed = shard.log.committed.write();
+        let older = committed.segments.len().saturating_sub(1);
+        let doomed = committed.segments[..older].iter().take_while(|view| view.end_index <= keep_from).count();
+        let removed: Vec<Arc<Segment>> = committed.segments.drain(..doomed).map(|view| view.segment).collect();
+        if let Some(first) = committed.segments.first() {
+            committed.trim_index = committed.trim_index.max(first.segment.first_index);
+        }
+        removed
     }
 
     /// Forgets the shards of the matching streams and removes their directories.

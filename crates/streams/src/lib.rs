@@ -6,6 +6,8 @@
 //! by `tideline-storage`; bodies are decoded and errors shaped by `tideline-proto`. Does not own:
 //! HTTP serving or configuration parsing (the `tideline` binary).
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash;
 mod iterator;
 mod limits;

@@ -89,6 +89,13 @@ impl ShardMeta {
     pub fn is_open(&self) -> bool {
         self.ending_index.is_none()
     }
+
+    /// A closed shard has expired once it closed before the trim horizon: every record it holds
+    /// arrived before it closed, so all are past the retention period. AWS no longer lists an
+    /// expired shard (ListShards, DescribeStream) and serves nothing from it.
+    pub fn expired(&self, trim_horizon_ms: i64) -> bool {
+        self.closed_ms.is_some_and(|closed| closed < trim_horizon_ms)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

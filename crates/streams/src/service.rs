@@ -29,6 +29,12 @@ pub struct StreamsConfig {
     pub iterator_ttl: Duration,
     /// Enforce AWS's per-shard throughput limits (off for local use).
     pub enforce_limits: bool,
+    /// How often records older than their stream's retention period are deleted; zero turns
+    /// retention off (records are then kept until their stream is deleted).
+    pub retention_check_interval: Duration,
+    /// How long one hour of a stream's retention period lasts. An hour, except in tests, which
+    /// shorten it to see records expire without waiting a day.
+    pub retention_hour: Duration,
 }
 
 impl Default for StreamsConfig {
@@ -40,6 +46,8 @@ impl Default for StreamsConfig {
             shard_limit: 500,
             iterator_ttl: Duration::from_secs(300),
             enforce_limits: false,
+            retention_check_interval: Duration::from_secs(60),
+            retention_hour: Duration::from_secs(3600),
         }
     }
 }
@@ -135,6 +143,32 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+fn trim_horizon_ms(meta: &StreamMeta, retention_hour: Duration, now: i64) -> i64 {
+    let hour_ms = i64::try_from(retention_hour.as_millis()).unwrap_or(i64::MAX);
+    now.saturating_sub(hour_ms.saturating_mul(i64::from(meta.retention_hours)))
+}
+
+/// One retention pass over every stream.
+async fn enforce_retention(storage: &Storage, streams: &RwLock<BTreeMap<String, Arc<StreamEntry>>>, hour: Duration) {
+    let entries: Vec<Arc<StreamEntry>> = streams.read().values().cloned().collect();
+    let now = now_ms();
+    for entry in entries {
+        let meta = entry.meta();
+        let cutoff = trim_horizon_ms(&meta, hour, now);
+        for shard_index in 0..meta.shards.len() as u32 {
+            let key = ShardKey { stream_id: meta.id, shard_index };
+            let before = storage.tail(key).trim_index;
+            match storage.trim_before(key, cutoff).await {
+                Ok(after) if after > before => {
+                    tracing::debug!(stream = %meta.name, shard_index, trimmed = after - before, "retention")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(stream = %meta.name, shard_index, %error, "retention pass failed"),
+            }
+        }
+    }
+}
+
 /// Storage failures are the server's fault, never the client's.
 pub(crate) fn storage_failure(error: StorageError) -> AwsError {
     tracing::error!(%error, "storage failure");
@@ -169,7 +203,7 @@ impl StreamsService {
         let metrics = StreamMetrics::new();
         streams.keys().for_each(|name| metrics.register_stream(name));
         tracing::info!(streams = streams.len(), "data streams loaded");
-        Ok(Arc::new(Self {
+        let service = Arc::new(Self {
             storage,
             streams: Arc::new(RwLock::new(streams)),
             iterators: IteratorCodec::new(secret),
@@ -177,7 +211,38 @@ impl StreamsService {
             metrics,
             limits: config.enforce_limits.then(ShardLimits::default),
             config,
-        }))
+        });
+        service.start_retention();
+        Ok(service)
+    }
+
+    /// Starts the background task that enforces retention: every `retention_check_interval`
+    /// (and once at start), each stream's shards, open and closed, are trimmed of the segments
+    /// whose records all arrived more than the retention period ago. The task holds the storage
+    /// and the stream registry weakly, so it ends with the service (which stays unshared).
+    fn start_retention(&self) {
+        let period = self.config.retention_check_interval;
+        if period.is_zero() {
+            tracing::info!("retention is off: records are kept until their stream is deleted");
+            return;
+        }
+        let (storage, streams) = (Arc::downgrade(&self.storage), Arc::downgrade(&self.streams));
+        let hour = self.config.retention_hour;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let (Some(storage), Some(streams)) = (storage.upgrade(), streams.upgrade()) else { return };
+                enforce_retention(&storage, &streams, hour).await;
+            }
+        });
+    }
+
+    /// The stream's trim horizon: records that arrived before this time are past its retention
+    /// period (and a shard closed before it has expired).
+    pub(crate) fn trim_horizon_ms(&self, meta: &StreamMeta, now: i64) -> i64 {
+        trim_horizon_ms(meta, self.config.retention_hour, now)
     }
 
     /// The iterator MAC key, kept in metadata so iterators stay valid across restarts.

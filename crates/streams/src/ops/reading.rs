@@ -87,6 +87,12 @@ fn position_of_sequence(
     Ok(if after { sequence.first_index_after() } else { sequence.first_index_at() })
 }
 
+/// Where an expired shard's records end, if it has expired: nothing of it is served any more,
+/// even what retention's segment granularity left in its log.
+fn expired_end(service: &StreamsService, meta: &StreamMeta, shard: &ShardMeta) -> Option<u64> {
+    shard.ending_index.filter(|_| shard.expired(service.trim_horizon_ms(meta, now_ms())))
+}
+
 /// The record index a reader starting at `kind` (an iterator type, which SubscribeToShard's
 /// starting positions share) begins at.
 pub(crate) async fn start_position(
@@ -105,7 +111,7 @@ pub(crate) async fn start_position(
              (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {what} StartingSequenceNumber."
         ))
     };
-    Ok(match (kind, sequence) {
+    let position = match (kind, sequence) {
         ("AT_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, meta, shard_index, text, false)?,
         ("AFTER_SEQUENCE_NUMBER", Some(text)) => position_of_sequence(service, meta, shard_index, text, true)?,
         ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => return Err(mixed_up("no")),
@@ -131,7 +137,19 @@ pub(crate) async fn start_position(
                 .map_err(|e| AwsError::internal(e.to_string()))?
                 .map_err(storage_failure)?
         }
-    })
+    };
+    // A position before the trim horizon starts at the oldest record still stored. AWS documents
+    // this for AT_TIMESTAMP ("If the time stamp is older than the current trim horizon, the
+    // iterator returned is for the oldest untrimmed data record (TRIM_HORIZON)", GetShardIterator
+    // API reference). For AT_SEQUENCE_NUMBER / AFTER_SEQUENCE_NUMBER of an expired record it
+    // documents nothing, but AWS accepts the number (no error) and reading goes on from the
+    // oldest record: consumers resuming from a checkpoint older than the retention period
+    // "effectively start consuming the stream from the start" (github.com/justtrackio/gosoline
+    // pull 1124; also harlow/kinesis-consumer issue 125, where AWS first answered empty pages
+    // ~24 h behind while skipping the expired range). Tideline skips it at once. Only malformed
+    // or foreign numbers are InvalidArgumentException (above).
+    let first_available = tail.trim_index.max(expired_end(service, meta, shard).unwrap_or(0));
+    Ok(position.max(first_available))
 }
 
 pub async fn get_shard_iterator(
@@ -319,6 +337,8 @@ pub(crate) async fn read_records(
     max_bytes: usize,
 ) -> Result<ReadRecords, AwsError> {
     let key = ShardKey { stream_id: meta.id, shard_index };
+    // The log itself starts reads at its trim index; an expired shard serves nothing.
+    let from = expired_end(service, meta, shard).map_or(from, |end| from.max(end));
     let storage = service.storage.clone();
     let batch = tokio::task::spawn_blocking(move || storage.read(key, from, limit, max_bytes))
         .await

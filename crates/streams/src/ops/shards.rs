@@ -76,9 +76,21 @@ pub struct ListShardsOutput {
     next_token: Option<String>,
 }
 
-/// Whether a shard is listed under a ShardFilter. Nothing is trimmed by retention yet, so the
-/// trim horizon is the stream's beginning.
-fn passes(filter: Option<&ShardFilter>, index: u32, shard: &ShardMeta) -> Result<bool, AwsError> {
+/// Whether a shard is listed under a ShardFilter. Expired shards (closed before the trim
+/// horizon) are never listed, as in AWS ("This action does not list expired shards").
+fn passes(
+    filter: Option<&ShardFilter>,
+    meta: &StreamMeta,
+    index: u32,
+    shard: &ShardMeta,
+    trim_horizon_ms: i64,
+) -> Result<bool, AwsError> {
+    // No parent, or one that has expired.
+    let parent_expired =
+        |parent: Option<u32>| parent.and_then(|parent| meta.shard(parent)).is_none_or(|p| p.expired(trim_horizon_ms));
+    if shard.expired(trim_horizon_ms) {
+        return Ok(false);
+    }
     let Some(filter) = filter else { return Ok(true) };
     let timestamp = || {
         filter.timestamp.map(|t| t.0).ok_or_else(|| {
@@ -95,7 +107,9 @@ fn passes(filter: Option<&ShardFilter>, index: u32, shard: &ShardMeta) -> Result
             })?;
             shard_id(index).as_str() > after
         }
-        "AT_TRIM_HORIZON" => shard.parent.is_none(),
+        // The shards open at the trim horizon: the original shards until they expire, then
+        // the children of expired parents (a merge's two parents close, so expire, together).
+        "AT_TRIM_HORIZON" => parent_expired(shard.parent) && parent_expired(shard.adjacent_parent),
         "FROM_TRIM_HORIZON" => true,
         "AT_LATEST" => shard.is_open(),
         "AT_TIMESTAMP" => {
@@ -141,10 +155,11 @@ pub async fn list_shards(service: &StreamsService, input: ListShardsInput) -> Re
         }
     }
     let limit = input.max_results.unwrap_or(1000) as usize;
+    let trim_horizon_ms = service.trim_horizon_ms(&meta, now_ms());
     let mut selected = Vec::new();
     for (index, shard) in meta.shards.iter().enumerate() {
         let index = index as u32;
-        if shard_id(index) > after && passes(filter.as_ref(), index, shard)? {
+        if shard_id(index) > after && passes(filter.as_ref(), &meta, index, shard, trim_horizon_ms)? {
             selected.push(index);
         }
     }
@@ -321,4 +336,43 @@ pub async fn update_shard_count(
     };
     service.commit(change, StreamStatus::Updating).await?;
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::StreamMode;
+
+    fn listed(meta: &StreamMeta, kind: &str, trim_horizon_ms: i64) -> Vec<u32> {
+        let filter = ShardFilter { kind: Some(kind.into()), shard_id: None, timestamp: Some(Timestamp(0)) };
+        (0..meta.shards.len() as u32)
+            .filter(|&index| {
+                let shard = meta.shard(index).expect("shard");
+                passes(Some(&filter), meta, index, shard, trim_horizon_ms).expect("valid filter")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_trim_horizon_moves_past_expired_parents() {
+        // Shard 0 splits into 1 and 2 at t=100; 1 and 2 merge into 3 at t=200.
+        let mut meta = StreamMeta::new(1, "s".into(), 0, 1, StreamMode::Provisioned);
+        let (low, high) = meta.split(0, 1 << 100, 5, 100);
+        let merged = meta.merge(low, high, (2, 3), 200);
+        assert_eq!((low, high, merged), (1, 2, 3));
+
+        // Nothing expired: the trim horizon is the stream's start.
+        assert_eq!(listed(&meta, "AT_TRIM_HORIZON", 50), [0]);
+        assert_eq!(listed(&meta, "FROM_TRIM_HORIZON", 50), [0, 1, 2, 3]);
+        // Shard 0 closed before the horizon: expired, unlisted, and its children are where the
+        // trim horizon is.
+        assert_eq!(listed(&meta, "AT_TRIM_HORIZON", 150), [1, 2]);
+        assert_eq!(listed(&meta, "FROM_TRIM_HORIZON", 150), [1, 2, 3]);
+        assert_eq!(listed(&meta, "AT_LATEST", 150), [3]);
+        // Both merge parents expired: only the merged shard is left.
+        assert_eq!(listed(&meta, "AT_TRIM_HORIZON", 250), [3]);
+        assert_eq!(listed(&meta, "FROM_TIMESTAMP", 250), [3]);
+        // An open shard never expires.
+        assert_eq!(listed(&meta, "AT_TRIM_HORIZON", i64::MAX), [3]);
+    }
 }

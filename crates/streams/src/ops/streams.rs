@@ -198,7 +198,10 @@ pub async fn describe_stream(
     let meta = entry.meta();
     let limit = input.limit.unwrap_or(100) as usize;
     let after = input.exclusive_start_shard_id.unwrap_or_default();
-    let mut indices = (0..meta.shards.len() as u32).filter(|&i| shard_id(i) > after);
+    // Expired shards are not listed, as in AWS.
+    let trim_horizon_ms = service.trim_horizon_ms(&meta, now_ms());
+    let mut indices = (0..meta.shards.len() as u32)
+        .filter(|&i| shard_id(i) > after && meta.shard(i).is_some_and(|shard| !shard.expired(trim_horizon_ms)));
     let shards: Vec<Shard> = indices.by_ref().take(limit).map(|i| shapes::shard(&meta, i)).collect();
     let has_more_shards = indices.next().is_some();
     Ok(DescribeStreamOutput {
