@@ -25,7 +25,10 @@ pub fn decode_iterator(secret: [u8; 32], token: &str) -> Option<IteratorPosition
 
 /// A service over in-memory storage whose iterator tokens are signed with `iterator_secret`
 /// rather than a random key.
-pub async fn in_memory_service(config: StreamsConfig, iterator_secret: [u8; 32]) -> Result<Arc<StreamsService>, String> {
+pub async fn in_memory_service(
+    config: StreamsConfig,
+    iterator_secret: [u8; 32],
+) -> Result<Arc<StreamsService>, String> {
     let storage = Storage::open(StorageConfig::in_memory()).map_err(|error| error.to_string())?;
     let mut service = StreamsService::open(storage, config).await.map_err(|error| error.to_string())?;
     let only = Arc::get_mut(&mut service).ok_or("the service is already shared; its iterator key cannot be set")?;

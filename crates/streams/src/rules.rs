@@ -34,6 +34,16 @@ pub fn stream_target(v: &mut Validator, name: Option<&str>, arn: Option<&str>) {
     stream_arn(v, arn);
 }
 
+/// A decimal sequence number member, when present.
+pub fn sequence_number(v: &mut Validator, path: &str, value: Option<&str>) {
+    v.string(path, value, 0, usize::MAX, Some(&SEQUENCE_NUMBER));
+}
+
+/// A decimal hash key member (`ExplicitHashKey`, `NewStartingHashKey`), when present.
+pub fn hash_key(v: &mut Validator, path: &str, value: Option<&str>) {
+    v.string(path, value, 0, usize::MAX, Some(&HASH_KEY));
+}
+
 pub fn shard_id(v: &mut Validator, path: &str, id: Option<&str>) {
     v.string(path, id, 1, 128, Some(&NAME));
 }

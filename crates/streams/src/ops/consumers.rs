@@ -172,6 +172,12 @@ pub struct ConsumerTargetInput {
 }
 
 impl ConsumerTargetInput {
+    /// Validates the request and finds the consumer it names.
+    fn find(&self, service: &StreamsService) -> Result<(Arc<StreamEntry>, ConsumerMeta), AwsError> {
+        self.validate()?;
+        find_consumer(service, self.consumer_arn.as_deref(), self.stream_arn.as_deref(), self.consumer_name.as_deref())
+    }
+
     fn validate(&self) -> Result<(), AwsError> {
         let mut v = Validator::new();
         rules::stream_arn(&mut v, self.stream_arn.as_deref());
@@ -185,13 +191,7 @@ pub async fn deregister_stream_consumer(
     service: &StreamsService,
     input: ConsumerTargetInput,
 ) -> Result<Empty, AwsError> {
-    input.validate()?;
-    let (entry, consumer) = find_consumer(
-        service,
-        input.consumer_arn.as_deref(),
-        input.stream_arn.as_deref(),
-        input.consumer_name.as_deref(),
-    )?;
+    let (entry, consumer) = input.find(service)?;
     let _control = entry.control.lock().await;
     let mut meta = entry.meta();
     if consumer.status != ConsumerStatus::Active {
@@ -230,13 +230,7 @@ pub async fn describe_stream_consumer(
     service: &StreamsService,
     input: ConsumerTargetInput,
 ) -> Result<DescribeStreamConsumerOutput, AwsError> {
-    input.validate()?;
-    let (entry, consumer) = find_consumer(
-        service,
-        input.consumer_arn.as_deref(),
-        input.stream_arn.as_deref(),
-        input.consumer_name.as_deref(),
-    )?;
+    let (entry, consumer) = input.find(service)?;
     let meta = entry.meta();
     let stream_arn = service.arn(&meta);
     Ok(DescribeStreamConsumerOutput {

@@ -38,13 +38,7 @@ impl GetShardIteratorInput {
         rules::shard_id(&mut v, "shardId", self.shard_id.as_deref());
         v.required("shardIteratorType", self.shard_iterator_type.as_ref());
         v.one_of("shardIteratorType", self.shard_iterator_type.as_deref(), &ITERATOR_TYPES);
-        v.string(
-            "startingSequenceNumber",
-            self.starting_sequence_number.as_deref(),
-            0,
-            usize::MAX,
-            Some(&rules::SEQUENCE_NUMBER),
-        );
+        rules::sequence_number(&mut v, "startingSequenceNumber", self.starting_sequence_number.as_deref());
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()
     }

@@ -152,16 +152,10 @@ impl PutRecordInput {
         let mut v = Validator::new();
         v.required("partitionKey", self.partition_key.as_ref());
         v.string("partitionKey", self.partition_key.as_deref(), 1, 256, None);
-        v.string("explicitHashKey", self.explicit_hash_key.as_deref(), 0, usize::MAX, Some(&rules::HASH_KEY));
+        rules::hash_key(&mut v, "explicitHashKey", self.explicit_hash_key.as_deref());
         v.required("data", self.data.as_ref());
         v.blob("data", self.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
-        v.string(
-            "sequenceNumberForOrdering",
-            self.sequence_number_for_ordering.as_deref(),
-            0,
-            usize::MAX,
-            Some(&rules::SEQUENCE_NUMBER),
-        );
+        rules::sequence_number(&mut v, "sequenceNumberForOrdering", self.sequence_number_for_ordering.as_deref());
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()
     }
@@ -254,13 +248,7 @@ impl PutRecordsInput {
                 let path = |member: &str| format!("records.{}.member.{member}", i + 1);
                 v.required(&path("partitionKey"), record.partition_key.as_ref());
                 v.string(&path("partitionKey"), record.partition_key.as_deref(), 1, 256, None);
-                v.string(
-                    &path("explicitHashKey"),
-                    record.explicit_hash_key.as_deref(),
-                    0,
-                    usize::MAX,
-                    Some(&rules::HASH_KEY),
-                );
+                rules::hash_key(&mut v, &path("explicitHashKey"), record.explicit_hash_key.as_deref());
                 v.required(&path("data"), record.data.as_ref());
                 v.blob(&path("data"), record.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
             }

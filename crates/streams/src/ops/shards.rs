@@ -211,7 +211,7 @@ pub struct SplitShardInput {
 pub async fn split_shard(service: &StreamsService, input: SplitShardInput) -> Result<super::Empty, AwsError> {
     let mut v = Validator::new();
     v.required("newStartingHashKey", input.new_starting_hash_key.as_ref());
-    v.string("newStartingHashKey", input.new_starting_hash_key.as_deref(), 0, usize::MAX, Some(&rules::HASH_KEY));
+    rules::hash_key(&mut v, "newStartingHashKey", input.new_starting_hash_key.as_deref());
     v.required("shardToSplit", input.shard_to_split.as_ref());
     rules::shard_id(&mut v, "shardToSplit", input.shard_to_split.as_deref());
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());

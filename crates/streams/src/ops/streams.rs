@@ -161,22 +161,44 @@ pub struct DescribeStreamInput {
     exclusive_start_shard_id: Option<String>,
 }
 
+/// What DescribeStream and DescribeStreamSummary both say about a stream.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct StreamDescription {
+pub struct StreamBasics {
     stream_name: String,
     #[serde(rename = "StreamARN")]
     stream_arn: String,
     stream_status: &'static str,
     stream_mode_details: StreamModeDetails,
-    shards: Vec<Shard>,
-    has_more_shards: bool,
     retention_period_hours: u32,
     stream_creation_timestamp: Timestamp,
     enhanced_monitoring: Vec<EnhancedMetrics>,
     encryption_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<String>,
+}
+
+fn stream_basics(service: &StreamsService, meta: &StreamMeta) -> StreamBasics {
+    StreamBasics {
+        stream_name: meta.name.clone(),
+        stream_arn: service.arn(meta),
+        stream_status: meta.status.as_str(),
+        stream_mode_details: shapes::mode_details(meta),
+        retention_period_hours: meta.retention_hours,
+        stream_creation_timestamp: shapes::created(meta),
+        enhanced_monitoring: shapes::enhanced_monitoring(meta),
+        encryption_type: shapes::encryption_type(meta),
+        key_id: meta.encryption_key.clone(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamDescription {
+    #[serde(flatten)]
+    basics: StreamBasics,
+    shards: Vec<Shard>,
+    has_more_shards: bool,
 }
 
 #[derive(Serialize)]
@@ -205,19 +227,7 @@ pub async fn describe_stream(
     let shards: Vec<Shard> = indices.by_ref().take(limit).map(|i| shapes::shard(&meta, i)).collect();
     let has_more_shards = indices.next().is_some();
     Ok(DescribeStreamOutput {
-        stream_description: StreamDescription {
-            stream_name: meta.name.clone(),
-            stream_arn: service.arn(&meta),
-            stream_status: meta.status.as_str(),
-            stream_mode_details: shapes::mode_details(&meta),
-            shards,
-            has_more_shards,
-            retention_period_hours: meta.retention_hours,
-            stream_creation_timestamp: shapes::created(&meta),
-            enhanced_monitoring: shapes::enhanced_monitoring(&meta),
-            encryption_type: shapes::encryption_type(&meta),
-            key_id: meta.encryption_key.clone(),
-        },
+        stream_description: StreamDescription { basics: stream_basics(service, &meta), shards, has_more_shards },
     })
 }
 
@@ -232,17 +242,8 @@ pub struct StreamTargetInput {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StreamDescriptionSummary {
-    stream_name: String,
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-    stream_status: &'static str,
-    stream_mode_details: StreamModeDetails,
-    retention_period_hours: u32,
-    stream_creation_timestamp: Timestamp,
-    enhanced_monitoring: Vec<EnhancedMetrics>,
-    encryption_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<String>,
+    #[serde(flatten)]
+    basics: StreamBasics,
     open_shard_count: u32,
     consumer_count: u32,
 }
@@ -264,15 +265,7 @@ pub async fn describe_stream_summary(
     let meta = entry.meta();
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: StreamDescriptionSummary {
-            stream_name: meta.name.clone(),
-            stream_arn: service.arn(&meta),
-            stream_status: meta.status.as_str(),
-            stream_mode_details: shapes::mode_details(&meta),
-            retention_period_hours: meta.retention_hours,
-            stream_creation_timestamp: shapes::created(&meta),
-            enhanced_monitoring: shapes::enhanced_monitoring(&meta),
-            encryption_type: shapes::encryption_type(&meta),
-            key_id: meta.encryption_key.clone(),
+            basics: stream_basics(service, &meta),
             open_shard_count: meta.open_shard_count(),
             consumer_count: meta.consumers.len() as u32,
         },

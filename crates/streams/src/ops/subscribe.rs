@@ -64,13 +64,7 @@ impl SubscribeToShardInput {
         if let Some(position) = &self.starting_position {
             v.required("startingPosition.type", position.kind.as_ref());
             v.one_of("startingPosition.type", position.kind.as_deref(), &POSITION_TYPES);
-            v.string(
-                "startingPosition.sequenceNumber",
-                position.sequence_number.as_deref(),
-                0,
-                usize::MAX,
-                Some(&rules::SEQUENCE_NUMBER),
-            );
+            rules::sequence_number(&mut v, "startingPosition.sequenceNumber", position.sequence_number.as_deref());
         }
         v.finish()
     }
