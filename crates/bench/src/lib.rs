@@ -1,0 +1,82 @@
+//! `tideline-bench`: an end-to-end load generator for Kinesis Data Streams endpoints. It speaks
+//! the JSON 1.1 wire protocol over HTTP/1.1 only, so the same run can be pointed at Tideline,
+//! kinesalite or kinesis-mock, and measures throughput (records/s, MB/s, requests/s) and latency
+//! percentiles for ingest, read-back, put→get and enhanced fan-out. It owns no Kinesis semantics
+//! and shares no code with the server: it sees Tideline only as a client would.
+
+pub mod body;
+pub mod cli;
+pub mod client;
+pub mod run;
+pub mod scenarios;
+pub mod setup;
+pub mod stats;
+
+use cli::{Cli, Scenario};
+use client::{CallError, Endpoint, Kinesis};
+use run::Ctx;
+use scenarios::startup::StartupReport;
+use setup::{SetupError, Streams};
+use stats::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Run(String),
+}
+
+/// A finished run's result.
+pub enum Output {
+    Run(Box<Report>),
+    Startup(StartupReport),
+}
+
+impl Output {
+    pub fn table(&self) -> String {
+        match self {
+            Output::Run(report) => report.table(),
+            Output::Startup(report) => report.table(),
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            Output::Run(report) => report.to_json(),
+            Output::Startup(report) => serde_json::to_value(report).unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs the scenario: prepares the streams, measures, and deletes the streams it created.
+pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
+    let common = &cli.common;
+    common.validate(&cli.scenario).map_err(BenchError::Config)?;
+    if let Scenario::Startup(args) = &cli.scenario {
+        return Ok(Output::Startup(scenarios::startup::run(args, &common.region).await?));
+    }
+    let endpoint = common.endpoint.as_deref().ok_or_else(|| BenchError::Config("--endpoint is required".into()))?;
+    let endpoint = Endpoint::parse(endpoint)?;
+    let admin = Kinesis::new(&endpoint, &common.region, common.request_timeout());
+    tracing::info!(streams = common.streams, shards = common.shards, reuse = common.reuse, "preparing streams");
+    let streams = Streams::prepare(&admin, &common.stream_prefix, common.streams, common.shards, common.reuse).await?;
+    let ctx = Ctx { common: common.clone(), endpoint, streams };
+    tracing::info!(scenario = cli.scenario.name(), "running");
+    let result = match &cli.scenario {
+        Scenario::PutRecords => scenarios::ingest::put_records(&ctx).await,
+        Scenario::PutRecord => scenarios::ingest::put_record(&ctx).await,
+        Scenario::GetRecords(args) => scenarios::get_records::run(&ctx, args.fill, args.limit).await,
+        Scenario::E2e(args) => scenarios::e2e::run(&ctx, args).await,
+        Scenario::Subscribe(args) => scenarios::subscribe::run(&ctx, args).await,
+        Scenario::Startup(_) => Err(BenchError::Run("unreachable".into())),
+    };
+    ctx.streams.delete(&admin).await;
+    result.map(|report| Output::Run(Box::new(report)))
+}

@@ -1,0 +1,8 @@
+//! One file per scenario; `ingest` and `latency` hold what several of them share.
+
+pub mod e2e;
+pub mod get_records;
+pub mod ingest;
+pub mod latency;
+pub mod startup;
+pub mod subscribe;
