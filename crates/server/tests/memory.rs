@@ -92,7 +92,8 @@ async fn resident_memory_stays_bounded_while_writing_a_large_volume() {
                     .expect("entry")
             })
             .collect();
-        let out = client.put_records().stream_name(&stream).set_records(Some(entries)).send().await.expect("PutRecords");
+        let out =
+            client.put_records().stream_name(&stream).set_records(Some(entries)).send().await.expect("PutRecords");
         assert_eq!(out.failed_record_count(), Some(0));
     }
     let elapsed = started.elapsed();

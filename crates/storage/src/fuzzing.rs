@@ -46,28 +46,42 @@ fn memory_segment(bytes: &[u8], first_index: u64) -> Result<Segment, StorageErro
     Ok(segment)
 }
 
+/// What a scan read: each frame as (offset, length, record), and why it stopped.
+pub struct Scan {
+    pub frames: Vec<(u64, usize, StoredRecord)>,
+    pub end: ScanEnd,
+}
+
 /// Reads `bytes` as one segment with the scanner that reads use, starting with a `chunk`-byte
-/// buffer: each frame as (offset, length, record), up to where the scan stopped and why.
-pub fn scan_segment(bytes: &[u8], chunk: usize) -> Result<(Vec<(u64, usize, StoredRecord)>, ScanEnd), StorageError> {
+/// buffer, up to the end or the first bad frame.
+pub fn scan_segment(bytes: &[u8], chunk: usize) -> Result<Scan, StorageError> {
     let segment = memory_segment(bytes, 0)?;
     let mut scanner = Scanner::new(&segment, 0, bytes.len() as u64, chunk)?;
     let mut frames = Vec::new();
-    loop {
+    let end = loop {
         match scanner.next_frame() {
             Ok(Some(frame)) => frames.push(frame),
-            Ok(None) => return Ok((frames, ScanEnd::Clean)),
-            Err(ScanError::Corrupt { offset, error }) => return Ok((frames, ScanEnd::Corrupt { offset, error })),
-            Err(ScanError::Io(error)) => return Ok((frames, ScanEnd::Io(error))),
+            Ok(None) => break ScanEnd::Clean,
+            Err(ScanError::Corrupt { offset, error }) => break ScanEnd::Corrupt { offset, error },
+            Err(ScanError::Io(error)) => break ScanEnd::Io(error),
         }
-    }
+    };
+    Ok(Scan { frames, end })
 }
 
-/// Start-up recovery of a shard whose last segment holds `bytes` and starts at `first_index`:
-/// `Ok((length kept, next index))`, or the error that refuses to start (damage followed by intact
-/// records). Also returns the segment's length afterwards, which recovery may have cut.
-pub fn recover_segment(bytes: &[u8], first_index: u64) -> Result<(Result<(u64, u64), StorageError>, u64), StorageError> {
+/// What start-up recovery made of a shard's last segment.
+pub struct Recovery {
+    /// `Ok((length kept, next index))`, or the error that refuses to start (damage followed by
+    /// intact records).
+    pub outcome: Result<(u64, u64), StorageError>,
+    /// The segment's length afterwards: recovery cuts a torn tail.
+    pub len_after: u64,
+}
+
+/// Start-up recovery of a shard whose last segment holds `bytes` and starts at `first_index`.
+pub fn recover_segment(bytes: &[u8], first_index: u64) -> Result<Recovery, StorageError> {
     let segment = memory_segment(bytes, first_index)?;
-    let recovered = recovery::scan_tail(&segment, true).map(|(len, next_index, _)| (len, next_index));
-    let len = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
-    Ok((recovered, len))
+    let outcome = recovery::scan_tail(&segment, true).map(|(len, next_index, _)| (len, next_index));
+    let len_after = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
+    Ok(Recovery { outcome, len_after })
 }
