@@ -62,6 +62,13 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(stdout, "tideline listening on http://{address}")?;
     stdout.flush()?;
     drop(stdout);
+    // Event-stream frames and small responses must leave at once: without TCP_NODELAY, Nagle's
+    // algorithm holds them back until the client's delayed ACK (tens of milliseconds).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::router(streams, verifier.map(Arc::new)))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

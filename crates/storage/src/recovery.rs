@@ -116,6 +116,11 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Op
                 if record.index != next_index {
                     break Some((offset, format!("record index {} where {next_index} was expected", record.index)));
                 }
+                // No writer reaches the last index; a file claiming it is crafted or corrupt (found
+                // by the record_frame fuzz target: it overflowed the next index).
+                if record.index == u64::MAX {
+                    break Some((offset, "record index at the end of the index space".to_string()));
+                }
                 sparse.note(record.index, offset, record.arrival_ms, len);
                 next_index += 1;
                 last_arrival_ms = Some(record.arrival_ms);
