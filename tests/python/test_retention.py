@@ -31,7 +31,7 @@ def read_from(client, name, shard, kind, **kwargs):
     return data_of(records)
 
 
-def wait_for(condition, what, timeout=15.0):
+def wait_for(condition, what, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
