@@ -170,9 +170,10 @@ class TidelineServer:
 # --------------------------------------------------------------------------------------------
 
 
-def make_client(endpoint: str, *, validate: bool = True, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY):
-    """A boto3 Kinesis client for `endpoint`; `validate=False` lets invalid input reach the server;
-    other credentials for servers started with `--auth`."""
+def make_client(endpoint: str, *, service: str = "kinesis", validate: bool = True, access_key: str = ACCESS_KEY,
+                secret_key: str = SECRET_KEY):
+    """A boto3 client (Kinesis, or `service="firehose"`) for `endpoint`; `validate=False` lets invalid
+    input reach the server; other credentials for servers started with `--auth`."""
     # Retries off, so a server fault can never hide behind a successful second attempt. (In
     # botocore's legacy mode `max_attempts` counts *retries*: {"max_attempts": 1} would still retry
     # throttling-class errors such as LimitExceededException once.)
@@ -183,7 +184,7 @@ def make_client(endpoint: str, *, validate: bool = True, access_key: str = ACCES
         read_timeout=30,
     )
     return boto3.client(
-        "kinesis",
+        service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id=access_key,

@@ -6,6 +6,7 @@ use crate::Codec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     AccessDenied,
+    ConcurrentModification,
     ExpiredIterator,
     ExpiredNextToken,
     IncompleteSignature,
@@ -19,6 +20,8 @@ pub enum ErrorCode {
     ResourceNotFound,
     Serialization,
     ServiceUnavailable,
+    /// Firehose's name for ServiceUnavailable.
+    ServiceUnavailableException,
     UnknownOperation,
     UnrecognizedClient,
     Validation,
@@ -28,6 +31,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccessDenied => "AccessDeniedException",
+            Self::ConcurrentModification => "ConcurrentModificationException",
             Self::ExpiredIterator => "ExpiredIteratorException",
             Self::ExpiredNextToken => "ExpiredNextTokenException",
             Self::IncompleteSignature => "IncompleteSignatureException",
@@ -41,6 +45,7 @@ impl ErrorCode {
             Self::ResourceNotFound => "ResourceNotFoundException",
             Self::Serialization => "SerializationException",
             Self::ServiceUnavailable => "ServiceUnavailable",
+            Self::ServiceUnavailableException => "ServiceUnavailableException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::UnrecognizedClient => "UnrecognizedClientException",
             Self::Validation => "ValidationException",
@@ -52,7 +57,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             Self::InternalFailure => 500,
-            Self::ServiceUnavailable => 503,
+            Self::ServiceUnavailable | Self::ServiceUnavailableException => 503,
             _ => 400,
         }
     }

@@ -17,5 +17,5 @@ mod validation;
 
 pub use codec::Codec;
 pub use error::{AwsError, ErrorCode};
-pub use types::{Blob, Timestamp};
+pub use types::{Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
 pub use validation::{Pattern, Validator};

@@ -136,6 +136,11 @@ impl Verifier {
         &self.keys
     }
 
+    /// The same keys and region for another service's signing name (`firehose`).
+    pub fn for_service(&self, service: impl Into<String>) -> Self {
+        Self { keys: self.keys.clone(), region: self.region.clone(), service: service.into() }
+    }
+
     /// Checks `request`'s signature as of `now`. `authorization` is what
     /// [`check_complete`](crate::auth::check_complete) returned: `None` means presigned query auth,
     /// which is refused. The checks and their order follow AWS: date format, clock skew, `host`

@@ -1,8 +1,8 @@
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use bytes::Bytes;
+use base64::{DecodeSliceError, Engine};
+use bytes::{Bytes, BytesMut};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -16,6 +16,15 @@ impl Serialize for Blob {
         if serializer.is_human_readable() {
             // One buffer written as a plain string beats streaming through `collect_str`, which
             // checks every character for escaping (about 7% on the GetRecords encode benchmark).
+            // Small records (most of them) are encoded on the stack: no allocation per record.
+            let mut small = [0u8; 1024];
+            if let Some(len) = base64::encoded_len(self.0.len(), true).filter(|len| *len <= small.len()) {
+                if let Ok(written) = STANDARD.encode_slice(&self.0, &mut small[..len]) {
+                    if let Ok(text) = std::str::from_utf8(&small[..written]) {
+                        return serializer.serialize_str(text);
+                    }
+                }
+            }
             serializer.serialize_str(&STANDARD.encode(&self.0))
         } else {
             serializer.serialize_bytes(&self.0)
@@ -32,16 +41,9 @@ impl<'de> Deserialize<'de> for Blob {
                 f.write_str("a base64 string or a byte string")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Blob, E> {
-                if !text.len().is_multiple_of(4) {
-                    return Err(E::custom(format!(
-                        "'{text}' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: {}",
-                        text.len()
-                    )));
-                }
-                STANDARD
-                    .decode(text)
-                    .map(|bytes| Blob(Bytes::from(bytes)))
-                    .map_err(|e| E::custom(format!("'{text}' can not be converted to a Blob: {e}")))
+                let mut buf = BytesMut::new();
+                decode_base64_into(text.as_bytes(), &mut buf)?;
+                Ok(Blob(buf.freeze()))
             }
             fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Blob, E> {
                 Ok(Blob(Bytes::copy_from_slice(bytes)))
@@ -51,6 +53,235 @@ impl<'de> Deserialize<'de> for Blob {
             }
         }
         deserializer.deserialize_any(BlobVisitor)
+    }
+}
+
+/// Appends the bytes `text` encodes in base64 to `buf`, with AWS's message when it is not base64.
+/// `text` is the member as sent (a JSON string's bytes, not checked for UTF-8: anything outside
+/// the base64 alphabet is refused anyway).
+fn decode_base64_into<E: de::Error>(text: &[u8], buf: &mut BytesMut) -> Result<(), E> {
+    let failure = |reason: &dyn fmt::Display| {
+        E::custom(format!("'{}' can not be converted to a Blob: {reason}", String::from_utf8_lossy(text)))
+    };
+    if !text.len().is_multiple_of(4) {
+        let reason = format!("Base64 encoded length is expected a multiple of 4 bytes but found: {}", text.len());
+        return Err(failure(&reason));
+    }
+    let start = buf.len();
+    buf.resize(start + base64::decoded_len_estimate(text.len()), 0);
+    let decoded = match decode_canonical(text, &mut buf[start..]) {
+        Some(written) => Ok(written),
+        // Not plain canonical base64: the `base64` crate decides, and words the error.
+        None => STANDARD.decode_slice(text, &mut buf[start..]),
+    };
+    match decoded {
+        Ok(written) => {
+            buf.truncate(start + written);
+            Ok(())
+        }
+        Err(error) => {
+            buf.truncate(start);
+            match error {
+                DecodeSliceError::DecodeError(error) => Err(failure(&error)),
+                // The estimate is an upper bound, so this does not happen.
+                DecodeSliceError::OutputSliceTooSmall => Err(failure(&error)),
+            }
+        }
+    }
+}
+
+/// Each base64 character's 6 bits; 0xFF for bytes outside the standard alphabet.
+const BASE64_VALUES: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Decodes padded base64 in its canonical form (what every SDK sends) four characters at a
+/// time, about twice as fast as the `base64` crate's general decoder. `None` for any input that
+/// is not canonical: the caller then lets the `base64` crate decode it, so accepted inputs,
+/// results and error messages stay exactly that crate's. `out` holds at least 3/4 of `text`.
+fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
+    let Some(body_len) = text.len().checked_sub(4) else {
+        return text.is_empty().then_some(0);
+    };
+    let (body, last) = text.split_at(body_len);
+    let value = |c: u8| u32::from(BASE64_VALUES[c as usize]);
+    let mut written = 0;
+    for (quad, triple) in body.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+        let (a, b, c, d) = (value(quad[0]), value(quad[1]), value(quad[2]), value(quad[3]));
+        if (a | b | c | d) > 63 {
+            return None;
+        }
+        let bits = (a << 18) | (b << 12) | (c << 6) | d;
+        triple.copy_from_slice(&bits.to_be_bytes()[1..]);
+        written += 3;
+    }
+    let (a, b) = (value(last[0]), value(last[1]));
+    let (c, d) = match (last[2], last[3]) {
+        (b'=', b'=') => (0, 0),
+        (_, b'=') => (value(last[2]), 0),
+        _ => (value(last[2]), value(last[3])),
+    };
+    let len = match (last[2], last[3]) {
+        (b'=', b'=') => 1,
+        (_, b'=') => 2,
+        _ => 3,
+    };
+    // Canonical: every character in the alphabet and the bits past the last byte all zero.
+    let bits = (a << 18) | (b << 12) | (c << 6) | d;
+    if (a | b | c | d) > 63 || bits & ((1 << (8 * (3 - len))) - 1) != 0 {
+        return None;
+    }
+    out.get_mut(written..written + len)?.copy_from_slice(&bits.to_be_bytes()[1..1 + len]);
+    Some(written + len)
+}
+
+/// Where the blobs and strings of a large request are decoded to: one buffer shared by many
+/// members instead of an allocation for each (a PutRecords call carries 500 records, each with a
+/// blob and a partition key). Every member is a [`Bytes`] slice; a chunk is freed when the last
+/// slice of it is dropped.
+pub struct Arena {
+    chunk: BytesMut,
+}
+
+impl Arena {
+    /// A chunk this size holds a 500-record PutRecords call of ~100-byte records.
+    const CHUNK: usize = 64 * 1024;
+
+    pub fn new() -> Self {
+        Self { chunk: BytesMut::new() }
+    }
+
+    /// Room for `len` more bytes in the current chunk; a full chunk is left to its slices.
+    fn reserve(&mut self, len: usize) {
+        if self.chunk.capacity() - self.chunk.len() < len {
+            self.chunk = BytesMut::with_capacity(len.max(Self::CHUNK));
+        }
+    }
+
+    /// Decodes a blob member (base64 text in JSON, a byte string in CBOR) into the arena.
+    pub fn blob(&mut self) -> ArenaBlob<'_> {
+        ArenaBlob(self)
+    }
+
+    /// Copies a string member into the arena; the slice holds valid UTF-8.
+    pub fn text(&mut self) -> ArenaText<'_> {
+        ArenaText(self)
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A [`de::DeserializeSeed`] decoding one blob into an [`Arena`], as [`Blob`] decodes it.
+pub struct ArenaBlob<'a>(&'a mut Arena);
+
+impl<'de> de::DeserializeSeed<'de> for ArenaBlob<'_> {
+    type Value = Bytes;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Bytes, D::Error> {
+        if deserializer.is_human_readable() {
+            // serde_json hands a string to `deserialize_bytes` as its raw bytes, skipping the
+            // UTF-8 check that `deserialize_str` makes (a tenth of decoding a 100-byte record);
+            // other JSON values are refused with the same messages as by `deserialize_any`.
+            deserializer.deserialize_bytes(Base64Text(self.0))
+        } else {
+            deserializer.deserialize_any(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ArenaBlob<'_> {
+    type Value = Bytes;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a base64 string or a byte string")
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Bytes, E> {
+        Base64Text(self.0).visit_bytes(text.as_bytes())
+    }
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Bytes, E> {
+        let arena = self.0;
+        arena.reserve(bytes.len());
+        arena.chunk.extend_from_slice(bytes);
+        Ok(arena.chunk.split().freeze())
+    }
+}
+
+/// A blob's base64 text, as a JSON string's bytes.
+struct Base64Text<'a>(&'a mut Arena);
+
+impl<'de> Visitor<'de> for Base64Text<'_> {
+    type Value = Bytes;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a base64 string or a byte string")
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Bytes, E> {
+        self.visit_bytes(text.as_bytes())
+    }
+    fn visit_bytes<E: de::Error>(self, text: &[u8]) -> Result<Bytes, E> {
+        let arena = self.0;
+        arena.reserve(base64::decoded_len_estimate(text.len()));
+        decode_base64_into(text, &mut arena.chunk)?;
+        Ok(arena.chunk.split().freeze())
+    }
+}
+
+/// A [`de::DeserializeSeed`] copying one string into an [`Arena`].
+pub struct ArenaText<'a>(&'a mut Arena);
+
+impl<'de> de::DeserializeSeed<'de> for ArenaText<'_> {
+    type Value = Bytes;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Bytes, D::Error> {
+        // As `String` asks (ciborium words its errors after the method); the visitor borrows.
+        deserializer.deserialize_string(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArenaText<'_> {
+    type Value = Bytes;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Bytes, E> {
+        let arena = self.0;
+        arena.reserve(text.len());
+        arena.chunk.extend_from_slice(text.as_bytes());
+        Ok(arena.chunk.split().freeze())
+    }
+}
+
+/// Deserializes an optional member with a seed: `null` (or an absent value) is `None`, as for
+/// `Option<T>`.
+pub struct Optional<S>(pub S);
+
+impl<'de, S: de::DeserializeSeed<'de>> de::DeserializeSeed<'de> for Optional<S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, S: de::DeserializeSeed<'de>> Visitor<'de> for Optional<S> {
+    type Value = Option<S::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("option")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(deserializer).map(Some)
     }
 }
 
@@ -151,7 +382,71 @@ mod tests {
         assert_eq!(Codec::Cbor.decode::<Timestamp>(&tagged).unwrap(), Timestamp(1_700_000_000_500));
     }
 
+    /// A blob decoded into an arena of its own.
+    struct InArena(Bytes);
+
+    impl<'de> Deserialize<'de> for InArena {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            de::DeserializeSeed::deserialize(Arena::new().blob(), deserializer).map(InArena)
+        }
+    }
+
+    fn arena_blob(body: &[u8]) -> Result<Bytes, String> {
+        Codec::Json.decode::<InArena>(body).map(|blob| blob.0).map_err(|e| e.message.unwrap_or_default())
+    }
+
+    #[test]
+    fn arena_blobs_decode_and_fail_like_blobs() {
+        for body in [
+            &br#""aGVsbG8=""#[..],
+            br#""""#,
+            br#""abc""#,
+            br#""ab!=""#,
+            br#""aGVsbG9=""#,
+            br#""aGVsbA==""#,
+            br#""aGVsbB==""#,
+            br#""a===""#,
+            br#""====""#,
+            br#""aGVs\u0062G8=""#,
+            b"5",
+            b"[1,2]",
+            b"true",
+            b"null",
+        ] {
+            let blob = Codec::Json.decode::<Blob>(body).map(|blob| blob.0).map_err(|e| e.message.unwrap_or_default());
+            assert_eq!(arena_blob(body), blob, "{}", String::from_utf8_lossy(body));
+        }
+        // The one difference: an object is refused before it is read, so the error's column is
+        // where it starts rather than where it ends.
+        assert!(arena_blob(b"{}").unwrap_err().starts_with("invalid type: map, expected a base64 string"));
+        let cbor = Codec::Cbor.encode(&Blob(Bytes::from_static(b"raw")));
+        assert_eq!(Codec::Cbor.decode::<InArena>(&cbor).unwrap().0, Bytes::from_static(b"raw"));
+        let text = Codec::Cbor.encode(&"cmF3");
+        assert_eq!(Codec::Cbor.decode::<InArena>(&text).unwrap().0, Bytes::from_static(b"raw"));
+    }
+
     proptest! {
+        #[test]
+        fn canonical_decoding_agrees_with_the_base64_crate(data in proptest::collection::vec(any::<u8>(), 0..100), flip in any::<(usize, u8)>()) {
+            let mut text = STANDARD.encode(&data).into_bytes();
+            let mut out = vec![0; text.len()];
+            prop_assert_eq!(decode_canonical(&text, &mut out).map(|n| out[..n].to_vec()), Some(data));
+            // Any change: either still what the crate decodes, or left to the crate.
+            if !text.is_empty() {
+                let at = flip.0 % text.len();
+                text[at] = flip.1;
+                if let Some(n) = decode_canonical(&text, &mut out) {
+                    prop_assert_eq!(STANDARD.decode(&text).ok(), Some(out[..n].to_vec()));
+                }
+            }
+        }
+
+        #[test]
+        fn arena_blobs_round_trip(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let body = Codec::Json.encode(&Blob(Bytes::from(data.clone())));
+            prop_assert_eq!(arena_blob(&body).unwrap(), Bytes::from(data));
+        }
+
         #[test]
         fn blobs_round_trip_in_both_codecs(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             let blob = Blob(Bytes::from(data));

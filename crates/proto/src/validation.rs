@@ -22,7 +22,9 @@ impl Pattern {
 
     pub fn is_match(&self, text: &str) -> bool {
         self.compiled
-            .get_or_init(|| Regex::new(&format!("^(?:{})$", self.source)).ok())
+            // AWS's patterns are Java regexes, whose `\w` is ASCII; Unicode `\w` would also make a
+            // `\w{1,255}` too large to compile. (A nested class keeps `[\w.]` valid.)
+            .get_or_init(|| Regex::new(&format!("^(?:{})$", self.source.replace(r"\w", "[0-9A-Za-z_]"))).ok())
             .as_ref()
             .is_some_and(|regex| regex.is_match(text))
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
+use tideline_firehose::{BucketsConfig, FirehoseConfig, KinesisStart};
 use tideline_storage::StorageConfig;
 use tideline_streams::StreamsConfig;
 
@@ -96,6 +97,44 @@ pub struct ServeArgs {
     /// other users of the machine.
     #[arg(long, env = "TIDELINE_SECRET_ACCESS_KEY", value_name = "SECRET", hide_env_values = true)]
     pub secret_access_key: Option<String>,
+    /// Firehose: deliver to buckets of this S3-compatible endpoint (path-style requests), e.g.
+    /// http://127.0.0.1:9000. Without it, buckets are folders under --s3-dir.
+    #[arg(long, env = "TIDELINE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Access key id for --s3-endpoint.
+    #[arg(long, env = "TIDELINE_S3_ACCESS_KEY_ID", value_name = "ID", default_value = "test")]
+    pub s3_access_key_id: String,
+    /// Secret access key for --s3-endpoint.
+    #[arg(long, env = "TIDELINE_S3_SECRET_ACCESS_KEY", value_name = "SECRET", default_value = "test", hide_env_values = true)]
+    pub s3_secret_access_key: String,
+    /// Region to sign --s3-endpoint requests for (default: --region).
+    #[arg(long, env = "TIDELINE_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Firehose: without --s3-endpoint, bucket BUCKET is the folder DIR/BUCKET (default
+    /// <data-dir>/s3; with --in-memory and no --s3-dir, buckets are kept in memory).
+    #[arg(long, env = "TIDELINE_S3_DIR", value_name = "DIR")]
+    pub s3_dir: Option<PathBuf>,
+    /// Firehose: a JSON file of table schemas standing in for the AWS Glue Data Catalog, used by
+    /// record format conversion to Parquet.
+    #[arg(long, env = "TIDELINE_GLUE_CATALOG", value_name = "FILE")]
+    pub glue_catalog: Option<PathBuf>,
+    /// Firehose: where a delivery stream whose source is a Kinesis stream starts reading: at its
+    /// creation time (latest, as AWS does) or at the stream's oldest record (trim-horizon).
+    #[arg(long, env = "TIDELINE_FIREHOSE_KINESIS_START", value_enum, default_value_t = KinesisStartArg::Latest)]
+    pub firehose_kinesis_start: KinesisStartArg,
+    /// Firehose: timeout of one HTTP endpoint delivery or transformation call, in seconds.
+    #[arg(long, env = "TIDELINE_FIREHOSE_HTTP_TIMEOUT_SECS", default_value_t = 60)]
+    pub firehose_http_timeout_secs: u64,
+    /// Firehose: first pause before retrying a failed delivery, in milliseconds (doubling up to
+    /// 30 s).
+    #[arg(long, env = "TIDELINE_FIREHOSE_RETRY_BACKOFF_MS", default_value_t = 1000)]
+    pub firehose_retry_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KinesisStartArg {
+    Latest,
+    TrimHorizon,
 }
 
 impl ServeArgs {
@@ -116,6 +155,42 @@ impl ServeArgs {
         let mode =
             if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.clone()) };
         StorageConfig { segment_max_bytes: self.segment_max_bytes, ..mode }
+    }
+
+    /// Firehose buffers live in their own storage, under `<data-dir>/firehose`.
+    pub fn firehose_storage_config(&self) -> StorageConfig {
+        let mode = if self.in_memory {
+            StorageConfig::in_memory()
+        } else {
+            StorageConfig::durable(self.data_dir.join("firehose"))
+        };
+        StorageConfig { segment_max_bytes: self.segment_max_bytes, ..mode }
+    }
+
+    pub fn firehose_config(&self) -> FirehoseConfig {
+        let buckets = match (&self.s3_endpoint, &self.s3_dir) {
+            (Some(endpoint), _) => BucketsConfig::S3 {
+                endpoint: endpoint.clone(),
+                region: self.s3_region.clone().unwrap_or_else(|| self.region.clone()),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+            },
+            (None, Some(dir)) => BucketsConfig::Directory(dir.clone()),
+            (None, None) if self.in_memory => BucketsConfig::Memory,
+            (None, None) => BucketsConfig::Directory(self.data_dir.join("s3")),
+        };
+        FirehoseConfig {
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            buckets,
+            glue_catalog: self.glue_catalog.clone(),
+            kinesis_start: match self.firehose_kinesis_start {
+                KinesisStartArg::Latest => KinesisStart::Latest,
+                KinesisStartArg::TrimHorizon => KinesisStart::TrimHorizon,
+            },
+            http_timeout: Duration::from_secs(self.firehose_http_timeout_secs),
+            retry_backoff: Duration::from_millis(self.firehose_retry_backoff_ms),
+        }
     }
 
     /// The signature verifier when `--auth` is on, with every configured access key.

@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use tideline_proto::sigv4::{Principal, ReceivedRequest, Verifier};
 use tideline_proto::{auth, event_stream, AwsError, Codec, ErrorCode};
+use tideline_firehose::FirehoseService;
 use tideline_streams::{Caller, StreamsService};
 
 /// Largest request body accepted. AWS caps PutRecords at 5 MiB of data, which is ~6.7 MiB as
@@ -21,17 +22,32 @@ const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 struct Services {
     streams: Arc<StreamsService>,
-    /// Set with `--auth`: every request's SigV4 signature is verified before dispatch.
-    verifier: Option<Arc<Verifier>>,
+    firehose: Arc<FirehoseService>,
+    /// Set with `--auth`: every request's SigV4 signature is verified before dispatch, for the
+    /// signing name of the service it calls.
+    verifiers: Option<Arc<Verifiers>>,
 }
 
-pub fn router(streams: Arc<StreamsService>, verifier: Option<Arc<Verifier>>) -> Router {
+struct Verifiers {
+    kinesis: Verifier,
+    firehose: Verifier,
+}
+
+/// The service an `X-Amz-Target` prefix names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Kinesis,
+    Firehose,
+}
+
+pub fn router(streams: Arc<StreamsService>, firehose: Arc<FirehoseService>, verifier: Option<Verifier>) -> Router {
+    let verifiers = verifier.map(|kinesis| Arc::new(Verifiers { firehose: kinesis.for_service("firehose"), kinesis }));
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(Services { streams, verifier })
+        .with_state(Services { streams, firehose, verifiers })
 }
 
 /// Prometheus scrape endpoint: the CloudWatch-style per-stream metrics.
@@ -85,9 +101,11 @@ async fn handle(
         return error_response(Codec::Json, &AwsError::bare(ErrorCode::UnknownOperation));
     };
     let (service, operation) = header_text("x-amz-target").and_then(|t| t.split_once('.')).unwrap_or(("", ""));
-    if service != tideline_streams::TARGET_PREFIX {
-        return error_response(codec, &AwsError::bare(ErrorCode::UnknownOperation));
-    }
+    let service = match service {
+        tideline_streams::TARGET_PREFIX => Service::Kinesis,
+        tideline_firehose::TARGET_PREFIX => Service::Firehose,
+        _ => return error_response(codec, &AwsError::bare(ErrorCode::UnknownOperation)),
+    };
     let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
     let authorization = match auth::check_complete(header_text("authorization"), uri.query(), has_date) {
         Ok(authorization) => authorization,
@@ -95,7 +113,11 @@ async fn handle(
     };
     // Verified before dispatch, so that a refused request changes nothing; the verified caller is
     // what resource policies apply to.
-    let principal = match &services.verifier {
+    let verifier = services.verifiers.as_ref().map(|verifiers| match service {
+        Service::Kinesis => &verifiers.kinesis,
+        Service::Firehose => &verifiers.firehose,
+    });
+    let principal = match verifier {
         Some(verifier) => match verify(verifier, authorization.as_ref(), &method, &uri, &headers, &body) {
             Ok(principal) => Some(principal),
             Err(error) => {
@@ -109,6 +131,12 @@ async fn handle(
         tracing::debug!(access_key_id = %principal.access_key_id, operation, "signature verified");
         Caller { access_key_id: principal.access_key_id }
     });
+    if service == Service::Firehose {
+        return match services.firehose.handle(operation, codec, &body).await {
+            Ok(body) => respond(200, codec, body),
+            Err(error) => error_response(codec, &error),
+        };
+    }
     if operation == "SubscribeToShard" {
         return match services.streams.subscribe_to_shard(caller.as_ref(), codec, &body).await {
             Ok(events) => event_stream_response(events),

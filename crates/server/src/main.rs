@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use tideline_storage::Storage;
+use tideline_firehose::FirehoseService;
 use tideline_streams::StreamsService;
 
 use crate::config::{Cli, Command, ServeArgs};
@@ -54,6 +55,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let storage = Storage::open(args.storage_config())?;
     let streams = StreamsService::open(Arc::clone(&storage), args.streams_config()).await?;
+    if !args.in_memory {
+        std::fs::create_dir_all(args.data_dir.join("firehose"))?;
+    }
+    let firehose_storage = Storage::open(args.firehose_storage_config())?;
+    let firehose = FirehoseService::open(firehose_storage, Arc::clone(&streams), args.firehose_config()).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, in_memory = args.in_memory, data_dir = %args.data_dir.display(), "tideline listening");
@@ -69,9 +75,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(streams, verifier.map(Arc::new)))
+    axum::serve(listener, http::router(streams, Arc::clone(&firehose), verifier))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    firehose.shutdown().await;
     tracing::info!("tideline stopped");
     Ok(())
 }

@@ -24,7 +24,7 @@ fn runtime() -> Runtime {
 fn batch(shard: ShardKey) -> AppendBatch {
     let records = (0..RECORDS)
         .map(|i| NewRecord {
-            partition_key: format!("partition-{}", i % 37),
+            partition_key: format!("partition-{}", i % 37).into(),
             data: Bytes::from(vec![(i % 251) as u8; RECORD_BYTES]),
             encrypted: false,
         })

@@ -78,7 +78,8 @@ impl std::fmt::Display for ShardKey {
 /// A record to append.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
-    pub partition_key: String,
+    /// UTF-8. `Bytes` so that a request's records can share the buffer they were decoded into.
+    pub partition_key: bytes::Bytes,
     pub data: bytes::Bytes,
     pub encrypted: bool,
 }

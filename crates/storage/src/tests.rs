@@ -21,7 +21,7 @@ fn payload(tag: u64, len: usize) -> Bytes {
 }
 
 fn record(tag: u64, len: usize) -> NewRecord {
-    NewRecord { partition_key: format!("pk-{tag}-é"), data: payload(tag, len), encrypted: matches!(tag % 3, 0) }
+    NewRecord { partition_key: format!("pk-{tag}-é").into(), data: payload(tag, len), encrypted: matches!(tag % 3, 0) }
 }
 
 fn batch(shard: ShardKey, records: Vec<NewRecord>) -> AppendBatch {
@@ -52,7 +52,7 @@ fn read_all(storage: &Storage, shard: ShardKey) -> Vec<StoredRecord> {
 
 fn assert_same(stored: &StoredRecord, index: u64, expected: &NewRecord) {
     assert_eq!(stored.index, index);
-    assert_eq!(stored.partition_key, expected.partition_key.as_bytes(), "partition key of {index}");
+    assert_eq!(stored.partition_key, expected.partition_key, "partition key of {index}");
     assert_eq!(stored.data, expected.data, "data of {index}");
     assert_eq!(stored.encrypted, expected.encrypted, "encrypted flag of {index}");
 }
@@ -130,7 +130,7 @@ async fn empty_requests_and_oversized_records() {
     append_one(&storage, shard, vec![record(0, 10)]).await;
     let (first, _) = append_one(&storage, shard, Vec::new()).await;
     assert_eq!(first, 1, "an empty batch reports where the next record goes");
-    let too_big = NewRecord { partition_key: "k".into(), data: Bytes::from(vec![0; MAX_PAYLOAD]), encrypted: false };
+    let too_big = NewRecord { partition_key: Bytes::from_static(b"k"), data: Bytes::from(vec![0; MAX_PAYLOAD]), encrypted: false };
     let error = storage.append(vec![batch(shard, vec![record(1, 1), too_big])]).await.expect_err("too large");
     assert!(matches!(error, StorageError::RecordTooLarge { .. }), "{error}");
     assert_eq!(storage.tail(shard).next_index, 1, "nothing of the refused batch was written");
@@ -454,7 +454,7 @@ async fn read_limits() {
         let shard = key(8, 0);
         // Each record: 4-byte key + 100 bytes of data.
         let records: Vec<NewRecord> = (0..10)
-            .map(|i| NewRecord { partition_key: format!("k{i:03}"), data: payload(i, 100), encrypted: false })
+            .map(|i| NewRecord { partition_key: format!("k{i:03}").into(), data: payload(i, 100), encrypted: false })
             .collect();
         append_one(&storage, shard, records).await;
         let count = |from, max_records, max_bytes| {

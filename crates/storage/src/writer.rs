@@ -197,7 +197,7 @@ impl WriterShard {
         for (index, record) in (first_index..).zip(&records) {
             let offset = tail.written + self.pending.len() as u64;
             let before = self.pending.len();
-            let key = record.partition_key.as_bytes();
+            let key = &record.partition_key[..];
             frame::encode(&mut self.pending, index, arrival_ms, record.encrypted, key, &record.data);
             sparse.note(index, offset, arrival_ms, self.pending.len() - before);
         }

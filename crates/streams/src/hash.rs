@@ -6,8 +6,8 @@ use md5::{Digest, Md5};
 pub const MAX_HASH_KEY: u128 = u128::MAX;
 
 /// Kinesis routes a record by the MD5 of its partition key read as a big-endian 128-bit integer.
-pub fn hash_key_of(partition_key: &str) -> u128 {
-    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+pub fn hash_key_of(partition_key: &[u8]) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key).into())
 }
 
 /// Parses a decimal hash key (an `ExplicitHashKey` or `NewStartingHashKey`); `None` if it is not a
@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn md5_of_known_key() {
         // md5("a") = 0cc175b9c0f1b6a831c399e269772661
-        assert_eq!(hash_key_of("a"), 0x0cc175b9c0f1b6a831c399e269772661);
+        assert_eq!(hash_key_of(b"a"), 0x0cc175b9c0f1b6a831c399e269772661);
     }
 
     #[test]

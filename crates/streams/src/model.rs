@@ -153,7 +153,37 @@ impl ConsumerMeta {
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
 
 pub fn shard_id(index: u32) -> String {
-    format!("shardId-{index:012}")
+    ShardIdText::of(index).as_str().to_owned()
+}
+
+/// `shardId-` and the index in twelve digits (a `u32` never needs more), on the stack: PutRecords
+/// answers with one per record.
+#[derive(Clone, Copy)]
+pub struct ShardIdText([u8; 20]);
+
+impl ShardIdText {
+    pub fn of(index: u32) -> Self {
+        let mut text = *b"shardId-000000000000";
+        let mut rest = index;
+        let mut at = text.len();
+        while rest > 0 {
+            at -= 1;
+            text[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl Serialize for ShardIdText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// Shard ids are `shardId-` and twelve digits; AWS also accepts the bare number's canonical form.
@@ -315,6 +345,9 @@ mod tests {
     #[test]
     fn shard_ids_round_trip() {
         assert_eq!(shard_id(3), "shardId-000000000003");
+        for index in [0, 7, 10, 999_999, u32::MAX] {
+            assert_eq!(shard_id(index), format!("shardId-{index:012}"));
+        }
         assert_eq!(parse_shard_id("shardId-000000000003"), Some(3));
         assert_eq!(parse_shard_id("shardId-x"), None);
         assert_eq!(parse_shard_id("shardId-0000000000031"), None);

@@ -8,10 +8,13 @@
 //! AWS. The stream id differs between two incarnations of the same stream name, so a number from
 //! a deleted stream is recognised as foreign.
 
-use std::fmt::Write;
+use serde::{Serialize, Serializer};
 
 const PREFIX: &str = "49";
 pub const DIGITS: usize = 56;
+/// The stream id field is 14 digits wide, but a larger id would still be written in full (as
+/// `{:014}` did), so the text can be up to 6 digits longer than `DIGITS`.
+const MAX_TEXT: usize = DIGITS + 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SequenceNumber {
@@ -44,9 +47,19 @@ impl SequenceNumber {
     }
 
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(DIGITS);
-        let _ = write!(out, "{PREFIX}{:014}{:010}{:020}{:010}", self.stream_id, self.shard_index, self.ordinal, 0);
-        out
+        self.text().as_str().to_owned()
+    }
+
+    /// The decimal text without a heap allocation: responses carry one number per record, and
+    /// `format!` with zero padding (one `write_char` per pad digit) was a sixth of PutRecords' CPU.
+    pub fn text(&self) -> SequenceText {
+        let mut text = SequenceText { bytes: [b'0'; MAX_TEXT], len: 0 };
+        text.push(PREFIX.as_bytes());
+        text.push_padded(self.stream_id, 14);
+        text.push_padded(u64::from(self.shard_index), 10);
+        text.push_padded(self.ordinal, 20);
+        text.push_padded(0, 10);
+        text
     }
 
     /// Decodes a number this server issued; `None` for anything else.
@@ -59,6 +72,51 @@ impl SequenceNumber {
             shard_index: text[16..26].parse().ok()?,
             ordinal: text[26..46].parse().ok()?,
         })
+    }
+}
+
+/// A sequence number's decimal text, on the stack; serializes as a string.
+#[derive(Clone, Copy)]
+pub struct SequenceText {
+    bytes: [u8; MAX_TEXT],
+    len: usize,
+}
+
+impl SequenceText {
+    fn push(&mut self, text: &[u8]) {
+        self.bytes[self.len..self.len + text.len()].copy_from_slice(text);
+        self.len += text.len();
+    }
+
+    /// `value` in decimal, left-padded with zeros to `width` digits (longer if it needs more).
+    fn push_padded(&mut self, value: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        let mut rest = value;
+        while rest > 0 {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let start = start.min(digits.len() - width);
+        self.push(&digits[start..]);
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl Serialize for SequenceText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for SequenceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -94,6 +152,13 @@ mod tests {
             let y = SequenceNumber { stream_id, shard_index, ordinal: b };
             prop_assert_eq!(x.encode().cmp(&y.encode()), a.cmp(&b));
             prop_assert_eq!(SequenceNumber::decode(&x.encode()), Some(x));
+        }
+
+        #[test]
+        fn text_matches_format(stream_id: u64, shard_index: u32, ordinal: u64) {
+            let seq = SequenceNumber { stream_id, shard_index, ordinal };
+            let expected = format!("{PREFIX}{stream_id:014}{shard_index:010}{ordinal:020}{:010}", 0);
+            prop_assert_eq!(seq.encode(), expected);
         }
     }
 }

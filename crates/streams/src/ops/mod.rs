@@ -53,7 +53,8 @@ pub(crate) async fn dispatch(
         "MergeShards" => run!(shards::merge_shards),
         "UpdateShardCount" => run!(shards::update_shard_count),
         "PutRecord" => run!(records::put_record, caller),
-        "PutRecords" => run!(records::put_records, caller),
+        // Encodes its own response: see `PutRecordsOutput::encode`.
+        "PutRecords" => Ok(records::put_records(service, caller, codec.decode(body)?).await?.encode(codec)),
         "GetShardIterator" => run!(reading::get_shard_iterator, caller),
         "GetRecords" => run!(reading::get_records, caller),
         "IncreaseStreamRetentionPeriod" => run!(settings::increase_retention),

@@ -9,7 +9,7 @@ use super::shapes::{child_shards, ChildShard};
 use crate::iterator::IteratorPosition;
 use crate::model::{shard_id, ShardMeta, StreamMeta};
 use crate::rules;
-use crate::sequence::SequenceNumber;
+use crate::sequence::{SequenceNumber, SequenceText};
 use crate::service::{now_ms, storage_failure, Caller, StreamsService};
 
 const ITERATOR_TYPES: [&str; 5] =
@@ -204,7 +204,7 @@ impl GetRecordsInput {
 
 /// A stored record on the wire, serialised straight from the bytes read off the log.
 pub struct RecordOut {
-    sequence_number: String,
+    sequence_number: SequenceText,
     record: StoredRecord,
 }
 
@@ -347,7 +347,7 @@ pub(crate) async fn read_records(
         .records
         .into_iter()
         .map(|record| RecordOut {
-            sequence_number: SequenceNumber::of_record(meta.id, shard_index, record.index).encode(),
+            sequence_number: SequenceNumber::of_record(meta.id, shard_index, record.index).text(),
             record,
         })
         .collect();

@@ -3,17 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use tideline_proto::{AwsError, Blob, ErrorCode, Validator};
+use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use tideline_proto::{Arena, AwsError, Blob, Codec, ErrorCode, Optional, Validator};
 use tideline_storage::{AppendBatch, AppendOutcome, NewRecord, ShardKey};
 
 use crate::hash::{hash_key_of, parse_hash_key};
-use crate::model::shard_id;
+use crate::model::{shard_id, ShardIdText};
 use crate::rules;
-use crate::sequence::SequenceNumber;
+use crate::sequence::{SequenceNumber, SequenceText};
 use crate::service::{storage_failure, Caller, StreamEntry, StreamsService};
 
 /// What became of a record: where it landed, or which shard's write limit refused it.
+#[derive(Clone, Copy)]
 enum Placement {
     Appended { shard_index: u32, record_index: u64 },
     Throttled { shard_index: u32 },
@@ -39,12 +43,14 @@ async fn append(
     entry: &Arc<StreamEntry>,
     records: Vec<(u128, NewRecord)>,
 ) -> Result<Written, AwsError> {
-    let mut placements: Vec<Option<Placement>> = records.iter().map(|_| None).collect();
+    let mut placements: Vec<Option<Placement>> = vec![None; records.len()];
     let mut pending: Vec<usize> = (0..records.len()).collect();
     for attempt in 0..MAX_REROUTES {
         let mut changed = entry.changed.subscribe();
-        // Group the pending records by shard, keeping their order within each shard.
-        let mut batches: Vec<(AppendBatch, Vec<usize>)> = Vec::new();
+        // Route every pending record first, counting per shard, so that each shard's batch is
+        // allocated once at its final size (they used to grow record by record).
+        let mut routed: Vec<(usize, usize)> = Vec::with_capacity(pending.len()); // (position, batch)
+        let mut shards: Vec<(u32, usize)> = Vec::new(); // (shard index, records)
         let (stream_id, encrypted) = {
             let state = entry.state.read();
             if !state.meta.status.accepts_data() {
@@ -64,20 +70,33 @@ async fn append(
                         continue;
                     }
                 }
-                let record = NewRecord { encrypted, ..record.clone() };
-                match batches.iter_mut().find(|(batch, _)| batch.shard.shard_index == shard_index) {
-                    Some((batch, positions)) => {
-                        batch.records.push(record);
-                        positions.push(position);
+                let batch = match shards.iter().position(|&(shard, _)| shard == shard_index) {
+                    Some(batch) => batch,
+                    None => {
+                        shards.push((shard_index, 0));
+                        shards.len() - 1
                     }
-                    None => batches.push((
-                        AppendBatch { shard: ShardKey { stream_id, shard_index }, records: vec![record] },
-                        vec![position],
-                    )),
-                }
+                };
+                shards[batch].1 += 1;
+                routed.push((position, batch));
             }
             (stream_id, encrypted)
         };
+        let mut batches: Vec<(AppendBatch, Vec<usize>)> = shards
+            .iter()
+            .map(|&(shard_index, count)| {
+                let shard = ShardKey { stream_id, shard_index };
+                (AppendBatch { shard, records: Vec::with_capacity(count) }, Vec::with_capacity(count))
+            })
+            .collect();
+        for (position, batch) in routed {
+            // A cheap clone (the key and data are shared `Bytes`); the original stays here in
+            // case a reshard seals the shard and the record has to be routed again.
+            let record = NewRecord { encrypted, ..records[position].1.clone() };
+            let (batch, positions) = &mut batches[batch];
+            batch.records.push(record);
+            positions.push(position);
+        }
         let (batches, positions): (Vec<AppendBatch>, Vec<Vec<usize>>) = batches.into_iter().unzip();
         let shards: Vec<u32> = batches.iter().map(|batch| batch.shard.shard_index).collect();
         let outcomes = service.storage.append(batches).await.map_err(storage_failure)?;
@@ -104,7 +123,7 @@ async fn append(
     Err(AwsError::internal("records could not be routed to an open shard"))
 }
 
-fn hash_key(partition_key: &str, explicit: Option<&str>) -> Result<u128, AwsError> {
+fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsError> {
     match explicit {
         None => Ok(hash_key_of(partition_key)),
         Some(text) => parse_hash_key(text).ok_or_else(|| {
@@ -164,8 +183,8 @@ impl PutRecordInput {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutRecordOutput {
-    shard_id: String,
-    sequence_number: String,
+    shard_id: ShardIdText,
+    sequence_number: SequenceText,
     encryption_type: &'static str,
 }
 
@@ -178,7 +197,7 @@ pub async fn put_record(
     let (name, entry) = service.target(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     service.authorize(caller, &entry.state.read().meta, "kinesis:PutRecord", None)?;
     let started = std::time::Instant::now();
-    let partition_key = input.partition_key.unwrap_or_default();
+    let partition_key = Bytes::from(input.partition_key.unwrap_or_default());
     let hash = hash_key(&partition_key, input.explicit_hash_key.as_deref())?;
     if let Some(ordering) = input.sequence_number_for_ordering.as_deref() {
         // Sequence numbers only grow within a shard, so the ordering it asks for always holds;
@@ -199,8 +218,8 @@ pub async fn put_record(
         Some(&Placement::Appended { shard_index, record_index }) => {
             service.metrics.record_put(&name, "PutRecord", 1, size as u64, started.elapsed());
             Ok(PutRecordOutput {
-                shard_id: shard_id(shard_index),
-                sequence_number: SequenceNumber::of_record(written.stream_id, shard_index, record_index).encode(),
+                shard_id: ShardIdText::of(shard_index),
+                sequence_number: SequenceNumber::of_record(written.stream_id, shard_index, record_index).text(),
                 encryption_type: encryption_type(written.encrypted),
             })
         }
@@ -217,21 +236,49 @@ fn rate_exceeded(service: &StreamsService, stream: &str, shard_index: u32) -> St
     format!("Rate exceeded for shard {} in stream {stream} under account {}.", shard_id(shard_index), service.account())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+/// One record of a PutRecords call. `data` and `partition_key` (UTF-8) are slices of the one
+/// buffer the whole request's records were decoded into.
 pub struct PutRecordsEntry {
-    data: Option<Blob>,
-    partition_key: Option<String>,
+    data: Option<Bytes>,
+    partition_key: Option<Bytes>,
     explicit_hash_key: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
 pub struct PutRecordsInput {
     stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     records: Option<Vec<PutRecordsEntry>>,
+}
+
+impl PutRecordsEntry {
+    /// Whether every member constraint certainly holds, decided without allocating. Most calls
+    /// are valid, and building each record's member paths (`records.N.member.partitionKey`) for
+    /// the full check cost as much as the rest of the call; a `false` here only means "run the
+    /// full check", which is exact.
+    fn plainly_valid(&self) -> bool {
+        // A key of 1 to 256 bytes has 1 to 256 characters; longer ones are counted exactly.
+        let key = self.partition_key.as_ref().is_some_and(|key| (1..=256).contains(&key.len()));
+        // ASCII digits without a leading zero, at most 39 of them, match `rules::HASH_KEY`.
+        let hash_key = self.explicit_hash_key.as_deref().is_none_or(|text| {
+            text == "0"
+                || (text.len() <= 39
+                    && text.as_bytes().first().is_some_and(|b| (b'1'..=b'9').contains(b))
+                    && text.bytes().all(|b| b.is_ascii_digit()))
+        });
+        let data = self.data.as_ref().is_some_and(|data| data.len() <= rules::MAX_API_RECORD_BYTES);
+        key && hash_key && data
+    }
+
+    fn validate(&self, v: &mut Validator, number: usize) {
+        let path = |member: &str| format!("records.{number}.member.{member}");
+        // Always UTF-8: it was decoded from a string member.
+        let partition_key = self.partition_key.as_deref().map(|key| std::str::from_utf8(key).unwrap_or_default());
+        v.required(&path("partitionKey"), partition_key);
+        v.string(&path("partitionKey"), partition_key, 1, 256, None);
+        rules::hash_key(v, &path("explicitHashKey"), self.explicit_hash_key.as_deref());
+        v.required(&path("data"), self.data.as_ref());
+        v.blob(&path("data"), self.data.as_deref(), rules::MAX_API_RECORD_BYTES);
+    }
 }
 
 impl PutRecordsInput {
@@ -239,18 +286,17 @@ impl PutRecordsInput {
         let mut v = Validator::new();
         v.required("records", self.records.as_ref());
         if let Some(records) = &self.records {
-            let rendered = format!(
-                "[{}]",
-                vec!["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry"; records.len()].join(", ")
-            );
-            v.length("records", Some(&rendered), records.len(), 1, rules::MAX_PUT_RECORDS);
+            if !(1..=rules::MAX_PUT_RECORDS).contains(&records.len()) {
+                let rendered = format!(
+                    "[{}]",
+                    vec!["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry"; records.len()].join(", ")
+                );
+                v.length("records", Some(&rendered), records.len(), 1, rules::MAX_PUT_RECORDS);
+            }
             for (i, record) in records.iter().enumerate() {
-                let path = |member: &str| format!("records.{}.member.{member}", i + 1);
-                v.required(&path("partitionKey"), record.partition_key.as_ref());
-                v.string(&path("partitionKey"), record.partition_key.as_deref(), 1, 256, None);
-                rules::hash_key(&mut v, &path("explicitHashKey"), record.explicit_hash_key.as_deref());
-                v.required(&path("data"), record.data.as_ref());
-                v.blob(&path("data"), record.data.as_ref().map(|d| &d.0[..]), rules::MAX_API_RECORD_BYTES);
+                if !record.plainly_valid() {
+                    record.validate(&mut v, i + 1);
+                }
             }
         }
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
@@ -258,25 +304,248 @@ impl PutRecordsInput {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordsResultEntry {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequence_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shard_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<String>,
+/// Which of `names` a member name is (`None`: a member this operation does not have).
+struct MemberName(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for MemberName {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
 }
+
+impl<'de> Visitor<'de> for MemberName {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("field identifier")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|known| *known == name))
+    }
+    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|known| known.as_bytes() == name))
+    }
+}
+
+/// Marks member `index` as read; a member given twice is refused, as serde's derive does.
+fn first_time<E: de::Error>(seen: &mut [bool], names: &'static [&'static str], index: usize) -> Result<(), E> {
+    if std::mem::replace(&mut seen[index], true) {
+        return Err(E::duplicate_field(names[index]));
+    }
+    Ok(())
+}
+
+/// PutRecords is decoded by hand rather than derived so that every record's data and partition
+/// key go into one [`Arena`] (one allocation per 64 KiB) instead of two allocations per record.
+/// Member names, `null`s, unknown members and error messages behave as the derived decoder's.
+impl<'de> Deserialize<'de> for PutRecordsInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("PutRecordsInput", InputVisitor::NAMES, InputVisitor)
+    }
+}
+
+struct InputVisitor;
+
+impl InputVisitor {
+    const NAMES: &'static [&'static str] = &["StreamName", "StreamARN", "Records"];
+}
+
+impl<'de> Visitor<'de> for InputVisitor {
+    type Value = PutRecordsInput;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("struct PutRecordsInput")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut input = PutRecordsInput { stream_name: None, stream_arn: None, records: None };
+        let mut seen = [false; 3];
+        let mut arena = Arena::new();
+        while let Some(member) = map.next_key_seed(MemberName(Self::NAMES))? {
+            let Some(index) = member else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            first_time(&mut seen, Self::NAMES, index)?;
+            match index {
+                0 => input.stream_name = map.next_value()?,
+                1 => input.stream_arn = map.next_value()?,
+                _ => input.records = map.next_value_seed(Optional(Entries(&mut arena)))?,
+            }
+        }
+        Ok(input)
+    }
+}
+
+struct Entries<'a>(&'a mut Arena);
+
+impl<'de> DeserializeSeed<'de> for Entries<'_> {
+    type Value = Vec<PutRecordsEntry>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries<'_> {
+    type Value = Vec<PutRecordsEntry>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // A hint comes from the client: trust it only up to the most a valid call carries.
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(rules::MAX_PUT_RECORDS));
+        while let Some(entry) = seq.next_element_seed(Entry(&mut *self.0))? {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+struct Entry<'a>(&'a mut Arena);
+
+impl Entry<'_> {
+    const NAMES: &'static [&'static str] = &["Data", "PartitionKey", "ExplicitHashKey"];
+}
+
+impl<'de> DeserializeSeed<'de> for Entry<'_> {
+    type Value = PutRecordsEntry;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_struct("PutRecordsEntry", Self::NAMES, self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entry<'_> {
+    type Value = PutRecordsEntry;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("struct PutRecordsEntry")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entry = PutRecordsEntry { data: None, partition_key: None, explicit_hash_key: None };
+        let mut seen = [false; 3];
+        while let Some(member) = map.next_key_seed(MemberName(Self::NAMES))? {
+            let Some(index) = member else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            first_time(&mut seen, Self::NAMES, index)?;
+            match index {
+                0 => entry.data = map.next_value_seed(Optional(self.0.blob()))?,
+                1 => entry.partition_key = map.next_value_seed(Optional(self.0.text()))?,
+                _ => entry.explicit_hash_key = map.next_value()?,
+            }
+        }
+        Ok(entry)
+    }
+}
+
+/// The error code of a record refused by its shard's write limit.
+const THROTTLED: &str = "ProvisionedThroughputExceededException";
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
+struct PutRecordsResultEntry<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<SequenceText>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard_id: Option<ShardIdText>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+}
+
+/// A record's result: its place (the texts are made while encoding), or the throttling message.
+enum ResultRecord {
+    Appended { shard_index: u32, record_index: u64 },
+    Throttled(String),
+}
+
 pub struct PutRecordsOutput {
     failed_record_count: u32,
-    records: Vec<PutRecordsResultEntry>,
+    stream_id: u64,
+    records: Vec<ResultRecord>,
     encryption_type: &'static str,
+}
+
+impl PutRecordsOutput {
+    fn entry<'a>(&self, record: &'a ResultRecord) -> PutRecordsResultEntry<'a> {
+        match record {
+            &ResultRecord::Appended { shard_index, record_index } => PutRecordsResultEntry {
+                sequence_number: Some(SequenceNumber::of_record(self.stream_id, shard_index, record_index).text()),
+                shard_id: Some(ShardIdText::of(shard_index)),
+                error_code: None,
+                error_message: None,
+            },
+            ResultRecord::Throttled(message) => PutRecordsResultEntry {
+                sequence_number: None,
+                shard_id: None,
+                error_code: Some(THROTTLED),
+                error_message: Some(message),
+            },
+        }
+    }
+
+    /// The response body. JSON is written directly, byte for byte what serde_json writes for
+    /// this type (a test checks): serde_json scans every string it writes for characters to
+    /// escape, and those scans were most of the cost of answering a call of 500 records. The
+    /// numbers and shard ids are ASCII digits that never need escaping.
+    pub fn encode(&self, codec: Codec) -> Vec<u8> {
+        match codec {
+            Codec::Json => self.to_json(),
+            Codec::Cbor => codec.encode(self),
+        }
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        // An appended record's entry is 103 bytes with its separator.
+        let mut out = Vec::with_capacity(96 + self.records.len() * 104);
+        out.extend_from_slice(b"{\"FailedRecordCount\":");
+        out.extend_from_slice(self.failed_record_count.to_string().as_bytes());
+        out.extend_from_slice(b",\"Records\":[");
+        for (i, record) in self.records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match record {
+                &ResultRecord::Appended { shard_index, record_index } => {
+                    let sequence_number = SequenceNumber::of_record(self.stream_id, shard_index, record_index).text();
+                    out.extend_from_slice(b"{\"SequenceNumber\":\"");
+                    out.extend_from_slice(sequence_number.as_str().as_bytes());
+                    out.extend_from_slice(b"\",\"ShardId\":\"");
+                    out.extend_from_slice(ShardIdText::of(shard_index).as_str().as_bytes());
+                    out.extend_from_slice(b"\"}");
+                }
+                ResultRecord::Throttled(message) => {
+                    out.extend_from_slice(b"{\"ErrorCode\":\"");
+                    out.extend_from_slice(THROTTLED.as_bytes());
+                    out.extend_from_slice(b"\",\"ErrorMessage\":");
+                    // The message holds the stream name: escaped as serde_json escapes it.
+                    if serde_json::to_writer(&mut out, message).is_err() {
+                        out.extend_from_slice(b"\"\"");
+                    }
+                    out.push(b'}');
+                }
+            }
+        }
+        out.extend_from_slice(b"],\"EncryptionType\":\"");
+        out.extend_from_slice(self.encryption_type.as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
+    }
+}
+
+impl Serialize for PutRecordsOutput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Entries<'a>(&'a PutRecordsOutput);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.records.iter().map(|record| self.0.entry(record)))
+            }
+        }
+        let mut out = serializer.serialize_struct("PutRecordsOutput", 3)?;
+        out.serialize_field("FailedRecordCount", &self.failed_record_count)?;
+        out.serialize_field("Records", &Entries(self))?;
+        out.serialize_field("EncryptionType", self.encryption_type)?;
+        out.end()
+    }
 }
 
 pub async fn put_records(
@@ -291,7 +560,7 @@ pub async fn put_records(
     let entries = input.records.unwrap_or_default();
     let total: usize = entries
         .iter()
-        .map(|e| e.data.as_ref().map_or(0, |d| d.0.len()) + e.partition_key.as_ref().map_or(0, String::len))
+        .map(|e| e.data.as_ref().map_or(0, Bytes::len) + e.partition_key.as_ref().map_or(0, Bytes::len))
         .sum();
     if total > rules::MAX_PUT_RECORDS_BYTES {
         return Err(AwsError::invalid_argument(format!(
@@ -302,7 +571,7 @@ pub async fn put_records(
     for record in entries {
         let partition_key = record.partition_key.unwrap_or_default();
         let hash = hash_key(&partition_key, record.explicit_hash_key.as_deref())?;
-        let data = record.data.unwrap_or_default().0;
+        let data = record.data.unwrap_or_default();
         check_record_size(&data)?;
         records.push((hash, NewRecord { partition_key, data, encrypted: false }));
     }
@@ -319,23 +588,167 @@ pub async fn put_records(
         .placements
         .iter()
         .map(|placement| match *placement {
-            Placement::Appended { shard_index, record_index } => PutRecordsResultEntry {
-                sequence_number: Some(SequenceNumber::of_record(written.stream_id, shard_index, record_index).encode()),
-                shard_id: Some(shard_id(shard_index)),
-                error_code: None,
-                error_message: None,
-            },
-            Placement::Throttled { shard_index } => PutRecordsResultEntry {
-                sequence_number: None,
-                shard_id: None,
-                error_code: Some("ProvisionedThroughputExceededException"),
-                error_message: Some(rate_exceeded(service, &name, shard_index)),
-            },
+            Placement::Appended { shard_index, record_index } => ResultRecord::Appended { shard_index, record_index },
+            Placement::Throttled { shard_index } => ResultRecord::Throttled(rate_exceeded(service, &name, shard_index)),
         })
         .collect();
     Ok(PutRecordsOutput {
         failed_record_count: throttled as u32,
+        stream_id: written.stream_id,
         records,
         encryption_type: encryption_type(written.encrypted),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PutRecords as serde's derive decoded it before the hand-written decoder.
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "PascalCase", rename = "PutRecordsInput")]
+    struct DerivedInput {
+        stream_name: Option<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        records: Option<Vec<DerivedEntry>>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "PascalCase", rename = "PutRecordsEntry")]
+    struct DerivedEntry {
+        data: Option<Blob>,
+        partition_key: Option<String>,
+        explicit_hash_key: Option<String>,
+    }
+
+    fn as_derived(input: PutRecordsInput) -> DerivedInput {
+        DerivedInput {
+            stream_name: input.stream_name,
+            stream_arn: input.stream_arn,
+            records: input.records.map(|records| {
+                records
+                    .into_iter()
+                    .map(|entry| DerivedEntry {
+                        data: entry.data.map(Blob),
+                        partition_key: entry.partition_key.map(|key| String::from_utf8(key.to_vec()).unwrap()),
+                        explicit_hash_key: entry.explicit_hash_key,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    #[test]
+    fn decodes_as_the_derived_decoder_did() {
+        let bodies: &[&str] = &[
+            r#"{"StreamName":"s","Records":[{"Data":"aGVsbG8=","PartitionKey":"k"},{"PartitionKey":"é","Data":"","ExplicitHashKey":"12"}]}"#,
+            r#"{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","Records":[]}"#,
+            r#"{"StreamName":null,"Records":null,"Other":[1,{"a":2}]}"#,
+            r#"{"Records":[{"Data":null,"PartitionKey":null,"ExplicitHashKey":null,"Extra":"x"}]}"#,
+            r#"{"Records":[{}]}"#,
+            r#"{}"#,
+            r#"{"Records":[{"Data":"abc","PartitionKey":"k"}]}"#,
+            r#"{"Records":[{"Data":"ab!=","PartitionKey":"k"}]}"#,
+            r#"{"Records":[{"Data":5,"PartitionKey":"k"}]}"#,
+            r#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":5}]}"#,
+            r#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k","PartitionKey":"j"}]}"#,
+            r#"{"StreamName":"a","StreamName":"b"}"#,
+            r#"{"Records":[null]}"#,
+            r#"{"Records":{"Data":"aGVsbG8="}}"#,
+            r#"{"Records":"x"}"#,
+            r#"{"StreamName":5}"#,
+            r#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k\u00e9\n"}]}"#,
+            r#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k"}]"#,
+            r#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k"}]} x"#,
+            r#""#,
+        ];
+        for body in bodies {
+            for codec in [Codec::Json, Codec::Cbor] {
+                let body = match codec {
+                    Codec::Json => body.as_bytes().to_vec(),
+                    // The same value in CBOR, where the JSON is well formed.
+                    Codec::Cbor => match serde_json::from_str::<serde_json::Value>(body) {
+                        Ok(value) => codec.encode(&value),
+                        Err(_) => continue,
+                    },
+                };
+                let ours = codec.decode::<PutRecordsInput>(&body).map(as_derived).map_err(|e| e.message);
+                let derived = codec.decode::<DerivedInput>(&body).map_err(|e| e.message);
+                assert_eq!(ours, derived, "{codec:?} {}", String::from_utf8_lossy(&body));
+            }
+        }
+    }
+
+    #[test]
+    fn cbor_blobs_are_raw_bytes() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Entry {
+            data: Blob,
+            partition_key: &'static str,
+        }
+        let body = Codec::Cbor.encode(&serde_json::json!({ "StreamName": "s" }));
+        assert!(Codec::Cbor.decode::<PutRecordsInput>(&body).is_ok());
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Input {
+            records: Vec<Entry>,
+        }
+        let input = Input { records: vec![Entry { data: Blob(Bytes::from_static(&[0, 255, 1])), partition_key: "k" }] };
+        let decoded = Codec::Cbor.decode::<PutRecordsInput>(&Codec::Cbor.encode(&input)).unwrap();
+        let records = decoded.records.unwrap();
+        assert_eq!(records[0].data.as_deref(), Some(&[0u8, 255, 1][..]));
+        assert_eq!(records[0].partition_key.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn validation_messages_do_not_change() {
+        let decode = |body: &str| Codec::Json.decode::<PutRecordsInput>(body.as_bytes()).unwrap();
+        let message = |body: &str| decode(body).validate().unwrap_err().message.unwrap();
+        let long = "x".repeat(257);
+        let long_chars = "é".repeat(200); // 400 bytes, 200 characters: valid
+        assert!(decode(&format!(r#"{{"StreamName":"s","Records":[{{"Data":"","PartitionKey":"{long_chars}"}}]}}"#))
+            .validate()
+            .is_ok());
+        assert!(decode(r#"{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","ExplicitHashKey":"0"}]}"#)
+            .validate()
+            .is_ok());
+        assert_eq!(
+            message(&format!(
+                r#"{{"StreamName":"s","Records":[{{"Data":"","PartitionKey":"k"}},{{"PartitionKey":"{long}","ExplicitHashKey":"01"}},{{"Data":"","PartitionKey":""}}]}}"#
+            )),
+            format!(
+                "4 validation errors detected: \
+                 Value '{long}' at 'records.2.member.partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256; \
+                 Value '01' at 'records.2.member.explicitHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}}); \
+                 Value null at 'records.2.member.data' failed to satisfy constraint: Member must not be null; \
+                 Value '' at 'records.3.member.partitionKey' failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )
+        );
+        assert_eq!(
+            message(r#"{"StreamName":"s","Records":[]}"#),
+            "1 validation error detected: Value '[]' at 'records' failed to satisfy constraint: Member must have length greater than or equal to 1"
+        );
+    }
+
+    #[test]
+    fn json_is_written_as_serde_json_writes_it() {
+        let output = PutRecordsOutput {
+            failed_record_count: 1,
+            stream_id: 12,
+            records: vec![
+                ResultRecord::Appended { shard_index: 3, record_index: 41 },
+                ResultRecord::Throttled("Rate exceeded for shard shardId-000000000001 in stream \"s\"/é.".into()),
+                ResultRecord::Appended { shard_index: u32::MAX, record_index: u64::MAX - 1 },
+            ],
+            encryption_type: "KMS",
+        };
+        assert_eq!(String::from_utf8(output.to_json()).unwrap(), serde_json::to_string(&output).unwrap());
+        let empty = PutRecordsOutput { failed_record_count: 0, stream_id: 1, records: vec![], encryption_type: "NONE" };
+        assert_eq!(empty.encode(Codec::Json), serde_json::to_vec(&empty).unwrap());
+        assert!(String::from_utf8(output.to_json()).unwrap().contains(
+            r#"{"SequenceNumber":"49000000000000120000000003000000000000000000420000000000","ShardId":"shardId-000000000003"}"#
+        ));
+    }
 }

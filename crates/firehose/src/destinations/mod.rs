@@ -1,0 +1,54 @@
+//! Where batches go. Each destination type is one file behind the [`Destination`] trait; the
+//! delivery loop (`delivery`) owns buffering, retries and the error output, so a destination only
+//! makes one attempt at a time.
+
+pub mod http;
+pub mod redshift;
+pub mod s3;
+pub mod stores;
+
+use std::time::Duration;
+
+use crate::processing::{FailedRecord, OutRecord};
+
+/// One buffered batch, processed and ready for a destination.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub stream_name: String,
+    /// The delivery stream's version (part of S3 object names).
+    pub version: u64,
+    pub records: Vec<OutRecord>,
+}
+
+/// Why an attempt failed; shown by DescribeDeliveryStream and written with records that end up in
+/// the error output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DeliveryError {
+    /// Firehose's error code, e.g. `S3.AccessDenied`, `HttpEndpoint.ResponseTimeout`.
+    pub code: String,
+    pub message: String,
+}
+
+impl DeliveryError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Destination: Send + Sync {
+    /// One attempt at delivering every record of the batch. Called again with the same batch
+    /// after a failure, so it must be safe to repeat (at-least-once delivery). Records the
+    /// destination refuses one by one (a record that cannot be converted, say) are returned: they
+    /// go to the error output while the rest counts as delivered.
+    async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError>;
+
+    /// How long a failing batch is retried before its records go to the error output, with
+    /// `error_output_type`; None: retried until it succeeds (S3, as AWS does for 24 hours).
+    fn retry_duration(&self) -> Option<Duration>;
+
+    /// The `!{firehose:error-output-type}` of records whose retries ran out (e.g.
+    /// `http-endpoint-failed`).
+    fn error_output_type(&self) -> &'static str;
+}

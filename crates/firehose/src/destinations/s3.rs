@@ -1,0 +1,224 @@
+//! The S3 destination (ExtendedS3DestinationConfiguration and S3DestinationConfiguration): records
+//! concatenated (or converted to Parquet) into objects named as Firehose names them, grouped by
+//! evaluated prefix when dynamic partitioning is on, compressed, and written to a bucket through
+//! `object_store`. The same writer serves the error output and the S3 backup of every destination.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use super::stores::{store_error, Buckets};
+use super::{Batch, DeliveryError, Destination};
+use crate::model::{ExtendedS3Config, S3Location};
+use crate::naming::{error_output_template, evaluate_prefix, object_key, PrefixContext};
+use crate::processing::compression::Compression;
+use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
+use crate::processing::{FailedRecord, OutRecord};
+use crate::service::now_ms;
+
+/// Writes records as objects under one bucket location.
+#[derive(Clone)]
+pub struct ObjectWriter {
+    buckets: Arc<Buckets>,
+    location: S3Location,
+    compression: Compression,
+    /// FileExtension overrides the default extension (which follows the compression).
+    extension: Option<String>,
+    stream_name: String,
+    version: u64,
+}
+
+/// An object's content before compression.
+struct ObjectBody {
+    prefix: String,
+    content: Vec<u8>,
+    /// `.parquet` when the records were converted.
+    format_extension: &'static str,
+}
+
+impl ObjectWriter {
+    pub fn new(buckets: Arc<Buckets>, location: S3Location, stream_name: &str, version: u64) -> Result<Self, String> {
+        let compression = Compression::from_aws(&location.compression)
+            .ok_or_else(|| format!("Unsupported compression format {}", location.compression))?;
+        Ok(Self { buckets, location, compression, extension: None, stream_name: stream_name.to_string(), version })
+    }
+
+    fn with_extension(mut self, extension: Option<String>) -> Self {
+        self.extension = extension.filter(|extension| !extension.is_empty());
+        self
+    }
+
+    async fn put(&self, body: ObjectBody) -> Result<(), DeliveryError> {
+        let name = format!("{}-{}", self.stream_name, self.version);
+        let content = self
+            .compression
+            .compress(&body.content, &name)
+            .map_err(|error| DeliveryError::new("S3.InternalError", format!("compression failed: {error}")))?;
+        let extension = match &self.extension {
+            Some(extension) => extension.clone(),
+            None => format!("{}{}", body.format_extension, self.compression.extension()),
+        };
+        let key = object_key(&body.prefix, &self.stream_name, self.version, now_ms(), &extension);
+        let path = ObjectPath::parse(&key)
+            .map_err(|error| DeliveryError::new("S3.InvalidObjectKey", format!("invalid object key {key}: {error}")))?;
+        let store = self.buckets.bucket(&self.location.bucket)?;
+        store.put(&path, PutPayload::from(content)).await.map_err(|error| store_error(&error))?;
+        tracing::debug!(bucket = %self.location.bucket, %key, "object delivered");
+        Ok(())
+    }
+
+    /// Writes the records as they are, one object per evaluated prefix.
+    pub async fn write_records(&self, records: &[OutRecord]) -> Result<(), DeliveryError> {
+        let (groups, failed) = self.group(records);
+        if let Some(failure) = failed.first() {
+            return Err(DeliveryError::new(failure.error_code.clone(), failure.error_message.clone()));
+        }
+        for (prefix, records) in groups {
+            self.put(ObjectBody { prefix, content: concatenate(&records), format_extension: "" }).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes records that failed, as Firehose's error records (one JSON document per line), under
+    /// the error output prefix with `error_output_type`.
+    pub async fn write_errors(
+        &self,
+        failed: &[FailedRecord],
+        error_output_type: &str,
+        attempts: u32,
+    ) -> Result<(), DeliveryError> {
+        let Some(oldest) = failed.iter().map(|failure| failure.record.arrival_ms).min() else { return Ok(()) };
+        let empty = BTreeMap::new();
+        let context =
+            PrefixContext { timestamp_ms: oldest, query_keys: &empty, lambda_keys: &empty, error_output_type: Some(error_output_type) };
+        let template = error_output_template(Some(&self.location.prefix), self.location.error_output_prefix.as_deref());
+        let prefix = evaluate_prefix(template, &context)
+            .map_err(|message| DeliveryError::new("S3.InvalidErrorOutputPrefix", message))?;
+        let now = now_ms();
+        let mut content = Vec::new();
+        for failure in failed {
+            let line = serde_json::json!({
+                "attemptsMade": attempts,
+                "arrivalTimestamp": failure.record.arrival_ms,
+                "errorCode": failure.error_code,
+                "errorMessage": failure.error_message,
+                "attemptEndingTimestamp": now,
+                "rawData": base64::engine::general_purpose::STANDARD.encode(&failure.record.data),
+            });
+            content.extend_from_slice(line.to_string().as_bytes());
+            content.push(b'\n');
+        }
+        self.put(ObjectBody { prefix, content, format_extension: "" }).await
+    }
+
+    /// Records by evaluated prefix; a record whose prefix cannot be evaluated (a partition key it
+    /// lacks) fails alone.
+    fn group<'a>(&self, records: &'a [OutRecord]) -> (BTreeMap<String, Vec<&'a OutRecord>>, Vec<FailedRecord>) {
+        let oldest = records.iter().map(|record| record.arrival_ms).min().unwrap_or(0);
+        let mut groups: BTreeMap<String, Vec<&OutRecord>> = BTreeMap::new();
+        let mut failed = Vec::new();
+        for record in records {
+            let context = PrefixContext {
+                timestamp_ms: oldest,
+                query_keys: &record.query_keys,
+                lambda_keys: &record.lambda_keys,
+                error_output_type: None,
+            };
+            match evaluate_prefix(&self.location.prefix, &context) {
+                Ok(prefix) => groups.entry(prefix).or_default().push(record),
+                Err(message) => failed.push(FailedRecord {
+                    record: record.clone(),
+                    error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
+                    error_message: message,
+                }),
+            }
+        }
+        (groups, failed)
+    }
+}
+
+fn concatenate(records: &[&OutRecord]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(records.iter().map(|record| record.data.len()).sum());
+    for record in records {
+        content.extend_from_slice(&record.data);
+    }
+    content
+}
+
+/// Record format conversion to Parquet, with the table the configuration names.
+struct Conversion {
+    schema: TableSchema,
+    compression: String,
+}
+
+pub struct S3Destination {
+    writer: ObjectWriter,
+    conversion: Option<Conversion>,
+}
+
+impl S3Destination {
+    pub fn new(
+        config: &ExtendedS3Config,
+        buckets: Arc<Buckets>,
+        catalog: &Catalog,
+        stream_name: &str,
+        version: u64,
+    ) -> Result<Self, String> {
+        let writer = ObjectWriter::new(buckets, config.location(), stream_name, version)?
+            .with_extension(config.file_extension.clone());
+        let conversion = match config.format_conversion() {
+            None => None,
+            Some(conversion) => {
+                let schema = conversion.schema_configuration.clone().unwrap_or_default();
+                let database = schema.database_name.unwrap_or_default();
+                let table = schema.table_name.unwrap_or_default();
+                let schema = catalog.table(&database, &table).cloned().ok_or_else(|| {
+                    format!("Table {table} in database {database} is not in the catalog given with --glue-catalog")
+                })?;
+                Some(Conversion { schema, compression: conversion.parquet_compression() })
+            }
+        };
+        Ok(Self { writer, conversion })
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for S3Destination {
+    async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError> {
+        let (groups, mut failed) = self.writer.group(&batch.records);
+        for (prefix, records) in groups {
+            let body = match &self.conversion {
+                None => ObjectBody { prefix, content: concatenate(&records), format_extension: "" },
+                Some(conversion) => {
+                    let data: Vec<Bytes> = records.iter().map(|record| record.data.clone()).collect();
+                    let converted = to_parquet(&data, &conversion.schema, &conversion.compression);
+                    failed.extend(converted.failed.into_iter().filter_map(|(index, reason)| {
+                        Some(FailedRecord {
+                            record: (*records.get(index)?).clone(),
+                            error_code: "DataFormatConversion.MalformedData".into(),
+                            error_message: reason,
+                        })
+                    }));
+                    let Some(parquet) = converted.parquet else { continue };
+                    // Parquet compresses its pages itself; the object is not compressed again.
+                    ObjectBody { prefix, content: parquet, format_extension: ".parquet" }
+                }
+            };
+            self.writer.put(body).await?;
+        }
+        Ok(failed)
+    }
+
+    fn retry_duration(&self) -> Option<Duration> {
+        None
+    }
+
+    fn error_output_type(&self) -> &'static str {
+        "processing-failed"
+    }
+}

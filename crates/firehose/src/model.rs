@@ -1,0 +1,380 @@
+//! What a delivery stream is, as stored in metadata and as the API shapes describe it. The
+//! destination configurations are the AWS wire shapes themselves (PascalCase), so that what a
+//! client sent is what DescribeDeliveryStream gives back; members Tideline only stores
+//! (CloudWatch logging, KMS settings, secrets) are kept as opaque JSON.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One delivery stream. Persisted as JSON under `deliverystream/<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryStreamMeta {
+    /// The storage log that buffers this stream's accepted records (shard 0 of this id).
+    pub id: u64,
+    pub name: String,
+    pub arn: String,
+    pub kind: DeliveryStreamType,
+    /// Starts at 1, +1 on every UpdateDestination (and part of every S3 object name).
+    pub version: u64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    #[serde(default)]
+    pub source: Option<KinesisStreamSource>,
+    pub destination: DestinationConfig,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryStreamType {
+    DirectPut,
+    KinesisStreamAsSource,
+}
+
+impl DeliveryStreamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DirectPut => "DirectPut",
+            Self::KinesisStreamAsSource => "KinesisStreamAsSource",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KinesisStreamSource {
+    pub stream_arn: String,
+    pub stream_name: String,
+    pub role_arn: String,
+    /// When the delivery stream started reading (Describe's DeliveryStartTimestamp).
+    pub start_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Encryption {
+    pub key_type: String,
+    pub key_arn: Option<String>,
+    pub enabled: bool,
+}
+
+/// Exactly one destination per delivery stream, as AWS allows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DestinationConfig {
+    /// S3DestinationConfiguration is stored in this, its extended form, as AWS does.
+    ExtendedS3(ExtendedS3Config),
+    HttpEndpoint(HttpEndpointConfig),
+    Redshift(RedshiftConfig),
+}
+
+impl DestinationConfig {
+    /// The buffering hints that decide when a batch is delivered.
+    pub fn buffering(&self) -> BufferingHints {
+        match self {
+            Self::ExtendedS3(config) => config.s3.buffering_hints.clone(),
+            Self::HttpEndpoint(config) => config.buffering_hints.clone(),
+            Self::Redshift(config) => config.s3_configuration.buffering_hints.clone(),
+        }
+        .unwrap_or_default()
+    }
+
+    pub fn processing(&self) -> Option<&ProcessingConfiguration> {
+        match self {
+            Self::ExtendedS3(config) => config.processing_configuration.as_ref(),
+            Self::HttpEndpoint(config) => config.processing_configuration.as_ref(),
+            Self::Redshift(config) => config.processing_configuration.as_ref(),
+        }
+        .filter(|processing| processing.enabled.unwrap_or(true))
+    }
+
+    /// The bucket that receives records the destination could not take (processing failures,
+    /// exhausted retries): the destination itself for S3, its S3 configuration otherwise.
+    pub fn error_bucket(&self) -> S3Location {
+        match self {
+            Self::ExtendedS3(config) => config.location(),
+            Self::HttpEndpoint(config) => config.s3_configuration.location(),
+            Self::Redshift(config) => config.s3_configuration.location(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BufferingHints {
+    pub size_in_m_bs: Option<i64>,
+    pub interval_in_seconds: Option<i64>,
+}
+
+impl BufferingHints {
+    pub const DEFAULT_SIZE_MB: i64 = 5;
+    pub const DEFAULT_INTERVAL_SECS: i64 = 300;
+
+    pub fn size_bytes(&self) -> usize {
+        usize::try_from(self.size_in_m_bs.unwrap_or(Self::DEFAULT_SIZE_MB)).unwrap_or(1) * 1024 * 1024
+    }
+
+    pub fn interval_ms(&self) -> i64 {
+        self.interval_in_seconds.unwrap_or(Self::DEFAULT_INTERVAL_SECS) * 1000
+    }
+
+    pub fn filled(&self) -> Self {
+        Self {
+            size_in_m_bs: Some(self.size_in_m_bs.unwrap_or(Self::DEFAULT_SIZE_MB)),
+            interval_in_seconds: Some(self.interval_in_seconds.unwrap_or(Self::DEFAULT_INTERVAL_SECS)),
+        }
+    }
+}
+
+/// S3DestinationConfiguration (and the S3 part of the other destinations).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct S3Config {
+    #[serde(rename = "RoleARN")]
+    pub role_arn: Option<String>,
+    #[serde(rename = "BucketARN")]
+    pub bucket_arn: Option<String>,
+    pub prefix: Option<String>,
+    pub error_output_prefix: Option<String>,
+    pub buffering_hints: Option<BufferingHints>,
+    pub compression_format: Option<String>,
+    pub encryption_configuration: Option<Value>,
+    pub cloud_watch_logging_options: Option<Value>,
+}
+
+/// Where objects go: the bucket and the prefixes, with the compression applied to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+    pub error_output_prefix: Option<String>,
+    pub compression: String,
+}
+
+/// `arn:aws:s3:::bucket` → `bucket`.
+pub fn bucket_name(bucket_arn: &str) -> &str {
+    bucket_arn.rsplit(":::").next().unwrap_or(bucket_arn)
+}
+
+impl S3Config {
+    pub fn location(&self) -> S3Location {
+        S3Location {
+            bucket: bucket_name(self.bucket_arn.as_deref().unwrap_or_default()).to_string(),
+            prefix: self.prefix.clone().unwrap_or_default(),
+            error_output_prefix: self.error_output_prefix.clone().filter(|prefix| !prefix.is_empty()),
+            compression: self.compression_format.clone().unwrap_or_else(|| "UNCOMPRESSED".into()),
+        }
+    }
+
+    /// S3DestinationDescription: the configuration with AWS's defaults filled in.
+    pub fn described(&self) -> Self {
+        let mut described = self.clone();
+        described.buffering_hints = Some(self.buffering_hints.clone().unwrap_or_default().filled());
+        described.compression_format.get_or_insert_with(|| "UNCOMPRESSED".into());
+        described.encryption_configuration.get_or_insert_with(no_encryption);
+        described.cloud_watch_logging_options.get_or_insert_with(logging_disabled);
+        described.prefix.get_or_insert_with(String::new);
+        described
+    }
+}
+
+fn no_encryption() -> Value {
+    serde_json::json!({ "NoEncryptionConfig": "NoEncryption" })
+}
+
+fn logging_disabled() -> Value {
+    serde_json::json!({ "Enabled": false })
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExtendedS3Config {
+    #[serde(flatten)]
+    pub s3: S3Config,
+    pub processing_configuration: Option<ProcessingConfiguration>,
+    pub s3_backup_mode: Option<String>,
+    pub s3_backup_configuration: Option<S3Config>,
+    pub data_format_conversion_configuration: Option<DataFormatConversion>,
+    pub dynamic_partitioning_configuration: Option<DynamicPartitioning>,
+    pub file_extension: Option<String>,
+    pub custom_time_zone: Option<String>,
+}
+
+impl ExtendedS3Config {
+    pub fn location(&self) -> S3Location {
+        self.s3.location()
+    }
+
+    pub fn dynamic_partitioning(&self) -> bool {
+        self.dynamic_partitioning_configuration.as_ref().is_some_and(|config| config.enabled.unwrap_or(false))
+    }
+
+    pub fn format_conversion(&self) -> Option<&DataFormatConversion> {
+        self.data_format_conversion_configuration.as_ref().filter(|config| config.enabled.unwrap_or(true))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessingConfiguration {
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub processors: Vec<Processor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Processor {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(default)]
+    pub parameters: Vec<ProcessorParameter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessorParameter {
+    pub parameter_name: String,
+    pub parameter_value: String,
+}
+
+impl ProcessingConfiguration {
+    /// The first processor of this type, if any.
+    pub fn processor(&self, kind: &str) -> Option<&Processor> {
+        self.processors.iter().find(|processor| processor.kind == kind)
+    }
+}
+
+impl Processor {
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|parameter| parameter.parameter_name == name)
+            .map(|parameter| parameter.parameter_value.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DynamicPartitioning {
+    pub enabled: Option<bool>,
+    pub retry_options: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataFormatConversion {
+    pub enabled: Option<bool>,
+    pub schema_configuration: Option<SchemaConfiguration>,
+    pub input_format_configuration: Option<Value>,
+    pub output_format_configuration: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SchemaConfiguration {
+    #[serde(rename = "RoleARN")]
+    pub role_arn: Option<String>,
+    pub catalog_id: Option<String>,
+    pub database_name: Option<String>,
+    pub table_name: Option<String>,
+    pub region: Option<String>,
+    pub version_id: Option<String>,
+}
+
+impl DataFormatConversion {
+    /// `OutputFormatConfiguration.Serializer.ParquetSerDe.Compression` (default SNAPPY).
+    pub fn parquet_compression(&self) -> String {
+        self.output_format_configuration
+            .as_ref()
+            .and_then(|output| output.pointer("/Serializer/ParquetSerDe/Compression"))
+            .and_then(Value::as_str)
+            .unwrap_or("SNAPPY")
+            .to_string()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HttpEndpointConfig {
+    pub endpoint_configuration: Option<HttpEndpoint>,
+    pub buffering_hints: Option<BufferingHints>,
+    pub cloud_watch_logging_options: Option<Value>,
+    pub request_configuration: Option<HttpRequestConfiguration>,
+    pub processing_configuration: Option<ProcessingConfiguration>,
+    #[serde(rename = "RoleARN")]
+    pub role_arn: Option<String>,
+    pub retry_options: Option<RetryOptions>,
+    pub s3_backup_mode: Option<String>,
+    pub s3_configuration: S3Config,
+    pub secrets_manager_configuration: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HttpEndpoint {
+    pub url: Option<String>,
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HttpRequestConfiguration {
+    pub content_encoding: Option<String>,
+    #[serde(default)]
+    pub common_attributes: Vec<CommonAttribute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommonAttribute {
+    pub attribute_name: String,
+    pub attribute_value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RetryOptions {
+    pub duration_in_seconds: Option<i64>,
+}
+
+impl RetryOptions {
+    pub const DEFAULT_SECS: i64 = 300;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RedshiftConfig {
+    #[serde(rename = "RoleARN")]
+    pub role_arn: Option<String>,
+    #[serde(rename = "ClusterJDBCURL")]
+    pub cluster_jdbc_url: Option<String>,
+    pub copy_command: Option<CopyCommand>,
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    pub retry_options: Option<RetryOptions>,
+    pub s3_configuration: S3Config,
+    pub processing_configuration: Option<ProcessingConfiguration>,
+    pub s3_backup_mode: Option<String>,
+    pub s3_backup_configuration: Option<S3Config>,
+    pub cloud_watch_logging_options: Option<Value>,
+    pub secrets_manager_configuration: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CopyCommand {
+    pub data_table_name: String,
+    pub data_table_columns: Option<String>,
+    pub copy_options: Option<String>,
+}

@@ -1,0 +1,51 @@
+//! What happens to buffered records between the buffer and a destination: KPL de-aggregation,
+//! the Lambda-style transformation hook, dynamic-partitioning key extraction, format conversion
+//! and compression. One file per step; `pipeline` (in `delivery`) chains them.
+
+pub mod compression;
+pub mod kpl;
+pub mod lambda;
+pub mod parquet;
+pub mod partitioning;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+/// A record on its way to a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    /// Firehose's id for the record (from its buffer position; KPL user records add a suffix):
+    /// the `recordId` of Lambda transformation events.
+    pub record_id: String,
+    pub arrival_ms: i64,
+    pub data: Bytes,
+    /// `!{partitionKeyFromQuery:...}` values (MetadataExtraction processor).
+    pub query_keys: BTreeMap<String, String>,
+    /// `!{partitionKeyFromLambda:...}` values (the transformation's `metadata.partitionKeys`).
+    pub lambda_keys: BTreeMap<String, String>,
+}
+
+impl OutRecord {
+    pub fn new(record_id: String, arrival_ms: i64, data: Bytes) -> Self {
+        Self { record_id, arrival_ms, data, query_keys: BTreeMap::new(), lambda_keys: BTreeMap::new() }
+    }
+}
+
+/// A record that could not be processed or delivered, with why: it goes to the error output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRecord {
+    pub record: OutRecord,
+    pub error_code: String,
+    pub error_message: String,
+}
+
+/// The `!{firehose:error-output-type}` a failure is filed under, from its error code's family.
+pub fn error_output_type(error_code: &str) -> &'static str {
+    match error_code.split('.').next() {
+        Some("DataFormatConversion") => "format-conversion-failed",
+        Some("DynamicPartitioning") => "partitioning-failed",
+        Some("HttpEndpoint") => "http-endpoint-failed",
+        _ => "processing-failed",
+    }
+}

@@ -1,0 +1,293 @@
+//! Dynamic partitioning's inline parsing: the MetadataExtraction processor's JQ query
+//! (`JsonParsingEngine` JQ-1.6), run by jaq, turns each JSON record into its
+//! `!{partitionKeyFromQuery:...}` keys. The query is compiled once per destination
+//! configuration; each record then costs one JSON parse and one query run.
+
+use jaq_core::load::{lex, parse, Arena, File, Loader};
+use jaq_core::{compile, data, Compiler, Ctx, Vars};
+use jaq_json::{Num, Val};
+
+type Data = data::JustLut<Val>;
+
+/// A MetadataExtractionQuery (JQ), compiled once per destination configuration.
+pub struct MetadataQuery {
+    filter: jaq_core::Filter<Data>,
+}
+
+impl MetadataQuery {
+    /// Compiles e.g. `{customer_id: .customer_id, year: .event.year}`; Err carries a message fit for
+    /// an InvalidArgumentException.
+    pub fn compile(query: &str) -> Result<Self, String> {
+        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+        // `env` would hand the server's environment (credentials included) to whoever may create a
+        // delivery stream, through the S3 prefix; Firehose's own environment is not the user's either.
+        let funs =
+            jaq_core::funs().chain(jaq_std::funs().filter(|(name, _, _)| *name != "env")).chain(jaq_json::funs());
+        let arena = Arena::default();
+        let modules =
+            Loader::new(defs).load(&arena, File { code: query, path: () }).map_err(|errs| load_error(query, errs))?;
+        let filter = Compiler::default().with_funs(funs).compile(modules).map_err(|errs| compile_error(query, errs))?;
+        Ok(Self { filter })
+    }
+
+    /// Runs the query on one record (a JSON document): the partition keys in the object's key
+    /// order, each value as text. Err when the record is not JSON or the query does not yield an
+    /// object of scalar values (the record then goes to the error output).
+    pub fn extract(&self, record: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let input = jaq_json::read::parse_single(record).map_err(|e| format!("record is not valid JSON: {e}"))?;
+        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
+        let mut outputs = self.filter.id.run((ctx, input));
+        let value = match outputs.next() {
+            None => return Err("the metadata extraction query produced no output".into()),
+            // `halt` must not end the server (as jaq's `unwrap_valr` would): it is one more failure.
+            Some(Err(exn)) => match exn.get_err() {
+                Ok(err) => return Err(format!("the metadata extraction query failed: {err}")),
+                Err(_) => return Err("the metadata extraction query halted".into()),
+            },
+            Some(Ok(value)) => value,
+        };
+        if outputs.next().is_some() {
+            return Err("the metadata extraction query produced more than one output".into());
+        }
+        let Val::Obj(object) = value else {
+            return Err(format!("the metadata extraction query must produce an object, not {}", short(&value)));
+        };
+        object
+            .iter()
+            .map(|(key, value)| {
+                let key = text(key).ok_or_else(|| format!("partition key {} is not a string", short(key)))?;
+                match value {
+                    Val::Null => Err(format!("partition key \"{key}\" is null (missing from the record?)")),
+                    _ => match text(value) {
+                        Some(value) => Ok((key, value)),
+                        None => Err(format!("partition key \"{key}\" is not a string or number: {}", short(value))),
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// A scalar as partition-key text: strings without quotes, numbers as jq 1.6 prints them.
+fn text(value: &Val) -> Option<String> {
+    match value {
+        Val::TStr(s) | Val::BStr(s) => Some(String::from_utf8_lossy(s).into_owned()),
+        Val::Bool(b) => Some(b.to_string()),
+        Val::Num(Num::Int(i)) => Some(i.to_string()),
+        // jq 1.6 would round these to a double; the exact digits are the better partition key.
+        Val::Num(Num::BigInt(i)) => Some(i.to_string()),
+        Val::Num(Num::Float(f)) => float_text(*f),
+        // Decimals keep their input spelling in jaq (`1.50`, `1e3`); jq 1.6 parses all numbers as
+        // doubles and prints `1.5`, `1000`.
+        Val::Num(Num::Dec(s)) => s.parse().ok().and_then(float_text),
+        Val::Null | Val::Arr(_) | Val::Obj(_) => None,
+    }
+}
+
+/// Integral doubles print without a fraction, as jq 1.6 does (`2021`, not `2021.0`); others in
+/// their shortest round-trip form. NaN and infinities are not keys.
+fn float_text(f: f64) -> Option<String> {
+    if !f.is_finite() {
+        None
+    } else if f.fract() == 0.0 && f.abs() < 1e17 {
+        Some(format!("{}", f as i64))
+    } else {
+        serde_json::Number::from_f64(f).map(|n| n.to_string())
+    }
+}
+
+/// A value for an error message, cut short: records can be large.
+fn short(value: &Val) -> String {
+    let mut s = value.to_string();
+    if s.len() > 100 {
+        let mut end = 100;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Byte offset of `rest`, a suffix of `query` that jaq's errors point at.
+fn offset(query: &str, rest: &str) -> usize {
+    query.len().saturating_sub(rest.len())
+}
+
+fn load_error(query: &str, errs: jaq_core::load::Errors<&str, ()>) -> String {
+    let mut messages = Vec::new();
+    for (_, err) in errs {
+        match err {
+            jaq_core::load::Error::Io(errs) => messages.extend(errs.into_iter().map(|(_, e)| e)),
+            jaq_core::load::Error::Lex(errs) => {
+                messages.extend(errs.into_iter().map(|(expect, rest): lex::Error<&str>| {
+                    format!("expected {} at offset {}", expect.as_str(), offset(query, rest))
+                }))
+            }
+            jaq_core::load::Error::Parse(errs) => {
+                messages.extend(errs.into_iter().map(|(expect, rest): parse::Error<&str>| {
+                    format!("expected {} at offset {}", expect.as_str(), offset(query, rest))
+                }))
+            }
+        }
+    }
+    format!("invalid MetadataExtractionQuery {query:?}: {}", messages.join("; "))
+}
+
+fn compile_error(query: &str, errs: compile::Errors<&str, ()>) -> String {
+    let messages: Vec<String> = errs
+        .into_iter()
+        .flat_map(|(_, errs)| errs)
+        .map(|(name, undefined)| format!("undefined {} {name}", undefined.as_str()))
+        .collect();
+    format!("invalid MetadataExtractionQuery {query:?}: {}", messages.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(query: &str, record: &str) -> Result<Vec<(String, String)>, String> {
+        MetadataQuery::compile(query)?.extract(record.as_bytes())
+    }
+
+    fn query(query: &str) -> MetadataQuery {
+        match MetadataQuery::compile(query) {
+            Ok(query) => query,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn nested_fields_in_query_order() {
+        let record = r#"{"customer_id": "1234567890", "type": {"device": "mobile"}, "event": {"year": 2021}}"#;
+        let out = keys("{year: .event.year, customer_id: .customer_id, device: .type.device}", record);
+        assert_eq!(out, Ok(pairs(&[("year", "2021"), ("customer_id", "1234567890"), ("device", "mobile")])));
+    }
+
+    #[test]
+    fn numbers_render_as_jq_1_6() {
+        let record = r#"{"i": -7, "f": 1.5, "whole": 3.0, "exp": 1e3, "big": 123456789012345678901234567890,
+                         "tiny": 1e-7, "bool": true}"#;
+        let out = keys(
+            "{i: .i, f: .f, whole: .whole, exp: .exp, big: .big, tiny: .tiny, bool: .bool, sum: (.i + .f)}",
+            record,
+        );
+        assert_eq!(
+            out,
+            Ok(pairs(&[
+                ("i", "-7"),
+                ("f", "1.5"),
+                ("whole", "3"),
+                ("exp", "1000"),
+                ("big", "123456789012345678901234567890"),
+                ("tiny", "1e-7"),
+                ("bool", "true"),
+                ("sum", "-5.5"),
+            ]))
+        );
+    }
+
+    #[test]
+    fn strings_lose_their_quotes_and_keep_unicode() {
+        let out = keys(r#"{k: .name, q: "lit\"eral"}"#, r#"{"name": "Zoë/ü"}"#);
+        assert_eq!(out, Ok(pairs(&[("k", "Zoë/ü"), ("q", "lit\"eral")])));
+    }
+
+    #[test]
+    fn strftime_on_epoch_seconds() {
+        let query = r#"{year: .ts|strftime("%Y"), month: .ts|strftime("%m"), day: .ts|strftime("%d"), hour: .ts|strftime("%H")}"#;
+        let out = keys(query, r#"{"ts": 1565382027}"#);
+        assert_eq!(out, Ok(pairs(&[("year", "2019"), ("month", "08"), ("day", "09"), ("hour", "20")])));
+    }
+
+    #[test]
+    fn string_functions() {
+        let out = keys(
+            r#"{a: (.s | ascii_downcase), b: (.s | split("-") | .[1]), c: (.n | tostring)}"#,
+            r#"{"s": "AB-CD", "n": 4}"#,
+        );
+        assert_eq!(out, Ok(pairs(&[("a", "ab-cd"), ("b", "CD"), ("c", "4")])));
+    }
+
+    #[test]
+    fn missing_key_is_null_and_fails() {
+        let err = keys("{customer_id: .customer_id, device: .type.device}", r#"{"customer_id": 1}"#).unwrap_err();
+        assert!(err.contains("\"device\" is null"), "{err}");
+    }
+
+    #[test]
+    fn non_scalar_values_fail() {
+        let err = keys("{a: .a}", r#"{"a": {"b": 1}}"#).unwrap_err();
+        assert!(err.contains("\"a\" is not a string or number"), "{err}");
+        let err = keys("{a: .a}", r#"{"a": [1]}"#).unwrap_err();
+        assert!(err.contains("not a string or number"), "{err}");
+    }
+
+    #[test]
+    fn result_must_be_one_object() {
+        assert!(keys(".a", r#"{"a": "x"}"#).unwrap_err().contains("must produce an object"));
+        assert!(keys("empty", "{}").unwrap_err().contains("no output"));
+        assert!(keys("{a: .[]}", r#"{"x": 1, "y": 2}"#).unwrap_err().contains("more than one output"));
+        assert_eq!(keys("{}", "{}"), Ok(vec![]));
+    }
+
+    #[test]
+    fn record_that_is_not_json_fails() {
+        let query = query("{a: .a}");
+        assert!(query.extract(b"not json").unwrap_err().contains("not valid JSON"));
+        assert!(query.extract(b"").unwrap_err().contains("not valid JSON"));
+        assert!(query.extract(b"{\"a\": 1} {\"a\": 2}").unwrap_err().contains("not valid JSON"));
+        assert!(query.extract(&[0xff, 0xfe]).is_err());
+        // A trailing newline, as producers often add, is fine.
+        assert_eq!(query.extract(b"{\"a\": 1}\n"), Ok(pairs(&[("a", "1")])));
+    }
+
+    #[test]
+    fn runtime_errors_fail_the_record_only() {
+        let query = query("{a: .a.b}");
+        assert!(query.extract(br#"{"a": "text"}"#).unwrap_err().contains("query failed"));
+        assert_eq!(query.extract(br#"{"a": {"b": "ok"}}"#), Ok(pairs(&[("a", "ok")])));
+        let err = keys(r#"{a: error("custom")}"#, "{}").unwrap_err();
+        assert!(err.contains("custom"), "{err}");
+    }
+
+    #[test]
+    fn halt_does_not_end_the_process() {
+        assert!(keys("halt", "{}").unwrap_err().contains("halted"));
+        assert!(keys(r#""bye" | halt_error(1)"#, "{}").unwrap_err().contains("halted"));
+    }
+
+    #[test]
+    fn environment_is_not_reachable() {
+        let err = MetadataQuery::compile("{p: env.PATH}").err().unwrap_or_default();
+        assert!(err.contains("undefined filter env"), "{err}");
+        let err = MetadataQuery::compile("{p: $ENV.PATH}").err().unwrap_or_default();
+        assert!(err.contains("undefined variable"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        let err = MetadataQuery::compile("{a: .a").err().unwrap_or_default();
+        assert!(err.starts_with("invalid MetadataExtractionQuery"), "{err}");
+        assert!(err.contains("expected"), "{err}");
+        let err = MetadataQuery::compile("{a: nosuchfn}").err().unwrap_or_default();
+        assert!(err.contains("undefined filter nosuchfn"), "{err}");
+        assert!(MetadataQuery::compile(r#"import "x" as x; {}"#).is_err());
+    }
+
+    #[test]
+    fn compiled_query_is_reusable_and_shareable() {
+        fn shareable<T: Send + Sync>(_: &T) {}
+        let query = query("{id: .id}");
+        shareable(&query);
+        for i in 0..100 {
+            assert_eq!(query.extract(format!("{{\"id\": {i}}}").as_bytes()), Ok(pairs(&[("id", &i.to_string())])));
+        }
+    }
+}

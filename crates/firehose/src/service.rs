@@ -1,0 +1,195 @@
+//! The Firehose service: the set of delivery streams, their persistence, and one delivery worker
+//! per stream.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use tideline_proto::{AwsError, Codec};
+use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
+use tideline_streams::StreamsService;
+
+use crate::delivery::{DeliveryStatus, Worker};
+use crate::destinations::stores::{Buckets, BucketsConfig};
+use crate::model::DeliveryStreamMeta;
+use crate::ops;
+use crate::processing::parquet::Catalog;
+
+#[derive(Debug, Clone)]
+pub struct FirehoseConfig {
+    pub region: String,
+    pub account_id: String,
+    pub buckets: BucketsConfig,
+    /// `--glue-catalog`: table schemas for record format conversion.
+    pub glue_catalog: Option<PathBuf>,
+    /// Where a delivery stream reading a Kinesis stream starts: at its creation time (AWS's
+    /// behaviour, "LATEST") or at the stream's oldest record.
+    pub kinesis_start: KinesisStart,
+    /// Timeout of one HTTP endpoint delivery or transformation call.
+    pub http_timeout: Duration,
+    /// First retry delay after a failed delivery (doubling, capped at 30 s).
+    pub retry_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KinesisStart {
+    Latest,
+    TrimHorizon,
+}
+
+/// A delivery stream and the worker delivering it.
+pub(crate) struct DeliveryStream {
+    pub meta: Arc<DeliveryStreamMeta>,
+    pub status: Arc<DeliveryStatus>,
+    pub worker: Worker,
+}
+
+pub struct FirehoseService {
+    pub(crate) config: FirehoseConfig,
+    /// Firehose's own storage (its buffers and metadata), apart from the data streams'.
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) streams: Arc<StreamsService>,
+    pub(crate) buckets: Arc<Buckets>,
+    pub(crate) catalog: Catalog,
+    pub(crate) http: reqwest::Client,
+    pub(crate) delivery_streams: RwLock<BTreeMap<String, Arc<DeliveryStream>>>,
+    /// Control-plane changes run one at a time, so that check-then-commit sequences don't race.
+    pub(crate) changes: tokio::sync::Mutex<()>,
+}
+
+pub(crate) const META_PREFIX: &str = "deliverystream/";
+
+pub(crate) fn meta_key(name: &str) -> String {
+    format!("{META_PREFIX}{name}")
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Storage failures are the server's fault, never the client's.
+pub(crate) fn storage_failure(error: StorageError) -> AwsError {
+    tracing::error!(%error, "firehose storage failure");
+    AwsError::new(tideline_proto::ErrorCode::ServiceUnavailableException, format!("Internal service failure: {error}"))
+}
+
+impl FirehoseService {
+    /// Loads every delivery stream and starts delivering what each had buffered.
+    pub async fn open(
+        storage: Arc<Storage>,
+        streams: Arc<StreamsService>,
+        config: FirehoseConfig,
+    ) -> Result<Arc<Self>, Box<dyn std::error::Error>> {
+        let catalog = match &config.glue_catalog {
+            Some(path) => Catalog::load(path)?,
+            None => Catalog::default(),
+        };
+        // Firehose counts a redirect as a failed attempt, so none is followed.
+        let http = reqwest::Client::builder()
+            .timeout(config.http_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let service = Arc::new(Self {
+            buckets: Arc::new(Buckets::new(config.buckets.clone())),
+            config,
+            storage,
+            streams,
+            catalog,
+            http,
+            delivery_streams: RwLock::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        });
+        let mut live = std::collections::HashSet::new();
+        for (_, bytes) in service.storage.metadata().scan_prefix(META_PREFIX)? {
+            let meta: DeliveryStreamMeta = match serde_json::from_slice(&bytes) {
+                Ok(meta) => meta,
+                Err(error) => {
+                    tracing::error!(%error, "skipping unreadable delivery stream metadata");
+                    continue;
+                }
+            };
+            live.insert(meta.id);
+            let stream = service.start(Arc::new(meta));
+            service.delivery_streams.write().insert(stream.meta.name.clone(), stream);
+        }
+        service.storage.retain_streams(&live)?;
+        tracing::info!(delivery_streams = live.len(), "firehose delivery streams loaded");
+        Ok(service)
+    }
+
+    pub async fn handle(self: &Arc<Self>, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
+        ops::dispatch(self, operation, codec, body).await
+    }
+
+    /// Stops every worker between two delivery attempts (for a graceful shutdown).
+    pub async fn shutdown(&self) {
+        let streams: Vec<Arc<DeliveryStream>> = self.delivery_streams.write().values().cloned().collect();
+        for stream in streams {
+            stream.worker.stop().await;
+        }
+    }
+
+    pub(crate) fn region(&self) -> &str {
+        &self.config.region
+    }
+
+    pub(crate) fn account(&self) -> &str {
+        &self.config.account_id
+    }
+
+    pub(crate) fn arn(&self, name: &str) -> String {
+        format!("arn:aws:firehose:{}:{}:deliverystream/{name}", self.region(), self.account())
+    }
+
+    pub(crate) fn not_found(&self, name: &str) -> AwsError {
+        AwsError::not_found(format!("Firehose {name} under account {} not found.", self.account()))
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<Arc<DeliveryStream>, AwsError> {
+        self.delivery_streams.read().get(name).cloned().ok_or_else(|| self.not_found(name))
+    }
+
+    pub(crate) fn log_key(meta: &DeliveryStreamMeta) -> ShardKey {
+        ShardKey { stream_id: meta.id, shard_index: 0 }
+    }
+
+    /// Starts the worker of a delivery stream as described.
+    pub(crate) fn start(self: &Arc<Self>, meta: Arc<DeliveryStreamMeta>) -> Arc<DeliveryStream> {
+        let status = Arc::new(DeliveryStatus::default());
+        let worker = Worker::start(Arc::clone(self), Arc::clone(&meta), Arc::clone(&status));
+        Arc::new(DeliveryStream { meta, status, worker })
+    }
+
+    /// Persists the description and swaps in a worker for it (stopping the previous one first, so
+    /// two never deliver the same records).
+    pub(crate) async fn commit(self: &Arc<Self>, meta: DeliveryStreamMeta) -> Result<(), AwsError> {
+        let bytes = serde_json::to_vec(&meta).map_err(|error| AwsError::internal(error.to_string()))?;
+        self.storage.metadata().commit(vec![MetaOp::Put(meta_key(&meta.name), bytes)]).await.map_err(storage_failure)?;
+        let previous = self.delivery_streams.read().get(&meta.name).cloned();
+        if let Some(previous) = previous {
+            previous.worker.stop().await;
+        }
+        let stream = self.start(Arc::new(meta));
+        self.delivery_streams.write().insert(stream.meta.name.clone(), stream);
+        Ok(())
+    }
+
+    /// Removes a delivery stream, its buffer and its checkpoints.
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), AwsError> {
+        let Some(stream) = self.delivery_streams.write().remove(name) else { return Err(self.not_found(name)) };
+        stream.worker.stop().await;
+        let id = stream.meta.id;
+        self.storage
+            .metadata()
+            .commit(vec![
+                MetaOp::Delete(meta_key(name)),
+                MetaOp::Delete(crate::delivery::checkpoint_key(id)),
+                MetaOp::Delete(crate::source::checkpoint_key(id)),
+            ])
+            .await
+            .map_err(storage_failure)?;
+        self.storage.delete_stream(id).await.map_err(storage_failure)
+    }
+}
