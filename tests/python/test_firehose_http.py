@@ -145,7 +145,11 @@ def create_stream(firehose, url: str, *, name: str, **extra) -> str:
     destination = {
         "EndpointConfiguration": {"Url": url, "Name": "local receiver", "AccessKey": "k3y-for-tests"},
         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-        "S3Configuration": {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{BUCKET}", "ErrorOutputPrefix": f"{name}/!{{firehose:error-output-type}}/"},
+        "S3Configuration": {
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{BUCKET}",
+            "ErrorOutputPrefix": f"{name}/!{{firehose:error-output-type}}/",
+        },
         **extra,
     }
     firehose.create_delivery_stream(
@@ -247,7 +251,8 @@ def transform(index, headers, body):
     for record in event["records"]:
         data = base64.b64decode(record["data"])
         result = "Dropped" if data.startswith(b"drop") else "ProcessingFailed" if data.startswith(b"fail") else "Ok"
-        results.append({"recordId": record["recordId"], "result": result, "data": base64.b64encode(data.upper()).decode()})
+        upper = base64.b64encode(data.upper()).decode()
+        results.append({"recordId": record["recordId"], "result": result, "data": upper})
     return 200, {"records": results}
 
 

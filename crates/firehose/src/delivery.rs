@@ -267,7 +267,7 @@ impl Pipeline {
             }
         }
         let (records, mut failed) = self.process(source).await;
-        let batch = Batch { stream_name: self.meta.name.clone(), version: self.meta.version, records };
+        let batch = Batch { version: self.meta.version, records };
         let started = now_ms();
         let mut attempts = 0u32;
         let mut backoff = self.service.config.retry_backoff;
@@ -366,10 +366,12 @@ impl Pipeline {
                     transformed.records
                 }
                 Err(message) => {
+                    // The hook's message starts with Firehose's error code (`Lambda.FunctionError: ...`).
+                    let (code, detail) = message.split_once(": ").unwrap_or(("Lambda.FunctionError", &message));
                     let failures = records.into_iter().map(|record| FailedRecord {
                         record,
-                        error_code: "Lambda.InvokeFailed".into(),
-                        error_message: message.clone(),
+                        error_code: code.to_string(),
+                        error_message: detail.to_string(),
                     });
                     failed.extend(failures);
                     Vec::new()

@@ -448,7 +448,7 @@ mod tests {
                 OutRecord::new(format!("id-{index}"), 1_700_000_000_000, Bytes::from(data.to_string()))
             })
             .collect();
-        Batch { stream_name: "web".into(), version: 1, records }
+        Batch { version: 1, records }
     }
 
     /// Answers like a conforming endpoint: 200 with the request's id.

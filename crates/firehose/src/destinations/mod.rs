@@ -14,8 +14,7 @@ use crate::processing::{FailedRecord, OutRecord};
 /// One buffered batch, processed and ready for a destination.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    pub stream_name: String,
-    /// The delivery stream's version (part of S3 object names).
+    /// The delivery stream's version (a new configuration delivers under a new version).
     pub version: u64,
     pub records: Vec<OutRecord>,
 }
@@ -25,7 +24,7 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct DeliveryError {
-    /// Firehose's error code, e.g. `S3.AccessDenied`, `HttpEndpoint.ResponseTimeout`.
+    /// Firehose's error code, e.g. `S3.AccessDenied`, `HttpEndpoint.RequestTimeout`.
     pub code: String,
     pub message: String,
 }

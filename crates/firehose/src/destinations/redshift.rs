@@ -1195,7 +1195,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, data)| OutRecord::new(i.to_string(), 0, Bytes::from(data.to_string())))
                 .collect();
-            Batch { stream_name: "s".into(), version: 1, records }
+            Batch { version: 1, records }
         }
 
         fn unique(prefix: &str) -> String {

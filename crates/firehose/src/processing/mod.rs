@@ -46,6 +46,8 @@ pub fn error_output_type(error_code: &str) -> &'static str {
         Some("DataFormatConversion") => "format-conversion-failed",
         Some("DynamicPartitioning") => "partitioning-failed",
         Some("HttpEndpoint") => "http-endpoint-failed",
+        // AWS files failed Redshift loads under `errors/`.
+        Some("Redshift") => "errors",
         _ => "processing-failed",
     }
 }

@@ -104,7 +104,8 @@ impl Catalog {
 
     fn parse(text: &[u8]) -> Result<Catalog, String> {
         let file: CatalogFile = serde_json::from_slice(text).map_err(|e| {
-            format!("{e} (expected {{\"tables\": [{{\"database\": ..., \"name\": ..., \"columns\": [{{\"name\": ..., \"type\": ...}}]}}]}})")
+            let shape = r#"{"tables": [{"database": ..., "name": ..., "columns": [{"name": ..., "type": ...}]}]}"#;
+            format!("{e} (expected {shape})")
         })?;
         let mut tables = HashMap::new();
         for table in file.tables {
@@ -115,7 +116,10 @@ impl Catalog {
             let columns = table
                 .columns
                 .into_iter()
-                .map(|c| Ok((c.name, parse_type(&c.ty).map_err(|e| format!("{label}: type {:?}: {e}", c.ty))?)))
+                .map(|c| match parse_type(&c.ty) {
+                    Ok(ty) => Ok((c.name, ty)),
+                    Err(e) => Err(format!("{label}, column {:?}: type {:?}: {e}", c.name, c.ty)),
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             let columns = named_columns(columns).map_err(|e| format!("{label}: {e}"))?;
             let arrow = Arc::new(Schema::new(columns.iter().map(Column::field).collect::<Vec<_>>()));
@@ -227,7 +231,7 @@ impl TypeParser<'_> {
         found
     }
 
-    fn expect(&mut self, c: char) -> Result<(), String> {
+    fn require(&mut self, c: char) -> Result<(), String> {
         if self.eat(c) {
             Ok(())
         } else {
@@ -251,9 +255,9 @@ impl TypeParser<'_> {
 
     /// `(n)` after `varchar` / `char`, within `max`.
     fn length(&mut self, max: usize) -> Result<usize, String> {
-        self.expect('(')?;
+        self.require('(')?;
         let n = self.number()?;
-        self.expect(')')?;
+        self.require(')')?;
         if n == 0 || n > max {
             return Err(format!("length {n} is outside 1..={max}"));
         }
@@ -280,7 +284,7 @@ impl TypeParser<'_> {
                 if self.eat('(') {
                     precision = self.number()?;
                     scale = if self.eat(',') { self.number()? } else { 0 };
-                    self.expect(')')?;
+                    self.require(')')?;
                 }
                 if !(1..=38).contains(&precision) || scale > precision {
                     return Err(format!(
@@ -293,34 +297,34 @@ impl TypeParser<'_> {
             "date" => HiveType::Date,
             "timestamp" => HiveType::Timestamp,
             "array" => {
-                self.expect('<')?;
+                self.require('<')?;
                 let element = self.ty()?;
-                self.expect('>')?;
+                self.require('>')?;
                 HiveType::Array(Box::new(element))
             }
             "map" => {
-                self.expect('<')?;
+                self.require('<')?;
                 let key = self.ty()?;
                 if matches!(key, HiveType::Array(_) | HiveType::Map(..) | HiveType::Struct(_)) {
                     return Err("map keys must be of a primitive type".into());
                 }
-                self.expect(',')?;
+                self.require(',')?;
                 let value = self.ty()?;
-                self.expect('>')?;
+                self.require('>')?;
                 HiveType::Map(Box::new(key), Box::new(value))
             }
             "struct" => {
-                self.expect('<')?;
+                self.require('<')?;
                 let mut fields = Vec::new();
                 loop {
                     let name = self.word().to_string();
-                    self.expect(':')?;
+                    self.require(':')?;
                     fields.push((name, self.ty()?));
                     if !self.eat(',') {
                         break;
                     }
                 }
-                self.expect('>')?;
+                self.require('>')?;
                 HiveType::Struct(named_columns(fields)?)
             }
             "" => return Err(format!("expected a type at offset {at}")),
@@ -1173,14 +1177,15 @@ mod tests {
     fn catalog_errors_are_clear() {
         let err = |json: &str| Catalog::parse(json.as_bytes()).err().unwrap_or_default();
         assert!(err("{").contains("EOF"));
-        assert!(err(r#"{"tables": [{"database": "d", "name": "t", "colums": []}]}"#).contains("unknown field `colums`"));
+        let typo = r#"{"tables": [{"database": "d", "name": "t", "colums": []}]}"#;
+        assert!(err(typo).contains("unknown field `colums`"));
         let one = |ty: &str| {
             err(&format!(
                 r#"{{"tables": [{{"database": "d", "name": "t", "columns": [{{"name": "c", "type": "{ty}"}}]}}]}}"#
             ))
         };
         assert!(
-            one("timestmp").contains("table d.t: type \"timestmp\": unsupported type \"timestmp\""),
+            one("timestmp").contains("table d.t, column \"c\": type \"timestmp\": unsupported type \"timestmp\""),
             "{}",
             one("timestmp")
         );
@@ -1192,7 +1197,8 @@ mod tests {
         assert!(one("struct<a:int,A:int>").contains("appears twice"));
         assert!(one("int extra").contains("unexpected"));
         assert!(one("binary").contains("unsupported type \"binary\""));
-        let dup_column = r#"{"tables": [{"database": "d", "name": "t", "columns": [{"name": "a", "type": "int"}, {"name": "A", "type": "int"}]}]}"#;
+        let dup_column = r#"{"tables": [{"database": "d", "name": "t",
+                               "columns": [{"name": "a", "type": "int"}, {"name": "A", "type": "int"}]}]}"#;
         assert!(err(dup_column).contains("column \"A\" appears twice"));
         assert!(err(r#"{"tables": [{"database": "d", "name": "t", "columns": []}]}"#).contains("no columns"));
         let table = r#"{"database": "d", "name": "t", "columns": [{"name": "a", "type": "int"}]}"#;

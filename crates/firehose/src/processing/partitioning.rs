@@ -201,7 +201,8 @@ mod tests {
 
     #[test]
     fn strftime_on_epoch_seconds() {
-        let query = r#"{year: .ts|strftime("%Y"), month: .ts|strftime("%m"), day: .ts|strftime("%d"), hour: .ts|strftime("%H")}"#;
+        let query = r#"{year: .ts|strftime("%Y"), month: .ts|strftime("%m"),
+                        day: .ts|strftime("%d"), hour: .ts|strftime("%H")}"#;
         let out = keys(query, r#"{"ts": 1565382027}"#);
         assert_eq!(out, Ok(pairs(&[("year", "2019"), ("month", "08"), ("day", "09"), ("hour", "20")])));
     }

@@ -604,32 +604,38 @@ pub async fn put_records(
 mod tests {
     use super::*;
 
-    /// PutRecords as serde's derive decoded it before the hand-written decoder.
-    #[derive(Deserialize, Debug, PartialEq)]
-    #[serde(rename_all = "PascalCase", rename = "PutRecordsInput")]
-    struct DerivedInput {
-        stream_name: Option<String>,
-        #[serde(rename = "StreamARN")]
-        stream_arn: Option<String>,
-        records: Option<Vec<DerivedEntry>>,
+    /// PutRecords as serde's derive decoded it before the hand-written decoder (same type names,
+    /// which appear in error messages).
+    mod derived {
+        use serde::Deserialize;
+        use tideline_proto::Blob;
+
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "PascalCase")]
+        pub struct PutRecordsInput {
+            pub stream_name: Option<String>,
+            #[serde(rename = "StreamARN")]
+            pub stream_arn: Option<String>,
+            pub records: Option<Vec<PutRecordsEntry>>,
+        }
+
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "PascalCase")]
+        pub struct PutRecordsEntry {
+            pub data: Option<Blob>,
+            pub partition_key: Option<String>,
+            pub explicit_hash_key: Option<String>,
+        }
     }
 
-    #[derive(Deserialize, Debug, PartialEq)]
-    #[serde(rename_all = "PascalCase", rename = "PutRecordsEntry")]
-    struct DerivedEntry {
-        data: Option<Blob>,
-        partition_key: Option<String>,
-        explicit_hash_key: Option<String>,
-    }
-
-    fn as_derived(input: PutRecordsInput) -> DerivedInput {
-        DerivedInput {
+    fn as_derived(input: PutRecordsInput) -> derived::PutRecordsInput {
+        derived::PutRecordsInput {
             stream_name: input.stream_name,
             stream_arn: input.stream_arn,
             records: input.records.map(|records| {
                 records
                     .into_iter()
-                    .map(|entry| DerivedEntry {
+                    .map(|entry| derived::PutRecordsEntry {
                         data: entry.data.map(Blob),
                         partition_key: entry.partition_key.map(|key| String::from_utf8(key.to_vec()).unwrap()),
                         explicit_hash_key: entry.explicit_hash_key,
@@ -674,7 +680,7 @@ mod tests {
                     },
                 };
                 let ours = codec.decode::<PutRecordsInput>(&body).map(as_derived).map_err(|e| e.message);
-                let derived = codec.decode::<DerivedInput>(&body).map_err(|e| e.message);
+                let derived = codec.decode::<derived::PutRecordsInput>(&body).map_err(|e| e.message);
                 assert_eq!(ours, derived, "{codec:?} {}", String::from_utf8_lossy(&body));
             }
         }

@@ -1,0 +1,128 @@
+"""Firehose processing, end to end through the real server: dynamic partitioning with a JQ
+query (and the error output for records it cannot partition), JSON → Parquet conversion with a
+`--glue-catalog` table (read back with pyarrow), and KPL aggregated records from a Kinesis stream
+de-aggregated (built with AWS's own aws-kinesis-agg library)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pyarrow.parquet as pq
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+import support
+from firehose_support import ROLE_ARN, folder_objects, s3_config, wait_for
+
+
+def test_dynamic_partitioning_and_error_output(server_factory, tmp_path, stream_name):
+    buckets = tmp_path / "buckets"
+    firehose = server_factory("--s3-dir", str(buckets)).client(service="firehose")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        ExtendedS3DestinationConfiguration=s3_config(
+            "partitioned",
+            Prefix="customer=!{partitionKeyFromQuery:customer}/",
+            ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+            DynamicPartitioningConfiguration={"Enabled": True},
+            BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 1},
+            ProcessingConfiguration={
+                "Enabled": True,
+                "Processors": [
+                    {
+                        "Type": "MetadataExtraction",
+                        "Parameters": [
+                            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .customer}"},
+                            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                        ],
+                    },
+                    {"Type": "AppendDelimiterToRecord", "Parameters": []},
+                ],
+            },
+        ),
+    )
+    records = [{"customer": "a", "n": 1}, {"customer": "b", "n": 2}, {"customer": "a", "n": 3}]
+    firehose.put_record_batch(
+        DeliveryStreamName=stream_name,
+        Records=[{"Data": json.dumps(r).encode()} for r in records] + [{"Data": b"not json"}],
+    )
+
+    def settled():
+        objects = folder_objects(buckets / "partitioned")
+        prefixes = {key.split("/")[0] for key in objects}
+        return objects if {"customer=a", "customer=b", "errors"} <= prefixes else None
+
+    objects = wait_for(settled, what="partitioned objects and the error output")
+    by_customer = {key.split("/")[0]: content for key, content in objects.items() if key.startswith("customer=")}
+    assert [json.loads(line)["n"] for line in by_customer["customer=a"].splitlines()] == [1, 3]
+    assert [json.loads(line)["n"] for line in by_customer["customer=b"].splitlines()] == [2]
+    [(error_key, error_content)] = [(k, v) for k, v in objects.items() if k.startswith("errors/")]
+    assert error_key.startswith("errors/partitioning-failed/"), error_key
+    failure = json.loads(error_content)
+    assert failure["errorCode"].startswith("DynamicPartitioning.")
+    assert failure["rawData"] == "bm90IGpzb24="
+
+
+def test_parquet_conversion(server_factory, tmp_path, stream_name):
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"tables": [{
+        "database": "analytics",
+        "name": "events",
+        "columns": [{"name": "id", "type": "bigint"}, {"name": "name", "type": "string"}, {"name": "score", "type": "double"}],
+    }]}))
+    buckets = tmp_path / "buckets"
+    firehose = server_factory("--s3-dir", str(buckets), "--glue-catalog", str(catalog)).client(service="firehose")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        ExtendedS3DestinationConfiguration=s3_config(
+            "parquet",
+            BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 1},
+            DataFormatConversionConfiguration={
+                "Enabled": True,
+                "SchemaConfiguration": {"DatabaseName": "analytics", "TableName": "events", "RoleARN": ROLE_ARN},
+                "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}},
+            },
+        ),
+    )
+    rows = [{"id": 1, "name": "one", "score": 1.5}, {"id": 2, "name": "two"}, {"ID": 3, "Name": "three", "score": 3}]
+    firehose.put_record_batch(DeliveryStreamName=stream_name, Records=[{"Data": json.dumps(r).encode()} for r in rows])
+    objects = wait_for(lambda: folder_objects(buckets / "parquet"), what="a Parquet object")
+    [(key, content)] = objects.items()
+    assert key.endswith(".parquet"), key
+    table = pq.read_table(io.BytesIO(content))
+    assert table.column_names == ["id", "name", "score"]
+    assert table.to_pylist() == [
+        {"id": 1, "name": "one", "score": 1.5},
+        {"id": 2, "name": "two", "score": None},
+        {"id": 3, "name": "three", "score": 3.0},
+    ]
+
+
+def test_kpl_aggregated_records_from_a_kinesis_stream(server_factory, tmp_path, stream_name):
+    buckets = tmp_path / "buckets"
+    server = server_factory("--s3-dir", str(buckets))
+    kinesis, firehose = server.client(), server.client(service="firehose")
+    kinesis.create_stream(StreamName=stream_name, ShardCount=1)
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": support.stream_arn(stream_name), "RoleARN": ROLE_ARN},
+        ExtendedS3DestinationConfiguration=s3_config("kpl"),
+    )
+    aggregator = RecordAggregator()
+    users = [f"user record {n}\n".encode() for n in range(20)]
+    for n, data in enumerate(users):
+        assert aggregator.add_user_record(f"key-{n}", data) is None
+    partition_key, _, aggregated = aggregator.clear_and_get().get_contents()
+    kinesis.put_record(StreamName=stream_name, PartitionKey=partition_key, Data=aggregated)
+    kinesis.put_record(StreamName=stream_name, PartitionKey="plain", Data=b"plain record\n")
+
+    def delivered():
+        content = b"".join(folder_objects(buckets / "kpl").values())
+        return content if content.count(b"\n") >= 21 else None
+
+    content = wait_for(delivered, what="the de-aggregated user records")
+    assert content == b"".join(users) + b"plain record\n"
+    assert not re.search(rb"\xf3\x89\x9a\xc2", content)
