@@ -94,10 +94,7 @@ pub(crate) fn check(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta) -
 }
 
 /// Builds the destination a configuration describes.
-fn destination(
-    service: &FirehoseService,
-    meta: &DeliveryStreamMeta,
-) -> Result<Arc<dyn Destination>, String> {
+fn destination(service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
     Ok(match &meta.destination {
         DestinationConfig::ExtendedS3(config) => Arc::new(S3Destination::new(
             config,
@@ -106,9 +103,12 @@ fn destination(
             &meta.name,
             meta.version,
         )?),
-        DestinationConfig::HttpEndpoint(config) => {
-            Arc::new(HttpEndpointDestination::new(config, &meta.arn, service.http.clone(), service.config.http_timeout)?)
-        }
+        DestinationConfig::HttpEndpoint(config) => Arc::new(HttpEndpointDestination::new(
+            config,
+            &meta.arn,
+            service.http.clone(),
+            service.config.http_timeout,
+        )?),
         DestinationConfig::Redshift(config) => Arc::new(RedshiftDestination::new(config)?),
     })
 }
@@ -129,7 +129,11 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new(service: &Arc<FirehoseService>, meta: &Arc<DeliveryStreamMeta>, status: Arc<DeliveryStatus>) -> Result<Self, String> {
+    fn new(
+        service: &Arc<FirehoseService>,
+        meta: &Arc<DeliveryStreamMeta>,
+        status: Arc<DeliveryStatus>,
+    ) -> Result<Self, String> {
         let processing = meta.destination.processing();
         let transformer = match processing.and_then(|processing| processing.processor("Lambda")) {
             Some(processor) => Some(Transformer::new(
@@ -150,10 +154,11 @@ impl Pipeline {
             Some(query) => Some(MetadataQuery::compile(query)?),
             None => None,
         };
-        let delimiter = processing.and_then(|processing| processing.processor("AppendDelimiterToRecord")).map(|processor| {
-            let delimiter = processor.parameter("Delimiter").unwrap_or("\\n");
-            Bytes::from(unescape(delimiter))
-        });
+        let delimiter =
+            processing.and_then(|processing| processing.processor("AppendDelimiterToRecord")).map(|processor| {
+                let delimiter = processor.parameter("Delimiter").unwrap_or("\\n");
+                Bytes::from(unescape(delimiter))
+            });
         let errors =
             ObjectWriter::new(Arc::clone(&service.buckets), meta.destination.error_bucket(), &meta.name, meta.version)?;
         let backup = match &meta.destination {
@@ -297,7 +302,9 @@ impl Pipeline {
                                     error_message: error.message.clone(),
                                 })
                                 .collect();
-                            return self.retry(stopped, || self.errors.write_errors(&records, output_type, attempts)).await;
+                            return self
+                                .retry(stopped, || self.errors.write_errors(&records, output_type, attempts))
+                                .await;
                         }
                         if wait(stopped, backoff).await {
                             return false;
@@ -465,7 +472,11 @@ fn load_checkpoint(service: &FirehoseService, id: u64) -> Result<u64, tideline_s
         .unwrap_or(0))
 }
 
-async fn save_checkpoint(service: &FirehoseService, id: u64, delivered: u64) -> Result<(), tideline_storage::StorageError> {
+async fn save_checkpoint(
+    service: &FirehoseService,
+    id: u64,
+    delivered: u64,
+) -> Result<(), tideline_storage::StorageError> {
     service.storage.metadata().commit(vec![MetaOp::Put(checkpoint_key(id), delivered.to_string().into_bytes())]).await
 }
 

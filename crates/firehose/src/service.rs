@@ -166,7 +166,11 @@ impl FirehoseService {
     /// two never deliver the same records).
     pub(crate) async fn commit(self: &Arc<Self>, meta: DeliveryStreamMeta) -> Result<(), AwsError> {
         let bytes = serde_json::to_vec(&meta).map_err(|error| AwsError::internal(error.to_string()))?;
-        self.storage.metadata().commit(vec![MetaOp::Put(meta_key(&meta.name), bytes)]).await.map_err(storage_failure)?;
+        self.storage
+            .metadata()
+            .commit(vec![MetaOp::Put(meta_key(&meta.name), bytes)])
+            .await
+            .map_err(storage_failure)?;
         let previous = self.delivery_streams.read().get(&meta.name).cloned();
         if let Some(previous) = previous {
             previous.worker.stop().await;

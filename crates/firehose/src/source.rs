@@ -79,8 +79,12 @@ struct Reader {
 impl Reader {
     async fn call(&self, operation: &str, request: Value) -> Result<Value, String> {
         let body = serde_json::to_vec(&request).map_err(|error| error.to_string())?;
-        let response =
-            self.service.streams.handle(None, operation, Codec::Json, &body).await.map_err(|error| error.to_string())?;
+        let response = self
+            .service
+            .streams
+            .handle(None, operation, Codec::Json, &body)
+            .await
+            .map_err(|error| error.to_string())?;
         serde_json::from_slice(&response).map_err(|error| error.to_string())
     }
 

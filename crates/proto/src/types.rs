@@ -90,52 +90,55 @@ fn decode_base64_into<E: de::Error>(text: &[u8], buf: &mut BytesMut) -> Result<(
     }
 }
 
-/// Each base64 character's 6 bits; 0xFF for bytes outside the standard alphabet.
-const BASE64_VALUES: [u8; 256] = {
-    let mut table = [0xFF; 256];
+/// Each base64 character's 6 bits placed at `shift` within a 24-bit group; 0xFF00_0000 for
+/// bytes outside the standard alphabet, so one test on the OR of four finds any of them.
+const fn base64_table(shift: u32) -> [u32; 256] {
+    let mut table = [0xFF00_0000; 256];
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut i = 0;
     while i < alphabet.len() {
-        table[alphabet[i] as usize] = i as u8;
+        table[alphabet[i] as usize] = (i as u32) << shift;
         i += 1;
     }
     table
-};
+}
+
+static BASE64_AT: [[u32; 256]; 4] = [base64_table(18), base64_table(12), base64_table(6), base64_table(0)];
 
 /// Decodes padded base64 in its canonical form (what every SDK sends) four characters at a
-/// time, about twice as fast as the `base64` crate's general decoder. `None` for any input that
-/// is not canonical: the caller then lets the `base64` crate decode it, so accepted inputs,
-/// results and error messages stay exactly that crate's. `out` holds at least 3/4 of `text`.
+/// time with one table lookup per character, about twice as fast as the `base64` crate's
+/// general decoder. `None` for any input that is not canonical: the caller then lets the
+/// `base64` crate decode it, so accepted inputs, results and error messages stay exactly that
+/// crate's. `out` holds at least 3/4 of `text`.
 fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
     let Some(body_len) = text.len().checked_sub(4) else {
         return text.is_empty().then_some(0);
     };
     let (body, last) = text.split_at(body_len);
-    let value = |c: u8| u32::from(BASE64_VALUES[c as usize]);
+    let group = |quad: &[u8]| {
+        BASE64_AT[0][quad[0] as usize]
+            | BASE64_AT[1][quad[1] as usize]
+            | BASE64_AT[2][quad[2] as usize]
+            | BASE64_AT[3][quad[3] as usize]
+    };
     let mut written = 0;
-    for (quad, triple) in body.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
-        let (a, b, c, d) = (value(quad[0]), value(quad[1]), value(quad[2]), value(quad[3]));
-        if (a | b | c | d) > 63 {
+    for quad in body.chunks_exact(4) {
+        let bits = group(quad);
+        if bits > 0xFF_FFFF {
             return None;
         }
-        let bits = (a << 18) | (b << 12) | (c << 6) | d;
-        triple.copy_from_slice(&bits.to_be_bytes()[1..]);
+        out.get_mut(written..written + 3)?.copy_from_slice(&bits.to_be_bytes()[1..]);
         written += 3;
     }
-    let (a, b) = (value(last[0]), value(last[1]));
-    let (c, d) = match (last[2], last[3]) {
-        (b'=', b'=') => (0, 0),
-        (_, b'=') => (value(last[2]), 0),
-        _ => (value(last[2]), value(last[3])),
+    // The last group: `xx==` holds one byte, `xxx=` two, `xxxx` three.
+    let (len, last) = match (last[2], last[3]) {
+        (b'=', b'=') => (1, [last[0], last[1], b'A', b'A']),
+        (_, b'=') => (2, [last[0], last[1], last[2], b'A']),
+        _ => (3, [last[0], last[1], last[2], last[3]]),
     };
-    let len = match (last[2], last[3]) {
-        (b'=', b'=') => 1,
-        (_, b'=') => 2,
-        _ => 3,
-    };
+    let bits = group(&last);
     // Canonical: every character in the alphabet and the bits past the last byte all zero.
-    let bits = (a << 18) | (b << 12) | (c << 6) | d;
-    if (a | b | c | d) > 63 || bits & ((1 << (8 * (3 - len))) - 1) != 0 {
+    if bits > 0xFF_FFFF || bits & ((1 << (8 * (3 - len))) - 1) != 0 {
         return None;
     }
     out.get_mut(written..written + len)?.copy_from_slice(&bits.to_be_bytes()[1..1 + len]);

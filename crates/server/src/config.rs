@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
 use tideline_firehose::{BucketsConfig, FirehoseConfig, KinesisStart};
+use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
 use tideline_storage::StorageConfig;
 use tideline_streams::StreamsConfig;
 
@@ -105,7 +105,13 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDELINE_S3_ACCESS_KEY_ID", value_name = "ID", default_value = "test")]
     pub s3_access_key_id: String,
     /// Secret access key for --s3-endpoint.
-    #[arg(long, env = "TIDELINE_S3_SECRET_ACCESS_KEY", value_name = "SECRET", default_value = "test", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TIDELINE_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        default_value = "test",
+        hide_env_values = true
+    )]
     pub s3_secret_access_key: String,
     /// Region to sign --s3-endpoint requests for (default: --region).
     #[arg(long, env = "TIDELINE_S3_REGION")]

@@ -10,9 +10,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tideline_firehose::FirehoseService;
 use tideline_proto::sigv4::{Principal, ReceivedRequest, Verifier};
 use tideline_proto::{auth, event_stream, AwsError, Codec, ErrorCode};
-use tideline_firehose::FirehoseService;
 use tideline_streams::{Caller, StreamsService};
 
 /// Largest request body accepted. AWS caps PutRecords at 5 MiB of data, which is ~6.7 MiB as

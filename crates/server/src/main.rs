@@ -9,8 +9,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use clap::Parser;
-use tideline_storage::Storage;
 use tideline_firehose::FirehoseService;
+use tideline_storage::Storage;
 use tideline_streams::StreamsService;
 
 use crate::config::{Cli, Command, ServeArgs};

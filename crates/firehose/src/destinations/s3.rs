@@ -94,8 +94,12 @@ impl ObjectWriter {
     ) -> Result<(), DeliveryError> {
         let Some(oldest) = failed.iter().map(|failure| failure.record.arrival_ms).min() else { return Ok(()) };
         let empty = BTreeMap::new();
-        let context =
-            PrefixContext { timestamp_ms: oldest, query_keys: &empty, lambda_keys: &empty, error_output_type: Some(error_output_type) };
+        let context = PrefixContext {
+            timestamp_ms: oldest,
+            query_keys: &empty,
+            lambda_keys: &empty,
+            error_output_type: Some(error_output_type),
+        };
         let template = error_output_template(Some(&self.location.prefix), self.location.error_output_prefix.as_deref());
         let prefix = evaluate_prefix(template, &context)
             .map_err(|message| DeliveryError::new("S3.InvalidErrorOutputPrefix", message))?;

@@ -79,9 +79,7 @@ impl Buckets {
 pub fn store_error(error: &object_store::Error) -> DeliveryError {
     let code = match error {
         object_store::Error::NotFound { .. } => "S3.NoSuchBucket",
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            "S3.AccessDenied"
-        }
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => "S3.AccessDenied",
         _ => "S3.InternalError",
     };
     DeliveryError::new(code, error.to_string())

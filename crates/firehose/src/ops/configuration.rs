@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use tideline_proto::{AwsError, Pattern, Validator};
 
 use crate::model::{
-    BufferingHints, DestinationConfig, ExtendedS3Config, HttpEndpointConfig, ProcessingConfiguration,
-    RedshiftConfig, RetryOptions, S3Config,
+    BufferingHints, DestinationConfig, ExtendedS3Config, HttpEndpointConfig, ProcessingConfiguration, RedshiftConfig,
+    RetryOptions, S3Config,
 };
 use crate::naming::validate_prefixes;
 
@@ -57,7 +57,11 @@ pub(crate) fn validate_s3(v: &mut Validator, path: &str, config: &S3Config) {
     v.one_of(&format!("{path}.compressionFormat"), config.compression_format.as_deref(), COMPRESSION_FORMATS);
 }
 
-fn validate_processing(v: &mut Validator, path: &str, processing: Option<&ProcessingConfiguration>) -> Result<(), AwsError> {
+fn validate_processing(
+    v: &mut Validator,
+    path: &str,
+    processing: Option<&ProcessingConfiguration>,
+) -> Result<(), AwsError> {
     let Some(processing) = processing else { return Ok(()) };
     for (i, processor) in processing.processors.iter().enumerate() {
         v.one_of(&format!("{path}.processors.{}.member.type", i + 1), Some(&processor.kind), PROCESSOR_TYPES);
@@ -70,9 +74,9 @@ fn validate_processing(v: &mut Validator, path: &str, processing: Option<&Proces
         return Ok(());
     }
     match processing.processors.iter().find(|processor| !SUPPORTED_PROCESSORS.contains(&processor.kind.as_str())) {
-        Some(processor) if PROCESSOR_TYPES.contains(&processor.kind.as_str()) => Err(AwsError::invalid_argument(
-            format!("Processor type {} is not supported by Tideline.", processor.kind),
-        )),
+        Some(processor) if PROCESSOR_TYPES.contains(&processor.kind.as_str()) => {
+            Err(AwsError::invalid_argument(format!("Processor type {} is not supported by Tideline.", processor.kind)))
+        }
         _ => Ok(()),
     }
 }
@@ -80,7 +84,8 @@ fn validate_processing(v: &mut Validator, path: &str, processing: Option<&Proces
 /// Checks an ExtendedS3DestinationConfiguration (S3DestinationConfiguration is its subset).
 pub(crate) fn validate_extended_s3(v: &mut Validator, path: &str, config: &ExtendedS3Config) -> Result<(), AwsError> {
     validate_s3(v, path, &config.s3);
-    let processing = validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
+    let processing =
+        validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
     v.one_of(&format!("{path}.s3BackupMode"), config.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
     if let Some(backup) = &config.s3_backup_configuration {
         validate_s3(v, &format!("{path}.s3BackupConfiguration"), backup);
@@ -92,18 +97,26 @@ pub(crate) fn validate_extended_s3(v: &mut Validator, path: &str, config: &Exten
     }
     processing?;
     if config.s3_backup_mode.as_deref() == Some("Enabled") && config.s3_backup_configuration.is_none() {
-        return Err(AwsError::invalid_argument("S3BackupConfiguration must be specified when S3BackupMode is Enabled."));
+        return Err(AwsError::invalid_argument(
+            "S3BackupConfiguration must be specified when S3BackupMode is Enabled.",
+        ));
     }
     if config.custom_time_zone.as_deref().is_some_and(|zone| !zone.is_empty() && zone != "UTC") {
         return Err(AwsError::invalid_argument("Tideline supports only the UTC CustomTimeZone."));
     }
-    if config.format_conversion().is_some() && config.s3.compression_format.as_deref().is_some_and(|c| c != "UNCOMPRESSED") {
+    if config.format_conversion().is_some()
+        && config.s3.compression_format.as_deref().is_some_and(|c| c != "UNCOMPRESSED")
+    {
         return Err(AwsError::invalid_argument(
             "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; set the Parquet compression in the serializer instead.",
         ));
     }
-    validate_prefixes(config.s3.prefix.as_deref(), config.s3.error_output_prefix.as_deref(), config.dynamic_partitioning())
-        .map_err(AwsError::invalid_argument)
+    validate_prefixes(
+        config.s3.prefix.as_deref(),
+        config.s3.error_output_prefix.as_deref(),
+        config.dynamic_partitioning(),
+    )
+    .map_err(AwsError::invalid_argument)
 }
 
 pub(crate) fn validate_http(v: &mut Validator, path: &str, config: &HttpEndpointConfig) -> Result<(), AwsError> {
@@ -118,12 +131,20 @@ pub(crate) fn validate_http(v: &mut Validator, path: &str, config: &HttpEndpoint
     }
     validate_buffering(v, &format!("{path}.bufferingHints"), config.buffering_hints.as_ref(), 64);
     if let Some(request) = &config.request_configuration {
-        v.one_of(&format!("{path}.requestConfiguration.contentEncoding"), request.content_encoding.as_deref(), &["NONE", "GZIP"]);
+        v.one_of(
+            &format!("{path}.requestConfiguration.contentEncoding"),
+            request.content_encoding.as_deref(),
+            &["NONE", "GZIP"],
+        );
     }
     validate_retry(v, &format!("{path}.retryOptions"), config.retry_options.as_ref());
     v.one_of(&format!("{path}.s3BackupMode"), config.s3_backup_mode.as_deref(), &["FailedDataOnly", "AllData"]);
-    let processing = validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
-    if v.required(&format!("{path}.s3Configuration"), config.s3_configuration.bucket_arn.as_ref().or(config.s3_configuration.role_arn.as_ref())) {
+    let processing =
+        validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
+    if v.required(
+        &format!("{path}.s3Configuration"),
+        config.s3_configuration.bucket_arn.as_ref().or(config.s3_configuration.role_arn.as_ref()),
+    ) {
         validate_s3(v, &format!("{path}.s3Configuration"), &config.s3_configuration);
     }
     if v.is_ok() {
@@ -147,8 +168,12 @@ pub(crate) fn validate_redshift(v: &mut Validator, path: &str, config: &Redshift
     v.string(&format!("{path}.password"), config.password.as_deref(), 6, 512, None);
     validate_retry(v, &format!("{path}.retryOptions"), config.retry_options.as_ref());
     v.one_of(&format!("{path}.s3BackupMode"), config.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
-    let processing = validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
-    if v.required(&format!("{path}.s3Configuration"), config.s3_configuration.bucket_arn.as_ref().or(config.s3_configuration.role_arn.as_ref())) {
+    let processing =
+        validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
+    if v.required(
+        &format!("{path}.s3Configuration"),
+        config.s3_configuration.bucket_arn.as_ref().or(config.s3_configuration.role_arn.as_ref()),
+    ) {
         validate_s3(v, &format!("{path}.s3Configuration"), &config.s3_configuration);
     }
     if let Some(backup) = &config.s3_backup_configuration {

@@ -90,7 +90,8 @@ fn stream_name_of(arn: &str) -> &str {
 
 /// The Kinesis stream must exist in this Tideline.
 async fn check_source(service: &FirehoseService, arn: &str) -> Result<(), AwsError> {
-    let body = serde_json::to_vec(&json!({ "StreamARN": arn })).map_err(|error| AwsError::internal(error.to_string()))?;
+    let body =
+        serde_json::to_vec(&json!({ "StreamARN": arn })).map_err(|error| AwsError::internal(error.to_string()))?;
     match service.streams.handle(None, "DescribeStreamSummary", Codec::Json, &body).await {
         Ok(_) => Ok(()),
         Err(error) if error.code == ErrorCode::ResourceNotFound => Err(AwsError::invalid_argument(format!(
@@ -112,7 +113,13 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
     if let Some(source) = &input.kinesis_stream_source_configuration {
         let path = "kinesisStreamSourceConfiguration";
         if v.required(&format!("{path}.kinesisStreamARN"), source.kinesis_stream_arn.as_ref()) {
-            v.string(&format!("{path}.kinesisStreamARN"), source.kinesis_stream_arn.as_deref(), 1, 512, Some(&KINESIS_STREAM_ARN));
+            v.string(
+                &format!("{path}.kinesisStreamARN"),
+                source.kinesis_stream_arn.as_deref(),
+                1,
+                512,
+                Some(&KINESIS_STREAM_ARN),
+            );
         }
         if v.required(&format!("{path}.roleARN"), source.role_arn.as_ref()) {
             v.string(&format!("{path}.roleARN"), source.role_arn.as_deref(), 1, 512, Some(&ROLE_ARN));
@@ -131,13 +138,21 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
     let kind = match input.delivery_stream_type.as_deref().unwrap_or("DirectPut") {
         "DirectPut" => DeliveryStreamType::DirectPut,
         "KinesisStreamAsSource" => DeliveryStreamType::KinesisStreamAsSource,
-        other => return Err(AwsError::invalid_argument(format!("DeliveryStreamType {other} is not supported by Tideline."))),
+        other => {
+            return Err(AwsError::invalid_argument(format!("DeliveryStreamType {other} is not supported by Tideline.")))
+        }
     };
     let unsupported = [
         ("ElasticsearchDestinationConfiguration", input.elasticsearch_destination_configuration.is_some()),
-        ("AmazonopensearchserviceDestinationConfiguration", input.amazonopensearchservice_destination_configuration.is_some()),
+        (
+            "AmazonopensearchserviceDestinationConfiguration",
+            input.amazonopensearchservice_destination_configuration.is_some(),
+        ),
         ("SplunkDestinationConfiguration", input.splunk_destination_configuration.is_some()),
-        ("AmazonOpenSearchServerlessDestinationConfiguration", input.amazon_open_search_serverless_destination_configuration.is_some()),
+        (
+            "AmazonOpenSearchServerlessDestinationConfiguration",
+            input.amazon_open_search_serverless_destination_configuration.is_some(),
+        ),
         ("SnowflakeDestinationConfiguration", input.snowflake_destination_configuration.is_some()),
         ("IcebergDestinationConfiguration", input.iceberg_destination_configuration.is_some()),
         ("MSKSourceConfiguration", input.msk_source_configuration.is_some()),
@@ -148,7 +163,10 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
     }
     let mut destinations = Vec::new();
     if let Some(config) = input.s3_destination_configuration {
-        destinations.push(("s3DestinationConfiguration", DestinationConfig::ExtendedS3(ExtendedS3Config { s3: config, ..Default::default() })));
+        destinations.push((
+            "s3DestinationConfiguration",
+            DestinationConfig::ExtendedS3(ExtendedS3Config { s3: config, ..Default::default() }),
+        ));
     }
     if let Some(config) = input.extended_s3_destination_configuration {
         destinations.push(("extendedS3DestinationConfiguration", DestinationConfig::ExtendedS3(config)));
@@ -249,7 +267,13 @@ pub(crate) async fn describe(service: &Arc<FirehoseService>, input: DescribeInpu
     let mut v = Validator::new();
     validate_name(&mut v, input.delivery_stream_name.as_deref());
     v.integer("limit", input.limit, 1, 10000);
-    v.string("exclusiveStartDestinationId", input.exclusive_start_destination_id.as_deref(), 1, 100, Some(&DESTINATION_ID_PATTERN));
+    v.string(
+        "exclusiveStartDestinationId",
+        input.exclusive_start_destination_id.as_deref(),
+        1,
+        100,
+        Some(&DESTINATION_ID_PATTERN),
+    );
     v.finish()?;
     let stream = service.get(input.delivery_stream_name.as_deref().unwrap_or_default())?;
     let meta = &stream.meta;
@@ -323,7 +347,13 @@ pub(crate) async fn list(service: &Arc<FirehoseService>, input: ListInput) -> Re
         input.delivery_stream_type.as_deref(),
         &["DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource"],
     );
-    v.string("exclusiveStartDeliveryStreamName", input.exclusive_start_delivery_stream_name.as_deref(), 1, 64, Some(&NAME));
+    v.string(
+        "exclusiveStartDeliveryStreamName",
+        input.exclusive_start_delivery_stream_name.as_deref(),
+        1,
+        64,
+        Some(&NAME),
+    );
     v.finish()?;
     let limit = input.limit.map_or(10, |limit| limit as usize);
     let streams = service.delivery_streams.read();
@@ -356,7 +386,13 @@ pub(crate) async fn update_destination(service: &Arc<FirehoseService>, input: Up
     let mut v = Validator::new();
     validate_name(&mut v, input.delivery_stream_name.as_deref());
     if v.required("currentDeliveryStreamVersionId", input.current_delivery_stream_version_id.as_ref()) {
-        v.string("currentDeliveryStreamVersionId", input.current_delivery_stream_version_id.as_deref(), 1, 50, Some(&VERSION_ID));
+        v.string(
+            "currentDeliveryStreamVersionId",
+            input.current_delivery_stream_version_id.as_deref(),
+            1,
+            50,
+            Some(&VERSION_ID),
+        );
     }
     if v.required("destinationId", input.destination_id.as_ref()) {
         v.string("destinationId", input.destination_id.as_deref(), 1, 100, Some(&DESTINATION_ID_PATTERN));
@@ -385,7 +421,10 @@ pub(crate) async fn update_destination(service: &Arc<FirehoseService>, input: Up
     let updates = [
         ("s3DestinationUpdate", input.s3_destination_update.map(|update| (update, "S3"))),
         ("extendedS3DestinationUpdate", input.extended_s3_destination_update.map(|update| (update, "S3"))),
-        ("httpEndpointDestinationUpdate", input.http_endpoint_destination_update.map(|update| (update, "HttpEndpoint"))),
+        (
+            "httpEndpointDestinationUpdate",
+            input.http_endpoint_destination_update.map(|update| (update, "HttpEndpoint")),
+        ),
         ("redshiftDestinationUpdate", input.redshift_destination_update.map(|update| (update, "Redshift"))),
     ];
     let mut given_updates: Vec<(&str, (Value, &str))> =

@@ -25,9 +25,9 @@ pub(crate) fn validate_encryption(v: &mut Validator, path: &str, input: &Encrypt
         v.one_of(&format!("{path}.keyType"), input.key_type.as_deref(), &["AWS_OWNED_CMK", "CUSTOMER_MANAGED_CMK"]);
     }
     match (input.key_type.as_deref(), &input.key_arn) {
-        (Some("CUSTOMER_MANAGED_CMK"), None) => Err(AwsError::invalid_argument(
-            "KeyARN must be specified when KeyType is CUSTOMER_MANAGED_CMK.",
-        )),
+        (Some("CUSTOMER_MANAGED_CMK"), None) => {
+            Err(AwsError::invalid_argument("KeyARN must be specified when KeyType is CUSTOMER_MANAGED_CMK."))
+        }
         (Some("AWS_OWNED_CMK"), Some(_)) => {
             Err(AwsError::invalid_argument("KeyARN must not be specified when KeyType is AWS_OWNED_CMK."))
         }
@@ -75,7 +75,11 @@ pub(crate) async fn stop(service: &std::sync::Arc<FirehoseService>, input: StopI
     set(service, input.delivery_stream_name.unwrap_or_default(), None).await
 }
 
-async fn set(service: &std::sync::Arc<FirehoseService>, name: String, encryption: Option<Encryption>) -> Result<Empty, AwsError> {
+async fn set(
+    service: &std::sync::Arc<FirehoseService>,
+    name: String,
+    encryption: Option<Encryption>,
+) -> Result<Empty, AwsError> {
     let _change = service.changes.lock().await;
     let mut meta = (*service.get(&name)?.meta).clone();
     if meta.kind == DeliveryStreamType::KinesisStreamAsSource {

@@ -22,19 +22,32 @@ pub(crate) fn validate_tags(v: &mut Validator, path: &str, tags: &[Tag]) {
         let member = format!("{path}.{}.member", i + 1);
         v.string(&format!("{member}.key"), Some(&tag.key), 1, 128, None);
         if !valid_tag_text(&tag.key) || tag.key.starts_with("aws:") {
-            v.violation(Some(&tag.key), &format!("{member}.key"), "Member must satisfy regular expression pattern: ^(?!aws:)[\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@%]*$");
+            v.violation(
+                Some(&tag.key),
+                &format!("{member}.key"),
+                "Member must satisfy regular expression pattern: ^(?!aws:)[\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@%]*$",
+            );
         }
         if let Some(value) = &tag.value {
             v.string(&format!("{member}.value"), Some(value), 0, 256, None);
             if !valid_tag_text(value) {
-                v.violation(Some(value), &format!("{member}.value"), "Member must satisfy regular expression pattern: ^[\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@%]*$");
+                v.violation(
+                    Some(value),
+                    &format!("{member}.value"),
+                    "Member must satisfy regular expression pattern: ^[\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@%]*$",
+                );
             }
         }
     }
 }
 
 /// Adds or replaces tags, refusing to go over the limit.
-pub(crate) fn merge_tags(service: &FirehoseService, name: &str, current: &mut Vec<Tag>, tags: Vec<Tag>) -> Result<(), AwsError> {
+pub(crate) fn merge_tags(
+    service: &FirehoseService,
+    name: &str,
+    current: &mut Vec<Tag>,
+    tags: Vec<Tag>,
+) -> Result<(), AwsError> {
     for tag in tags {
         match current.iter_mut().find(|existing| existing.key == tag.key) {
             Some(existing) => existing.value = tag.value,

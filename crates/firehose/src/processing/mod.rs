@@ -51,3 +51,16 @@ pub fn error_output_type(error_code: &str) -> &'static str {
         _ => "processing-failed",
     }
 }
+
+/// Text for an error message, cut to 100 bytes (at a character boundary): records can be large.
+pub fn abbreviate(mut text: String) -> String {
+    if text.len() > 100 {
+        let mut end = 100;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}

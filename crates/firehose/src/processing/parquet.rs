@@ -555,18 +555,9 @@ fn type_name(ty: &HiveType) -> String {
     }
 }
 
-/// A JSON value for an error message, cut short: records can be large.
+/// A value for an error message, cut short.
 fn short(value: &Value) -> String {
-    let mut s = value.to_string();
-    if s.len() > 100 {
-        let mut end = 100;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
+    super::abbreviate(value.to_string())
 }
 
 /// An integer within `min..=max` from a JSON integer, an integral JSON number (`3.0`) or a

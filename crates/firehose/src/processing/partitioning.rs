@@ -96,18 +96,9 @@ fn float_text(f: f64) -> Option<String> {
     }
 }
 
-/// A value for an error message, cut short: records can be large.
+/// A value for an error message, cut short.
 fn short(value: &Val) -> String {
-    let mut s = value.to_string();
-    if s.len() > 100 {
-        let mut end = 100;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
+    super::abbreviate(value.to_string())
 }
 
 /// Byte offset of `rest`, a suffix of `query` that jaq's errors point at.
