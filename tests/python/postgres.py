@@ -171,3 +171,20 @@ def postgres_server():
         yield server
     finally:
         server.cleanup()
+
+
+if __name__ == "__main__":
+    # For scripts/test: a throwaway server for the Rust tests of the Redshift destination. Prints its
+    # URL (TIDELINE_TEST_POSTGRES_URL), then serves until stdin is closed.
+    import sys
+
+    bindir = find_bindir()
+    if bindir is None:
+        sys.exit("PostgreSQL server binaries (initdb, postgres) are not installed")
+    main_server = PostgresServer(bindir)
+    try:
+        main_server.start()
+        print(main_server.url, flush=True)
+        sys.stdin.read()
+    finally:
+        main_server.cleanup()
