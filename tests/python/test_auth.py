@@ -208,6 +208,24 @@ def test_wrong_secret_is_invalid_signature(auth_server, kinesis_auth):
     assert stored_data(kinesis_auth, existing) == [b"before"]
 
 
+def test_firehose_calls_are_verified_with_the_firehose_signing_name(auth_server):
+    firehose = auth_server.client(service="firehose")
+    name = unique_name("auth-firehose")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        S3DestinationConfiguration={
+            "RoleARN": f"arn:aws:iam::{support.ACCOUNT}:role/firehose",
+            "BucketARN": "arn:aws:s3:::auth-bucket",
+        },
+    )
+    assert name in firehose.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]
+    wrong = auth_server.client(service="firehose", access_key=ACCESS_KEY, secret_key=SECRET_KEY + "x")
+    with pytest.raises(wrong.exceptions.ClientError) as excinfo:
+        wrong.delete_delivery_stream(DeliveryStreamName=name)
+    assert_client_error(excinfo, "InvalidSignatureException", SIGNATURE_MISMATCH)
+    assert name in firehose.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]
+
+
 def test_unknown_access_key_is_unrecognized_client(auth_server, kinesis_auth):
     existing = unique_name("auth-existing")
     create_stream(kinesis_auth, existing)
