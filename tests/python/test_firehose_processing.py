@@ -1,15 +1,19 @@
 """Firehose processing, end to end through the real server: dynamic partitioning with a JQ
 query (and the error output for records it cannot partition), JSON → Parquet conversion with a
 `--glue-catalog` table (read back with pyarrow), and KPL aggregated records from a Kinesis stream
-de-aggregated (built with AWS's own aws-kinesis-agg library)."""
+de-aggregated (built with AWS's own aws-kinesis-agg library); compressed objects opened with other
+tools (Python's zipfile, cramjam's Snappy)."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
+import zipfile
 
+import cramjam
 import pyarrow.parquet as pq
+import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 
 import support
@@ -126,3 +130,46 @@ def test_kpl_aggregated_records_from_a_kinesis_stream(server_factory, tmp_path, 
     content = wait_for(delivered, what="the de-aggregated user records")
     assert content == b"".join(users) + b"plain record\n"
     assert not re.search(rb"\xf3\x89\x9a\xc2", content)
+
+
+def hadoop_snappy_decompress(content: bytes) -> bytes:
+    """Hadoop's block format: per block a 4-byte big-endian uncompressed length, then chunks of a
+    4-byte big-endian compressed length and a raw Snappy block."""
+    out, offset = b"", 0
+    while offset < len(content):
+        expected = int.from_bytes(content[offset:offset + 4], "big")
+        offset += 4
+        block = b""
+        while len(block) < expected:
+            size = int.from_bytes(content[offset:offset + 4], "big")
+            block += bytes(cramjam.snappy.decompress_raw(content[offset + 4:offset + 4 + size]))
+            offset += 4 + size
+        out += block
+    return out
+
+
+@pytest.mark.parametrize(
+    ("compression", "extension", "decompress"),
+    [
+        ("ZIP", ".zip", lambda c: (lambda z: z.read(z.namelist()[0]))(zipfile.ZipFile(io.BytesIO(c)))),
+        ("Snappy", ".snappy", lambda c: bytes(cramjam.snappy.decompress(c))),
+        ("HADOOP_SNAPPY", ".hsnappy", hadoop_snappy_decompress),
+    ],
+)
+def test_compressed_objects_open_with_other_tools(server_factory, tmp_path, compression, extension, decompress):
+    buckets = tmp_path / "buckets"
+    firehose = server_factory("--s3-dir", str(buckets)).client(service="firehose")
+    name = f"compressed-{compression.lower().replace('_', '-')}"
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration=s3_config(
+            "compressed", CompressionFormat=compression, BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 1}
+        ),
+    )
+    # Enough to span several Snappy frames and Hadoop blocks (64 KiB and ~213 KiB).
+    records = [json.dumps({"n": n, "pad": "x" * (n % 200)}).encode() + b"\n" for n in range(5000)]
+    for start in range(0, len(records), 500):
+        firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records[start:start + 500]])
+    objects = wait_for(lambda: folder_objects(buckets / "compressed"), what="a compressed object")
+    content = b"".join(decompress(content) for key, content in sorted(objects.items()) if key.endswith(extension))
+    assert content == b"".join(records)
