@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 import support
@@ -165,7 +166,8 @@ def test_tags_and_encryption(firehose, stream_name):
 
 def test_records_are_delivered_to_a_bucket_folder(server_factory, tmp_path, stream_name):
     buckets = tmp_path / "buckets"
-    firehose = server_factory("--s3-dir", str(buckets)).client(service="firehose")
+    server = server_factory("--s3-dir", str(buckets))
+    firehose = server.client(service="firehose")
     firehose.create_delivery_stream(DeliveryStreamName=stream_name, ExtendedS3DestinationConfiguration=s3_config("lake"))
     ids = [firehose.put_record(DeliveryStreamName=stream_name, Record={"Data": b"one\n"})["RecordId"]]
     batch = firehose.put_record_batch(
@@ -179,6 +181,17 @@ def test_records_are_delivered_to_a_bucket_folder(server_factory, tmp_path, stre
     [(key, content)] = objects.items()
     assert re.fullmatch(rf"\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/{stream_name}-1-{NAME_RE}", key), key
     assert content == b"one\ntwo\nthree\n"
+
+    def metrics():
+        text = requests.get(f"{server.endpoint}/metrics", timeout=5).text
+        wanted = [
+            f'firehose_incoming_records_total{{delivery_stream="{stream_name}"}} 3',
+            f'firehose_delivery_records_total{{delivery_stream="{stream_name}",destination="S3"}} 3',
+            f'firehose_delivery_bytes_total{{delivery_stream="{stream_name}",destination="S3"}} 14',
+        ]
+        return all(line in text for line in wanted)
+
+    wait_for(metrics, what="Firehose metrics in /metrics")
 
 
 def test_gzip_prefixes_and_update_with_a_real_s3_server(server_factory, s3_server, stream_name):  # noqa: F811

@@ -231,6 +231,8 @@ impl Pipeline {
                 }
                 continue;
             }
+            let freshness = pending.first().map_or(0, |record| (now_ms() - record.arrival_ms) / 1000);
+            self.service.metrics.set_freshness(&self.meta.name, self.meta.destination.metric_name(), freshness);
             let Some(oldest) = pending.first().map(|record| record.arrival_ms) else {
                 tokio::select! {
                     _ = tail.changed() => {}
@@ -281,11 +283,16 @@ impl Pipeline {
                 attempts += 1;
                 match self.destination.deliver(&batch).await {
                     Ok(refused) => {
+                        let delivered = batch.records.len().saturating_sub(refused.len()) as u64;
+                        let bytes = batch.records.iter().map(|record| record.data.len() as u64).sum::<u64>()
+                            - refused.iter().map(|failure| failure.record.data.len() as u64).sum::<u64>();
+                        self.record_attempt(Some((delivered, bytes)));
                         failed.extend(refused);
                         self.status.recovered();
                         break;
                     }
                     Err(error) => {
+                        self.record_attempt(None);
                         self.status.failed(&error);
                         let expired = self
                             .destination
@@ -302,9 +309,7 @@ impl Pipeline {
                                     error_message: error.message.clone(),
                                 })
                                 .collect();
-                            return self
-                                .retry(stopped, || self.errors.write_errors(&records, output_type, attempts))
-                                .await;
+                            return self.write_errors(stopped, &records, output_type, attempts).await;
                         }
                         if wait(stopped, backoff).await {
                             return false;
@@ -318,11 +323,30 @@ impl Pipeline {
         failed.sort_by_key(|failure| error_output_type(&failure.error_code));
         for group in failed.chunk_by(|a, b| error_output_type(&a.error_code) == error_output_type(&b.error_code)) {
             let output_type = error_output_type(&group[0].error_code);
-            if !self.retry(stopped, || self.errors.write_errors(group, output_type, attempts.max(1))).await {
+            if !self.write_errors(stopped, group, output_type, attempts.max(1)).await {
                 return false;
             }
         }
         true
+    }
+
+    fn record_attempt(&self, delivered: Option<(u64, u64)>) {
+        self.service.metrics.record_attempt(&self.meta.name, self.meta.destination.metric_name(), delivered);
+    }
+
+    /// Writes records to the error output, retrying until it succeeds. False when stopped first.
+    async fn write_errors(
+        &self,
+        stopped: &mut watch::Receiver<bool>,
+        failed: &[FailedRecord],
+        output_type: &str,
+        attempts: u32,
+    ) -> bool {
+        let written = self.retry(stopped, || self.errors.write_errors(failed, output_type, attempts)).await;
+        if written {
+            self.service.metrics.record_error_output(&self.meta.name, output_type, failed.len() as u64);
+        }
+        written
     }
 
     /// Retries a write (error output, backup) until it succeeds: those records have nowhere else

@@ -86,6 +86,15 @@ impl DestinationConfig {
         .unwrap_or_default()
     }
 
+    /// The destination's name in CloudWatch metric names (`DeliveryToS3.Records`, ...).
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            Self::ExtendedS3(_) => "S3",
+            Self::HttpEndpoint(_) => "HttpEndpoint",
+            Self::Redshift(_) => "Redshift",
+        }
+    }
+
     pub fn processing(&self) -> Option<&ProcessingConfiguration> {
         match self {
             Self::ExtendedS3(config) => config.processing_configuration.as_ref(),

@@ -13,6 +13,7 @@ use tideline_streams::StreamsService;
 
 use crate::delivery::{DeliveryStatus, Worker};
 use crate::destinations::stores::{Buckets, BucketsConfig};
+use crate::metrics::FirehoseMetrics;
 use crate::model::DeliveryStreamMeta;
 use crate::ops;
 use crate::processing::parquet::Catalog;
@@ -54,6 +55,7 @@ pub struct FirehoseService {
     pub(crate) buckets: Arc<Buckets>,
     pub(crate) catalog: Catalog,
     pub(crate) http: reqwest::Client,
+    pub(crate) metrics: FirehoseMetrics,
     pub(crate) delivery_streams: RwLock<BTreeMap<String, Arc<DeliveryStream>>>,
     /// Control-plane changes run one at a time, so that check-then-commit sequences don't race.
     pub(crate) changes: tokio::sync::Mutex<()>,
@@ -98,6 +100,7 @@ impl FirehoseService {
             streams,
             catalog,
             http,
+            metrics: FirehoseMetrics::new(),
             delivery_streams: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
         });
@@ -121,6 +124,11 @@ impl FirehoseService {
 
     pub async fn handle(self: &Arc<Self>, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
         ops::dispatch(self, operation, codec, body).await
+    }
+
+    /// Prometheus text of the per-delivery-stream metrics.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
     }
 
     /// Stops every worker between two delivery attempts (for a graceful shutdown).
@@ -184,6 +192,7 @@ impl FirehoseService {
     pub(crate) async fn remove(&self, name: &str) -> Result<(), AwsError> {
         let Some(stream) = self.delivery_streams.write().remove(name) else { return Err(self.not_found(name)) };
         stream.worker.stop().await;
+        self.metrics.forget(name, stream.meta.destination.metric_name());
         let id = stream.meta.id;
         self.storage
             .metadata()

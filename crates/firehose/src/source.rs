@@ -187,8 +187,11 @@ impl Reader {
             })
         };
         let records: Vec<NewRecord> = records.iter().filter_map(decode).collect();
+        let (count, bytes) = (records.len() as u64, records.iter().map(|record| record.data.len() as u64).sum());
         let batch = AppendBatch { shard: FirehoseService::log_key(&self.meta), records };
         self.service.storage.append(vec![batch]).await.map_err(|error| error.to_string())?;
+        self.service.metrics.record_kinesis_read(&self.meta.name, count, bytes);
+        self.service.metrics.record_incoming(&self.meta.name, count, bytes);
         Ok(())
     }
 

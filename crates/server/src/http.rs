@@ -52,7 +52,9 @@ pub fn router(streams: Arc<StreamsService>, firehose: Arc<FirehoseService>, veri
 
 /// Prometheus scrape endpoint: the CloudWatch-style per-stream metrics.
 async fn metrics(State(services): State<Services>) -> Response {
-    let mut response = services.streams.metrics_text().into_response();
+    let mut text = services.streams.metrics_text();
+    text.push_str(&services.firehose.metrics_text());
+    let mut response = text.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

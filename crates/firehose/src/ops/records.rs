@@ -78,12 +78,16 @@ async fn accept(service: &FirehoseService, name: &str, data: Vec<bytes::Bytes>) 
         )));
     }
     let encrypted = stream.meta.encryption.as_ref().is_some_and(|encryption| encryption.enabled);
-    let records =
+    let records: Vec<NewRecord> =
         data.into_iter().map(|data| NewRecord { partition_key: bytes::Bytes::new(), data, encrypted }).collect();
+    let (count, bytes) = (records.len() as u64, records.iter().map(|record| record.data.len() as u64).sum());
     let batch = AppendBatch { shard: FirehoseService::log_key(&stream.meta), records };
     let outcome = service.storage.append(vec![batch]).await.map_err(storage_failure)?;
     match outcome.first() {
-        Some(AppendOutcome::Appended { first_index, .. }) => Ok((stream.meta.id, *first_index, encrypted)),
+        Some(AppendOutcome::Appended { first_index, .. }) => {
+            service.metrics.record_incoming(name, count, bytes);
+            Ok((stream.meta.id, *first_index, encrypted))
+        }
         // Only a deleted stream's buffer is sealed.
         _ => Err(service.not_found(name)),
     }
