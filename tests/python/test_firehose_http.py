@@ -310,3 +310,38 @@ def test_a_function_that_keeps_failing_sends_the_batch_to_processing_failed(fire
     assert [base64.b64decode(line["rawData"]) for line in lines] == [b"never transformed"]
     assert len(function.received()) == 3, "one invocation and two retries"
     assert receiver.received() == []
+
+
+def test_a_kinesis_source_adds_kinesis_record_metadata_to_the_event(firehose_server, firehose, receivers, stream_name):
+    kinesis = firehose_server.client()
+    kinesis.create_stream(StreamName=stream_name, ShardCount=1)
+    receiver = receivers()
+    function = receivers(transform)
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": support.stream_arn(stream_name), "RoleARN": ROLE},
+        HttpEndpointDestinationConfiguration={
+            "EndpointConfiguration": {"Url": receiver.url},
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "S3Configuration": {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{BUCKET}"},
+            "ProcessingConfiguration": {
+                "Enabled": True,
+                "Processors": [
+                    {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": function.url}]}
+                ],
+            },
+        },
+    )
+    put_result = kinesis.put_record(StreamName=stream_name, PartitionKey="user-7", Data=b"from kinesis")
+
+    wait_for(lambda: delivered(receiver) == [b"FROM KINESIS"], what="the transformed Kinesis record")
+    event = json.loads(function.received()[0][1])
+    assert event["sourceKinesisStreamArn"] == support.stream_arn(stream_name)
+    [record] = event["records"]
+    metadata = record["kinesisRecordMetadata"]
+    assert metadata["shardId"] == put_result["ShardId"]
+    assert metadata["sequenceNumber"] == put_result["SequenceNumber"]
+    assert metadata["partitionKey"] == "user-7"
+    assert metadata["subsequenceNumber"] == 0
+    assert isinstance(metadata["approximateArrivalTimestamp"], int)

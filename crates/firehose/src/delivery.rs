@@ -21,7 +21,7 @@ use crate::model::{DeliveryStreamMeta, DeliveryStreamType, DestinationConfig};
 use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
 use crate::processing::partitioning::MetadataQuery;
-use crate::processing::{error_output_type, FailedRecord, OutRecord};
+use crate::processing::{error_output_type, FailedRecord, KinesisRecordMetadata, OutRecord};
 use crate::service::{now_ms, FirehoseService};
 
 pub(crate) fn checkpoint_key(id: u64) -> String {
@@ -374,16 +374,31 @@ impl Pipeline {
     /// A buffered record as the records it carries: a Kinesis source's KPL aggregates are opened.
     fn unpack(&self, record: &StoredRecord) -> Vec<OutRecord> {
         let record_id = format!("{:016x}{:032x}", self.meta.id, record.index);
-        if self.meta.kind == DeliveryStreamType::KinesisStreamAsSource {
-            if let Some(users) = deaggregate(&record.data) {
-                return users
-                    .into_iter()
-                    .enumerate()
-                    .map(|(sub, user)| OutRecord::new(format!("{record_id}{sub:08x}"), record.arrival_ms, user.data))
-                    .collect();
-            }
+        if self.meta.kind != DeliveryStreamType::KinesisStreamAsSource {
+            return vec![OutRecord::new(record_id, record.arrival_ms, record.data.clone())];
         }
-        vec![OutRecord::new(record_id, record.arrival_ms, record.data.clone())]
+        let origin: Option<KinesisRecordMetadata> = serde_json::from_slice(&record.partition_key).ok();
+        let with_origin = |mut out: OutRecord, subsequence: u64, partition_key: Option<String>| {
+            out.kinesis = origin.clone().map(|mut origin| {
+                origin.subsequence_number = subsequence;
+                if let Some(partition_key) = partition_key {
+                    origin.partition_key = partition_key;
+                }
+                Box::new(origin)
+            });
+            out
+        };
+        match deaggregate(&record.data) {
+            Some(users) => users
+                .into_iter()
+                .enumerate()
+                .map(|(sub, user)| {
+                    let out = OutRecord::new(format!("{record_id}{sub:08x}"), record.arrival_ms, user.data);
+                    with_origin(out, sub as u64, Some(user.partition_key))
+                })
+                .collect(),
+            None => vec![with_origin(OutRecord::new(record_id, record.arrival_ms, record.data.clone()), 0, None)],
+        }
     }
 
     /// Transformation hook, partition key extraction and delimiters, in that order.

@@ -64,7 +64,11 @@ impl FirehoseMetrics {
                 "DeliveryTo*.Records: records delivered",
                 destination,
             )?,
-            delivered_bytes: counter("firehose_delivery_bytes_total", "DeliveryTo*.Bytes: bytes delivered", destination)?,
+            delivered_bytes: counter(
+                "firehose_delivery_bytes_total",
+                "DeliveryTo*.Bytes: bytes delivered",
+                destination,
+            )?,
             delivery_attempts: counter(
                 "firehose_delivery_attempts_total",
                 "DeliveryTo*.Success: delivery attempts, by outcome",
@@ -109,7 +113,9 @@ impl FirehoseMetrics {
 
     /// Drops a deleted delivery stream's series.
     pub fn forget(&self, stream: &str, destination: &str) {
-        for metric in [&self.incoming_bytes, &self.incoming_records, &self.kinesis_read_records, &self.kinesis_read_bytes] {
+        for metric in
+            [&self.incoming_bytes, &self.incoming_records, &self.kinesis_read_records, &self.kinesis_read_bytes]
+        {
             let _ = metric.remove_label_values(&[stream]);
         }
         let _ = self.delivered_records.remove_label_values(&[stream, destination]);

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::delivery::is_stopped;
 use crate::model::{DeliveryStreamMeta, KinesisStreamSource};
+use crate::processing::KinesisRecordMetadata;
 use crate::service::{FirehoseService, KinesisStart};
 
 pub(crate) fn checkpoint_key(id: u64) -> String {
@@ -159,7 +160,7 @@ impl Reader {
             let records = page["Records"].as_array().cloned().unwrap_or_default();
             let next = page["NextShardIterator"].as_str().map(str::to_string);
             if let Some(last) = records.last() {
-                self.append(&records).await?;
+                self.append(shard_id, &records).await?;
                 progress.after = last["SequenceNumber"].as_str().map(str::to_string);
             }
             progress.finished = next.is_none();
@@ -177,11 +178,19 @@ impl Reader {
         Ok(())
     }
 
-    async fn append(&self, records: &[Value]) -> Result<(), String> {
+    async fn append(&self, shard_id: &str, records: &[Value]) -> Result<(), String> {
         let decode = |record: &Value| -> Option<NewRecord> {
             let data = base64::engine::general_purpose::STANDARD.decode(record["Data"].as_str()?).ok()?;
+            let origin = KinesisRecordMetadata {
+                shard_id: shard_id.to_string(),
+                partition_key: record["PartitionKey"].as_str()?.to_string(),
+                approximate_arrival_timestamp: (record["ApproximateArrivalTimestamp"].as_f64()? * 1000.0) as i64,
+                sequence_number: record["SequenceNumber"].as_str()?.to_string(),
+                subsequence_number: 0,
+            };
             Some(NewRecord {
-                partition_key: Bytes::from(record["PartitionKey"].as_str().unwrap_or_default().to_string()),
+                // The buffer's record key carries the origin, for the transformation event.
+                partition_key: Bytes::from(serde_json::to_vec(&origin).ok()?),
                 data: Bytes::from(data),
                 encrypted: false,
             })

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{Batch, DeliveryError, Destination};
 use crate::model::{HttpEndpointConfig, RetryOptions};
-use crate::processing::FailedRecord;
+use crate::processing::{FailedRecord, OutRecord};
 
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("x-amz-firehose-protocol-version");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-firehose-request-id");
@@ -99,8 +99,8 @@ impl HttpEndpointDestination {
         })
     }
 
-    fn body(&self, request_id: &str, batch: &Batch) -> Result<Vec<u8>, DeliveryError> {
-        let body = request_body(request_id, chrono::Utc::now().timestamp_millis(), batch);
+    fn body(&self, request_id: &str, records: &[OutRecord]) -> Result<Vec<u8>, DeliveryError> {
+        let body = request_body(request_id, chrono::Utc::now().timestamp_millis(), records);
         if !self.gzip {
             return Ok(body.into_bytes());
         }
@@ -117,25 +117,11 @@ impl HttpEndpointDestination {
 impl Destination for HttpEndpointDestination {
     /// The endpoint takes or refuses the request as a whole: no record fails alone.
     async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError> {
-        // The spec requires at least one record; a batch the transformation emptied is done.
-        if batch.records.is_empty() {
-            return Ok(Vec::new());
+        // The spec caps a request at 10,000 records; a larger buffer goes out as several requests.
+        // (A batch the transformation emptied sends nothing: the spec requires a record.)
+        for records in batch.records.chunks(MAX_RECORDS_PER_REQUEST) {
+            self.post(batch.version, records).await?;
         }
-        let request_id = request_id(&self.source_arn, batch);
-        let body = self.body(&request_id, batch)?;
-        let request_id_header = HeaderValue::from_str(&request_id)
-            .map_err(|_| DeliveryError::new("InternalError", "request id is not a header value"))?;
-        let response = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(REQUEST_ID, request_id_header)
-            .timeout(self.request_timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| transport_error(&error, self.request_timeout))?;
-        check_response(response, &request_id, self.request_timeout).await?;
         Ok(Vec::new())
     }
 
@@ -148,13 +134,36 @@ impl Destination for HttpEndpointDestination {
     }
 }
 
+/// Records per request, at most (Firehose's HTTP endpoint delivery specification).
+const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+
+impl HttpEndpointDestination {
+    async fn post(&self, version: u64, records: &[OutRecord]) -> Result<(), DeliveryError> {
+        let request_id = request_id(&self.source_arn, version, records);
+        let body = self.body(&request_id, records)?;
+        let request_id_header = HeaderValue::from_str(&request_id)
+            .map_err(|_| DeliveryError::new("InternalError", "request id is not a header value"))?;
+        let response = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(REQUEST_ID, request_id_header)
+            .timeout(self.request_timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| transport_error(&error, self.request_timeout))?;
+        check_response(response, &request_id, self.request_timeout).await
+    }
+}
+
 /// The same batch always gets the same id, so that every attempt at it (even after a restart)
 /// carries one id the endpoint can deduplicate on, as Firehose does "in a best-effort manner".
-fn request_id(source_arn: &str, batch: &Batch) -> String {
+fn request_id(source_arn: &str, version: u64, records: &[OutRecord]) -> String {
     let mut digest = Md5::new();
     digest.update(source_arn.as_bytes());
-    digest.update(batch.version.to_be_bytes());
-    for record in &batch.records {
+    digest.update(version.to_be_bytes());
+    for record in records {
         digest.update(record.record_id.as_bytes());
         digest.update([0]);
         digest.update(record.arrival_ms.to_be_bytes());
@@ -164,15 +173,15 @@ fn request_id(source_arn: &str, batch: &Batch) -> String {
 
 /// `{"requestId":…,"timestamp":…,"records":[{"data":base64},…]}`, written directly: the id is a
 /// UUID and base64 needs no escaping, and a batch can be tens of MiB.
-fn request_body(request_id: &str, timestamp_ms: i64, batch: &Batch) -> String {
-    let encoded: usize = batch.records.iter().map(|record| record.data.len().div_ceil(3) * 4 + 12).sum();
+fn request_body(request_id: &str, timestamp_ms: i64, records: &[OutRecord]) -> String {
+    let encoded: usize = records.iter().map(|record| record.data.len().div_ceil(3) * 4 + 12).sum();
     let mut body = String::with_capacity(encoded + 100);
     body.push_str(r#"{"requestId":""#);
     body.push_str(request_id);
     body.push_str(r#"","timestamp":"#);
     body.push_str(&timestamp_ms.to_string());
     body.push_str(r#","records":["#);
-    for (index, record) in batch.records.iter().enumerate() {
+    for (index, record) in records.iter().enumerate() {
         if index > 0 {
             body.push(',');
         }
@@ -543,6 +552,19 @@ mod tests {
         let ids: Vec<_> = endpoint.received().iter().map(|r| r.headers["x-amz-firehose-request-id"].clone()).collect();
         assert_eq!(ids[0], ids[1]);
         assert_ne!(ids[1], ids[2]);
+    }
+
+    #[tokio::test]
+    async fn more_than_ten_thousand_records_go_out_in_several_requests() {
+        let endpoint = Endpoint::start(accept).await;
+        let data: Vec<String> = (0..10_001).map(|n| n.to_string()).collect();
+        let data: Vec<&str> = data.iter().map(String::as_str).collect();
+        destination(&config(&endpoint.url)).deliver(&batch(&data)).await.expect("delivered");
+
+        let received = endpoint.received();
+        let counts: Vec<usize> = received.iter().map(|request| decoded_records(&json_body(request)).len()).collect();
+        assert_eq!(counts, [10_000, 1]);
+        assert_ne!(received[0].headers["x-amz-firehose-request-id"], received[1].headers["x-amz-firehose-request-id"]);
     }
 
     async fn outcome(reply: fn(&str) -> Reply) -> Result<(), DeliveryError> {

@@ -253,6 +253,10 @@ fn event_records(records: &[OutRecord]) -> String {
         json.push_str(&Value::String(record.record_id.clone()).to_string());
         json.push_str(r#","approximateArrivalTimestamp":"#);
         json.push_str(&record.arrival_ms.to_string());
+        if let Some(kinesis) = &record.kinesis {
+            json.push_str(r#","kinesisRecordMetadata":"#);
+            json.push_str(&serde_json::to_string(kinesis).unwrap_or_else(|_| "null".into()));
+        }
         json.push_str(r#","data":""#);
         base64::engine::general_purpose::STANDARD.encode_string(&record.data, &mut json);
         json.push_str(r#""}"#);

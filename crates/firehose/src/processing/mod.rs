@@ -24,12 +24,29 @@ pub struct OutRecord {
     pub query_keys: BTreeMap<String, String>,
     /// `!{partitionKeyFromLambda:...}` values (the transformation's `metadata.partitionKeys`).
     pub lambda_keys: BTreeMap<String, String>,
+    /// Where the record came from, when the source is a Kinesis stream (for the transformation
+    /// event's `kinesisRecordMetadata`).
+    pub kinesis: Option<Box<KinesisRecordMetadata>>,
 }
 
 impl OutRecord {
     pub fn new(record_id: String, arrival_ms: i64, data: Bytes) -> Self {
-        Self { record_id, arrival_ms, data, query_keys: BTreeMap::new(), lambda_keys: BTreeMap::new() }
+        Self { record_id, arrival_ms, data, query_keys: BTreeMap::new(), lambda_keys: BTreeMap::new(), kinesis: None }
     }
+}
+
+/// A Kinesis source record's origin, kept with it in the delivery stream's buffer (as the
+/// buffered record's key, JSON-encoded).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisRecordMetadata {
+    pub shard_id: String,
+    pub partition_key: String,
+    pub approximate_arrival_timestamp: i64,
+    pub sequence_number: String,
+    /// The position of a user record inside a KPL aggregate (0 otherwise).
+    #[serde(default)]
+    pub subsequence_number: u64,
 }
 
 /// A record that could not be processed or delivered, with why: it goes to the error output.
