@@ -121,14 +121,18 @@ fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
             | BASE64_AT[2][quad[2] as usize]
             | BASE64_AT[3][quad[3] as usize]
     };
-    let mut written = 0;
-    for quad in body.chunks_exact(4) {
+    let written = body.len() / 4 * 3;
+    if out.len() < written {
+        return None;
+    }
+    for (quad, triple) in body.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
         let bits = group(quad);
         if bits > 0xFF_FFFF {
             return None;
         }
-        out.get_mut(written..written + 3)?.copy_from_slice(&bits.to_be_bytes()[1..]);
-        written += 3;
+        triple[0] = (bits >> 16) as u8;
+        triple[1] = (bits >> 8) as u8;
+        triple[2] = bits as u8;
     }
     // The last group: `xx==` holds one byte, `xxx=` two, `xxxx` three.
     let (len, last) = match (last[2], last[3]) {

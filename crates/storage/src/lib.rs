@@ -76,7 +76,7 @@ impl std::fmt::Display for ShardKey {
 }
 
 /// A record to append.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecord {
     /// UTF-8. `Bytes` so that a request's records can share the buffer they were decoded into.
     pub partition_key: bytes::Bytes,
@@ -91,12 +91,13 @@ pub struct AppendBatch {
     pub records: Vec<NewRecord>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendOutcome {
     /// The batch's records have indices `first_index..first_index + len` and share `arrival_ms`.
     Appended { first_index: u64, arrival_ms: i64 },
-    /// The shard is sealed; nothing was written.
-    ShardSealed,
+    /// The shard is sealed; nothing was written. The batch's records come back, so that a
+    /// caller can route them to another shard without having kept copies.
+    ShardSealed(Vec<NewRecord>),
 }
 
 /// The committed state of a shard.

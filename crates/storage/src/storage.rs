@@ -165,7 +165,7 @@ impl Storage {
     /// Returns only once every appended record is durable (Durable mode: written and
     /// fdatasync'ed). Records of one batch get consecutive indices; arrival_ms is the wall clock
     /// at append, made non-decreasing per shard (max(now, last)). A batch for a sealed shard
-    /// yields ShardSealed and writes nothing.
+    /// yields ShardSealed, with the batch's records, and writes nothing.
     ///
     /// If writing any batch fails, the call returns the error; batches of the same call for
     /// other shards may still have been appended (the caller's retry then duplicates them, as

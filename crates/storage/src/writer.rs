@@ -171,7 +171,7 @@ impl WriterShard {
         touched: &mut Vec<ShardKey>,
     ) -> AppendOutcome {
         if self.sealed {
-            return AppendOutcome::ShardSealed;
+            return AppendOutcome::ShardSealed(records);
         }
         let arrival_ms = self.last_arrival_ms.map_or(now, |last| last.max(now));
         let first_index = self.next_index;

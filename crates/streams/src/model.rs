@@ -174,6 +174,10 @@ impl ShardIdText {
         Self(text)
     }
 
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()

@@ -56,7 +56,8 @@ pub(crate) async fn dispatch(
         // Encodes its own response: see `PutRecordsOutput::encode`.
         "PutRecords" => Ok(records::put_records(service, caller, codec.decode(body)?).await?.encode(codec)),
         "GetShardIterator" => run!(reading::get_shard_iterator, caller),
-        "GetRecords" => run!(reading::get_records, caller),
+        // Encodes its own response: see `GetRecordsOutput::encode`.
+        "GetRecords" => Ok(reading::get_records(service, caller, codec.decode(body)?).await?.encode(codec)),
         "IncreaseStreamRetentionPeriod" => run!(settings::increase_retention),
         "DecreaseStreamRetentionPeriod" => run!(settings::decrease_retention),
         "StartStreamEncryption" => run!(settings::start_encryption),

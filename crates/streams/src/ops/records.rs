@@ -36,7 +36,8 @@ const MAX_REROUTES: usize = 5;
 /// Routes each record (by hash key) to the open shard owning it and appends them durably.
 /// With `--enforce-limits`, a record over its shard's write limit is refused (and not written).
 /// A shard can be closed by a concurrent reshard between routing and appending; storage then
-/// refuses the batch, and those records are routed again once the new shard tree is installed.
+/// refuses the batch and hands its records back, and they are routed again once the new shard
+/// tree is installed.
 async fn append(
     service: &StreamsService,
     name: &str,
@@ -44,12 +45,18 @@ async fn append(
     records: Vec<(u128, NewRecord)>,
 ) -> Result<Written, AwsError> {
     let mut placements: Vec<Option<Placement>> = vec![None; records.len()];
-    let mut pending: Vec<usize> = (0..records.len()).collect();
+    let mut hashes = Vec::with_capacity(records.len());
+    // Records not placed yet, with their positions in the request, in request order.
+    let mut pending: Vec<(usize, NewRecord)> = Vec::with_capacity(records.len());
+    for (position, (hash, record)) in records.into_iter().enumerate() {
+        hashes.push(hash);
+        pending.push((position, record));
+    }
     for attempt in 0..MAX_REROUTES {
         let mut changed = entry.changed.subscribe();
         // Route every pending record first, counting per shard, so that each shard's batch is
         // allocated once at its final size (they used to grow record by record).
-        let mut routed: Vec<(usize, usize)> = Vec::with_capacity(pending.len()); // (position, batch)
+        let mut routes: Vec<Option<usize>> = Vec::with_capacity(pending.len()); // batch, or throttled
         let mut shards: Vec<(u32, usize)> = Vec::new(); // (shard index, records)
         let (stream_id, encrypted) = {
             let state = entry.state.read();
@@ -57,16 +64,16 @@ async fn append(
                 return Err(service.stream_not_found(name));
             }
             let (stream_id, encrypted) = (state.meta.id, state.meta.encryption_key.is_some());
-            for &position in &pending {
-                let (hash, record) = &records[position];
-                let Some(shard_index) = state.routing.shard_for(*hash) else {
+            for (position, record) in &pending {
+                let Some(shard_index) = state.routing.shard_for(hashes[*position]) else {
                     return Err(AwsError::internal("no open shard owns the hash key"));
                 };
                 // Only the first routing is charged: a record re-routed after a reshard was admitted.
                 if let (Some(limits), 0) = (&service.limits, attempt) {
                     let size = record.data.len() + record.partition_key.len();
                     if !limits.admit_write(ShardKey { stream_id, shard_index }, size) {
-                        placements[position] = Some(Placement::Throttled { shard_index });
+                        placements[*position] = Some(Placement::Throttled { shard_index });
+                        routes.push(None);
                         continue;
                     }
                 }
@@ -78,7 +85,7 @@ async fn append(
                     }
                 };
                 shards[batch].1 += 1;
-                routed.push((position, batch));
+                routes.push(Some(batch));
             }
             (stream_id, encrypted)
         };
@@ -89,18 +96,17 @@ async fn append(
                 (AppendBatch { shard, records: Vec::with_capacity(count) }, Vec::with_capacity(count))
             })
             .collect();
-        for (position, batch) in routed {
-            // A cheap clone (the key and data are shared `Bytes`); the original stays here in
-            // case a reshard seals the shard and the record has to be routed again.
-            let record = NewRecord { encrypted, ..records[position].1.clone() };
-            let (batch, positions) = &mut batches[batch];
-            batch.records.push(record);
-            positions.push(position);
+        // The records move into the batches (a throttled one is dropped: it is not written).
+        for ((position, record), route) in pending.drain(..).zip(routes) {
+            if let Some(batch) = route {
+                let (batch, positions) = &mut batches[batch];
+                batch.records.push(NewRecord { encrypted, ..record });
+                positions.push(position);
+            }
         }
         let (batches, positions): (Vec<AppendBatch>, Vec<Vec<usize>>) = batches.into_iter().unzip();
         let shards: Vec<u32> = batches.iter().map(|batch| batch.shard.shard_index).collect();
         let outcomes = service.storage.append(batches).await.map_err(storage_failure)?;
-        pending.clear();
         for ((outcome, positions), shard_index) in outcomes.into_iter().zip(positions).zip(shards) {
             match outcome {
                 AppendOutcome::Appended { first_index, .. } => {
@@ -109,14 +115,14 @@ async fn append(
                             Some(Placement::Appended { shard_index, record_index: first_index + offset as u64 });
                     }
                 }
-                AppendOutcome::ShardSealed => pending.extend(positions),
+                AppendOutcome::ShardSealed(records) => pending.extend(positions.into_iter().zip(records)),
             }
         }
         if pending.is_empty() {
             let placements = placements.into_iter().flatten().collect();
             return Ok(Written { placements, stream_id, encrypted });
         }
-        pending.sort_unstable();
+        pending.sort_unstable_by_key(|(position, _)| *position);
         // Wait for the reshard that sealed the shard to install the new tree.
         let _ = tokio::time::timeout(Duration::from_secs(2), changed.changed()).await;
     }
@@ -327,10 +333,25 @@ impl<'de> Visitor<'de> for MemberName {
     }
 }
 
-/// Marks member `index` as read; a member given twice is refused, as serde's derive does.
-fn first_time<E: de::Error>(seen: &mut [bool], names: &'static [&'static str], index: usize) -> Result<(), E> {
-    if std::mem::replace(&mut seen[index], true) {
-        return Err(E::duplicate_field(names[index]));
+/// Reads an object's members as serde's derive does: `read` gets the index in `names` of each
+/// known member (to read its value), unknown members are skipped, and a member given twice is
+/// refused.
+fn read_members<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    names: &'static [&'static str],
+    mut read: impl FnMut(&mut A, usize) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut seen = 0u64; // one bit per name
+    while let Some(member) = map.next_key_seed(MemberName(names))? {
+        let Some(index) = member else {
+            map.next_value::<IgnoredAny>()?;
+            continue;
+        };
+        if seen & (1 << index) != 0 {
+            return Err(de::Error::duplicate_field(names[index]));
+        }
+        seen |= 1 << index;
+        read(map, index)?;
     }
     Ok(())
 }
@@ -357,20 +378,15 @@ impl<'de> Visitor<'de> for InputVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut input = PutRecordsInput { stream_name: None, stream_arn: None, records: None };
-        let mut seen = [false; 3];
         let mut arena = Arena::new();
-        while let Some(member) = map.next_key_seed(MemberName(Self::NAMES))? {
-            let Some(index) = member else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            first_time(&mut seen, Self::NAMES, index)?;
+        read_members(&mut map, Self::NAMES, |map, index| {
             match index {
                 0 => input.stream_name = map.next_value()?,
                 1 => input.stream_arn = map.next_value()?,
                 _ => input.records = map.next_value_seed(Optional(Entries(&mut arena)))?,
             }
-        }
+            Ok(())
+        })?;
         Ok(input)
     }
 }
@@ -390,8 +406,11 @@ impl<'de> Visitor<'de> for Entries<'_> {
         f.write_str("a sequence")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        // A hint comes from the client: trust it only up to the most a valid call carries.
-        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(rules::MAX_PUT_RECORDS));
+        // A hint (CBOR has one) comes from the client: trust it only up to the most a valid call
+        // carries. JSON has none; growing to 500 entries by doubling cost more than the unused
+        // space of a smaller call.
+        let hint = seq.size_hint().unwrap_or(rules::MAX_PUT_RECORDS);
+        let mut entries = Vec::with_capacity(hint.min(rules::MAX_PUT_RECORDS));
         while let Some(entry) = seq.next_element_seed(Entry(&mut *self.0))? {
             entries.push(entry);
         }
@@ -419,19 +438,15 @@ impl<'de> Visitor<'de> for Entry<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entry = PutRecordsEntry { data: None, partition_key: None, explicit_hash_key: None };
-        let mut seen = [false; 3];
-        while let Some(member) = map.next_key_seed(MemberName(Self::NAMES))? {
-            let Some(index) = member else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            first_time(&mut seen, Self::NAMES, index)?;
+        let arena = self.0;
+        read_members(&mut map, Self::NAMES, |map, index| {
             match index {
-                0 => entry.data = map.next_value_seed(Optional(self.0.blob()))?,
-                1 => entry.partition_key = map.next_value_seed(Optional(self.0.text()))?,
+                0 => entry.data = map.next_value_seed(Optional(arena.blob()))?,
+                1 => entry.partition_key = map.next_value_seed(Optional(arena.text()))?,
                 _ => entry.explicit_hash_key = map.next_value()?,
             }
-        }
+            Ok(())
+        })?;
         Ok(entry)
     }
 }
@@ -495,8 +510,8 @@ impl PutRecordsOutput {
     }
 
     fn to_json(&self) -> Vec<u8> {
-        // An appended record's entry is 103 bytes with its separator.
-        let mut out = Vec::with_capacity(96 + self.records.len() * 104);
+        // An appended record's entry is 111 bytes with its separator.
+        let mut out = Vec::with_capacity(96 + self.records.len() * 111);
         out.extend_from_slice(b"{\"FailedRecordCount\":");
         out.extend_from_slice(self.failed_record_count.to_string().as_bytes());
         out.extend_from_slice(b",\"Records\":[");
@@ -508,9 +523,9 @@ impl PutRecordsOutput {
                 &ResultRecord::Appended { shard_index, record_index } => {
                     let sequence_number = SequenceNumber::of_record(self.stream_id, shard_index, record_index).text();
                     out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                    out.extend_from_slice(sequence_number.as_str().as_bytes());
+                    out.extend_from_slice(sequence_number.as_bytes());
                     out.extend_from_slice(b"\",\"ShardId\":\"");
-                    out.extend_from_slice(ShardIdText::of(shard_index).as_str().as_bytes());
+                    out.extend_from_slice(ShardIdText::of(shard_index).as_bytes());
                     out.extend_from_slice(b"\"}");
                 }
                 ResultRecord::Throttled(message) => {
