@@ -124,7 +124,7 @@ struct Pipeline {
     /// S3BackupMode Enabled / AllData: every source record is also written here.
     backup: Option<ObjectWriter>,
     transformer: Option<Transformer>,
-    query: Option<MetadataQuery>,
+    query: Option<Arc<MetadataQuery>>,
     delimiter: Option<Bytes>,
 }
 
@@ -151,7 +151,7 @@ impl Pipeline {
             .and_then(|processing| processing.processor("MetadataExtraction"))
             .and_then(|processor| processor.parameter("MetadataExtractionQuery"))
         {
-            Some(query) => Some(MetadataQuery::compile(query)?),
+            Some(query) => Some(Arc::new(MetadataQuery::compile(query)?)),
             None => None,
         };
         let delimiter =
@@ -425,20 +425,23 @@ impl Pipeline {
             },
         };
         if let Some(query) = &self.query {
-            records.retain_mut(|record| match query.extract(&record.data) {
-                Ok(keys) => {
-                    record.query_keys = keys.into_iter().collect();
-                    true
+            // The query is the user's code and runs as long as it likes: off the runtime threads,
+            // so that a slow one holds up this delivery stream only.
+            let (query, batch) = (Arc::clone(query), records.clone());
+            match tokio::task::spawn_blocking(move || extract_partition_keys(&query, batch)).await {
+                Ok((kept, refused)) => {
+                    records = kept;
+                    failed.extend(refused);
                 }
-                Err(message) => {
-                    failed.push(FailedRecord {
-                        record: record.clone(),
+                Err(error) => {
+                    let message = format!("partition key extraction failed: {error}");
+                    failed.extend(records.drain(..).map(|record| FailedRecord {
+                        record,
                         error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                        error_message: message,
-                    });
-                    false
+                        error_message: message.clone(),
+                    }));
                 }
-            });
+            }
         }
         if let Some(delimiter) = &self.delimiter {
             for record in &mut records {
@@ -468,6 +471,26 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Runs the MetadataExtraction query on each record: those it yields keys for, and those it fails.
+fn extract_partition_keys(query: &MetadataQuery, records: Vec<OutRecord>) -> (Vec<OutRecord>, Vec<FailedRecord>) {
+    let mut kept = Vec::with_capacity(records.len());
+    let mut failed = Vec::new();
+    for mut record in records {
+        match query.extract(&record.data) {
+            Ok(keys) => {
+                record.query_keys = keys.into_iter().collect();
+                kept.push(record);
+            }
+            Err(message) => failed.push(FailedRecord {
+                record,
+                error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
+                error_message: message,
+            }),
+        }
+    }
+    (kept, failed)
 }
 
 /// How many of the pending records make one delivery: up to the size hint, at least one.

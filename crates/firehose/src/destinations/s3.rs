@@ -55,15 +55,17 @@ impl ObjectWriter {
 
     async fn put(&self, body: ObjectBody) -> Result<(), DeliveryError> {
         let name = format!("{}-{}", self.stream_name, self.version);
-        let content = self
-            .compression
-            .compress(&body.content, &name)
+        let compression = self.compression;
+        let ObjectBody { prefix, content, format_extension } = body;
+        // Compressing up to 128 MiB is seconds of CPU: not on the runtime threads.
+        let content = cpu_bound(move || compression.compress(&content, &name))
+            .await?
             .map_err(|error| DeliveryError::new("S3.InternalError", format!("compression failed: {error}")))?;
         let extension = match &self.extension {
             Some(extension) => extension.clone(),
-            None => format!("{}{}", body.format_extension, self.compression.extension()),
+            None => format!("{format_extension}{}", self.compression.extension()),
         };
-        let key = object_key(&body.prefix, &self.stream_name, self.version, now_ms(), &extension);
+        let key = object_key(&prefix, &self.stream_name, self.version, now_ms(), &extension);
         let path = ObjectPath::parse(&key)
             .map_err(|error| DeliveryError::new("S3.InvalidObjectKey", format!("invalid object key {key}: {error}")))?;
         let store = self.buckets.bucket(&self.location.bucket)?;
@@ -146,6 +148,14 @@ impl ObjectWriter {
     }
 }
 
+/// Runs CPU-heavy work on the blocking pool; a panic in it fails the attempt (the batch is kept
+/// and retried).
+async fn cpu_bound<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, DeliveryError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| DeliveryError::new("S3.InternalError", format!("processing failed: {error}")))
+}
+
 fn concatenate(records: &[&OutRecord]) -> Vec<u8> {
     let mut content = Vec::with_capacity(records.iter().map(|record| record.data.len()).sum());
     for record in records {
@@ -200,7 +210,8 @@ impl Destination for S3Destination {
                 None => ObjectBody { prefix, content: concatenate(&records), format_extension: "" },
                 Some(conversion) => {
                     let data: Vec<Bytes> = records.iter().map(|record| record.data.clone()).collect();
-                    let converted = to_parquet(&data, &conversion.schema, &conversion.compression);
+                    let (schema, compression) = (conversion.schema.clone(), conversion.compression.clone());
+                    let converted = cpu_bound(move || to_parquet(&data, &schema, &compression)).await?;
                     failed.extend(converted.failed.into_iter().filter_map(|(index, reason)| {
                         Some(FailedRecord {
                             record: (*records.get(index)?).clone(),

@@ -18,6 +18,14 @@ impl MetadataQuery {
     /// Compiles e.g. `{customer_id: .customer_id, year: .event.year}`; Err carries a message fit for
     /// an InvalidArgumentException.
     pub fn compile(query: &str) -> Result<Self, String> {
+        if let Some(name) = unbounded_names(query).next() {
+            return Err(format!(
+                "MetadataExtractionQuery uses `{name}`, which Tideline does not run: the query runs inside the \
+                 server, where unbounded recursion or iteration would take it down. Queries may use paths, \
+                 object construction and the other built-ins, but not {}.",
+                UNBOUNDED.join(", ")
+            ));
+        }
         let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
         // `env` would hand the server's environment (credentials included) to whoever may create a
         // delivery stream, through the S3 prefix; Firehose's own environment is not the user's either.
@@ -34,6 +42,10 @@ impl MetadataQuery {
     /// order, each value as text. Err when the record is not JSON or the query does not yield an
     /// object of scalar values (the record then goes to the error output).
     pub fn extract(&self, record: &[u8]) -> Result<Vec<(String, String)>, String> {
+        // jaq's parser recurses once per nesting level, without a limit of its own.
+        if nesting_depth(record) > MAX_NESTING {
+            return Err(format!("record is nested deeper than {MAX_NESTING} levels"));
+        }
         let input = jaq_json::read::parse_single(record).map_err(|e| format!("record is not valid JSON: {e}"))?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         let mut outputs = self.filter.id.run((ctx, input));
@@ -66,6 +78,82 @@ impl MetadataQuery {
             })
             .collect()
     }
+}
+
+/// Words a query may not use: `def` (user recursion), the built-ins that recurse or iterate
+/// without a bound of their own, and `*` (`"x" * 1e11` asks for 100 GB at once). jq code runs on
+/// the server's threads; a stack overflow or a failed allocation there aborts the process, and an
+/// endless generator never gives the thread back.
+const UNBOUNDED: &[&str] =
+    &["def", "recurse", "repeat", "while", "until", "range", "limit", "combinations", "input", "inputs", "*"];
+
+/// Records nested deeper than this fail alone (serde_json's default limit is the same).
+const MAX_NESTING: usize = 128;
+
+/// The forbidden words the query uses as names (not inside string literals, not as `.field`).
+fn unbounded_names(query: &str) -> impl Iterator<Item = &'static str> + '_ {
+    let bytes = query.as_bytes();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string literal, escapes included.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'*' => {
+                names.push("*");
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let is_field = start > 0 && matches!(bytes[start - 1], b'.' | b'$');
+                if !is_field {
+                    names.push(&query[start..i]);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    UNBOUNDED.iter().copied().filter(move |word| names.contains(word))
+}
+
+/// How deeply arrays and objects nest in a JSON text (strings skipped); bytes are not validated.
+fn nesting_depth(record: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in record {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A scalar as partition-key text: strings without quotes, numbers as jq 1.6 prints them.
@@ -281,5 +369,33 @@ mod tests {
         for i in 0..100 {
             assert_eq!(query.extract(format!("{{\"id\": {i}}}").as_bytes()), Ok(pairs(&[("id", &i.to_string())])));
         }
+    }
+
+    #[test]
+    fn unbounded_recursion_and_iteration_are_refused_at_compile_time() {
+        for query in [
+            "{k: (def f: f + 1; f)}",
+            "{k: last(repeat(1))}",
+            "{k: [range(1e18)] | length}",
+            "{k: [.[] | recurse(.+1)]}",
+        ] {
+            let error = MetadataQuery::compile(query).err().expect(query);
+            assert!(error.contains("Tideline does not run"), "{query}: {error}");
+        }
+        // The same words as field names or inside strings are fine.
+        for query in [r#"{k: .def, r: .range, s: "while until"}"#, "{k: .a.repeat}", "{k: .a | ascii_downcase}"] {
+            assert!(MetadataQuery::compile(query).is_ok(), "{query}");
+        }
+    }
+
+    #[test]
+    fn deeply_nested_records_fail_alone() {
+        let query = MetadataQuery::compile("{k: .a}").expect("compiles");
+        let deep = format!(r#"{{"a": 1, "b": {}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let error = query.extract(deep.as_bytes()).expect_err("too deep");
+        assert!(error.contains("nested deeper than 128"), "{error}");
+        let fine = format!(r#"{{"a": 1, "b": {}{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert_eq!(query.extract(fine.as_bytes()).expect("fits"), [("k".to_string(), "1".to_string())]);
+        assert_eq!(nesting_depth(br#"{"s": "[[[[{{{{"}"#), 1);
     }
 }
