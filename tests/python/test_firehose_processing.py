@@ -173,3 +173,28 @@ def test_compressed_objects_open_with_other_tools(server_factory, tmp_path, comp
     objects = wait_for(lambda: folder_objects(buckets / "compressed"), what="a compressed object")
     content = b"".join(decompress(content) for key, content in sorted(objects.items()) if key.endswith(extension))
     assert content == b"".join(records)
+
+
+def test_dangerous_queries_are_refused(server, stream_name):
+    firehose = server.client(service="firehose")
+    config = s3_config(
+        "refused",
+        Prefix="k=!{partitionKeyFromQuery:k}/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+        DynamicPartitioningConfiguration={"Enabled": True},
+        ProcessingConfiguration={
+            "Enabled": True,
+            "Processors": [{
+                "Type": "MetadataExtraction",
+                "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{k: (def f: f + 1; f)}"},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                ],
+            }],
+        },
+    )
+    with pytest.raises(firehose.exceptions.InvalidArgumentException) as excinfo:
+        firehose.create_delivery_stream(DeliveryStreamName=stream_name, ExtendedS3DestinationConfiguration=config)
+    assert "`def`" in excinfo.value.response["Error"]["Message"]
+    # The server is still there.
+    assert stream_name not in firehose.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]
