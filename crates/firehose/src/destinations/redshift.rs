@@ -133,7 +133,7 @@ impl Destination for RedshiftDestination {
             Some(client) if !client.is_closed() => client,
             _ => self.connect().await?,
         };
-        let result = plan.load(&mut client, &data).await;
+        let result = plan.load(&mut client, Bytes::from(data)).await;
         let broken = client.is_closed() || matches!(&result, Err(err) if err.code == "Redshift.ConnectionFailed");
         if !broken {
             *slot = Some(client);
@@ -262,11 +262,19 @@ impl CopyPlan {
         Ok(Self { table, columns, options })
     }
 
-    async fn load(&self, client: &mut Client, data: &[u8]) -> Result<(), DeliveryError> {
+    async fn load(&self, client: &mut Client, data: Bytes) -> Result<(), DeliveryError> {
         let transaction = client.transaction().await.map_err(|err| classify(&err))?;
         let table_columns = table_columns(&transaction, &self.table).await?;
         let targets = self.targets(&table_columns)?;
-        let rows = encode_rows(data, &self.options, &targets)?;
+        // Parsing a buffer of up to 128 MiB is seconds of CPU: not on the runtime threads.
+        let (options, owned): (CopyOptions, Vec<Column>) =
+            (self.options.clone(), targets.iter().map(|column| (*column).clone()).collect());
+        let rows = tokio::task::spawn_blocking(move || {
+            let targets: Vec<&Column> = owned.iter().collect();
+            encode_rows(&data, &options, &targets)
+        })
+        .await
+        .map_err(|join| error("Redshift.InternalError", "Internal error", format!("parsing failed: {join}")))??;
         if rows.is_empty() {
             // Nothing but blank lines or whitespace: an empty COPY, which commits nothing.
             return Ok(());
