@@ -44,7 +44,7 @@ pub enum KinesisStart {
 pub(crate) struct DeliveryStream {
     pub meta: Arc<DeliveryStreamMeta>,
     pub status: Arc<DeliveryStatus>,
-    pub worker: Worker,
+    pub worker: Arc<Worker>,
 }
 
 pub struct FirehoseService {
@@ -166,12 +166,13 @@ impl FirehoseService {
     /// Starts the worker of a delivery stream as described.
     pub(crate) fn start(self: &Arc<Self>, meta: Arc<DeliveryStreamMeta>) -> Arc<DeliveryStream> {
         let status = Arc::new(DeliveryStatus::default());
-        let worker = Worker::start(Arc::clone(self), Arc::clone(&meta), Arc::clone(&status));
+        let worker = Arc::new(Worker::start(Arc::clone(self), Arc::clone(&meta), Arc::clone(&status)));
         Arc::new(DeliveryStream { meta, status, worker })
     }
 
-    /// Persists the description and swaps in a worker for it (stopping the previous one first, so
-    /// two never deliver the same records).
+    /// Persists the description. A new destination version gets a new worker (the previous one
+    /// stopped first, so two never deliver the same records); tags and encryption, which delivery
+    /// does not read, keep the running one.
     pub(crate) async fn commit(self: &Arc<Self>, meta: DeliveryStreamMeta) -> Result<(), AwsError> {
         let bytes = serde_json::to_vec(&meta).map_err(|error| AwsError::internal(error.to_string()))?;
         self.storage
@@ -180,10 +181,18 @@ impl FirehoseService {
             .await
             .map_err(storage_failure)?;
         let previous = self.delivery_streams.read().get(&meta.name).cloned();
-        if let Some(previous) = previous {
-            previous.worker.stop().await;
-        }
-        let stream = self.start(Arc::new(meta));
+        let stream = match previous {
+            Some(previous) if previous.meta.version == meta.version => Arc::new(DeliveryStream {
+                meta: Arc::new(meta),
+                status: Arc::clone(&previous.status),
+                worker: Arc::clone(&previous.worker),
+            }),
+            Some(previous) => {
+                previous.worker.stop().await;
+                self.start(Arc::new(meta))
+            }
+            None => self.start(Arc::new(meta)),
+        };
         self.delivery_streams.write().insert(stream.meta.name.clone(), stream);
         Ok(())
     }
