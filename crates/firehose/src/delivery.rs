@@ -17,7 +17,7 @@ use crate::destinations::http::HttpEndpointDestination;
 use crate::destinations::redshift::RedshiftDestination;
 use crate::destinations::s3::{ObjectWriter, S3Destination};
 use crate::destinations::{Batch, DeliveryError, Destination};
-use crate::model::{DeliveryStreamMeta, DeliveryStreamType, DestinationConfig};
+use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType, DestinationConfig};
 use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
 use crate::processing::partitioning::MetadataQuery;
@@ -373,7 +373,7 @@ impl Pipeline {
 
     /// A buffered record as the records it carries: a Kinesis source's KPL aggregates are opened.
     fn unpack(&self, record: &StoredRecord) -> Vec<OutRecord> {
-        let record_id = format!("{:016x}{:032x}", self.meta.id, record.index);
+        let record_id = record_id(self.meta.id, record.index);
         if self.meta.kind != DeliveryStreamType::KinesisStreamAsSource {
             return vec![OutRecord::new(record_id, record.arrival_ms, record.data.clone())];
         }

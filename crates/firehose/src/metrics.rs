@@ -5,9 +5,7 @@
 
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-/// Every `!{firehose:error-output-type}` Tideline writes (see `processing::error_output_type`).
-const ERROR_OUTPUT_TYPES: [&str; 5] =
-    ["processing-failed", "format-conversion-failed", "partitioning-failed", "http-endpoint-failed", "errors"];
+use crate::processing::ERROR_OUTPUT_TYPES;
 
 pub struct FirehoseMetrics {
     registry: Registry,

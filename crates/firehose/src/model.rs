@@ -27,6 +27,12 @@ pub struct DeliveryStreamMeta {
     pub encryption: Option<Encryption>,
 }
 
+/// Firehose's record ids are opaque; Tideline's say which buffer and position hold the record
+/// (PutRecord's `RecordId`, and the `recordId` the transformation hook sees).
+pub fn record_id(stream_id: u64, index: u64) -> String {
+    format!("{stream_id:016x}{index:032x}")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeliveryStreamType {
     DirectPut,

@@ -44,10 +44,16 @@ fn validate_retry(v: &mut Validator, path: &str, retry: Option<&RetryOptions>) {
     }
 }
 
-pub(crate) fn validate_s3(v: &mut Validator, path: &str, config: &S3Config) {
-    if v.required(&format!("{path}.roleARN"), config.role_arn.as_ref()) {
-        v.string(&format!("{path}.roleARN"), config.role_arn.as_deref(), 1, 512, Some(&ROLE_ARN));
+/// `<path>.roleARN`, which every configuration that has one must give.
+pub(crate) fn validate_role_arn(v: &mut Validator, path: &str, role_arn: Option<&str>) {
+    let member = format!("{path}.roleARN");
+    if v.required(&member, role_arn) {
+        v.string(&member, role_arn, 1, 512, Some(&ROLE_ARN));
     }
+}
+
+pub(crate) fn validate_s3(v: &mut Validator, path: &str, config: &S3Config) {
+    validate_role_arn(v, path, config.role_arn.as_deref());
     if v.required(&format!("{path}.bucketARN"), config.bucket_arn.as_ref()) {
         v.string(&format!("{path}.bucketARN"), config.bucket_arn.as_deref(), 1, 2048, Some(&BUCKET_ARN));
     }
@@ -139,13 +145,25 @@ pub(crate) fn validate_http(v: &mut Validator, path: &str, config: &HttpEndpoint
     }
     validate_retry(v, &format!("{path}.retryOptions"), config.retry_options.as_ref());
     v.one_of(&format!("{path}.s3BackupMode"), config.s3_backup_mode.as_deref(), &["FailedDataOnly", "AllData"]);
-    let processing =
-        validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
-    if v.required(
-        &format!("{path}.s3Configuration"),
-        config.s3_configuration.bucket_arn.as_ref().or(config.s3_configuration.role_arn.as_ref()),
-    ) {
-        validate_s3(v, &format!("{path}.s3Configuration"), &config.s3_configuration);
+    validate_s3_part(v, path, config.processing_configuration.as_ref(), &config.s3_configuration, None)
+}
+
+/// What the HTTP endpoint and Redshift destinations share: the processing configuration, the
+/// required `S3Configuration` (which the model keeps as a default-empty member: absent when
+/// neither of its required ARNs is there) and an optional S3 backup configuration.
+fn validate_s3_part(
+    v: &mut Validator,
+    path: &str,
+    processing: Option<&ProcessingConfiguration>,
+    s3: &S3Config,
+    backup: Option<&S3Config>,
+) -> Result<(), AwsError> {
+    let processing = validate_processing(v, &format!("{path}.processingConfiguration"), processing);
+    if v.required(&format!("{path}.s3Configuration"), s3.bucket_arn.as_ref().or(s3.role_arn.as_ref())) {
+        validate_s3(v, &format!("{path}.s3Configuration"), s3);
+    }
+    if let Some(backup) = backup {
+        validate_s3(v, &format!("{path}.s3BackupConfiguration"), backup);
     }
     if v.is_ok() {
         processing?;
@@ -154,9 +172,7 @@ pub(crate) fn validate_http(v: &mut Validator, path: &str, config: &HttpEndpoint
 }
 
 pub(crate) fn validate_redshift(v: &mut Validator, path: &str, config: &RedshiftConfig) -> Result<(), AwsError> {
-    if v.required(&format!("{path}.roleARN"), config.role_arn.as_ref()) {
-        v.string(&format!("{path}.roleARN"), config.role_arn.as_deref(), 1, 512, Some(&ROLE_ARN));
-    }
+    validate_role_arn(v, path, config.role_arn.as_deref());
     if v.required(&format!("{path}.clusterJDBCURL"), config.cluster_jdbc_url.as_ref()) {
         v.string(&format!("{path}.clusterJDBCURL"), config.cluster_jdbc_url.as_deref(), 1, 512, Some(&JDBC_URL));
     }
@@ -168,21 +184,13 @@ pub(crate) fn validate_redshift(v: &mut Validator, path: &str, config: &Redshift
     v.string(&format!("{path}.password"), config.password.as_deref(), 6, 512, None);
     validate_retry(v, &format!("{path}.retryOptions"), config.retry_options.as_ref());
     v.one_of(&format!("{path}.s3BackupMode"), config.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
-    let processing =
-        validate_processing(v, &format!("{path}.processingConfiguration"), config.processing_configuration.as_ref());
-    if v.required(
-        &format!("{path}.s3Configuration"),
-        config.s3_configuration.bucket_arn.as_ref().or(config.s3_configuration.role_arn.as_ref()),
-    ) {
-        validate_s3(v, &format!("{path}.s3Configuration"), &config.s3_configuration);
-    }
-    if let Some(backup) = &config.s3_backup_configuration {
-        validate_s3(v, &format!("{path}.s3BackupConfiguration"), backup);
-    }
-    if v.is_ok() {
-        processing?;
-    }
-    Ok(())
+    validate_s3_part(
+        v,
+        path,
+        config.processing_configuration.as_ref(),
+        &config.s3_configuration,
+        config.s3_backup_configuration.as_ref(),
+    )
 }
 
 /// UpdateDestination: the update's members replace the configuration's, objects merged member by

@@ -20,7 +20,6 @@ use crate::service::{now_ms, FirehoseService};
 
 static NAME: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
 static KINESIS_STREAM_ARN: Pattern = Pattern::new(r"arn:.*:kinesis:[a-zA-Z0-9\-]+:\d{12}:stream/[a-zA-Z0-9_.-]+");
-static ROLE_ARN: Pattern = Pattern::new(r"arn:.*:iam::\d{12}:role/[a-zA-Z_0-9+=,.@\-_/]+");
 static VERSION_ID: Pattern = Pattern::new("[0-9]+");
 static DESTINATION_ID_PATTERN: Pattern = Pattern::new("[a-zA-Z0-9-]+");
 
@@ -121,9 +120,7 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
                 Some(&KINESIS_STREAM_ARN),
             );
         }
-        if v.required(&format!("{path}.roleARN"), source.role_arn.as_ref()) {
-            v.string(&format!("{path}.roleARN"), source.role_arn.as_deref(), 1, 512, Some(&ROLE_ARN));
-        }
+        configuration::validate_role_arn(&mut v, path, source.role_arn.as_deref());
     }
     if let Some(tags) = &input.tags {
         validate_tags(&mut v, "tags", tags);

@@ -6,7 +6,7 @@ use tideline_proto::{AwsError, Blob, Validator};
 use tideline_storage::{AppendBatch, AppendOutcome, NewRecord};
 
 use super::delivery_streams::validate_name;
-use crate::model::DeliveryStreamType;
+use crate::model::{record_id, DeliveryStreamType};
 use crate::service::{storage_failure, FirehoseService};
 
 /// Largest record, before base64 (1,000 KiB).
@@ -60,11 +60,6 @@ fn validate_record(v: &mut Validator, path: &str, record: &Record) {
     if v.required(path, record.data.as_ref()) {
         v.blob(path, record.data.as_ref().map(|data| &data.0[..]), MAX_RECORD_BYTES);
     }
-}
-
-/// Firehose's record ids are opaque; Tideline's say which buffer and position hold the record.
-fn record_id(stream_id: u64, index: u64) -> String {
-    format!("{stream_id:016x}{index:032x}")
 }
 
 /// Appends to the buffer; returns the first index and whether the stream encrypts at rest.

@@ -57,6 +57,10 @@ pub struct FailedRecord {
     pub error_message: String,
 }
 
+/// Every `!{firehose:error-output-type}` that `error_output_type` gives.
+pub const ERROR_OUTPUT_TYPES: [&str; 5] =
+    ["processing-failed", "format-conversion-failed", "partitioning-failed", "http-endpoint-failed", "errors"];
+
 /// The `!{firehose:error-output-type}` a failure is filed under, from its error code's family.
 pub fn error_output_type(error_code: &str) -> &'static str {
     match error_code.split('.').next() {
@@ -80,4 +84,23 @@ pub fn abbreviate(mut text: String) -> String {
         text.push('…');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_family_files_under_a_listed_type() {
+        for code in [
+            "Lambda.FunctionError",
+            "DataFormatConversion.MalformedData",
+            "DynamicPartitioning.X",
+            "HttpEndpoint.RequestTimeout",
+            "Redshift.TableNotFound",
+            "S3.AccessDenied",
+        ] {
+            assert!(ERROR_OUTPUT_TYPES.contains(&error_output_type(code)), "{code}");
+        }
+    }
 }
