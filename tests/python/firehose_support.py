@@ -8,7 +8,6 @@ both sides speak real S3 over HTTP.
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -20,17 +19,11 @@ import support
 ROLE_ARN = f"arn:aws:iam::{support.ACCOUNT}:role/firehose"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class S3Server:
     def __init__(self):
         from moto.server import ThreadedMotoServer
 
-        self.port = free_port()
+        self.port = support.free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
@@ -59,6 +52,14 @@ def s3_server():
     server = S3Server().start()
     yield server
     server.stop()
+
+
+def kinesis_source(stream_name: str) -> dict:
+    """CreateDeliveryStream arguments that read the Tideline stream `stream_name`."""
+    return {
+        "DeliveryStreamType": "KinesisStreamAsSource",
+        "KinesisStreamSourceConfiguration": {"KinesisStreamARN": support.stream_arn(stream_name), "RoleARN": ROLE_ARN},
+    }
 
 
 def s3_config(bucket: str, **extra) -> dict:

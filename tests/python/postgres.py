@@ -13,13 +13,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+import support
 
 SUPERUSER = "tideline"
 PASSWORD = "tideline-test-password"
@@ -34,12 +35,6 @@ def find_bindir() -> Path | None:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb")
     return Path(found).resolve().parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:
@@ -93,7 +88,7 @@ class PostgresServer:
         )
         pwfile.unlink()
         for _ in range(5):  # a port taken between free_port() and the bind: pick another
-            self.port = free_port()
+            self.port = support.free_port()
             log = open(self.log, "ab")
             self.proc = subprocess.Popen(
                 [

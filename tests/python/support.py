@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +51,13 @@ def not_found_message(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 # The server process
 # --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port the kernel says is free on 127.0.0.1, for servers that cannot be given port 0."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def find_binary() -> Path:

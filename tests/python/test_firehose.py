@@ -16,7 +16,15 @@ import requests
 from botocore.exceptions import ClientError
 
 import support
-from firehose_support import ROLE_ARN, bucket_objects, folder_objects, s3_config, s3_server, wait_for  # noqa: F401
+from firehose_support import (  # noqa: F401  (s3_server is a fixture)
+    ROLE_ARN,
+    bucket_objects,
+    folder_objects,
+    kinesis_source,
+    s3_config,
+    s3_server,
+    wait_for,
+)
 
 NAME_RE = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
 
@@ -264,8 +272,7 @@ def test_a_kinesis_stream_as_source(server_factory, tmp_path, stream_name):
     kinesis.create_stream(StreamName=stream_name, ShardCount=2)
     firehose.create_delivery_stream(
         DeliveryStreamName=stream_name,
-        DeliveryStreamType="KinesisStreamAsSource",
-        KinesisStreamSourceConfiguration={"KinesisStreamARN": support.stream_arn(stream_name), "RoleARN": ROLE_ARN},
+        **kinesis_source(stream_name),
         ExtendedS3DestinationConfiguration=s3_config("from-kinesis"),
     )
     description = firehose.describe_delivery_stream(DeliveryStreamName=stream_name)["DeliveryStreamDescription"]

@@ -17,14 +17,12 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 import support
+from firehose_support import ROLE_ARN, kinesis_source, wait_for
 
 BUCKET = "firehose-http-errors"
-ROLE = f"arn:aws:iam::{support.ACCOUNT}:role/firehose"
 
 
 class Receiver:
@@ -82,16 +80,6 @@ def delivered(receiver: Receiver) -> list[bytes]:
     return [base64.b64decode(r["data"]) for h, b in receiver.received() for r in request_json(h, b)["records"]]
 
 
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def s3_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("buckets")
@@ -110,14 +98,7 @@ def firehose_server(tideline_binary, tmp_path_factory, s3_dir):
 
 @pytest.fixture(scope="module")
 def firehose(firehose_server):
-    return boto3.client(
-        "firehose",
-        endpoint_url=firehose_server.endpoint,
-        region_name=support.REGION,
-        aws_access_key_id=support.ACCESS_KEY,
-        aws_secret_access_key=support.SECRET_KEY,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
+    return firehose_server.client(service="firehose")
 
 
 @pytest.fixture
@@ -140,13 +121,14 @@ def receivers():
         receiver.close()
 
 
-def create_stream(firehose, url: str, *, name: str, **extra) -> str:
-    """An HTTP endpoint delivery stream that delivers as soon as records arrive; its ARN."""
+def create_stream(firehose, url: str, *, name: str, source: dict | None = None, **extra) -> str:
+    """An HTTP endpoint delivery stream that delivers as soon as records arrive; its ARN. Direct
+    PUT unless `source` (CreateDeliveryStream's source arguments) says otherwise."""
     destination = {
         "EndpointConfiguration": {"Url": url, "Name": "local receiver", "AccessKey": "k3y-for-tests"},
         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
         "S3Configuration": {
-            "RoleARN": ROLE,
+            "RoleARN": ROLE_ARN,
             "BucketARN": f"arn:aws:s3:::{BUCKET}",
             "ErrorOutputPrefix": f"{name}/!{{firehose:error-output-type}}/",
         },
@@ -154,7 +136,7 @@ def create_stream(firehose, url: str, *, name: str, **extra) -> str:
     }
     firehose.create_delivery_stream(
         DeliveryStreamName=name,
-        DeliveryStreamType="DirectPut",
+        **(source or {"DeliveryStreamType": "DirectPut"}),
         HttpEndpointDestinationConfiguration=destination,
     )
 
@@ -244,6 +226,14 @@ def test_exhausted_retries_go_to_the_error_output(firehose, receivers, stream_na
     assert "503" in lines[0]["errorMessage"]
 
 
+def lambda_processing(function_url: str, retries: int | None = None) -> dict:
+    """A ProcessingConfiguration whose Lambda processor is the function at `function_url`."""
+    parameters = [{"ParameterName": "LambdaArn", "ParameterValue": function_url}]
+    if retries is not None:
+        parameters.append({"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)})
+    return {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": parameters}]}
+
+
 def transform(index, headers, body):
     """The transformation function: upper-cases records, drops `drop…`, fails `fail…`."""
     event = json.loads(body)
@@ -259,18 +249,7 @@ def transform(index, headers, body):
 def test_the_transformation_hook_transforms_drops_and_fails_records(firehose, receivers, stream_name, s3_dir):
     receiver = receivers()
     function = receivers(transform)
-    processing = {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": function.url},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
-                ],
-            }
-        ],
-    }
+    processing = lambda_processing(function.url, retries=1)
     arn = create_stream(firehose, receiver.url, name=stream_name, ProcessingConfiguration=processing)
     put(firehose, stream_name, b"keep me", b"drop me", b"fail me", b"keep too")
 
@@ -291,18 +270,7 @@ def test_the_transformation_hook_transforms_drops_and_fails_records(firehose, re
 def test_a_function_that_keeps_failing_sends_the_batch_to_processing_failed(firehose, receivers, stream_name, s3_dir):
     receiver = receivers()
     function = receivers(lambda index, headers, body: (500, {"errorMessage": "boom", "errorType": "Exception"}))
-    processing = {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": function.url},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": "2"},
-                ],
-            }
-        ],
-    }
+    processing = lambda_processing(function.url, retries=2)
     create_stream(firehose, receiver.url, name=stream_name, ProcessingConfiguration=processing)
     put(firehose, stream_name, b"never transformed")
 
@@ -317,21 +285,12 @@ def test_a_kinesis_source_adds_kinesis_record_metadata_to_the_event(firehose_ser
     kinesis.create_stream(StreamName=stream_name, ShardCount=1)
     receiver = receivers()
     function = receivers(transform)
-    firehose.create_delivery_stream(
-        DeliveryStreamName=stream_name,
-        DeliveryStreamType="KinesisStreamAsSource",
-        KinesisStreamSourceConfiguration={"KinesisStreamARN": support.stream_arn(stream_name), "RoleARN": ROLE},
-        HttpEndpointDestinationConfiguration={
-            "EndpointConfiguration": {"Url": receiver.url},
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-            "S3Configuration": {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{BUCKET}"},
-            "ProcessingConfiguration": {
-                "Enabled": True,
-                "Processors": [
-                    {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": function.url}]}
-                ],
-            },
-        },
+    create_stream(
+        firehose,
+        receiver.url,
+        name=stream_name,
+        source=kinesis_source(stream_name),
+        ProcessingConfiguration=lambda_processing(function.url),
     )
     put_result = kinesis.put_record(StreamName=stream_name, PartitionKey="user-7", Data=b"from kinesis")
 

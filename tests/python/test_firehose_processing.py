@@ -16,8 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-import support
-from firehose_support import ROLE_ARN, folder_objects, s3_config, wait_for
+from firehose_support import ROLE_ARN, folder_objects, kinesis_source, s3_config, wait_for
 
 
 def test_dynamic_partitioning_and_error_output(server_factory, tmp_path, stream_name):
@@ -110,10 +109,7 @@ def test_kpl_aggregated_records_from_a_kinesis_stream(server_factory, tmp_path, 
     kinesis, firehose = server.client(), server.client(service="firehose")
     kinesis.create_stream(StreamName=stream_name, ShardCount=1)
     firehose.create_delivery_stream(
-        DeliveryStreamName=stream_name,
-        DeliveryStreamType="KinesisStreamAsSource",
-        KinesisStreamSourceConfiguration={"KinesisStreamARN": support.stream_arn(stream_name), "RoleARN": ROLE_ARN},
-        ExtendedS3DestinationConfiguration=s3_config("kpl"),
+        DeliveryStreamName=stream_name, **kinesis_source(stream_name), ExtendedS3DestinationConfiguration=s3_config("kpl")
     )
     aggregator = RecordAggregator()
     users = [f"user record {n}\n".encode() for n in range(20)]

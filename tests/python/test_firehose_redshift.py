@@ -11,31 +11,18 @@ import time
 import uuid
 from decimal import Decimal
 
-import boto3
 import pytest
-from botocore.config import Config
 
 import support
+from firehose_support import ROLE_ARN
 from postgres import DATABASE, PASSWORD, SUPERUSER, postgres_server  # noqa: F401  (fixture)
 
-ROLE = f"arn:aws:iam::{support.ACCOUNT}:role/firehose"
 WAIT_SECS = 30.0
-
-
-def firehose_client(endpoint: str):
-    return boto3.client(
-        "firehose",
-        endpoint_url=endpoint,
-        region_name=support.REGION,
-        aws_access_key_id=support.ACCESS_KEY,
-        aws_secret_access_key=support.SECRET_KEY,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
 
 
 @pytest.fixture(scope="module")
 def firehose(server):
-    return firehose_client(server.endpoint)
+    return server.client(service="firehose")
 
 
 @pytest.fixture
@@ -54,13 +41,13 @@ def redshift_configuration(pg, table: str, options: str, columns: str | None = N
     if columns is not None:
         copy["DataTableColumns"] = columns
     return {
-        "RoleARN": ROLE,
+        "RoleARN": ROLE_ARN,
         "ClusterJDBCURL": pg.jdbc_url(),
         "CopyCommand": copy,
         "Username": SUPERUSER,
         "Password": PASSWORD,
         "S3Configuration": {
-            "RoleARN": ROLE,
+            "RoleARN": ROLE_ARN,
             "BucketARN": f"arn:aws:s3:::{bucket}",
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
         },
@@ -138,7 +125,7 @@ def test_failed_batches_go_to_the_errors_folder(server_factory, postgres_server,
     intermediate objects under errors/ in the S3 bucket, Tideline the records themselves."""
     s3_dir = tmp_path / "s3"
     srv = server_factory("--s3-dir", str(s3_dir))
-    client = firehose_client(srv.endpoint)
+    client = srv.client(service="firehose")
     name = support.unique_name("redshift-missing")
     configuration = redshift_configuration(
         postgres_server, unique_table("missing"), "JSON 'auto'", bucket="redshift-errors",
