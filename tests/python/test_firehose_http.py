@@ -304,3 +304,28 @@ def test_a_kinesis_source_adds_kinesis_record_metadata_to_the_event(firehose_ser
     assert metadata["partitionKey"] == "user-7"
     assert metadata["subsequenceNumber"] == 0
     assert isinstance(metadata["approximateArrivalTimestamp"], int)
+
+
+def test_update_destination_can_switch_an_s3_stream_to_an_http_endpoint(firehose, receivers, stream_name):
+    receiver = receivers()
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        ExtendedS3DestinationConfiguration={"RoleARN": ROLE_ARN, "BucketARN": f"arn:aws:s3:::{BUCKET}"},
+    )
+    firehose.update_destination(
+        DeliveryStreamName=stream_name,
+        CurrentDeliveryStreamVersionId="1",
+        DestinationId="destinationId-000000000001",
+        HttpEndpointDestinationUpdate={
+            "EndpointConfiguration": {"Url": receiver.url, "AccessKey": "k3y-for-tests"},
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "S3Update": {"RoleARN": ROLE_ARN, "BucketARN": f"arn:aws:s3:::{BUCKET}"},
+        },
+    )
+    description = firehose.describe_delivery_stream(DeliveryStreamName=stream_name)["DeliveryStreamDescription"]
+    assert description["VersionId"] == "2"
+    [destination] = description["Destinations"]
+    assert "ExtendedS3DestinationDescription" not in destination
+    assert destination["HttpEndpointDestinationDescription"]["EndpointConfiguration"] == {"Url": receiver.url}
+    put(firehose, stream_name, b"after the switch")
+    wait_for(lambda: delivered(receiver) == [b"after the switch"], what="the record at the new endpoint")
