@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tideline_proto::{AwsError, Codec};
-use tideline_streams::{Caller, StreamsConfig, StreamsService};
+use tideline_proto::{AwsError, Call, Caller, Codec, Reply, Service};
+use tideline_streams::{StreamsConfig, StreamsService};
 
 /// Every operation `StreamsService::handle` dispatches (SubscribeToShard has its own entry point).
 pub const OPERATIONS: [&str; 34] = [
@@ -193,7 +193,8 @@ impl Harness {
                 tideline_streams::fuzzing::in_memory_service(config(), ITERATOR_SECRET).await.expect("service");
             for (operation, body) in fixture_requests() {
                 let body = serde_json::to_vec(&body).expect("json");
-                if let Err(error) = service.handle(None, operation, Codec::Json, &body).await {
+                let call = Call { operation, codec: Codec::Json, body: &body, caller: None };
+                if let Err(error) = service.handle(call).await {
                     panic!("fixture {operation} failed: {error}");
                 }
             }
@@ -206,7 +207,13 @@ impl Harness {
     /// Runs one request, returning what the server would answer.
     pub fn call(&mut self, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
         let service = self.service();
-        let result = self.runtime.block_on(service.handle(Some(&caller()), operation, codec, body));
+        let caller = caller();
+        let call = Call { operation, codec, body, caller: Some(&caller) };
+        // An event stream's messages are not looked at: dropping the receiver ends its producer.
+        let result = self.runtime.block_on(service.handle(call)).map(|reply| match reply {
+            Reply::Body(body) => body,
+            Reply::Events(_) => Vec::new(),
+        });
         // Handlers check everything before they change anything, so only a success can have
         // changed the fixture. (Rebuilding it costs ~2.5 ms, a hundred times a refused request.)
         self.dirty |= result.is_ok() && !READ_ONLY.contains(&operation);

@@ -377,7 +377,7 @@ impl Pipeline {
         if self.meta.kind != DeliveryStreamType::KinesisStreamAsSource {
             return vec![OutRecord::new(record_id, record.arrival_ms, record.data.clone())];
         }
-        let origin: Option<KinesisRecordMetadata> = serde_json::from_slice(&record.partition_key).ok();
+        let origin = KinesisRecordMetadata::from_buffer_key(&record.partition_key);
         let with_origin = |mut out: OutRecord, subsequence: u64, partition_key: Option<String>| {
             out.kinesis = origin.clone().map(|mut origin| {
                 origin.subsequence_number = subsequence;

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
-use tideline_proto::{AwsError, Codec};
+use tideline_proto::{AwsError, BoxFuture, Call, Reply, Route, Service};
 use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tideline_streams::StreamsService;
 
@@ -48,6 +48,8 @@ pub(crate) struct DeliveryStream {
 }
 
 pub struct FirehoseService {
+    /// The service itself: handlers start delivery workers that hold it.
+    me: Weak<FirehoseService>,
     pub(crate) config: FirehoseConfig,
     /// Firehose's own storage (its buffers and metadata), apart from the data streams'.
     pub(crate) storage: Arc<Storage>,
@@ -93,7 +95,8 @@ impl FirehoseService {
             .timeout(config.http_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let service = Arc::new(Self {
+        let service = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             buckets: Arc::new(Buckets::new(config.buckets.clone())),
             config,
             storage,
@@ -120,15 +123,6 @@ impl FirehoseService {
         service.storage.retain_streams(&live)?;
         tracing::info!(delivery_streams = live.len(), "firehose delivery streams loaded");
         Ok(service)
-    }
-
-    pub async fn handle(self: &Arc<Self>, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
-        ops::dispatch(self, operation, codec, body).await
-    }
-
-    /// Prometheus text of the per-delivery-stream metrics.
-    pub fn metrics_text(&self) -> String {
-        self.metrics.render()
     }
 
     /// Stops every worker between two delivery attempts (for a graceful shutdown).
@@ -213,5 +207,32 @@ impl FirehoseService {
             .await
             .map_err(storage_failure)?;
         self.storage.delete_stream(id).await.map_err(storage_failure)
+    }
+}
+
+/// The Firehose API on Tideline's port.
+impl Service for FirehoseService {
+    fn name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(crate::TARGET_PREFIX)
+    }
+
+    fn signing_name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
+        Box::pin(async move {
+            // `self` is borrowed from the one `Arc` that `open` made, so it is still alive.
+            let Some(service) = self.me.upgrade() else { return Err(AwsError::internal("Firehose is shutting down")) };
+            ops::OPERATIONS.dispatch(&service, call).await
+        })
+    }
+
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
     }
 }

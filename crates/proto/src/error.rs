@@ -16,6 +16,10 @@ pub enum ErrorCode {
     LimitExceeded,
     MissingAuthenticationToken,
     ProvisionedThroughputExceeded,
+    /// A request body over the size the server reads.
+    RequestEntityTooLarge,
+    /// A request body that did not arrive in time.
+    RequestTimeout,
     ResourceInUse,
     ResourceNotFound,
     Serialization,
@@ -41,6 +45,8 @@ impl ErrorCode {
             Self::LimitExceeded => "LimitExceededException",
             Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             Self::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
+            Self::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            Self::RequestTimeout => "RequestTimeoutException",
             Self::ResourceInUse => "ResourceInUseException",
             Self::ResourceNotFound => "ResourceNotFoundException",
             Self::Serialization => "SerializationException",
@@ -58,6 +64,8 @@ impl ErrorCode {
         match self {
             Self::InternalFailure => 500,
             Self::ServiceUnavailable | Self::ServiceUnavailableException => 503,
+            Self::RequestEntityTooLarge => 413,
+            Self::RequestTimeout => 408,
             _ => 400,
         }
     }

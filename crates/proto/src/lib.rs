@@ -3,19 +3,22 @@
 //! Owns: the JSON 1.1 and CBOR 1.1 body codecs ([`Codec`]), the blob and timestamp encodings that
 //! differ between them ([`Blob`], [`Timestamp`]), the AWS error shape ([`AwsError`]), the
 //! `ValidationException` message builder ([`Validator`]), SigV4 `Authorization` header parsing
-//! ([`auth`]), SigV4 signature verification ([`sigv4`]) and event-stream frames for streaming
-//! responses ([`event_stream`]). Does not own: HTTP serving, where access keys come from, any
-//! service's operations, or storage.
+//! ([`auth`]), SigV4 signature verification ([`sigv4`]), event-stream frames for streaming
+//! responses ([`event_stream`]), and the seam every service is served through: the [`Service`]
+//! trait and the [`Operations`] table of typed handlers ([`service`]). Does not own: HTTP
+//! serving, where access keys come from, any service's operations, or storage.
 
 pub mod auth;
 mod codec;
 mod error;
 pub mod event_stream;
+pub mod service;
 pub mod sigv4;
 mod types;
 mod validation;
 
 pub use codec::Codec;
 pub use error::{AwsError, ErrorCode};
+pub use service::{BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Reply, Route, Service};
 pub use types::{Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
 pub use validation::{Pattern, Validator};

@@ -118,6 +118,14 @@ impl<'a> ReceivedRequest<'a> {
     }
 }
 
+/// What the checks before the body established.
+struct Checked<'h, 'k> {
+    authorization: &'h SigV4Header<'h>,
+    scope: Scope<'h>,
+    time: SystemTime,
+    credentials: &'k Credentials,
+}
+
 /// Verifies SigV4 signatures for one service in one region.
 #[derive(Debug, Clone)]
 pub struct Verifier {
@@ -141,6 +149,19 @@ impl Verifier {
         Self { keys: self.keys.clone(), region: self.region.clone(), service: service.into() }
     }
 
+    /// Checks everything about a request's authentication that its headers alone decide, as of
+    /// `now`: date and clock skew, `host` signed, algorithm, credential scope and a known access
+    /// key. The HTTP layer runs this before reading the body, so an unauthenticated client cannot
+    /// make the server hold a large body; [`verify`](Self::verify) runs it again with the body.
+    pub fn check_headers(
+        &self,
+        authorization: Option<&SigV4Header<'_>>,
+        request: &ReceivedRequest<'_>,
+        now: SystemTime,
+    ) -> Result<(), AwsError> {
+        self.check_before_body(authorization, request, now).map(|_| ())
+    }
+
     /// Checks `request`'s signature as of `now`. `authorization` is what
     /// [`check_complete`](crate::auth::check_complete) returned: `None` means presigned query auth,
     /// which is refused. The checks and their order follow AWS: date format, clock skew, `host`
@@ -151,6 +172,33 @@ impl Verifier {
         request: &ReceivedRequest<'_>,
         now: SystemTime,
     ) -> Result<Principal, AwsError> {
+        let Checked { authorization, scope, time, credentials } =
+            self.check_before_body(authorization, request, now)?;
+        let payload_hash = format!("{:x}", Sha256::digest(request.body));
+        // The canonical request always carries the hash of the body as received, so a body altered
+        // after signing fails below anyway; a declared hash that does not match is refused outright
+        // (this also refuses `UNSIGNED-PAYLOAD`, which would leave the body unprotected).
+        if let Some(declared) = request.header("x-amz-content-sha256") {
+            if !declared.trim().eq_ignore_ascii_case(&payload_hash) {
+                return Err(mismatch());
+            }
+        }
+        let expected =
+            expected_signature(request, authorization, payload_hash, &scope, time, credentials).ok_or_else(mismatch)?;
+        if bool::from(expected.as_bytes().ct_eq(authorization.signature.as_bytes())) {
+            Ok(Principal { access_key_id: scope.access_key_id.to_owned() })
+        } else {
+            Err(mismatch())
+        }
+    }
+
+    /// The checks of [`check_headers`](Self::check_headers), returning what the signature check needs.
+    fn check_before_body<'h>(
+        &self,
+        authorization: Option<&'h SigV4Header<'h>>,
+        request: &ReceivedRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Checked<'h, '_>, AwsError> {
         let Some(authorization) = authorization else {
             return Err(AwsError::new(ErrorCode::InvalidSignature, PRESIGNED_UNSUPPORTED));
         };
@@ -173,23 +221,7 @@ impl Verifier {
         let Some(credentials) = self.keys.keys.get(scope.access_key_id) else {
             return Err(AwsError::new(ErrorCode::UnrecognizedClient, UNKNOWN_ACCESS_KEY));
         };
-
-        let payload_hash = format!("{:x}", Sha256::digest(request.body));
-        // The canonical request always carries the hash of the body as received, so a body altered
-        // after signing fails below anyway; a declared hash that does not match is refused outright
-        // (this also refuses `UNSIGNED-PAYLOAD`, which would leave the body unprotected).
-        if let Some(declared) = request.header("x-amz-content-sha256") {
-            if !declared.trim().eq_ignore_ascii_case(&payload_hash) {
-                return Err(mismatch());
-            }
-        }
-        let expected =
-            expected_signature(request, authorization, payload_hash, &scope, time, credentials).ok_or_else(mismatch)?;
-        if bool::from(expected.as_bytes().ct_eq(authorization.signature.as_bytes())) {
-            Ok(Principal { access_key_id: scope.access_key_id.to_owned() })
-        } else {
-            Err(mismatch())
-        }
+        Ok(Checked { authorization, scope, time, credentials })
     }
 
     /// Validates `keyid/date/region/service/aws4_request` against this verifier and the request date.

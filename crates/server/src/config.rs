@@ -9,6 +9,8 @@ use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
 use tideline_storage::StorageConfig;
 use tideline_streams::StreamsConfig;
 
+use crate::http::HttpLimits;
+
 /// The name Kinesis clients scope their SigV4 credential to.
 const SIGNING_NAME: &str = "kinesis";
 
@@ -97,6 +99,17 @@ pub struct ServeArgs {
     /// other users of the machine.
     #[arg(long, env = "TIDELINE_SECRET_ACCESS_KEY", value_name = "SECRET", hide_env_values = true)]
     pub secret_access_key: Option<String>,
+    /// Request body bytes held at once by all requests being read or handled (one request holds
+    /// at most 16 MiB); beyond it requests wait, then get 503 ServiceUnavailable.
+    #[arg(long, env = "TIDELINE_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
+    pub max_request_bytes_in_flight: usize,
+    /// Response body bytes held at once by responses not yet written to their clients (a client
+    /// that does not read its GetRecords answers holds them).
+    #[arg(long, env = "TIDELINE_MAX_RESPONSE_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
+    pub max_response_bytes_in_flight: usize,
+    /// Seconds a request body may take to arrive, and a request may wait for the byte budgets.
+    #[arg(long, env = "TIDELINE_REQUEST_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_body_timeout_secs: u64,
     /// Firehose: deliver to buckets of this S3-compatible endpoint (path-style requests), e.g.
     /// http://127.0.0.1:9000. Without it, buckets are folders under --s3-dir.
     #[arg(long, env = "TIDELINE_S3_ENDPOINT", value_name = "URL")]
@@ -200,6 +213,14 @@ impl ServeArgs {
     }
 
     /// The signature verifier when `--auth` is on, with every configured access key.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            request_bytes_in_flight: self.max_request_bytes_in_flight,
+            response_bytes_in_flight: self.max_response_bytes_in_flight,
+            body_timeout: Duration::from_secs(self.request_body_timeout_secs),
+        }
+    }
+
     pub fn verifier(&self) -> Result<Option<Verifier>, ConfigError> {
         let mut keys = AccessKeys::new();
         if let Some(path) = &self.credentials {

@@ -1,59 +1,77 @@
-//! HTTP routing: every AWS JSON/CBOR call is a `POST` whose `X-Amz-Target` names the service and
-//! operation; the path does not matter (as with AWS).
+//! HTTP routing: every request goes to the one [`Service`] whose route it matches (an
+//! `X-Amz-Target` prefix, as AWS's JSON/CBOR services use, or a URL path prefix for REST-JSON
+//! services), through the same steps: codec, authentication headers, a bounded body read, the
+//! signature, the service's operation table, and a bounded response.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tideline_firehose::FirehoseService;
-use tideline_proto::sigv4::{Principal, ReceivedRequest, Verifier};
-use tideline_proto::{auth, event_stream, AwsError, Codec, ErrorCode};
-use tideline_streams::{Caller, StreamsService};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use tideline_proto::sigv4::{ReceivedRequest, Verifier};
+use tideline_proto::{auth, event_stream, AwsError, Call, Caller, Codec, ErrorCode, Reply, Route, Service};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Largest request body accepted. AWS caps PutRecords at 5 MiB of data, which is ~6.7 MiB as
 /// base64 JSON; the margin lets oversized batches get AWS's own error instead of a bare 413.
-const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Responses up to this size are sent whole; larger ones are sent in frames of this size, each
+/// taken only when the connection can write it, while the response holds its share of the budget.
+const RESPONSE_FRAME_BYTES: usize = 64 * 1024;
+
+/// Memory bounds of the HTTP layer (docs/reliability.md).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Request body bytes held at once by all requests being read or handled.
+    pub request_bytes_in_flight: usize,
+    /// Response body bytes held at once by responses not yet written to their connection.
+    pub response_bytes_in_flight: usize,
+    /// How long a request body may take to arrive, and a request to wait for budget.
+    pub body_timeout: Duration,
+}
 
 #[derive(Clone)]
-struct Services {
-    streams: Arc<StreamsService>,
-    firehose: Arc<FirehoseService>,
-    /// Set with `--auth`: every request's SigV4 signature is verified before dispatch, for the
-    /// signing name of the service it calls.
-    verifiers: Option<Arc<Verifiers>>,
+struct Gateway {
+    services: Arc<Vec<Arc<dyn Service>>>,
+    /// Set with `--auth`: one verifier per signing name; every request's SigV4 signature is
+    /// verified before dispatch.
+    verifiers: Option<Arc<HashMap<&'static str, Verifier>>>,
+    limits: HttpLimits,
+    request_budget: Arc<Semaphore>,
+    response_budget: Arc<Semaphore>,
 }
 
-struct Verifiers {
-    kinesis: Verifier,
-    firehose: Verifier,
-}
-
-/// The service an `X-Amz-Target` prefix names.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Service {
-    Kinesis,
-    Firehose,
-}
-
-pub fn router(streams: Arc<StreamsService>, firehose: Arc<FirehoseService>, verifier: Option<Verifier>) -> Router {
-    let verifiers = verifier.map(|kinesis| Arc::new(Verifiers { firehose: kinesis.for_service("firehose"), kinesis }));
+pub fn router(services: Vec<Arc<dyn Service>>, verifier: Option<Verifier>, limits: HttpLimits) -> Router {
+    let verifiers = verifier.map(|verifier| {
+        let by_name =
+            services.iter().map(|service| (service.signing_name(), verifier.for_service(service.signing_name())));
+        Arc::new(by_name.collect::<HashMap<_, _>>())
+    });
+    let gateway = Gateway {
+        services: Arc::new(services),
+        verifiers,
+        limits,
+        request_budget: Arc::new(Semaphore::new(limits.request_bytes_in_flight.max(MAX_REQUEST_BYTES))),
+        response_budget: Arc::new(Semaphore::new(limits.response_bytes_in_flight.max(RESPONSE_FRAME_BYTES))),
+    };
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(handle)
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(Services { streams, firehose, verifiers })
+        .with_state(gateway)
 }
 
-/// Prometheus scrape endpoint: the CloudWatch-style per-stream metrics.
-async fn metrics(State(services): State<Services>) -> Response {
-    let mut text = services.streams.metrics_text();
-    text.push_str(&services.firehose.metrics_text());
+/// Prometheus scrape endpoint: every service's metrics.
+async fn metrics(State(gateway): State<Gateway>) -> Response {
+    let text: String = gateway.services.iter().map(|service| service.metrics_text()).collect();
     let mut response = text.into_response();
     response
         .headers_mut()
@@ -61,7 +79,89 @@ async fn metrics(State(services): State<Services>) -> Response {
     response
 }
 
-fn respond(status: u16, codec: Codec, body: Vec<u8>) -> Response {
+impl Gateway {
+    /// The service a request is for, and the operation it names.
+    fn route<'r>(&self, target: Option<&'r str>, path: &'r str) -> Option<(&Arc<dyn Service>, &'r str)> {
+        let (prefix, operation) = target.and_then(|target| target.split_once('.')).unwrap_or(("", ""));
+        self.services.iter().find_map(|service| match service.route() {
+            Route::Target(name) if name == prefix => Some((service, operation)),
+            Route::PathPrefix(start) if target.is_none() && path.starts_with(start) => Some((service, path)),
+            _ => None,
+        })
+    }
+
+    /// Reads the body within the time limit, taking its bytes from the request budget as they
+    /// arrive; the permit is held until the request is answered.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<(Bytes, OwnedSemaphorePermit), AwsError> {
+        let too_large = || {
+            AwsError::new(ErrorCode::RequestEntityTooLarge, format!("Request body exceeds {MAX_REQUEST_BYTES} bytes."))
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
+            return Err(too_large());
+        }
+        let deadline = Instant::now() + self.limits.body_timeout;
+        let mut permit = self.reserve(&self.request_budget, 0, deadline).await?;
+        let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        let mut body = body;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => return Err(AwsError::new(ErrorCode::RequestTimeout, "Request body not received in time.")),
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
+                    return Err(AwsError::new(ErrorCode::Serialization, format!("Request body unreadable: {error}")))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            if buffer.len() + data.len() > MAX_REQUEST_BYTES {
+                return Err(too_large());
+            }
+            permit.merge(self.reserve(&self.request_budget, data.len(), deadline).await?);
+            buffer.extend_from_slice(&data);
+        }
+        Ok((buffer.freeze(), permit))
+    }
+
+    /// `bytes` of a budget, waiting until `deadline`: past it the server is overloaded, which
+    /// clients retry (503).
+    async fn reserve(
+        &self,
+        budget: &Arc<Semaphore>,
+        bytes: usize,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, AwsError> {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        match tokio::time::timeout_at(deadline, Arc::clone(budget).acquire_many_owned(bytes)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(AwsError::new(ErrorCode::ServiceUnavailable, "Server busy: too many bytes in flight. Retry.")),
+        }
+    }
+
+    /// A response body: small ones whole; larger ones in frames, holding their share of the
+    /// response budget until written or dropped (a client that never reads cannot pin more).
+    async fn body(&self, body: Vec<u8>) -> Result<Body, AwsError> {
+        if body.len() <= RESPONSE_FRAME_BYTES {
+            return Ok(Body::from(body));
+        }
+        let deadline = Instant::now() + self.limits.body_timeout;
+        let share = body.len().min(self.limits.response_bytes_in_flight);
+        let permit = self.reserve(&self.response_budget, share, deadline).await?;
+        let frames = futures_util::stream::unfold((Bytes::from(body), permit), |(mut rest, permit)| async move {
+            if rest.is_empty() {
+                return None;
+            }
+            let frame = rest.split_to(rest.len().min(RESPONSE_FRAME_BYTES));
+            Some((Ok::<Bytes, std::convert::Infallible>(frame), (rest, permit)))
+        });
+        Ok(Body::from_stream(frames))
+    }
+}
+
+fn respond(status: u16, codec: Codec, body: Body) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = (status, body).into_response();
@@ -79,7 +179,7 @@ fn event_stream_response(events: tokio::sync::mpsc::Receiver<Bytes>) -> Response
     let stream = futures_util::stream::unfold(events, |mut events| async move {
         events.recv().await.map(|message| (Ok::<Bytes, std::convert::Infallible>(message), events))
     });
-    let mut response = Response::new(axum::body::Body::from_stream(stream));
+    let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(event_stream::CONTENT_TYPE));
     response
 }
@@ -88,78 +188,71 @@ fn error_response(codec: Codec, error: &AwsError) -> Response {
     if error.status() >= 500 {
         tracing::warn!(%error, "request failed");
     }
-    respond(error.status(), codec, error.to_body(codec))
+    respond(error.status(), codec, Body::from(error.to_body(codec)))
 }
 
-async fn handle(
-    State(services): State<Services>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(codec) = header_text("content-type").and_then(Codec::from_content_type) else {
         return error_response(Codec::Json, &AwsError::bare(ErrorCode::UnknownOperation));
     };
-    let (service, operation) = header_text("x-amz-target").and_then(|t| t.split_once('.')).unwrap_or(("", ""));
-    let service = match service {
-        tideline_streams::TARGET_PREFIX => Service::Kinesis,
-        tideline_firehose::TARGET_PREFIX => Service::Firehose,
-        _ => return error_response(codec, &AwsError::bare(ErrorCode::UnknownOperation)),
+    let Some((service, operation)) = gateway.route(header_text("x-amz-target"), parts.uri.path()) else {
+        return error_response(codec, &AwsError::bare(ErrorCode::UnknownOperation));
     };
     let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
-    let authorization = match auth::check_complete(header_text("authorization"), uri.query(), has_date) {
+    let authorization = match auth::check_complete(header_text("authorization"), parts.uri.query(), has_date) {
         Ok(authorization) => authorization,
+        Err(error) => return error_response(codec, &error),
+    };
+    let verifier = gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name()));
+    // Whatever the headers alone can refuse is refused before the body is read, so that clients
+    // without credentials cannot make the server hold bodies.
+    if let Some(verifier) = verifier {
+        let pairs = header_pairs(&parts.uri, headers);
+        let received = received(&parts.method, &parts.uri, &pairs, &[]);
+        if let Err(error) = verifier.check_headers(authorization.as_ref(), &received, SystemTime::now()) {
+            tracing::debug!(%error, operation, "signature refused");
+            return error_response(codec, &error);
+        }
+    }
+    let (body, _body_permit) = match gateway.read_body(headers, body).await {
+        Ok(read) => read,
         Err(error) => return error_response(codec, &error),
     };
     // Verified before dispatch, so that a refused request changes nothing; the verified caller is
     // what resource policies apply to.
-    let verifier = services.verifiers.as_ref().map(|verifiers| match service {
-        Service::Kinesis => &verifiers.kinesis,
-        Service::Firehose => &verifiers.firehose,
-    });
-    let principal = match verifier {
-        Some(verifier) => match verify(verifier, authorization.as_ref(), &method, &uri, &headers, &body) {
-            Ok(principal) => Some(principal),
-            Err(error) => {
-                tracing::debug!(%error, operation, "signature refused");
-                return error_response(codec, &error);
+    let caller = match verifier {
+        Some(verifier) => {
+            let pairs = header_pairs(&parts.uri, headers);
+            let received = received(&parts.method, &parts.uri, &pairs, &body);
+            match verifier.verify(authorization.as_ref(), &received, SystemTime::now()) {
+                Ok(principal) => {
+                    tracing::debug!(access_key_id = %principal.access_key_id, operation, "signature verified");
+                    Some(Caller { access_key_id: principal.access_key_id })
+                }
+                Err(error) => {
+                    tracing::debug!(%error, operation, "signature refused");
+                    return error_response(codec, &error);
+                }
             }
-        },
+        }
         None => None,
     };
-    let caller = principal.map(|principal| {
-        tracing::debug!(access_key_id = %principal.access_key_id, operation, "signature verified");
-        Caller { access_key_id: principal.access_key_id }
-    });
-    if service == Service::Firehose {
-        return match services.firehose.handle(operation, codec, &body).await {
+    let call = Call { operation, codec, body: &body, caller: caller.as_ref() };
+    match service.handle(call).await {
+        Ok(Reply::Body(body)) => match gateway.body(body).await {
             Ok(body) => respond(200, codec, body),
             Err(error) => error_response(codec, &error),
-        };
-    }
-    if operation == "SubscribeToShard" {
-        return match services.streams.subscribe_to_shard(caller.as_ref(), codec, &body).await {
-            Ok(events) => event_stream_response(events),
-            Err(error) => error_response(codec, &error),
-        };
-    }
-    match services.streams.handle(caller.as_ref(), operation, codec, &body).await {
-        Ok(body) => respond(200, codec, body),
+        },
+        Ok(Reply::Events(events)) => event_stream_response(events),
         Err(error) => error_response(codec, &error),
     }
 }
 
-/// Hands the request, as received, to the SigV4 verifier.
-fn verify(
-    verifier: &Verifier,
-    authorization: Option<&auth::SigV4Header<'_>>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Principal, AwsError> {
+/// Every header as text, as the SigV4 verifier takes them.
+fn header_pairs<'h>(uri: &'h Uri, headers: &'h HeaderMap) -> Vec<(&'h str, &'h str)> {
     // A value that is not visible ASCII cannot have been signed as text; leaving it out makes a
     // request that signed it fail as a mismatch.
     let mut pairs: Vec<(&str, &str)> =
@@ -170,11 +263,19 @@ fn verify(
             pairs.push(("host", authority.as_str()));
         }
     }
-    let request = ReceivedRequest {
+    pairs
+}
+
+fn received<'r>(
+    method: &'r Method,
+    uri: &'r Uri,
+    headers: &'r [(&'r str, &'r str)],
+    body: &'r [u8],
+) -> ReceivedRequest<'r> {
+    ReceivedRequest {
         method: method.as_str(),
         path_and_query: uri.path_and_query().map_or("/", |target| target.as_str()),
-        headers: &pairs,
+        headers,
         body,
-    };
-    verifier.verify(authorization, &request, SystemTime::now())
+    }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use tideline_firehose::FirehoseService;
+use tideline_proto::Service;
 use tideline_storage::Storage;
 use tideline_streams::StreamsService;
 
@@ -75,7 +76,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(streams, Arc::clone(&firehose), verifier))
+    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>];
+    axum::serve(listener, http::router(services, verifier, args.http_limits()))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     firehose.shutdown().await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tideline_proto::Codec;
+use tideline_proto::{Call, Codec, Reply, Service};
 use tideline_storage::{Storage, StorageConfig};
 use tideline_streams::{StreamsConfig, StreamsService};
 use tokio::runtime::Runtime;
@@ -28,8 +28,10 @@ fn runtime() -> Runtime {
 }
 
 fn call(runtime: &Runtime, service: &StreamsService, operation: &str, body: &[u8]) -> Vec<u8> {
-    match runtime.block_on(service.handle(None, operation, Codec::Json, body)) {
-        Ok(response) => response,
+    let call = Call { operation, codec: Codec::Json, body, caller: None };
+    match runtime.block_on(service.handle(call)) {
+        Ok(Reply::Body(response)) => response,
+        Ok(Reply::Events(_)) => panic!("{operation}: an event stream"),
         Err(error) => panic!("{operation}: {error:?}"),
     }
 }

@@ -1,8 +1,9 @@
 //! Amazon Kinesis Data Streams semantics for Tideline.
 //!
 //! Owns: streams and their shard trees, partition-key routing over the 128-bit hash key space,
-//! sequence numbers, shard iterator tokens, resharding, and one handler per Data Streams API
-//! operation (typed request/response structs with their validation). Records and metadata are kept
+//! sequence numbers, shard iterator tokens, resharding, one handler per Data Streams API operation
+//! (typed request/response structs with their validation, in one operation table), and the typed
+//! in-process API other services read streams with ([`StreamsService::open_reader`]). Records and metadata are kept
 //! by `tideline-storage`; bodies are decoded and errors shaped by `tideline-proto`. Does not own:
 //! HTTP serving or configuration parsing (the `tideline` binary).
 
@@ -15,11 +16,13 @@ mod metrics;
 mod model;
 mod ops;
 mod policy;
+mod reader;
 mod resharding;
 mod rules;
 mod sequence;
 mod service;
 
+pub use reader::{Batch, Position, Record, ShardInfo, ShardReader, StreamInfo};
 pub use service::{Caller, StreamsConfig, StreamsService};
 
 /// The `X-Amz-Target` prefix of the Data Streams API.

@@ -63,8 +63,9 @@ pub struct ShardLimits {
 }
 
 impl ShardLimits {
-    fn with<T>(&self, shard: ShardKey, f: impl FnOnce(&mut ShardBuckets) -> T) -> T {
-        let now = Instant::now();
+    /// Runs `f` on the shard's buckets refilled up to `now` (a parameter, so tests are not at the
+    /// mercy of the machine's speed).
+    fn with<T>(&self, shard: ShardKey, now: Instant, f: impl FnOnce(&mut ShardBuckets) -> T) -> T {
         let mut shards = self.shards.lock();
         let buckets = shards.entry(shard).or_insert_with(|| ShardBuckets::new(now));
         buckets.refill(now);
@@ -74,7 +75,11 @@ impl ShardLimits {
     /// Takes capacity for one record of `bytes` (data and partition key); false if the shard's
     /// write limit is reached, in which case nothing is taken.
     pub fn admit_write(&self, shard: ShardKey, bytes: usize) -> bool {
-        self.with(shard, |b| {
+        self.admit_write_at(shard, bytes, Instant::now())
+    }
+
+    fn admit_write_at(&self, shard: ShardKey, bytes: usize, now: Instant) -> bool {
+        self.with(shard, now, |b| {
             let bytes = bytes as f64;
             if b.write_records.tokens < 1.0 || b.write_bytes.tokens < bytes {
                 return false;
@@ -87,7 +92,11 @@ impl ShardLimits {
 
     /// Takes one read call; false if the shard's call rate or byte budget is exhausted.
     pub fn admit_read(&self, shard: ShardKey) -> bool {
-        self.with(shard, |b| {
+        self.admit_read_at(shard, Instant::now())
+    }
+
+    fn admit_read_at(&self, shard: ShardKey, now: Instant) -> bool {
+        self.with(shard, now, |b| {
             if b.read_calls.tokens < 1.0 || b.read_bytes.tokens <= 0.0 {
                 return false;
             }
@@ -98,7 +107,7 @@ impl ShardLimits {
 
     /// Charges the bytes a read returned (possibly overdrawing the budget).
     pub fn charge_read(&self, shard: ShardKey, bytes: usize) {
-        self.with(shard, |b| b.read_bytes.tokens -= bytes as f64);
+        self.with(shard, Instant::now(), |b| b.read_bytes.tokens -= bytes as f64);
     }
 
     pub fn forget_stream(&self, stream_id: u64) {
@@ -115,18 +124,22 @@ mod tests {
     #[test]
     fn writes_are_limited_by_records_and_bytes() {
         let limits = ShardLimits::default();
-        assert_eq!((0..1200).filter(|_| limits.admit_write(SHARD, 10)).count(), 1000);
+        let now = Instant::now();
+        assert_eq!((0..1200).filter(|_| limits.admit_write_at(SHARD, 10, now)).count(), 1000);
         let other = ShardKey { shard_index: 1, ..SHARD };
-        assert!(limits.admit_write(other, 1024 * 1024));
-        assert!(!limits.admit_write(other, 1));
+        assert!(limits.admit_write_at(other, 1024 * 1024, now));
+        assert!(!limits.admit_write_at(other, 1, now));
+        let later = now + std::time::Duration::from_millis(100);
+        assert_eq!((0..200).filter(|_| limits.admit_write_at(SHARD, 10, later)).count(), 100, "refilled 1,000/s");
     }
 
     #[test]
     fn reads_are_limited_by_calls_and_overdrawn_bytes() {
         let limits = ShardLimits::default();
-        assert_eq!((0..8).filter(|_| limits.admit_read(SHARD)).count(), 5);
+        let now = Instant::now();
+        assert_eq!((0..8).filter(|_| limits.admit_read_at(SHARD, now)).count(), 5);
         let other = ShardKey { shard_index: 1, ..SHARD };
-        assert!(limits.admit_read(other));
+        assert!(limits.admit_read_at(other, now));
         limits.charge_read(other, 10 * 1024 * 1024);
         assert!(!limits.admit_read(other), "an overdrawn byte budget blocks reads");
     }

@@ -2,11 +2,12 @@
 //! an operation name to its handler.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
-use tideline_proto::{AwsError, Codec};
+pub use tideline_proto::Caller;
+use tideline_proto::{AwsError, BoxFuture, Call, Reply, Route, Service};
 use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tokio::sync::watch;
 
@@ -50,12 +51,6 @@ impl Default for StreamsConfig {
             retention_hour: Duration::from_secs(3600),
         }
     }
-}
-
-/// Who makes a request, when `--auth` verified it: resource policies are applied to callers.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub access_key_id: String,
 }
 
 /// A stream's current metadata plus what is derived from it for the hot path.
@@ -120,6 +115,8 @@ impl Change {
 }
 
 pub struct StreamsService {
+    /// The service itself, for tasks that outlive a request (SubscribeToShard's pusher).
+    me: Weak<StreamsService>,
     pub(crate) config: StreamsConfig,
     pub(crate) storage: Arc<Storage>,
     pub(crate) streams: Arc<RwLock<BTreeMap<String, Arc<StreamEntry>>>>,
@@ -203,7 +200,8 @@ impl StreamsService {
         let metrics = StreamMetrics::new();
         streams.keys().for_each(|name| metrics.register_stream(name));
         tracing::info!(streams = streams.len(), "data streams loaded");
-        let service = Arc::new(Self {
+        let service = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             storage,
             streams: Arc::new(RwLock::new(streams)),
             iterators: IteratorCodec::new(secret),
@@ -257,32 +255,10 @@ impl StreamsService {
         Ok(secret)
     }
 
-    /// Runs one operation: decodes the body in `codec`, calls the handler, encodes the response.
-    /// `caller` is the verified identity (with `--auth`), to which resource policies apply.
-    pub async fn handle(
-        &self,
-        caller: Option<&Caller>,
-        operation: &str,
-        codec: Codec,
-        body: &[u8],
-    ) -> Result<Vec<u8>, AwsError> {
-        ops::dispatch(self, caller, operation, codec, body).await
-    }
-
-    /// The per-stream metrics in the Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        self.metrics.render()
-    }
-
-    /// SubscribeToShard, whose response is a stream: yields the encoded event-stream messages
-    /// (`application/vnd.amazon.eventstream`) as they are produced.
-    pub async fn subscribe_to_shard(
-        self: &Arc<Self>,
-        caller: Option<&Caller>,
-        codec: Codec,
-        body: &[u8],
-    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, AwsError> {
-        ops::subscribe_to_shard(self, caller, codec, codec.decode(body)?).await
+    /// A strong handle on this service, for a task that outlives the request that starts it.
+    pub(crate) fn shared(&self) -> Arc<StreamsService> {
+        // `self` is borrowed from the one `Arc` that `open` made, so it is still alive.
+        self.me.upgrade().expect("a StreamsService is only reachable through its Arc")
     }
 
     /// Refuses a data-plane call that the stream's resource policy explicitly denies to the
@@ -457,5 +433,28 @@ impl StreamsService {
             }
         });
         Ok(())
+    }
+}
+
+/// The Data Streams API on Tideline's port.
+impl Service for StreamsService {
+    fn name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(crate::TARGET_PREFIX)
+    }
+
+    fn signing_name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
+        Box::pin(ops::OPERATIONS.dispatch(self, call))
+    }
+
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
     }
 }

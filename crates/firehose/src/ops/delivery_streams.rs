@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tideline_proto::{AwsError, Codec, ErrorCode, Pattern, Timestamp, Validator};
+use tideline_proto::{AwsError, ErrorCode, Pattern, Timestamp, Validator};
 
 use super::configuration::{self, DESTINATION_ID};
 use super::encryption::{encryption_of, validate_encryption, EncryptionInput};
@@ -89,9 +89,7 @@ fn stream_name_of(arn: &str) -> &str {
 
 /// The Kinesis stream must exist in this Tideline.
 async fn check_source(service: &FirehoseService, arn: &str) -> Result<(), AwsError> {
-    let body =
-        serde_json::to_vec(&json!({ "StreamARN": arn })).map_err(|error| AwsError::internal(error.to_string()))?;
-    match service.streams.handle(None, "DescribeStreamSummary", Codec::Json, &body).await {
+    match service.streams.stream_info(None, Some(arn)) {
         Ok(_) => Ok(()),
         Err(error) if error.code == ErrorCode::ResourceNotFound => Err(AwsError::invalid_argument(format!(
             "Kinesis stream {arn} does not exist or is not accessible: {}",

@@ -7,9 +7,9 @@ mod encryption;
 mod records;
 mod tags;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use tideline_proto::{AwsError, Codec, ErrorCode};
+use tideline_proto::Operations;
 
 use crate::service::FirehoseService;
 
@@ -17,32 +17,19 @@ use crate::service::FirehoseService;
 #[derive(serde::Serialize)]
 pub(crate) struct Empty {}
 
-pub(crate) async fn dispatch(
-    service: &Arc<FirehoseService>,
-    operation: &str,
-    codec: Codec,
-    body: &[u8],
-) -> Result<Vec<u8>, AwsError> {
-    macro_rules! run {
-        ($handler:path) => {{
-            let request = codec.decode(body)?;
-            let response = $handler(service, request).await?;
-            Ok(codec.encode(&response))
-        }};
-    }
-    match operation {
-        "CreateDeliveryStream" => run!(delivery_streams::create),
-        "DeleteDeliveryStream" => run!(delivery_streams::delete),
-        "DescribeDeliveryStream" => run!(delivery_streams::describe),
-        "ListDeliveryStreams" => run!(delivery_streams::list),
-        "UpdateDestination" => run!(delivery_streams::update_destination),
-        "PutRecord" => run!(records::put_record),
-        "PutRecordBatch" => run!(records::put_record_batch),
-        "TagDeliveryStream" => run!(tags::tag),
-        "UntagDeliveryStream" => run!(tags::untag),
-        "ListTagsForDeliveryStream" => run!(tags::list),
-        "StartDeliveryStreamEncryption" => run!(encryption::start),
-        "StopDeliveryStreamEncryption" => run!(encryption::stop),
-        _ => Err(AwsError::bare(ErrorCode::UnknownOperation)),
-    }
-}
+/// Every Firehose operation and its handler.
+pub(crate) static OPERATIONS: LazyLock<Operations<Arc<FirehoseService>>> = LazyLock::new(|| {
+    Operations::new()
+        .op("CreateDeliveryStream", delivery_streams::create)
+        .op("DeleteDeliveryStream", delivery_streams::delete)
+        .op("DescribeDeliveryStream", delivery_streams::describe)
+        .op("ListDeliveryStreams", delivery_streams::list)
+        .op("UpdateDestination", delivery_streams::update_destination)
+        .op("PutRecord", records::put_record)
+        .op("PutRecordBatch", records::put_record_batch)
+        .op("TagDeliveryStream", tags::tag)
+        .op("UntagDeliveryStream", tags::untag)
+        .op("ListTagsForDeliveryStream", tags::list)
+        .op("StartDeliveryStreamEncryption", encryption::start)
+        .op("StopDeliveryStreamEncryption", encryption::stop)
+});

@@ -1,6 +1,8 @@
 //! PutRecord and PutRecordBatch: records are durable in the delivery stream's buffer before the
 //! call returns; delivery happens later, by the stream's worker.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tideline_proto::{AwsError, Blob, Validator};
 use tideline_storage::{AppendBatch, AppendOutcome, NewRecord};
@@ -88,7 +90,10 @@ async fn accept(service: &FirehoseService, name: &str, data: Vec<bytes::Bytes>) 
     }
 }
 
-pub(crate) async fn put_record(service: &FirehoseService, input: PutRecordInput) -> Result<PutRecordOutput, AwsError> {
+pub(crate) async fn put_record(
+    service: &Arc<FirehoseService>,
+    input: PutRecordInput,
+) -> Result<PutRecordOutput, AwsError> {
     let mut v = Validator::new();
     validate_name(&mut v, input.delivery_stream_name.as_deref());
     if v.required("record", input.record.as_ref()) {
@@ -105,7 +110,7 @@ pub(crate) async fn put_record(service: &FirehoseService, input: PutRecordInput)
 }
 
 pub(crate) async fn put_record_batch(
-    service: &FirehoseService,
+    service: &Arc<FirehoseService>,
     input: PutRecordBatchInput,
 ) -> Result<PutRecordBatchOutput, AwsError> {
     let mut v = Validator::new();

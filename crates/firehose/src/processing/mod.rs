@@ -49,6 +49,17 @@ pub struct KinesisRecordMetadata {
     pub subsequence_number: u64,
 }
 
+impl KinesisRecordMetadata {
+    /// The buffered record's key: the buffer log keeps a key and the data, nothing else.
+    pub fn to_buffer_key(&self) -> Result<bytes::Bytes, serde_json::Error> {
+        serde_json::to_vec(self).map(bytes::Bytes::from)
+    }
+
+    pub fn from_buffer_key(key: &[u8]) -> Option<Self> {
+        serde_json::from_slice(key).ok()
+    }
+}
+
 /// A record that could not be processed or delivered, with why: it goes to the error output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedRecord {

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use tideline_proto::{AwsError, Blob, Codec, ErrorCode, Timestamp, Validator};
+use tideline_proto::{AwsError, Blob, Codec, EncodeResponse, ErrorCode, Timestamp, Validator};
 use tideline_storage::{ShardKey, StoredRecord};
 
 use super::shapes::{child_shards, ChildShard};
@@ -206,8 +206,8 @@ impl GetRecordsInput {
 
 /// A stored record on the wire, serialised straight from the bytes read off the log.
 pub struct RecordOut {
-    sequence_number: SequenceText,
-    record: StoredRecord,
+    pub(crate) sequence_number: SequenceText,
+    pub(crate) record: StoredRecord,
 }
 
 impl RecordOut {
@@ -279,18 +279,20 @@ struct AfterRecords<'a> {
     child_shards: &'a Option<Vec<ChildShard>>,
 }
 
-impl GetRecordsOutput {
+impl EncodeResponse for GetRecordsOutput {
     /// The response body. JSON is written directly, byte for byte what serde_json writes for
     /// this type (a test checks): serde_json scans every string for characters to escape, and
     /// for 10,000 records that scan (base64 data and sequence numbers, which never need it) was
     /// half the cost of a call.
-    pub fn encode(&self, codec: Codec) -> Vec<u8> {
+    fn encode(&self, codec: Codec) -> Vec<u8> {
         match codec {
             Codec::Json => self.to_json().unwrap_or_else(|_| codec.encode(self)),
             Codec::Cbor => codec.encode(self),
         }
     }
+}
 
+impl GetRecordsOutput {
     fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         let data: usize = self.records.iter().map(|r| r.record.data.len() + r.record.partition_key.len()).sum();
         // Each record: its base64 data and about 200 bytes of members.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use tideline_proto::{Arena, AwsError, Blob, Codec, ErrorCode, Optional, Validator};
+use tideline_proto::{Arena, AwsError, Blob, Codec, EncodeResponse, ErrorCode, Optional, Validator};
 use tideline_storage::{AppendBatch, AppendOutcome, NewRecord, ShardKey};
 
 use crate::hash::{hash_key_of, parse_hash_key};
@@ -480,6 +480,19 @@ pub struct PutRecordsOutput {
     encryption_type: &'static str,
 }
 
+impl EncodeResponse for PutRecordsOutput {
+    /// The response body. JSON is written directly, byte for byte what serde_json writes for
+    /// this type (a test checks): serde_json scans every string it writes for characters to
+    /// escape, and those scans were most of the cost of answering a call of 500 records. The
+    /// numbers and shard ids are ASCII digits that never need escaping.
+    fn encode(&self, codec: Codec) -> Vec<u8> {
+        match codec {
+            Codec::Json => self.to_json(),
+            Codec::Cbor => codec.encode(self),
+        }
+    }
+}
+
 impl PutRecordsOutput {
     fn entry<'a>(&self, record: &'a ResultRecord) -> PutRecordsResultEntry<'a> {
         match record {
@@ -495,17 +508,6 @@ impl PutRecordsOutput {
                 error_code: Some(THROTTLED),
                 error_message: Some(message),
             },
-        }
-    }
-
-    /// The response body. JSON is written directly, byte for byte what serde_json writes for
-    /// this type (a test checks): serde_json scans every string it writes for characters to
-    /// escape, and those scans were most of the cost of answering a call of 500 records. The
-    /// numbers and shard ids are ASCII digits that never need escaping.
-    pub fn encode(&self, codec: Codec) -> Vec<u8> {
-        match codec {
-            Codec::Json => self.to_json(),
-            Codec::Cbor => codec.encode(self),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tideline_proto::{event_stream, AwsError, Codec, Timestamp, Validator};
+use tideline_proto::{event_stream, AwsError, Codec, EventSource, Timestamp, Validator};
 use tideline_storage::ShardKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -80,13 +80,29 @@ struct SubscribeToShardEvent {
     child_shards: Option<Vec<ChildShard>>,
 }
 
-/// Starts a subscription; the receiver yields the encoded event-stream messages.
+/// A subscription accepted and leased, whose events start flowing when it is opened.
+pub struct Subscription {
+    service: Arc<StreamsService>,
+    entry: Arc<StreamEntry>,
+    shard_index: u32,
+    start: u64,
+}
+
+impl EventSource for Subscription {
+    fn open(self, codec: Codec) -> mpsc::Receiver<Bytes> {
+        let (events, receiver) = mpsc::channel(4);
+        let _ = events.try_send(event_stream::event(codec, "initial-response", &Empty {}));
+        tokio::spawn(push_events(self.service, self.entry, codec, self.shard_index, self.start, events));
+        receiver
+    }
+}
+
+/// Accepts a subscription: checks the consumer, the shard and the five-second rule.
 pub async fn subscribe_to_shard(
-    service: &Arc<StreamsService>,
+    service: &StreamsService,
     caller: Option<&Caller>,
-    codec: Codec,
     input: SubscribeToShardInput,
-) -> Result<mpsc::Receiver<Bytes>, AwsError> {
+) -> Result<Subscription, AwsError> {
     input.validate()?;
     let arn = input.consumer_arn.unwrap_or_default();
     let (entry, consumer) = find_consumer(service, Some(&arn), None, None)?;
@@ -126,10 +142,7 @@ pub async fn subscribe_to_shard(
         }
         *lease = now;
     }
-    let (events, receiver) = mpsc::channel(4);
-    let _ = events.try_send(event_stream::event(codec, "initial-response", &Empty {}));
-    tokio::spawn(push_events(Arc::clone(service), entry, codec, shard_index, start, events));
-    Ok(receiver)
+    Ok(Subscription { service: service.shared(), entry, shard_index, start })
 }
 
 async fn push_events(
