@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 import botocore.exceptions
+import cbor2
 import pytest
+from botocore.eventstream import EventStreamBuffer
 
 import support
 from support import assert_client_error, create_stream, shard_id, unique_name
@@ -185,3 +187,29 @@ def test_register_stream_consumer_keeps_its_tags(kinesis):
     gone = f"{support.stream_arn(name)}/consumer/nobody:1700000000"
     with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
         kinesis.list_tags_for_resource(ResourceARN=gone)
+
+
+def test_end_of_a_closed_shard_over_cbor_has_a_null_continuation_sequence_number(kinesis):
+    """The KCL speaks CBOR (the Java SDK): the last event of a closed shard carries the
+    ContinuationSequenceNumber key with a CBOR null, next to ChildShards."""
+    name = unique_name("closed-continuation-cbor")
+    create_stream(kinesis, name)
+    arn = register(kinesis, name, "kcl")["ConsumerARN"]
+    kinesis.put_record(StreamName=name, Data=b"parent", PartitionKey="k")
+    kinesis.split_shard(StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    support.wait_status(kinesis, name)
+
+    body = cbor2.dumps({"ConsumerARN": arn, "ShardId": shard_id(0), "StartingPosition": {"Type": "TRIM_HORIZON"}})
+    # The subscription of a closed shard ends after its last event, so the whole body arrives.
+    response = support.signed_request(kinesis.meta.endpoint_url, support.TARGET_PREFIX + "SubscribeToShard", body,
+                                      support.AMZ_CBOR)
+    assert response.status_code == 200, response.content
+    frames = EventStreamBuffer()
+    frames.add_data(response.content)
+    events = [support.decode_cbor(frame.payload) for frame in frames
+              if frame.headers.get(":event-type") == "SubscribeToShardEvent"]
+    assert [r["Data"] for event in events for r in event["Records"]] == [b"parent"]
+    last = events[-1]
+    assert sorted(child["ShardId"] for child in last["ChildShards"]) == [shard_id(1), shard_id(2)]
+    assert "ContinuationSequenceNumber" in last and last["ContinuationSequenceNumber"] is None, last
+    assert all(isinstance(e["ContinuationSequenceNumber"], str) for e in events[:-1])
