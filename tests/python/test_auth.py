@@ -486,3 +486,31 @@ def test_resource_policy_explicit_deny_is_enforced_for_the_denied_caller(auth_se
 
     admin.delete_resource_policy(ResourceARN=support.stream_arn(name))
     other.put_record(StreamName=name, Data=b"allowed again", PartitionKey="k")
+
+
+@pytest.mark.parametrize("denial", [
+    # Everything but GetRecords, for the other user.
+    {"Principal": {"AWS": f"arn:aws:iam::000000000000:user/{OTHER_KEY}"}, "NotAction": "kinesis:GetRecords",
+     "Resource": "*"},
+    # Every stream but another one, for the other user.
+    {"Principal": {"AWS": f"arn:aws:iam::000000000000:user/{OTHER_KEY}"}, "Action": "kinesis:PutRecord",
+     "NotResource": support.stream_arn("some-other-stream")},
+    # Everyone but the admin (named with its account, as AWS requires for NotPrincipal).
+    {"NotPrincipal": {"AWS": [f"arn:aws:iam::000000000000:user/{ACCESS_KEY}", "arn:aws:iam::000000000000:root"]},
+     "Action": "kinesis:PutRecord", "Resource": "*"},
+], ids=["NotAction", "NotResource", "NotPrincipal"])
+def test_resource_policy_deny_with_not_elements_is_enforced(auth_server, denial):
+    """Deny statements written with NotAction, NotResource or NotPrincipal deny what they do not
+    list: the other user's PutRecord is refused and writes nothing; the admin keeps access."""
+    admin = support.make_client(auth_server.endpoint)
+    other = support.make_client(auth_server.endpoint, access_key=OTHER_KEY, secret_key=OTHER_SECRET)
+    name = unique_name("not-policy")
+    create_stream(admin, name)
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", **denial}]}
+    admin.put_resource_policy(ResourceARN=support.stream_arn(name), Policy=json.dumps(policy))
+
+    with pytest.raises(other.exceptions.ClientError) as e:
+        other.put_record(StreamName=name, Data=b"denied", PartitionKey="k")
+    assert_client_error(e, "AccessDeniedException")
+    admin.put_record(StreamName=name, Data=b"admin", PartitionKey="k")
+    assert stored_data(admin, name) == [b"admin"]

@@ -340,6 +340,49 @@ def test_list_shards_next_token_with_stream_name(kinesis, unchecked, stream_name
     assert_client_error(e, "InvalidArgumentException", "NextToken and StreamName cannot be provided together.")
 
 
+def test_list_shards_next_token_with_exclusive_start_shard_id(kinesis, unchecked, stream_name):
+    create_stream(kinesis, stream_name, 3)
+    token = kinesis.list_shards(StreamName=stream_name, MaxResults=1)["NextToken"]
+    with pytest.raises(ClientError) as e:
+        unchecked.list_shards(NextToken=token, ExclusiveStartShardId=shard_id(0))
+    assert_client_error(e, "InvalidArgumentException", "NextToken and ExclusiveStartShardId cannot be provided together.")
+
+
+def test_update_shard_count_on_demand_stream(kinesis, unchecked, stream_name):
+    """UpdateShardCount "is only supported for the data streams with the provisioned capacity mode"."""
+    kinesis.create_stream(StreamName=stream_name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_status(kinesis, stream_name)
+    with pytest.raises(ClientError) as e:
+        unchecked.update_shard_count(StreamName=stream_name, TargetShardCount=5, ScalingType="UNIFORM_SCALING")
+    assert_client_error(e, "InvalidArgumentException")
+    assert "ON_DEMAND" in e.value.response["Error"]["Message"]
+    summary = kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]
+    assert summary["OpenShardCount"] == 4
+    assert summary["StreamStatus"] == "ACTIVE"
+
+
+TAG_CHARACTERS = "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."
+
+
+@pytest.mark.parametrize("tags", [{"tab\tkey": "v"}, {"key": "new\nline"}, {"bell\x07": ""}])
+def test_tags_with_control_characters(kinesis, unchecked, stream_name, tags):
+    """Tag keys and values are letters, digits, spaces (not tabs or other control characters) and
+    _ . : / = + - @, in every operation that takes tags."""
+    with pytest.raises(ClientError) as e:
+        unchecked.create_stream(StreamName=stream_name, ShardCount=1, Tags=tags)
+    assert_client_error(e, "InvalidArgumentException", TAG_CHARACTERS)
+    create_stream(kinesis, stream_name, 1)
+    with pytest.raises(ClientError) as e:
+        unchecked.add_tags_to_stream(StreamName=stream_name, Tags=tags)
+    assert_client_error(e, "InvalidArgumentException", TAG_CHARACTERS)
+    with pytest.raises(ClientError) as e:
+        unchecked.tag_resource(ResourceARN=stream_arn(stream_name), Tags=tags)
+    assert_client_error(e, "InvalidArgumentException", TAG_CHARACTERS)
+    assert kinesis.list_tags_for_stream(StreamName=stream_name)["Tags"] == []
+    # Letters of any script, digits, spaces and the allowed punctuation are fine.
+    kinesis.add_tags_to_stream(StreamName=stream_name, Tags={"Équipe données 1": "a_b.c:d/e=f+g-h@i j"})
+
+
 def test_split_shard_hash_key_outside_shard(kinesis, unchecked, stream_name):
     create_stream(kinesis, stream_name, 2)
     end = 2**127 - 1

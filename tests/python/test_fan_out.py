@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import time
 
+import botocore.exceptions
+import cbor2
 import pytest
+from botocore.eventstream import EventStreamBuffer
 
 import support
 from support import assert_client_error, create_stream, shard_id, unique_name
@@ -107,3 +110,106 @@ def test_subscribe_errors(kinesis):
     with pytest.raises(kinesis.exceptions.ResourceInUseException):
         kinesis.delete_stream(StreamName=name)
     kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+
+
+def test_deregistering_a_consumer_ends_its_subscription(kinesis):
+    """DeregisterStreamConsumer ends the consumer's running SubscribeToShard: the event stream
+    reports ResourceNotFoundException (what a new subscription would get) and pushes nothing
+    written afterwards."""
+    name = unique_name("deregister-subscribed")
+    create_stream(kinesis, name)
+    arn = register(kinesis, name, "leaving")["ConsumerARN"]
+    response = kinesis.subscribe_to_shard(ConsumerARN=arn, ShardId=shard_id(0), StartingPosition={"Type": "LATEST"})
+    stream = iter(response["EventStream"])
+    kinesis.put_record(StreamName=name, Data=b"before", PartitionKey="k")
+    received = []
+    while b"before" not in received:
+        received.extend(r["Data"] for r in next(stream)["SubscribeToShardEvent"]["Records"])
+
+    kinesis.deregister_stream_consumer(ConsumerARN=arn)
+    kinesis.put_record(StreamName=name, Data=b"after", PartitionKey="k")
+    # Heartbeats come every 5 s, so a subscription that outlived its consumer shows within 12 s.
+    deadline = time.monotonic() + 12
+    with pytest.raises(botocore.exceptions.EventStreamError) as e:
+        for event in stream:
+            received.extend(r["Data"] for r in event["SubscribeToShardEvent"]["Records"])
+            assert time.monotonic() < deadline, "the subscription outlived its deregistered consumer"
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert "Consumer leaving under stream" in e.value.response["Error"]["Message"]
+    assert b"after" not in received
+    response["EventStream"].close()
+
+
+def test_end_of_a_closed_shard_has_a_null_continuation_sequence_number(kinesis):
+    """The last event of a closed shard carries ChildShards and a null ContinuationSequenceNumber,
+    as AWS sends it (the KCL treats a shard as finished only when it is null)."""
+    name = unique_name("closed-continuation")
+    create_stream(kinesis, name)
+    arn = register(kinesis, name, "lineage")["ConsumerARN"]
+    kinesis.put_record(StreamName=name, Data=b"parent", PartitionKey="k")
+    kinesis.split_shard(StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    support.wait_status(kinesis, name)
+
+    records, last = events(kinesis, arn, shard_id(0), {"Type": "TRIM_HORIZON"}, want_records=10**6)
+    assert [r["Data"] for r in records] == [b"parent"]
+    assert sorted(child["ShardId"] for child in last["ChildShards"]) == [shard_id(1), shard_id(2)]
+    assert last.get("ContinuationSequenceNumber") is None, last
+
+
+def test_register_stream_consumer_keeps_its_tags(kinesis):
+    """RegisterStreamConsumer's Tags belong to the consumer: ListTagsForResource on its ARN returns
+    them, TagResource/UntagResource on its ARN change them, and the stream's own tags stay apart."""
+    name = unique_name("consumer-tags")
+    create_stream(kinesis, name)
+    consumer = kinesis.register_stream_consumer(
+        StreamARN=support.stream_arn(name), ConsumerName="tagged", Tags={"team": "data", "cost-center": "42"}
+    )["Consumer"]
+    arn = consumer["ConsumerARN"]
+
+    def tags(resource: str) -> dict:
+        return {t["Key"]: t["Value"] for t in kinesis.list_tags_for_resource(ResourceARN=resource)["Tags"]}
+
+    assert tags(arn) == {"team": "data", "cost-center": "42"}
+    assert tags(support.stream_arn(name)) == {}
+    kinesis.tag_resource(ResourceARN=arn, Tags={"env": "test"})
+    kinesis.untag_resource(ResourceARN=arn, TagKeys=["cost-center"])
+    assert tags(arn) == {"team": "data", "env": "test"}
+    assert tags(support.stream_arn(name)) == {}
+
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
+        kinesis.register_stream_consumer(StreamARN=support.stream_arn(name), ConsumerName="bad", Tags={"a\tb": "v"})
+    assert_client_error(e, "InvalidArgumentException")
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException):
+        kinesis.tag_resource(ResourceARN=arn, Tags={"ok": "tab\there"})
+    assert tags(arn) == {"team": "data", "env": "test"}
+    assert [c["ConsumerName"] for c in kinesis.list_stream_consumers(StreamARN=support.stream_arn(name))["Consumers"]] == ["tagged"]
+
+    gone = f"{support.stream_arn(name)}/consumer/nobody:1700000000"
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        kinesis.list_tags_for_resource(ResourceARN=gone)
+
+
+def test_end_of_a_closed_shard_over_cbor_has_a_null_continuation_sequence_number(kinesis):
+    """The KCL speaks CBOR (the Java SDK): the last event of a closed shard carries the
+    ContinuationSequenceNumber key with a CBOR null, next to ChildShards."""
+    name = unique_name("closed-continuation-cbor")
+    create_stream(kinesis, name)
+    arn = register(kinesis, name, "kcl")["ConsumerARN"]
+    kinesis.put_record(StreamName=name, Data=b"parent", PartitionKey="k")
+    kinesis.split_shard(StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    support.wait_status(kinesis, name)
+
+    body = cbor2.dumps({"ConsumerARN": arn, "ShardId": shard_id(0), "StartingPosition": {"Type": "TRIM_HORIZON"}})
+    # The subscription of a closed shard ends after its last event, so the whole body arrives.
+    response = support.signed_request(kinesis.meta.endpoint_url, support.TARGET_PREFIX + "SubscribeToShard", body,
+                                      support.AMZ_CBOR)
+    assert response.status_code == 200, response.content
+    frames = EventStreamBuffer()
+    frames.add_data(response.content)
+    events = [support.decode_cbor(frame.payload) for frame in frames
+              if frame.headers.get(":event-type") == "SubscribeToShardEvent"]
+    assert [r["Data"] for event in events for r in event["Records"]] == [b"parent"]
+    last = events[-1]
+    assert sorted(child["ShardId"] for child in last["ChildShards"]) == [shard_id(1), shard_id(2)]
+    assert "ContinuationSequenceNumber" in last and last["ContinuationSequenceNumber"] is None, last
+    assert all(isinstance(e["ContinuationSequenceNumber"], str) for e in events[:-1])

@@ -163,3 +163,26 @@ def test_resource_policy_on_missing_stream(kinesis, stream_name):
     with pytest.raises(ClientError) as e:
         kinesis.put_resource_policy(ResourceARN=stream_arn(stream_name), Policy="{}")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize("statement, unsupported", [
+    ({"Condition": {"Bool": {"aws:SecureTransport": "false"}}}, "Condition elements are not supported"),
+    ({"Resource": stream_arn("${aws:username}")}, "policy variables"),
+    ({"Unexpected": "x"}, "unknown element Unexpected"),
+    ({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::000000000000:root"}, "Principal": None},
+     "NotPrincipal can only be used"),
+])
+def test_resource_policy_that_cannot_be_evaluated_is_refused(kinesis, stream_name, statement, unsupported):
+    """A Deny that Tideline cannot evaluate must not be stored and silently ignored: the whole
+    policy is refused, saying what is unsupported, and the stored policy stays as it was."""
+    create_stream(kinesis, stream_name, 1)
+    arn = stream_arn(stream_name)
+    kept = json.dumps({"Version": "2012-10-17", "Statement": []})
+    kinesis.put_resource_policy(ResourceARN=arn, Policy=kept)
+    denial = {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kinesis:*", "Resource": arn, **statement}
+    denial = {key: value for key, value in denial.items() if value is not None}
+    with pytest.raises(ClientError) as e:
+        kinesis.put_resource_policy(ResourceARN=arn, Policy=json.dumps({"Version": "2012-10-17", "Statement": [denial]}))
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    assert unsupported in e.value.response["Error"]["Message"]
+    assert json.loads(kinesis.get_resource_policy(ResourceARN=arn)["Policy"]) == json.loads(kept)

@@ -164,8 +164,11 @@ async fn subscription_ends_with_child_shards_after_a_split() {
         .send()
         .await
         .unwrap();
-    let (_, _, children) = collect(&mut output, usize::MAX).await;
+    let (_, continuation, children) = collect(&mut output, usize::MAX).await;
     assert_eq!(children, vec![shard_id(1), shard_id(2)]);
+    // AWS sends a null ContinuationSequenceNumber at the end of a closed shard (the KCL's sign
+    // that the shard is finished); this SDK parses the event and reads the null as empty.
+    assert_eq!(continuation, "", "the last event of a closed shard has no continuation");
     let end = tokio::time::timeout(Duration::from_secs(10), output.event_stream.recv()).await.unwrap().unwrap();
     assert!(end.is_none(), "the event stream ends at the end of a closed shard");
 
@@ -174,4 +177,32 @@ async fn subscription_ends_with_child_shards_after_a_split() {
     let mut child_output = subscribe(client, &consumer, &child, ShardIteratorType::TrimHorizon).await;
     let (data, _, _) = collect(&mut child_output, 1).await;
     assert_eq!(data, vec![b"after-split".to_vec()]);
+}
+
+#[tokio::test]
+async fn deregistering_a_consumer_ends_its_subscription() {
+    let server = TestServer::in_memory();
+    let client = server.client();
+    let stream = unique_name("fanout-deregister");
+    create_stream(client, &stream, 1).await;
+    let consumer = register(client, &stream, "leaving").await;
+    let mut output = subscribe(client, &consumer, &shard_id(0), ShardIteratorType::Latest).await;
+    client.deregister_stream_consumer().consumer_arn(&consumer).send().await.unwrap();
+    put(client, &stream, "after", b"after-deregistration").await;
+
+    // Heartbeats come every 5 s: a subscription that outlived its consumer would keep sending them.
+    let ended = tokio::time::timeout(Duration::from_secs(12), async {
+        loop {
+            match output.event_stream.recv().await {
+                Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event))) => {
+                    assert!(event.records().is_empty(), "records pushed after deregistration: {event:?}")
+                }
+                Ok(other) => panic!("expected ResourceNotFoundException, the stream gave {other:?}"),
+                Err(error) => return service_error::<(), _, _>(Err(error)),
+            }
+        }
+    })
+    .await
+    .expect("the subscription ends after DeregisterStreamConsumer");
+    assert!(ended.is_resource_not_found_exception(), "{ended:?}");
 }

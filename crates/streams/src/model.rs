@@ -141,12 +141,20 @@ pub struct ConsumerMeta {
     pub name: String,
     pub created_ms: i64,
     pub status: ConsumerStatus,
+    /// Given at RegisterStreamConsumer or by TagResource on the consumer ARN.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl ConsumerMeta {
     /// `arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<creation epoch seconds>`.
     pub fn arn(&self, stream_arn: &str) -> String {
         format!("{stream_arn}/consumer/{}:{}", self.name, self.created_ms.div_euclid(1000))
+    }
+
+    /// Whether this is the consumer a consumer ARN names: same name, created in that second.
+    pub fn is(&self, name: &str, created_secs: i64) -> bool {
+        self.name == name && self.created_ms.div_euclid(1000) == created_secs
     }
 }
 

@@ -1,6 +1,7 @@
 //! Enhanced fan-out consumers: RegisterStreamConsumer, DeregisterStreamConsumer,
 //! DescribeStreamConsumer, ListStreamConsumers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,6 +9,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tideline_proto::{AwsError, Pattern, Timestamp, Validator};
 
+use super::tags::{check_tags, validate_tags};
 use super::Empty;
 use crate::model::{ConsumerMeta, ConsumerStatus, StreamMeta, StreamStatus};
 use crate::rules;
@@ -18,6 +20,8 @@ pub static CONSUMER_ARN: Pattern =
 
 /// AWS allows this many consumers per stream.
 const MAX_CONSUMERS: usize = 20;
+/// RegisterStreamConsumer takes "a set of up to 50 key-value pairs".
+const MAX_CONSUMER_TAGS: usize = 50;
 
 pub fn consumer_arn(v: &mut Validator, arn: Option<&str>) {
     v.string("consumerARN", arn, 1, 2048, Some(&CONSUMER_ARN));
@@ -50,6 +54,11 @@ fn consumer_shape(service: &StreamsService, meta: &StreamMeta, consumer: &Consum
     }
 }
 
+/// AWS's error for a consumer that is not (or no longer) registered.
+pub fn consumer_not_found(service: &StreamsService, stream: &str, name: &str) -> AwsError {
+    AwsError::not_found(format!("Consumer {name} under stream {stream} under account {} not found.", service.account()))
+}
+
 /// A consumer named by its ARN, or by stream ARN and consumer name, with its stream.
 pub fn find_consumer(
     service: &StreamsService,
@@ -70,12 +79,7 @@ pub fn find_consumer(
             ))
         }
     };
-    let not_found = || {
-        AwsError::not_found(format!(
-            "Consumer {name} under stream {stream} under account {} not found.",
-            service.account()
-        ))
-    };
+    let not_found = || consumer_not_found(service, &stream, name);
     let entry = service.entry(&stream).map_err(|_| not_found())?;
     let consumer = entry
         .state
@@ -113,6 +117,7 @@ pub struct RegisterStreamConsumerInput {
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     consumer_name: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Serialize)]
@@ -130,7 +135,10 @@ pub async fn register_stream_consumer(
     rules::stream_arn(&mut v, input.stream_arn.as_deref());
     v.required("consumerName", input.consumer_name.as_ref());
     v.string("consumerName", input.consumer_name.as_deref(), 1, 128, Some(&rules::NAME));
+    validate_tags(&mut v, input.tags.as_ref(), MAX_CONSUMER_TAGS);
     v.finish()?;
+    let tags = input.tags.unwrap_or_default();
+    check_tags(&tags)?;
     let (stream, entry) = service.target(None, input.stream_arn.as_deref())?;
     let name = input.consumer_name.unwrap_or_default();
     let _control = entry.control.lock().await;
@@ -151,7 +159,7 @@ pub async fn register_stream_consumer(
     }
     let delayed = !service.config.transition_delay.is_zero();
     let status = if delayed { ConsumerStatus::Creating } else { ConsumerStatus::Active };
-    let consumer = ConsumerMeta { name: name.clone(), created_ms: now_ms(), status };
+    let consumer = ConsumerMeta { name: name.clone(), created_ms: now_ms(), status, tags };
     meta.consumers.push(consumer.clone());
     let shape = consumer_shape(service, &meta, &consumer);
     service.commit_change(&entry, meta, StreamStatus::Active).await?;

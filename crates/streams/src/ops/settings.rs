@@ -7,8 +7,8 @@ use tideline_proto::{AwsError, Validator};
 
 use super::Empty;
 use crate::model::StreamStatus;
-use crate::rules;
 use crate::service::{Change, StreamEntry, StreamsService};
+use crate::{policy, rules};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -214,10 +214,9 @@ pub async fn put_resource_policy(service: &StreamsService, input: ResourcePolicy
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
     let policy = input.policy.unwrap_or_default();
-    if !serde_json::from_str::<serde_json::Value>(&policy).is_ok_and(|doc| doc.is_object()) {
-        return Err(AwsError::invalid_argument("Policy is not a valid JSON policy document."));
-    }
     let (name, entry) = policy_target(service, input.resource_arn.as_deref())?;
+    // Refused here, not ignored later: an element Tideline cannot evaluate could hide a Deny.
+    policy::parse(&policy)?;
     let mut change = Change::begin(name, entry).await;
     change.meta.policy = Some(policy);
     service.commit(change, StreamStatus::Active).await?;

@@ -10,7 +10,7 @@ use tideline_storage::ShardKey;
 
 use super::shapes::{self, Shard};
 use crate::hash::parse_hash_key;
-use crate::model::{shard_id, ShardMeta, StreamMeta, StreamStatus};
+use crate::model::{shard_id, ShardMeta, StreamMeta, StreamMode, StreamStatus};
 use crate::resharding::{scale_uniformly, shards_closed_by_scaling};
 use crate::rules;
 use crate::service::{now_ms, storage_failure, StreamsService};
@@ -129,6 +129,10 @@ pub async fn list_shards(service: &StreamsService, input: ListShardsInput) -> Re
     let (stream, after, filter) = match (&input.next_token, names_stream) {
         (Some(_), true) => {
             return Err(AwsError::invalid_argument("NextToken and StreamName cannot be provided together."))
+        }
+        // The token already says where the listing resumes.
+        (Some(_), false) if input.exclusive_start_shard_id.is_some() => {
+            return Err(AwsError::invalid_argument("NextToken and ExclusiveStartShardId cannot be provided together."))
         }
         (None, false) => return Err(AwsError::invalid_argument("Either NextToken or StreamName should be provided.")),
         (Some(token), false) => {
@@ -308,6 +312,15 @@ pub async fn update_shard_count(
     v.finish()?;
     let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
     let meta = &mut change.meta;
+    // AWS scales on-demand streams itself: "This API is only supported for the data streams with
+    // the provisioned capacity mode."
+    if meta.mode == StreamMode::OnDemand {
+        return Err(AwsError::invalid_argument(format!(
+            "UpdateShardCount is not supported for stream {} under account {} because it is in ON_DEMAND capacity mode.",
+            meta.name,
+            service.account()
+        )));
+    }
     let current = meta.open_shard_count();
     let target = input.target_shard_count.unwrap_or(1) as u32;
     if target > current * 2 {
@@ -341,7 +354,6 @@ pub async fn update_shard_count(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StreamMode;
 
     fn listed(meta: &StreamMeta, kind: &str, trim_horizon_ms: i64) -> Vec<u32> {
         let filter = ShardFilter { kind: Some(kind.into()), shard_id: None, timestamp: Some(Timestamp(0)) };

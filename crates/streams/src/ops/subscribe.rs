@@ -1,7 +1,9 @@
 //! SubscribeToShard: enhanced fan-out pushes a shard's records to a registered consumer as AWS
 //! event-stream messages — an `initial-response`, then `SubscribeToShardEvent`s — for up to five
 //! minutes. New records are pushed as soon as they are durable: the subscription waits on the
-//! storage's commit watch, not on a polling timer.
+//! storage's commit watch, not on a polling timer. A subscription ends early when its consumer is
+//! deregistered (ResourceNotFoundException, as a new subscription would get) and at the end of a
+//! closed shard (an event with `ChildShards` and a null `ContinuationSequenceNumber`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +15,11 @@ use tideline_storage::ShardKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::consumers::{consumer_arn, find_consumer};
+use super::consumers::{consumer_arn, consumer_not_found, find_consumer};
 use super::reading::{read_records, start_position, RecordOut};
 use super::shapes::{child_shards, ChildShard};
 use super::Empty;
-use crate::model::{shard_id, ConsumerStatus};
+use crate::model::{shard_id, ConsumerMeta, ConsumerStatus, StreamMeta};
 use crate::rules;
 use crate::sequence::SequenceNumber;
 use crate::service::{now_ms, Caller, StreamEntry, StreamsService};
@@ -74,7 +76,9 @@ impl SubscribeToShardInput {
 #[serde(rename_all = "PascalCase")]
 struct SubscribeToShardEvent {
     records: Vec<RecordOut>,
-    continuation_sequence_number: String,
+    /// Null at the end of a closed shard, as AWS sends it: the KCL takes a null, not the
+    /// presence of `ChildShards`, as the sign that the shard is finished.
+    continuation_sequence_number: Option<String>,
     millis_behind_latest: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     child_shards: Option<Vec<ChildShard>>,
@@ -84,6 +88,7 @@ struct SubscribeToShardEvent {
 pub struct Subscription {
     service: Arc<StreamsService>,
     entry: Arc<StreamEntry>,
+    consumer: ConsumerMeta,
     shard_index: u32,
     start: u64,
 }
@@ -92,7 +97,7 @@ impl EventSource for Subscription {
     fn open(self, codec: Codec) -> mpsc::Receiver<Bytes> {
         let (events, receiver) = mpsc::channel(4);
         let _ = events.try_send(event_stream::event(codec, "initial-response", &Empty {}));
-        tokio::spawn(push_events(self.service, self.entry, codec, self.shard_index, self.start, events));
+        tokio::spawn(push_events(self.service, self.entry, self.consumer, codec, self.shard_index, self.start, events));
         receiver
     }
 }
@@ -142,12 +147,21 @@ pub async fn subscribe_to_shard(
         }
         *lease = now;
     }
-    Ok(Subscription { service: service.shared(), entry, shard_index, start })
+    Ok(Subscription { service: service.shared(), entry, consumer, shard_index, start })
+}
+
+/// Whether the consumer a subscription was made for is still registered and ACTIVE: one
+/// deregistered (DELETING or gone), or re-registered under the same name, is another consumer.
+fn still_active(meta: &StreamMeta, consumer: &ConsumerMeta) -> bool {
+    meta.consumers
+        .iter()
+        .any(|c| c.name == consumer.name && c.created_ms == consumer.created_ms && c.status == ConsumerStatus::Active)
 }
 
 async fn push_events(
     service: Arc<StreamsService>,
     entry: Arc<StreamEntry>,
+    consumer: ConsumerMeta,
     codec: Codec,
     shard_index: u32,
     mut position: u64,
@@ -168,6 +182,11 @@ async fn push_events(
             let _ = events.send(event_stream::exception(codec, &gone)).await;
             return;
         };
+        if !still_active(&meta, &consumer) {
+            let gone = consumer_not_found(&service, &meta.name, &consumer.name);
+            let _ = events.send(event_stream::exception(codec, &gone)).await;
+            return;
+        }
         // Mark current values seen before reading, so a commit after the read still wakes us.
         committed.borrow_and_update();
         changed.borrow_and_update();
@@ -193,7 +212,8 @@ async fn push_events(
         if has_records || read.at_end || heartbeat_due {
             let event = SubscribeToShardEvent {
                 records: read.records,
-                continuation_sequence_number: SequenceNumber::at_position(stream_id, shard_index, position).encode(),
+                continuation_sequence_number: (!read.at_end)
+                    .then(|| SequenceNumber::at_position(stream_id, shard_index, position).encode()),
                 millis_behind_latest: read.millis_behind_latest,
                 child_shards: read.at_end.then(|| child_shards(&meta, shard_index)),
             };

@@ -1,26 +1,28 @@
 //! Tags, by stream name (AddTagsToStream, RemoveTagsFromStream, ListTagsForStream) and by
-//! resource ARN (TagResource, UntagResource, ListTagsForResource).
+//! resource ARN (TagResource, UntagResource, ListTagsForResource), where the ARN names a stream or
+//! one of its consumers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tideline_proto::{AwsError, Validator};
+use tideline_proto::{AwsError, Pattern, Validator};
 
+use super::consumers::parse_consumer_arn;
 use super::Empty;
-use crate::model::StreamStatus;
+use crate::model::{StreamMeta, StreamStatus};
 use crate::rules;
 use crate::service::{Change, StreamsService};
 
-/// AWS's per-stream tag limit.
+/// AWS's per-resource tag limit.
 const MAX_TAGS: usize = 50;
 
-fn valid_tag_text(text: &str) -> bool {
-    text.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_./=+-@:".contains(c))
-}
+/// AWS's tag character rule: letters, numbers and spaces representable in UTF-8, and
+/// `_ . : / = + - @`. `\p{Z}` holds the space separators, not control characters such as a tab.
+static TAG_TEXT: Pattern = Pattern::new(r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*");
 
 /// Character rules for tag keys and values, checked before anything is changed.
 pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
-    if tags.iter().all(|(key, value)| valid_tag_text(key) && valid_tag_text(value)) {
+    if tags.iter().all(|(key, value)| TAG_TEXT.is_match(key) && TAG_TEXT.is_match(value)) {
         Ok(())
     } else {
         Err(AwsError::invalid_argument(
@@ -29,14 +31,19 @@ pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), AwsError
     }
 }
 
-fn validate_tag_map(v: &mut Validator, tags: Option<&BTreeMap<String, String>>, max_entries: usize) {
-    v.required("tags", tags);
+/// Length rules of a tag map member, when present.
+pub(crate) fn validate_tags(v: &mut Validator, tags: Option<&BTreeMap<String, String>>, max_entries: usize) {
     let Some(tags) = tags else { return };
     v.length("tags", None, tags.len(), 1, max_entries);
     for (key, value) in tags {
         v.string("tags.key", Some(key), 1, 128, None);
         v.string("tags.value", Some(value), 0, 256, None);
     }
+}
+
+fn validate_tag_map(v: &mut Validator, tags: Option<&BTreeMap<String, String>>, max_entries: usize) {
+    v.required("tags", tags);
+    validate_tags(v, tags, max_entries);
 }
 
 fn validate_tag_keys(v: &mut Validator, keys: Option<&Vec<String>>, path: &str, max_entries: usize) {
@@ -48,30 +55,84 @@ fn validate_tag_keys(v: &mut Validator, keys: Option<&Vec<String>>, path: &str, 
     }
 }
 
+/// What carries the tags: the stream itself, or one of its consumers (named by a consumer ARN).
+enum Tagged<'a> {
+    Stream,
+    Consumer { arn: &'a str, name: &'a str, created_secs: i64 },
+}
+
+impl<'a> Tagged<'a> {
+    fn of_arn(arn: &'a str) -> Self {
+        match parse_consumer_arn(arn) {
+            Some((_, name, created_secs)) => Self::Consumer { arn, name, created_secs },
+            None => Self::Stream,
+        }
+    }
+
+    fn tags<'m>(&self, meta: &'m mut StreamMeta) -> Result<&'m mut BTreeMap<String, String>, AwsError> {
+        match *self {
+            Self::Stream => Ok(&mut meta.tags),
+            Self::Consumer { arn, name, created_secs } => meta
+                .consumers
+                .iter_mut()
+                .find(|c| c.is(name, created_secs))
+                .map(|c| &mut c.tags)
+                .ok_or_else(|| AwsError::not_found(format!("Resource {arn} not found."))),
+        }
+    }
+
+    fn describe(&self, stream: &str) -> String {
+        match self {
+            Self::Stream => format!("stream {stream}"),
+            Self::Consumer { name, .. } => format!("consumer {name} of stream {stream}"),
+        }
+    }
+}
+
+/// AWS's limit on the tags of one stream or consumer, counting those it has and those added.
+fn check_tag_count(
+    service: &StreamsService,
+    tagged: &Tagged,
+    stream: &str,
+    current: &BTreeMap<String, String>,
+    added: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    if current.keys().chain(added.keys()).collect::<BTreeSet<_>>().len() <= MAX_TAGS {
+        return Ok(());
+    }
+    let kind = if matches!(tagged, Tagged::Stream) { "stream" } else { "consumer" };
+    Err(AwsError::invalid_argument(format!(
+        "Failed to add tags to {} under account {} because a given {kind} cannot have more than {MAX_TAGS} tags associated with it.",
+        tagged.describe(stream),
+        service.account()
+    )))
+}
+
 async fn add_tags(
     service: &StreamsService,
     mut change: Change,
+    tagged: Tagged<'_>,
     tags: BTreeMap<String, String>,
 ) -> Result<Empty, AwsError> {
     check_tags(&tags)?;
     service.require_active(&change.meta)?;
-    let name = &change.name;
-    let total = change.meta.tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len();
-    if total > MAX_TAGS {
-        return Err(AwsError::invalid_argument(format!(
-            "Failed to add tags to stream {name} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
-            service.account()
-        )));
-    }
-    change.meta.tags.extend(tags);
+    let current = tagged.tags(&mut change.meta)?;
+    check_tag_count(service, &tagged, &change.name, current, &tags)?;
+    current.extend(tags);
     service.commit(change, StreamStatus::Active).await?;
     Ok(Empty {})
 }
 
-async fn remove_tags(service: &StreamsService, mut change: Change, keys: &[String]) -> Result<Empty, AwsError> {
+async fn remove_tags(
+    service: &StreamsService,
+    mut change: Change,
+    tagged: Tagged<'_>,
+    keys: &[String],
+) -> Result<Empty, AwsError> {
     service.require_active(&change.meta)?;
+    let current = tagged.tags(&mut change.meta)?;
     for key in keys {
-        change.meta.tags.remove(key);
+        current.remove(key);
     }
     service.commit(change, StreamStatus::Active).await?;
     Ok(Empty {})
@@ -103,7 +164,7 @@ pub async fn add_tags_to_stream(service: &StreamsService, input: AddTagsToStream
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
     let change = service.change(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
-    add_tags(service, change, input.tags.unwrap_or_default()).await
+    add_tags(service, change, Tagged::Stream, input.tags.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
@@ -124,7 +185,7 @@ pub async fn remove_tags_from_stream(
     rules::stream_target(&mut v, input.stream_name.as_deref(), input.stream_arn.as_deref());
     v.finish()?;
     let change = service.change(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
-    remove_tags(service, change, &input.tag_keys.unwrap_or_default()).await
+    remove_tags(service, change, Tagged::Stream, &input.tag_keys.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
@@ -175,8 +236,9 @@ pub async fn tag_resource(service: &StreamsService, input: TagResourceInput) -> 
     validate_tag_map(&mut v, input.tags.as_ref(), 200);
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
-    let (name, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
-    add_tags(service, Change::begin(name, entry).await, input.tags.unwrap_or_default()).await
+    let arn = input.resource_arn.as_deref().unwrap_or_default();
+    let (name, entry) = service.resource(arn)?;
+    add_tags(service, Change::begin(name, entry).await, Tagged::of_arn(arn), input.tags.unwrap_or_default()).await
 }
 
 #[derive(Deserialize)]
@@ -192,8 +254,10 @@ pub async fn untag_resource(service: &StreamsService, input: UntagResourceInput)
     validate_tag_keys(&mut v, input.tag_keys.as_ref(), "tagKeys", 50);
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
-    let (name, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
-    remove_tags(service, Change::begin(name, entry).await, &input.tag_keys.unwrap_or_default()).await
+    let arn = input.resource_arn.as_deref().unwrap_or_default();
+    let (name, entry) = service.resource(arn)?;
+    remove_tags(service, Change::begin(name, entry).await, Tagged::of_arn(arn), &input.tag_keys.unwrap_or_default())
+        .await
 }
 
 #[derive(Deserialize)]
@@ -216,7 +280,8 @@ pub async fn list_tags_for_resource(
     let mut v = Validator::new();
     rules::resource_arn(&mut v, input.resource_arn.as_deref());
     v.finish()?;
-    let (_, entry) = service.resource(input.resource_arn.as_deref().unwrap_or_default())?;
-    let meta = entry.meta();
-    Ok(ListTagsForResourceOutput { tags: tag_list(meta.tags.iter()) })
+    let arn = input.resource_arn.as_deref().unwrap_or_default();
+    let (_, entry) = service.resource(arn)?;
+    let mut meta = entry.meta();
+    Ok(ListTagsForResourceOutput { tags: tag_list(Tagged::of_arn(arn).tags(&mut meta)?.iter()) })
 }
