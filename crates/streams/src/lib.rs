@@ -21,6 +21,7 @@ mod resharding;
 mod rules;
 mod sequence;
 mod service;
+mod writer;
 
 pub use reader::{Batch, Position, Record, ShardInfo, ShardReader, StreamInfo};
 pub use service::{Caller, StreamsConfig, StreamsService};

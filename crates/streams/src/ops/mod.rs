@@ -3,13 +3,14 @@
 
 mod consumers;
 pub(crate) mod reading;
-mod records;
+pub(crate) mod records;
 mod settings;
-mod shapes;
+pub(crate) mod shapes;
 mod shards;
 mod streams;
 mod subscribe;
 mod tags;
+mod wire;
 
 use std::sync::LazyLock;
 

@@ -1,133 +1,18 @@
-//! Writing records: PutRecord and PutRecords, and the routing and durable append they share.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Writing records: PutRecord and PutRecords, their validation and results. They write through
+//! the crate's write path (`writer.rs`); PutRecords' hand-written wire format is in `wire/`.
 
 use bytes::Bytes;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::SerializeStruct;
-use serde::{Deserialize, Serialize, Serializer};
-use tideline_proto::{Arena, AwsError, Blob, Codec, EncodeResponse, ErrorCode, Optional, Validator};
-use tideline_storage::{AppendBatch, AppendOutcome, NewRecord, ShardKey};
+use serde::{Deserialize, Serialize};
+use tideline_proto::{AwsError, Blob, ErrorCode, Validator};
+use tideline_storage::NewRecord;
 
+use super::wire::put_records::{PutRecordsOutput, ResultRecord};
 use crate::hash::{hash_key_of, parse_hash_key};
 use crate::model::{shard_id, ShardIdText};
 use crate::rules;
 use crate::sequence::{SequenceNumber, SequenceText};
-use crate::service::{storage_failure, Caller, StreamEntry, StreamsService};
-
-/// What became of a record: where it landed, or which shard's write limit refused it.
-#[derive(Clone, Copy)]
-enum Placement {
-    Appended { shard_index: u32, record_index: u64 },
-    Throttled { shard_index: u32 },
-}
-
-/// Records written by one request, in request order, and the stream state they were written under.
-struct Written {
-    placements: Vec<Placement>,
-    stream_id: u64,
-    encrypted: bool,
-}
-
-/// How many times a write re-routes after racing a reshard that closed its shard.
-const MAX_REROUTES: usize = 5;
-
-/// Routes each record (by hash key) to the open shard owning it and appends them durably.
-/// With `--enforce-limits`, a record over its shard's write limit is refused (and not written).
-/// A shard can be closed by a concurrent reshard between routing and appending; storage then
-/// refuses the batch and hands its records back, and they are routed again once the new shard
-/// tree is installed.
-async fn append(
-    service: &StreamsService,
-    name: &str,
-    entry: &Arc<StreamEntry>,
-    records: Vec<(u128, NewRecord)>,
-) -> Result<Written, AwsError> {
-    let mut placements: Vec<Option<Placement>> = vec![None; records.len()];
-    let mut hashes = Vec::with_capacity(records.len());
-    // Records not placed yet, with their positions in the request, in request order.
-    let mut pending: Vec<(usize, NewRecord)> = Vec::with_capacity(records.len());
-    for (position, (hash, record)) in records.into_iter().enumerate() {
-        hashes.push(hash);
-        pending.push((position, record));
-    }
-    for attempt in 0..MAX_REROUTES {
-        let mut changed = entry.changed.subscribe();
-        // Route every pending record first, counting per shard, so that each shard's batch is
-        // allocated once at its final size (they used to grow record by record).
-        let mut routes: Vec<Option<usize>> = Vec::with_capacity(pending.len()); // batch, or throttled
-        let mut shards: Vec<(u32, usize)> = Vec::new(); // (shard index, records)
-        let (stream_id, encrypted) = {
-            let state = entry.state.read();
-            if !state.meta.status.accepts_data() {
-                return Err(service.stream_not_found(name));
-            }
-            let (stream_id, encrypted) = (state.meta.id, state.meta.encryption_key.is_some());
-            for (position, record) in &pending {
-                let Some(shard_index) = state.routing.shard_for(hashes[*position]) else {
-                    return Err(AwsError::internal("no open shard owns the hash key"));
-                };
-                // Only the first routing is charged: a record re-routed after a reshard was admitted.
-                if let (Some(limits), 0) = (&service.limits, attempt) {
-                    let size = record.data.len() + record.partition_key.len();
-                    if !limits.admit_write(ShardKey { stream_id, shard_index }, size) {
-                        placements[*position] = Some(Placement::Throttled { shard_index });
-                        routes.push(None);
-                        continue;
-                    }
-                }
-                let batch = match shards.iter().position(|&(shard, _)| shard == shard_index) {
-                    Some(batch) => batch,
-                    None => {
-                        shards.push((shard_index, 0));
-                        shards.len() - 1
-                    }
-                };
-                shards[batch].1 += 1;
-                routes.push(Some(batch));
-            }
-            (stream_id, encrypted)
-        };
-        let mut batches: Vec<(AppendBatch, Vec<usize>)> = shards
-            .iter()
-            .map(|&(shard_index, count)| {
-                let shard = ShardKey { stream_id, shard_index };
-                (AppendBatch { shard, records: Vec::with_capacity(count) }, Vec::with_capacity(count))
-            })
-            .collect();
-        // The records move into the batches (a throttled one is dropped: it is not written).
-        for ((position, record), route) in pending.drain(..).zip(routes) {
-            if let Some(batch) = route {
-                let (batch, positions) = &mut batches[batch];
-                batch.records.push(NewRecord { encrypted, ..record });
-                positions.push(position);
-            }
-        }
-        let (batches, positions): (Vec<AppendBatch>, Vec<Vec<usize>>) = batches.into_iter().unzip();
-        let shards: Vec<u32> = batches.iter().map(|batch| batch.shard.shard_index).collect();
-        let outcomes = service.storage.append(batches).await.map_err(storage_failure)?;
-        for ((outcome, positions), shard_index) in outcomes.into_iter().zip(positions).zip(shards) {
-            match outcome {
-                AppendOutcome::Appended { first_index, .. } => {
-                    for (offset, position) in positions.into_iter().enumerate() {
-                        placements[position] =
-                            Some(Placement::Appended { shard_index, record_index: first_index + offset as u64 });
-                    }
-                }
-                AppendOutcome::ShardSealed(records) => pending.extend(positions.into_iter().zip(records)),
-            }
-        }
-        if pending.is_empty() {
-            let placements = placements.into_iter().flatten().collect();
-            return Ok(Written { placements, stream_id, encrypted });
-        }
-        pending.sort_unstable_by_key(|(position, _)| *position);
-        // Wait for the reshard that sealed the shard to install the new tree.
-        let _ = tokio::time::timeout(Duration::from_secs(2), changed.changed()).await;
-    }
-    Err(AwsError::internal("records could not be routed to an open shard"))
-}
+use crate::service::{Caller, StreamsService};
+use crate::writer::{append, Placement};
 
 fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsError> {
     match explicit {
@@ -245,15 +130,15 @@ fn rate_exceeded(service: &StreamsService, stream: &str, shard_index: u32) -> St
 /// One record of a PutRecords call. `data` and `partition_key` (UTF-8) are slices of the one
 /// buffer the whole request's records were decoded into.
 pub struct PutRecordsEntry {
-    data: Option<Bytes>,
-    partition_key: Option<Bytes>,
-    explicit_hash_key: Option<String>,
+    pub(crate) data: Option<Bytes>,
+    pub(crate) partition_key: Option<Bytes>,
+    pub(crate) explicit_hash_key: Option<String>,
 }
 
 pub struct PutRecordsInput {
-    stream_name: Option<String>,
-    stream_arn: Option<String>,
-    records: Option<Vec<PutRecordsEntry>>,
+    pub(crate) stream_name: Option<String>,
+    pub(crate) stream_arn: Option<String>,
+    pub(crate) records: Option<Vec<PutRecordsEntry>>,
 }
 
 impl PutRecordsEntry {
@@ -307,261 +192,6 @@ impl PutRecordsInput {
         }
         rules::stream_target(&mut v, self.stream_name.as_deref(), self.stream_arn.as_deref());
         v.finish()
-    }
-}
-
-/// Which of `names` a member name is (`None`: a member this operation does not have).
-struct MemberName(&'static [&'static str]);
-
-impl<'de> DeserializeSeed<'de> for MemberName {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_identifier(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MemberName {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("field identifier")
-    }
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|known| *known == name))
-    }
-    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|known| known.as_bytes() == name))
-    }
-}
-
-/// Reads an object's members as serde's derive does: `read` gets the index in `names` of each
-/// known member (to read its value), unknown members are skipped, and a member given twice is
-/// refused.
-fn read_members<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    names: &'static [&'static str],
-    mut read: impl FnMut(&mut A, usize) -> Result<(), A::Error>,
-) -> Result<(), A::Error> {
-    let mut seen = 0u64; // one bit per name
-    while let Some(member) = map.next_key_seed(MemberName(names))? {
-        let Some(index) = member else {
-            map.next_value::<IgnoredAny>()?;
-            continue;
-        };
-        if seen & (1 << index) != 0 {
-            return Err(de::Error::duplicate_field(names[index]));
-        }
-        seen |= 1 << index;
-        read(map, index)?;
-    }
-    Ok(())
-}
-
-/// PutRecords is decoded by hand rather than derived so that every record's data and partition
-/// key go into one [`Arena`] (one allocation per 64 KiB) instead of two allocations per record.
-/// Member names, `null`s, unknown members and error messages behave as the derived decoder's.
-impl<'de> Deserialize<'de> for PutRecordsInput {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_struct("PutRecordsInput", InputVisitor::NAMES, InputVisitor)
-    }
-}
-
-struct InputVisitor;
-
-impl InputVisitor {
-    const NAMES: &'static [&'static str] = &["StreamName", "StreamARN", "Records"];
-}
-
-impl<'de> Visitor<'de> for InputVisitor {
-    type Value = PutRecordsInput;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("struct PutRecordsInput")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut input = PutRecordsInput { stream_name: None, stream_arn: None, records: None };
-        let mut arena = Arena::new();
-        read_members(&mut map, Self::NAMES, |map, index| {
-            match index {
-                0 => input.stream_name = map.next_value()?,
-                1 => input.stream_arn = map.next_value()?,
-                _ => input.records = map.next_value_seed(Optional(Entries(&mut arena)))?,
-            }
-            Ok(())
-        })?;
-        Ok(input)
-    }
-}
-
-struct Entries<'a>(&'a mut Arena);
-
-impl<'de> DeserializeSeed<'de> for Entries<'_> {
-    type Value = Vec<PutRecordsEntry>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entries<'_> {
-    type Value = Vec<PutRecordsEntry>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a sequence")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        // A hint (CBOR has one) comes from the client: trust it only up to the most a valid call
-        // carries. JSON has none; growing to 500 entries by doubling cost more than the unused
-        // space of a smaller call.
-        let hint = seq.size_hint().unwrap_or(rules::MAX_PUT_RECORDS);
-        let mut entries = Vec::with_capacity(hint.min(rules::MAX_PUT_RECORDS));
-        while let Some(entry) = seq.next_element_seed(Entry(&mut *self.0))? {
-            entries.push(entry);
-        }
-        Ok(entries)
-    }
-}
-
-struct Entry<'a>(&'a mut Arena);
-
-impl Entry<'_> {
-    const NAMES: &'static [&'static str] = &["Data", "PartitionKey", "ExplicitHashKey"];
-}
-
-impl<'de> DeserializeSeed<'de> for Entry<'_> {
-    type Value = PutRecordsEntry;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_struct("PutRecordsEntry", Self::NAMES, self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entry<'_> {
-    type Value = PutRecordsEntry;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("struct PutRecordsEntry")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entry = PutRecordsEntry { data: None, partition_key: None, explicit_hash_key: None };
-        let arena = self.0;
-        read_members(&mut map, Self::NAMES, |map, index| {
-            match index {
-                0 => entry.data = map.next_value_seed(Optional(arena.blob()))?,
-                1 => entry.partition_key = map.next_value_seed(Optional(arena.text()))?,
-                _ => entry.explicit_hash_key = map.next_value()?,
-            }
-            Ok(())
-        })?;
-        Ok(entry)
-    }
-}
-
-/// The error code of a record refused by its shard's write limit.
-const THROTTLED: &str = "ProvisionedThroughputExceededException";
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsResultEntry<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequence_number: Option<SequenceText>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shard_id: Option<ShardIdText>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<&'a str>,
-}
-
-/// A record's result: its place (the texts are made while encoding), or the throttling message.
-enum ResultRecord {
-    Appended { shard_index: u32, record_index: u64 },
-    Throttled(String),
-}
-
-pub struct PutRecordsOutput {
-    failed_record_count: u32,
-    stream_id: u64,
-    records: Vec<ResultRecord>,
-    encryption_type: &'static str,
-}
-
-impl EncodeResponse for PutRecordsOutput {
-    /// The response body. JSON is written directly, byte for byte what serde_json writes for
-    /// this type (a test checks): serde_json scans every string it writes for characters to
-    /// escape, and those scans were most of the cost of answering a call of 500 records. The
-    /// numbers and shard ids are ASCII digits that never need escaping.
-    fn encode(&self, codec: Codec) -> Vec<u8> {
-        match codec {
-            Codec::Json => self.to_json(),
-            Codec::Cbor => codec.encode(self),
-        }
-    }
-}
-
-impl PutRecordsOutput {
-    fn entry<'a>(&self, record: &'a ResultRecord) -> PutRecordsResultEntry<'a> {
-        match record {
-            &ResultRecord::Appended { shard_index, record_index } => PutRecordsResultEntry {
-                sequence_number: Some(SequenceNumber::of_record(self.stream_id, shard_index, record_index).text()),
-                shard_id: Some(ShardIdText::of(shard_index)),
-                error_code: None,
-                error_message: None,
-            },
-            ResultRecord::Throttled(message) => PutRecordsResultEntry {
-                sequence_number: None,
-                shard_id: None,
-                error_code: Some(THROTTLED),
-                error_message: Some(message),
-            },
-        }
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        // An appended record's entry is 111 bytes with its separator.
-        let mut out = Vec::with_capacity(96 + self.records.len() * 111);
-        out.extend_from_slice(b"{\"FailedRecordCount\":");
-        out.extend_from_slice(self.failed_record_count.to_string().as_bytes());
-        out.extend_from_slice(b",\"Records\":[");
-        for (i, record) in self.records.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            match record {
-                &ResultRecord::Appended { shard_index, record_index } => {
-                    let sequence_number = SequenceNumber::of_record(self.stream_id, shard_index, record_index).text();
-                    out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                    out.extend_from_slice(sequence_number.as_bytes());
-                    out.extend_from_slice(b"\",\"ShardId\":\"");
-                    out.extend_from_slice(ShardIdText::of(shard_index).as_bytes());
-                    out.extend_from_slice(b"\"}");
-                }
-                ResultRecord::Throttled(message) => {
-                    out.extend_from_slice(b"{\"ErrorCode\":\"");
-                    out.extend_from_slice(THROTTLED.as_bytes());
-                    out.extend_from_slice(b"\",\"ErrorMessage\":");
-                    // The message holds the stream name: escaped as serde_json escapes it.
-                    if serde_json::to_writer(&mut out, message).is_err() {
-                        out.extend_from_slice(b"\"\"");
-                    }
-                    out.push(b'}');
-                }
-            }
-        }
-        out.extend_from_slice(b"],\"EncryptionType\":\"");
-        out.extend_from_slice(self.encryption_type.as_bytes());
-        out.extend_from_slice(b"\"}");
-        out
-    }
-}
-
-impl Serialize for PutRecordsOutput {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Entries<'a>(&'a PutRecordsOutput);
-        impl Serialize for Entries<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.records.iter().map(|record| self.0.entry(record)))
-            }
-        }
-        let mut out = serializer.serialize_struct("PutRecordsOutput", 3)?;
-        out.serialize_field("FailedRecordCount", &self.failed_record_count)?;
-        out.serialize_field("Records", &Entries(self))?;
-        out.serialize_field("EncryptionType", self.encryption_type)?;
-        out.end()
     }
 }
 
@@ -620,6 +250,7 @@ pub async fn put_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tideline_proto::{Codec, EncodeResponse};
 
     /// PutRecords as serde's derive decoded it before the hand-written decoder (same type names,
     /// which appear in error messages).
@@ -767,10 +398,10 @@ mod tests {
             ],
             encryption_type: "KMS",
         };
-        assert_eq!(String::from_utf8(output.to_json()).unwrap(), serde_json::to_string(&output).unwrap());
+        assert_eq!(String::from_utf8(output.encode(Codec::Json)).unwrap(), serde_json::to_string(&output).unwrap());
         let empty = PutRecordsOutput { failed_record_count: 0, stream_id: 1, records: vec![], encryption_type: "NONE" };
         assert_eq!(empty.encode(Codec::Json), serde_json::to_vec(&empty).unwrap());
-        assert!(String::from_utf8(output.to_json()).unwrap().contains(
+        assert!(String::from_utf8(output.encode(Codec::Json)).unwrap().contains(
             r#"{"SequenceNumber":"49000000000000120000000003000000000000000000420000000000","ShardId":"shardId-000000000003"}"#
         ));
     }

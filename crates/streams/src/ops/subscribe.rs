@@ -16,8 +16,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::consumers::{consumer_arn, consumer_not_found, find_consumer};
-use super::reading::{read_records, start_position, RecordOut};
+use super::reading::{read_records, start_position};
 use super::shapes::{child_shards, ChildShard};
+use super::wire::get_records::RecordOut;
 use super::Empty;
 use crate::model::{shard_id, ConsumerMeta, ConsumerStatus, StreamMeta};
 use crate::rules;
