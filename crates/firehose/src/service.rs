@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use tideline_proto::{AwsError, BoxFuture, Call, Reply, Route, Service};
@@ -69,9 +69,7 @@ pub(crate) fn meta_key(name: &str) -> String {
     format!("{META_PREFIX}{name}")
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use tideline_storage::now_ms;
 
 /// Storage failures are the server's fault, never the client's.
 pub(crate) fn storage_failure(error: StorageError) -> AwsError {

@@ -10,6 +10,7 @@
 //! [`ShardKey`] and a record is a dense per-shard `index` from 0; `tideline-streams` maps those
 //! to Kinesis concepts. See `ARCHITECTURE-storage.md` for the design.
 
+mod clock;
 mod error;
 mod frame;
 #[doc(hidden)]
@@ -26,6 +27,7 @@ mod tests;
 
 use std::path::PathBuf;
 
+pub use clock::now_ms;
 pub use error::StorageError;
 pub use frame::MAX_PAYLOAD;
 pub use metadata::{MetaOp, MetadataStore};

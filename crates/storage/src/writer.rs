@@ -8,7 +8,6 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
@@ -74,9 +73,7 @@ impl DataRequest {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
+pub(crate) use crate::clock::now_ms;
 
 /// The writer's end of a shard segment it appends to.
 pub(crate) struct Tail {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 pub use tideline_proto::Caller;
@@ -136,9 +136,7 @@ fn stream_key(name: &str) -> String {
     format!("{STREAM_KEY_PREFIX}{name}")
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use tideline_storage::now_ms;
 
 fn trim_horizon_ms(meta: &StreamMeta, retention_hour: Duration, now: i64) -> i64 {
     let hour_ms = i64::try_from(retention_hour.as_millis()).unwrap_or(i64::MAX);
