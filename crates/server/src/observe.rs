@@ -190,10 +190,10 @@ pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, 
     duration.observe(elapsed.as_secs_f64());
     metrics.requests.with_label_values(&[service.label(), &operation, status.as_str()]).inc();
     tracing::debug!(
-        service = service.label(),
-        operation = &*operation,
+        service = %service.label(),
+        operation = %operation,
         status = status.as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
         "request"
     );
     if scrape {
