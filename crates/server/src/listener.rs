@@ -6,14 +6,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::Request;
 use axum::Router;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
@@ -147,7 +148,7 @@ impl Connection {
                 let response = app.clone().call(request.map(Body::new));
                 async move {
                     let response = response.await?;
-                    Ok::<_, Infallible>(response.map(|body| body_holding(body, in_flight)))
+                    Ok::<_, Infallible>(response.map(|body| HeldBody { body, _in_flight: in_flight }))
                 }
             })
         };
@@ -227,11 +228,29 @@ impl Drop for InFlight {
     }
 }
 
-/// The response body, holding the request in flight until the body is sent or abandoned.
-fn body_holding(body: Body, in_flight: InFlight) -> Body {
-    Body::new(body.map_frame(move |frame| {
-        // The closure owns `in_flight`: it is dropped with the body.
-        let _ = &in_flight;
-        frame
-    }))
+/// The response body, holding its request in flight until the body is sent or abandoned. Its size
+/// hint is the body's, so that a response of known length keeps its `Content-Length`.
+struct HeldBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }

@@ -95,6 +95,8 @@ async fn idle_http1_and_http2_connections_are_closed() {
     let (mut http1, http1_connection) = hyper::client::conn::http1::handshake(io).await.expect("HTTP/1.1 handshake");
     let http1_connection = tokio::spawn(http1_connection);
     let response = http1.send_request(request()).await.expect("HTTP/1.1 GET /health");
+    // Holding the request in flight until its body is sent must not turn it into a chunked one.
+    assert_eq!(response.headers().get("content-length").map(|v| v.as_bytes()), Some(&b"2"[..]));
     assert_eq!(response.into_body().collect().await.expect("body").to_bytes(), "ok");
 
     let io = TokioIo::new(TcpStream::connect(address(&server)).await.expect("connect"));
