@@ -132,10 +132,11 @@ def test_debug_logs_one_line_per_request_and_info_logs_stream_changes(tideline_b
     srv.stop()
     log = srv.log_path.read_text()
 
-    request_lines = [line for line in log.splitlines() if " DEBUG " in line and line.rstrip().endswith(tuple("0123456789")) and "operation=" in line]
+    request_lines = [line for line in log.splitlines() if "tideline::observe: request " in line]
     created = [line for line in request_lines if "operation=CreateStream" in line]
     assert len(created) == 1, log
-    assert re.search(r"service=kinesis operation=CreateStream status=200 duration_ms=\d+\.\d{3}$", created[0]), created[0]
+    assert " DEBUG " in created[0]
+    assert re.search(r"service=kinesis operation=CreateStream status=200 duration_ms=\d+\.\d{3}$", created[0]), created
     assert any("operation=DescribeStreamSummary status=400" in line for line in request_lines), log
 
     info = [line for line in log.splitlines() if " INFO " in line]
@@ -156,8 +157,8 @@ def test_firehose_deliveries_are_logged_with_the_delivery_stream_on_one_line(tid
     srv.start()
     firehose = support.make_client(srv.endpoint, service="firehose")
     good, bad = unique_name("delivered"), unique_name("undeliverable")
-    firehose.create_delivery_stream(DeliveryStreamName=good, ExtendedS3DestinationConfiguration=s3_config("logged-bucket"))
-    firehose.create_delivery_stream(DeliveryStreamName=bad, ExtendedS3DestinationConfiguration=s3_config("no-such-bucket"))
+    for stream, bucket in ((good, "logged-bucket"), (bad, "no-such-bucket")):
+        firehose.create_delivery_stream(DeliveryStreamName=stream, ExtendedS3DestinationConfiguration=s3_config(bucket))
     for stream in (good, bad):
         firehose.put_record(DeliveryStreamName=stream, Record={"Data": b"hello\n"})
 
