@@ -58,8 +58,9 @@ pub struct ServeArgs {
     /// 0: no limit.
     #[arg(long, env = "TIDELINE_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub header_read_timeout_secs: u64,
-    /// Seconds a connection may stay open with no request in flight (HTTP/2: then GOAWAY). A
-    /// streaming SubscribeToShard response counts as in flight. 0: no limit.
+    /// Seconds a connection may stay open with no request in flight (HTTP/2: then GOAWAY); a
+    /// streaming SubscribeToShard response counts as in flight. Also how long a request body may
+    /// stop arriving before the request fails. 0: no limit.
     #[arg(long, env = "TIDELINE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
     /// HTTP/2: seconds between keep-alive PINGs; a client that does not answer one within as long

@@ -1,7 +1,7 @@
 //! The accept loop. Each accepted connection is served over HTTP/1.1 or h2c (HTTP/2 with prior
 //! knowledge, detected from its first bytes) with the limits that keep clients from exhausting the
-//! server: a cap on open connections, a deadline for request heads, an idle timeout and HTTP/2
-//! keep-alive pings. A connection is idle only while no request is in flight, and a request stays
+//! server: a cap on open connections, a deadline for request heads, an idle timeout (which also
+//! bounds how long a request body may stop arriving) and HTTP/2 keep-alive pings. A connection is idle only while no request is in flight, and a request stays
 //! in flight until its response body has been sent, so a SubscribeToShard stream is never cut.
 
 use std::convert::Infallible;
@@ -36,7 +36,8 @@ pub struct ConnectionLimits {
     /// each next request head after a response (so it bounds idle keep-alive connections too).
     /// None: no deadline.
     pub header_read_timeout: Option<Duration>,
-    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY).
+    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY); a request
+    /// body of which nothing arrives for this long fails.
     pub idle_timeout: Option<Duration>,
     /// HTTP/2 PING interval; a peer that does not answer within the same time is disconnected.
     pub http2_keepalive: Option<Duration>,
@@ -141,11 +142,12 @@ impl Connection {
         let _open = self.metrics.opened();
         let activity = Activity::default();
         let app = self.app;
+        let idle_timeout = self.limits.idle_timeout;
         let service = {
             let activity = activity.clone();
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let in_flight = activity.begin();
-                let response = app.clone().call(request.map(Body::new));
+                let response = app.clone().call(request.map(|body| Body::new(StallGuarded::new(body, idle_timeout))));
                 async move {
                     let response = response.await?;
                     Ok::<_, Infallible>(response.map(|body| HeldBody { body, _in_flight: in_flight }))
@@ -225,6 +227,62 @@ struct InFlight(Activity);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0 .0.send_modify(|requests| *requests = requests.saturating_sub(1));
+    }
+}
+
+/// A request body that fails once none of it has arrived for the idle timeout: a client that stops
+/// sending the body it announced would otherwise hold its request, and its connection, forever.
+/// The failure answers the request with a 400 and closes an HTTP/1.1 connection.
+struct StallGuarded {
+    body: Incoming,
+    limit: Option<Duration>,
+    /// Created the first time the body is waited for; most bodies arrive with their head.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no part of the request body arrived for {0:?}")]
+struct BodyStalled(Duration);
+
+impl StallGuarded {
+    fn new(body: Incoming, limit: Option<Duration>) -> Self {
+        Self { body, limit, stall: None }
+    }
+}
+
+impl hyper::body::Body for StallGuarded {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Pending => {
+                let Some(limit) = this.limit else { return Poll::Pending };
+                let stall = this.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyStalled(limit).into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Ready(frame) => {
+                if let (Some(stall), Some(limit)) = (&mut this.stall, this.limit) {
+                    stall.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

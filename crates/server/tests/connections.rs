@@ -1,7 +1,7 @@
 //! Connection limits against the real binary, over raw sockets and hyper's HTTP/1.1 and HTTP/2
-//! clients: slow and silent clients are closed after the header-read timeout, idle connections
-//! after the idle timeout, connections beyond `--max-connections` at once; a streaming
-//! SubscribeToShard response outlives both timeouts.
+//! clients: slow and silent clients are closed after the header-read timeout; idle connections,
+//! and requests whose body stops arriving, after the idle timeout; connections beyond
+//! `--max-connections` at once. A streaming SubscribeToShard response outlives both timeouts.
 
 mod common;
 
@@ -82,6 +82,23 @@ async fn slow_and_silent_clients_are_closed_after_the_header_read_timeout() {
         let closed = closed_within(stream, limit).await;
         assert!(closed.is_some(), "a connection that sent nothing was still open after {limit:?}");
     }
+    list_streams_answers(&server).await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_is_answered_and_its_connection_closed() {
+    let server = TestServer::in_memory_with(&["--idle-timeout-secs", "1"]);
+    let mut stream = TcpStream::connect(address(&server)).await.expect("connect");
+    let head = "POST / HTTP/1.1\r\nHost: tideline\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                X-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 100\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.expect("send the head and 1 of the 100 body bytes announced");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a connection whose request body stalled was still open after 6 s (idle timeout 1 s)");
+    assert!(started.elapsed() < Duration::from_secs(4), "closed after {:?}", started.elapsed());
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     list_streams_answers(&server).await;
 }
 
