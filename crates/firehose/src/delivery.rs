@@ -40,7 +40,6 @@ pub(crate) struct DeliveryStatus {
 
 impl DeliveryStatus {
     fn failed(&self, error: &DeliveryError) {
-        tracing::warn!(%error, "delivery attempt failed");
         *self.last_error.lock() = Some((error.clone(), now_ms()));
     }
 
@@ -287,13 +286,14 @@ impl Pipeline {
                         let bytes = batch.records.iter().map(|record| record.data.len() as u64).sum::<u64>()
                             - refused.iter().map(|failure| failure.record.data.len() as u64).sum::<u64>();
                         self.record_attempt(Some((delivered, bytes)));
+                        tracing::info!(delivery_stream = %self.meta.name, records = delivered, bytes, attempts, "delivered");
                         failed.extend(refused);
                         self.status.recovered();
                         break;
                     }
                     Err(error) => {
                         self.record_attempt(None);
-                        self.status.failed(&error);
+                        self.attempt_failed(&error);
                         let expired = self
                             .destination
                             .retry_duration()
@@ -330,6 +330,14 @@ impl Pipeline {
         true
     }
 
+    /// Logs a failed attempt on one line (S3 errors carry multi-line XML) and reports it in
+    /// DescribeDeliveryStream.
+    fn attempt_failed(&self, error: &DeliveryError) {
+        let one_line = error.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        tracing::warn!(delivery_stream = %self.meta.name, code = %error.code, error = %one_line, "delivery attempt failed");
+        self.status.failed(error);
+    }
+
     fn record_attempt(&self, delivered: Option<(u64, u64)>) {
         self.service.metrics.record_attempt(&self.meta.name, self.meta.destination.metric_name(), delivered);
     }
@@ -344,6 +352,7 @@ impl Pipeline {
     ) -> bool {
         let written = self.retry(stopped, || self.errors.write_errors(failed, output_type, attempts)).await;
         if written {
+            tracing::info!(delivery_stream = %self.meta.name, records = failed.len(), output_type, "records written to the error output");
             self.service.metrics.record_error_output(&self.meta.name, output_type, failed.len() as u64);
         }
         written
@@ -361,7 +370,7 @@ impl Pipeline {
             match write().await {
                 Ok(()) => return true,
                 Err(error) => {
-                    self.status.failed(&error);
+                    self.attempt_failed(&error);
                     if wait(stopped, backoff).await {
                         return false;
                     }

@@ -10,6 +10,7 @@ use tideline_storage::StorageConfig;
 use tideline_streams::StreamsConfig;
 
 use crate::http::HttpLimits;
+use crate::listener::ConnectionLimits;
 
 /// The name Kinesis clients scope their SigV4 credential to.
 const SIGNING_NAME: &str = "kinesis";
@@ -46,9 +47,27 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port (printed on stdout).
-    #[arg(long, env = "TIDELINE_LISTEN", default_value = "127.0.0.1:4567")]
+    /// Address to listen on, HOST:PORT; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "TIDELINE_LISTEN", default_value = "127.0.0.1:4567", value_parser = parse_listen)]
     pub listen: String,
+    /// Most client connections open at once; more are closed as soon as they are accepted.
+    /// Default: 4096, or half the open-file limit if that is lower.
+    #[arg(long, env = "TIDELINE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Seconds a connection has to send a complete request head, from when it opens and (HTTP/1.1)
+    /// from the end of the previous response; also closes idle HTTP/1.1 keep-alive connections.
+    /// 0: no limit.
+    #[arg(long, env = "TIDELINE_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight (HTTP/2: then GOAWAY); a
+    /// streaming SubscribeToShard response counts as in flight. Also how long a request body may
+    /// stop arriving before the request fails. 0: no limit.
+    #[arg(long, env = "TIDELINE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// HTTP/2: seconds between keep-alive PINGs; a client that does not answer one within as long
+    /// is disconnected. 0: no PINGs.
+    #[arg(long, env = "TIDELINE_HTTP2_KEEPALIVE_SECS", default_value_t = 30)]
+    pub http2_keepalive_secs: u64,
     /// Directory for durable storage.
     #[arg(long, env = "TIDELINE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -156,7 +175,39 @@ pub enum KinesisStartArg {
     TrimHorizon,
 }
 
+/// The default `--max-connections` for an open-file limit: the other half of the descriptors is
+/// left to shard logs, Firehose buffers and outgoing connections.
+const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+
+/// `--listen` must be HOST:PORT; a bare port is the usual mistake, and binding would only say
+/// "invalid socket address".
+fn parse_listen(value: &str) -> Result<String, String> {
+    // clap's message names the flag and the value; this says what was expected.
+    let expected = || "expected HOST:PORT such as 127.0.0.1:4567".to_owned();
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(value.to_owned());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => {
+            Ok(value.to_owned())
+        }
+        _ => Err(expected()),
+    }
+}
+
 impl ServeArgs {
+    /// The connection limits, given the process's open-file limit.
+    pub fn connection_limits(&self, open_files: u64) -> ConnectionLimits {
+        let seconds = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        let half = u32::try_from(open_files / 2).unwrap_or(u32::MAX).max(1);
+        ConnectionLimits {
+            max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS.min(half)),
+            header_read_timeout: seconds(self.header_read_timeout_secs),
+            idle_timeout: seconds(self.idle_timeout_secs),
+            http2_keepalive: seconds(self.http2_keepalive_secs),
+        }
+    }
+
     pub fn streams_config(&self) -> StreamsConfig {
         StreamsConfig {
             region: self.region.clone(),
@@ -321,6 +372,16 @@ mod tests {
                 ("AKIDTWO".to_owned(), "two".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn listen_is_host_and_port() {
+        for good in ["127.0.0.1:4567", "0.0.0.0:0", "localhost:4567", "[::1]:4567"] {
+            assert_eq!(parse_listen(good).as_deref(), Ok(good));
+        }
+        for bad in ["4599", ":4599", "127.0.0.1", "127.0.0.1:http", "::1:4567", "host:99999"] {
+            assert_eq!(parse_listen(bad), Err("expected HOST:PORT such as 127.0.0.1:4567".to_owned()), "{bad}");
+        }
     }
 
     #[test]

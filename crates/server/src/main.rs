@@ -4,6 +4,8 @@
 
 mod config;
 mod http;
+mod listener;
+mod observe;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -46,11 +48,18 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    // Before storage is opened: a bad credentials file should not leave a fresh data directory behind.
+    // Before storage is opened: a bad credentials file or a taken port should not leave a fresh
+    // data directory behind.
     let verifier = args.verifier()?;
     if let Some(verifier) = &verifier {
         tracing::info!(access_key_ids = ?verifier.keys().ids(), "SigV4 verification on (--auth)");
     }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    let address = listener.local_addr()?;
+    let open_files = raise_open_file_limit();
+    let limits = args.connection_limits(open_files);
     if !args.in_memory {
         std::fs::create_dir_all(&args.data_dir)?;
     }
@@ -61,31 +70,47 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let firehose_storage = Storage::open(args.firehose_storage_config())?;
     let firehose = FirehoseService::open(firehose_storage, Arc::clone(&streams), args.firehose_config()).await?;
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, in_memory = args.in_memory, data_dir = %args.data_dir.display(), "tideline listening");
+    match args.in_memory {
+        true => tracing::info!(%address, "tideline listening, in memory"),
+        false => tracing::info!(%address, data_dir = %args.data_dir.display(), "tideline listening"),
+    }
+    tracing::info!(
+        open_files,
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        "connection limits"
+    );
     // The one line on stdout: harnesses read it to learn the port when listening on port 0.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "tideline listening on http://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    // Event-stream frames and small responses must leave at once: without TCP_NODELAY, Nagle's
-    // algorithm holds them back until the client's delayed ACK (tens of milliseconds).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
     let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>];
-    axum::serve(listener, http::router(services, verifier, args.http_limits()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let metrics = observe::ServerMetrics::new(limits.max_connections);
+    let app = http::router(services, verifier, args.http_limits())
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));
+    listener::serve(listener, app, limits, metrics.connections(), shutdown_signal()).await;
     firehose.shutdown().await;
     tracing::info!("tideline stopped");
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C; axum then stops accepting and lets in-flight requests finish.
+/// Raises the soft open-file limit to the hard one (each connection and shard log segment is a
+/// descriptor, and distributions default the soft limit to 1,024); returns the limit in force.
+fn raise_open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            let limit = rlimit::Resource::NOFILE.get().map_or(1024, |(soft, _)| soft);
+            tracing::warn!(%error, limit, "cannot raise the open-file limit");
+            limit
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C; the accept loop then stops accepting and lets in-flight requests
+/// finish.
 async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -238,6 +238,7 @@ pub async fn split_shard(service: &StreamsService, input: SplitShardInput) -> Re
     };
     let ending = seal(service, meta, index).await?;
     meta.split(index, new_start, ending, now_ms());
+    tracing::info!(stream = %meta.name, shard = %shard_text, "splitting shard");
     service.commit(change, StreamStatus::Updating).await?;
     Ok(super::Empty {})
 }
@@ -275,6 +276,7 @@ pub async fn merge_shards(service: &StreamsService, input: MergeShardsInput) -> 
     }
     let endings = (seal(service, meta, first).await?, seal(service, meta, second).await?);
     meta.merge(first, second, endings, now_ms());
+    tracing::info!(stream = %meta.name, shards = ?[&first_id, &second_id], "merging shards");
     service.commit(change, StreamStatus::Updating).await?;
     Ok(super::Empty {})
 }
@@ -347,6 +349,7 @@ pub async fn update_shard_count(
         target_shard_count: target,
         stream_arn: service.arn(meta),
     };
+    tracing::info!(stream = %output.stream_name, from = current, to = target, "updating shard count");
     service.commit(change, StreamStatus::Updating).await?;
     Ok(output)
 }

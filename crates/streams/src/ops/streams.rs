@@ -88,6 +88,7 @@ pub async fn create_stream(service: &StreamsService, input: CreateStreamInput) -
         return Err(error);
     }
     service.metrics.register_stream(&name);
+    tracing::info!(stream = %name, shards = shard_count, mode = ?mode, "stream created");
     Ok(Empty {})
 }
 
@@ -123,6 +124,7 @@ pub async fn delete_stream(service: &StreamsService, input: DeleteStreamInput) -
     if let Some(limits) = &service.limits {
         limits.forget_stream(meta.id);
     }
+    tracing::info!(stream = %name, "stream deleted");
     let delay = service.config.transition_delay;
     meta.status = StreamStatus::Deleting;
     entry.replace(meta.clone());

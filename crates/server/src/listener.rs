@@ -1,0 +1,314 @@
+//! The accept loop. Each accepted connection is served over HTTP/1.1 or h2c (HTTP/2 with prior
+//! knowledge, detected from its first bytes) with the limits that keep clients from exhausting the
+//! server: a cap on open connections, a deadline for request heads, an idle timeout (which also
+//! bounds how long a request body may stop arriving) and HTTP/2 keep-alive pings. A connection is idle only while no request is in flight, and a request stays
+//! in flight until its response body has been sent, so a SubscribeToShard stream is never cut.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::Request;
+use axum::Router;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tower_service::Service;
+
+use crate::observe::ConnectionMetrics;
+
+/// How long the accept loop pauses when the process is out of file descriptors, so that it does
+/// not spin while connections close.
+const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(100);
+
+/// The connection limits (`--max-connections`, `--header-read-timeout-secs`,
+/// `--idle-timeout-secs`, `--http2-keepalive-secs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: u32,
+    /// A new connection must send a complete request head within this long; for HTTP/1.1 also
+    /// each next request head after a response (so it bounds idle keep-alive connections too).
+    /// None: no deadline.
+    pub header_read_timeout: Option<Duration>,
+    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY); a request
+    /// body of which nothing arrives for this long fails.
+    pub idle_timeout: Option<Duration>,
+    /// HTTP/2 PING interval; a peer that does not answer within the same time is disconnected.
+    pub http2_keepalive: Option<Duration>,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
+/// connection finish its in-flight requests, and returns once all connections are closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    metrics: ConnectionMetrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = Arc::new(http_builder(&limits));
+    let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let (stop, stopping) = watch::channel(false);
+    let mut refusing = false;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    accept_failed(&error).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            // Closed at once: the client learns now, instead of waiting in the backlog for a
+            // slot that idle connections may hold for a whole idle timeout.
+            metrics.refused.inc();
+            if !refusing {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "connection limit reached: refusing new connections"
+                );
+                refusing = true;
+            }
+            drop(stream);
+            continue;
+        };
+        refusing = false;
+        let connection = Connection {
+            builder: Arc::clone(&builder),
+            app: app.clone(),
+            limits,
+            metrics: metrics.clone(),
+            stopping: stopping.clone(),
+        };
+        tokio::spawn(async move {
+            connection.serve(stream).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a permit until it is closed.
+    let _ = permits.acquire_many(limits.max_connections).await;
+}
+
+fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let mut http2 = builder.http2();
+    http2.timer(TokioTimer::new()).keep_alive_interval(limits.http2_keepalive);
+    if let Some(interval) = limits.http2_keepalive {
+        http2.keep_alive_timeout(interval);
+    }
+    builder
+}
+
+async fn accept_failed(error: &std::io::Error) {
+    // EMFILE / ENFILE: the descriptor limit is reached; the connection waits in the backlog
+    // until a descriptor is free.
+    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        tracing::warn!(%error, "cannot accept a connection: out of file descriptors");
+        tokio::time::sleep(OUT_OF_DESCRIPTORS_PAUSE).await;
+    } else {
+        tracing::debug!(%error, "accept failed");
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    app: Router,
+    limits: ConnectionLimits,
+    metrics: ConnectionMetrics,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: TcpStream) {
+        // Event-stream frames and small responses must leave at once: without TCP_NODELAY,
+        // Nagle's algorithm holds them back until the client's delayed ACK (tens of ms).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let _open = self.metrics.opened();
+        let activity = Activity::default();
+        let app = self.app;
+        let idle_timeout = self.limits.idle_timeout;
+        let service = {
+            let activity = activity.clone();
+            hyper::service::service_fn(move |request: Request<Incoming>| {
+                let in_flight = activity.begin();
+                let response = app.clone().call(request.map(|body| Body::new(StallGuarded::new(body, idle_timeout))));
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(response.map(|body| HeldBody { body, _in_flight: in_flight }))
+                }
+            })
+        };
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let idle = activity.idle(self.limits.header_read_timeout, self.limits.idle_timeout);
+        tokio::pin!(idle);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = &mut idle => {
+                    if closing {
+                        // Still open a whole idle period after being asked to close (a client that
+                        // never finished its request head, say): dropped.
+                        tracing::debug!("dropping a connection that did not close");
+                        return;
+                    }
+                    tracing::debug!("closing an idle connection");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                    idle.set(activity.idle(self.limits.header_read_timeout, self.limits.idle_timeout));
+                }
+                _ = self.stopping.wait_for(|stopping| *stopping), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// The number of requests in flight on one connection.
+#[derive(Clone, Default)]
+struct Activity(Arc<watch::Sender<usize>>);
+
+impl Activity {
+    fn begin(&self) -> InFlight {
+        self.0.send_modify(|requests| *requests += 1);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `first` (before any request has been
+    /// seen) or `then` (after); never when both are None.
+    async fn idle(&self, first: Option<Duration>, then: Option<Duration>) {
+        let mut changes = self.0.subscribe();
+        let mut limit = first.or(then);
+        loop {
+            let busy = *changes.borrow_and_update() > 0;
+            match limit {
+                Some(limit) if !busy => {
+                    if tokio::time::timeout(limit, changes.changed()).await.is_err() {
+                        return;
+                    }
+                }
+                // The sender lives as long as this activity does, so `changed` cannot fail here.
+                _ => {
+                    let _ = changes.changed().await;
+                }
+            }
+            limit = then;
+        }
+    }
+}
+
+/// A request in flight, from the moment its head is parsed until its response body is dropped.
+struct InFlight(Activity);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|requests| *requests = requests.saturating_sub(1));
+    }
+}
+
+/// A request body that fails once none of it has arrived for the idle timeout: a client that stops
+/// sending the body it announced would otherwise hold its request, and its connection, forever.
+/// The failure answers the request with a 400 and closes an HTTP/1.1 connection.
+struct StallGuarded {
+    body: Incoming,
+    limit: Option<Duration>,
+    /// Created the first time the body is waited for; most bodies arrive with their head.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no part of the request body arrived for {0:?}")]
+struct BodyStalled(Duration);
+
+impl StallGuarded {
+    fn new(body: Incoming, limit: Option<Duration>) -> Self {
+        Self { body, limit, stall: None }
+    }
+}
+
+impl hyper::body::Body for StallGuarded {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Pending => {
+                let Some(limit) = this.limit else { return Poll::Pending };
+                let stall = this.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyStalled(limit).into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Ready(frame) => {
+                if let (Some(stall), Some(limit)) = (&mut this.stall, this.limit) {
+                    stall.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The response body, holding its request in flight until the body is sent or abandoned. Its size
+/// hint is the body's, so that a response of known length keeps its `Content-Length`.
+struct HeldBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,258 @@
+//! Server-wide observation: request counts and latencies by service, operation and status, open
+//! connections, process metrics and build info, added to the `/metrics` scrape; and one debug log
+//! line per request. Applied to the router as a layer ([`track`]), so routing stays unaware of it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::RwLock;
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Request latency buckets, 100 µs to 10 s: API calls answer in well under a millisecond to tens
+/// of milliseconds; the top buckets catch stalls.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
+
+/// Distinct operation names kept as label values per service. Operation names come from the
+/// client's `X-Amz-Target`, so they must be bounded; AWS's largest service here has about 40.
+const MAX_OPERATIONS_PER_SERVICE: usize = 64;
+
+/// Largest `/metrics` body buffered to append the server's own metrics to.
+const MAX_SCRAPE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a request is, for its metrics labels.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Service {
+    Kinesis,
+    Firehose,
+    /// `/health`, `/metrics`, and requests naming no known service.
+    Http,
+}
+
+impl Service {
+    fn label(self) -> &'static str {
+        match self {
+            Service::Kinesis => "kinesis",
+            Service::Firehose => "firehose",
+            Service::Http => "http",
+        }
+    }
+}
+
+/// The label value for operations beyond [`MAX_OPERATIONS_PER_SERVICE`] or not shaped like one.
+const OTHER_OPERATION: &str = "other";
+
+pub struct ServerMetrics {
+    registry: Registry,
+    started: Instant,
+    uptime: Gauge,
+    requests: IntCounterVec,
+    durations: HistogramVec,
+    /// Resolved histograms per (service, operation), so a request costs one map lookup under a
+    /// read lock and no allocation.
+    operations: RwLock<HashMap<Service, HashMap<Arc<str>, Histogram>>>,
+    connections: ConnectionMetrics,
+}
+
+/// Connection counters, updated by the accept loop.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    open: IntGauge,
+    pub refused: IntCounter,
+}
+
+impl ConnectionMetrics {
+    /// Counts a connection as open until the returned guard is dropped.
+    pub fn opened(&self) -> OpenConnection {
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+}
+
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl ServerMetrics {
+    /// The definitions are constants, so building them cannot fail at run time; a failure would
+    /// be a programming error caught by the unit test.
+    pub fn new(max_connections: u32) -> Arc<Self> {
+        Arc::new(Self::build(max_connections).expect("constant metric definitions are valid"))
+    }
+
+    fn build(max_connections: u32) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("tideline_build_info", "The running tideline's version (always 1)"),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let uptime = Gauge::new("tideline_uptime_seconds", "Seconds since the server started")?;
+        let requests = IntCounterVec::new(
+            Opts::new("tideline_requests_total", "HTTP requests answered, by service, operation and HTTP status"),
+            &["service", "operation", "status"],
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "tideline_request_duration_seconds",
+                "Time from a request's arrival to its response head (a SubscribeToShard stream counts until it starts)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["service", "operation"],
+        )?;
+        let open = IntGauge::new("tideline_connections_open", "Client connections open")?;
+        let refused = IntCounter::new(
+            "tideline_connections_refused_total",
+            "Connections closed at once because --max-connections were open",
+        )?;
+        let max = IntGauge::new("tideline_connections_max", "--max-connections")?;
+        max.set(i64::from(max_connections));
+        for metric in [
+            Box::new(build_info) as Box<dyn prometheus::core::Collector>,
+            Box::new(uptime.clone()),
+            Box::new(requests.clone()),
+            Box::new(durations.clone()),
+            Box::new(open.clone()),
+            Box::new(refused.clone()),
+            Box::new(max),
+        ] {
+            registry.register(metric)?;
+        }
+        Ok(Self {
+            registry,
+            started: Instant::now(),
+            uptime,
+            requests,
+            durations,
+            operations: RwLock::new(HashMap::new()),
+            connections: ConnectionMetrics { open, refused },
+        })
+    }
+
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
+    }
+
+    /// The operation's label value and resolved latency histogram.
+    fn operation(&self, service: Service, name: &str) -> (Arc<str>, Histogram) {
+        if let Some((name, histogram)) =
+            self.operations.read().get(&service).and_then(|names| names.get_key_value(name))
+        {
+            return (name.clone(), histogram.clone());
+        }
+        let mut operations = self.operations.write();
+        let names = operations.entry(service).or_default();
+        let shaped = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric());
+        let name = if shaped && names.len() < MAX_OPERATIONS_PER_SERVICE { name } else { OTHER_OPERATION };
+        if let Some((name, histogram)) = names.get_key_value(name) {
+            return (name.clone(), histogram.clone());
+        }
+        let name: Arc<str> = name.into();
+        let histogram = self.durations.with_label_values(&[service.label(), &name]);
+        names.insert(Arc::clone(&name), histogram.clone());
+        (name, histogram)
+    }
+
+    /// The server's metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        self.uptime.set(self.started.elapsed().as_secs_f64());
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Counts, times and (at debug level) logs each request; answers `GET /metrics` with the server's
+/// own metrics appended to the services' ones.
+pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (service, operation) = classify(&request);
+    let (operation, duration) = metrics.operation(service, operation);
+    let scrape = request.method() == Method::GET && request.uri().path() == "/metrics";
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    duration.observe(elapsed.as_secs_f64());
+    metrics.requests.with_label_values(&[service.label(), &operation, status.as_str()]).inc();
+    tracing::debug!(
+        service = %service.label(),
+        operation = %operation,
+        status = status.as_u16(),
+        duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+        "request"
+    );
+    if scrape {
+        return with_server_metrics(response, &metrics).await;
+    }
+    response
+}
+
+/// The service and operation a request calls: AWS calls name both in `X-Amz-Target`
+/// (`Kinesis_20131202.PutRecords`); the rest are plain HTTP paths.
+fn classify(request: &Request) -> (Service, &str) {
+    if let Some(target) = request.headers().get("x-amz-target").and_then(|value| value.to_str().ok()) {
+        let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
+        return match prefix {
+            tideline_streams::TARGET_PREFIX => (Service::Kinesis, operation),
+            tideline_firehose::TARGET_PREFIX => (Service::Firehose, operation),
+            _ => (Service::Http, OTHER_OPERATION),
+        };
+    }
+    match request.uri().path() {
+        "/health" => (Service::Http, "health"),
+        "/metrics" => (Service::Http, "metrics"),
+        _ => (Service::Http, OTHER_OPERATION),
+    }
+}
+
+async fn with_server_metrics(response: Response, metrics: &ServerMetrics) -> Response {
+    let (mut parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, MAX_SCRAPE_BYTES).await {
+        Ok(services) => {
+            let mut text = services.to_vec();
+            text.extend_from_slice(metrics.render().as_bytes());
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the services' metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_labels_are_bounded() {
+        let metrics = ServerMetrics::new(10);
+        assert_eq!(&*metrics.operation(Service::Kinesis, "PutRecords").0, "PutRecords");
+        assert_eq!(&*metrics.operation(Service::Kinesis, "Bad Name\n").0, OTHER_OPERATION);
+        for n in 0..2 * MAX_OPERATIONS_PER_SERVICE {
+            metrics.operation(Service::Kinesis, &format!("Junk{n}"));
+        }
+        assert_eq!(&*metrics.operation(Service::Kinesis, "PutRecords").0, "PutRecords");
+        assert_eq!(&*metrics.operation(Service::Kinesis, "JunkMore").0, OTHER_OPERATION);
+        assert_eq!(&*metrics.operation(Service::Firehose, "PutRecord").0, "PutRecord");
+        let text = metrics.render();
+        assert!(text.contains("tideline_build_info{version="), "{text}");
+        assert!(text.contains("tideline_connections_max 10"), "{text}");
+    }
+}
