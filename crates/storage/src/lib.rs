@@ -8,7 +8,7 @@
 //!
 //! Does not own: HTTP, JSON, AWS shapes, sequence numbers or hash keys. A shard is a
 //! [`ShardKey`] and a record is a dense per-shard `index` from 0; `tideline-streams` maps those
-//! to Kinesis concepts. See `ARCHITECTURE-storage.md` for the design.
+//! to Kinesis concepts. The design is in `docs/architecture.md`, section "Storage".
 
 mod clock;
 mod error;
