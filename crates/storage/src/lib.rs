@@ -14,7 +14,9 @@ mod error;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inspect;
 mod metadata;
+mod open_files;
 mod recovery;
 mod segment;
 mod shard;
@@ -29,6 +31,7 @@ use std::path::PathBuf;
 pub use error::StorageError;
 pub use frame::MAX_PAYLOAD;
 pub use metadata::{MetaOp, MetadataStore};
+pub use open_files::default_max_open_files;
 pub use storage::Storage;
 
 /// Where the logs and metadata live.
@@ -45,6 +48,9 @@ pub struct StorageConfig {
     pub mode: StorageMode,
     /// A shard log starts a new segment file once the current one would grow past this.
     pub segment_max_bytes: u64,
+    /// Segment files kept open at most (readers and the writer alike); the least recently used
+    /// is closed past it, and reopened when needed. At least 1.
+    pub max_open_files: usize,
 }
 
 impl StorageConfig {
@@ -54,11 +60,12 @@ impl StorageConfig {
         StorageConfig {
             mode: StorageMode::Durable(data_dir.into()),
             segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
+            max_open_files: default_max_open_files(),
         }
     }
 
     pub fn in_memory() -> Self {
-        StorageConfig { mode: StorageMode::InMemory, segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES }
+        StorageConfig { mode: StorageMode::InMemory, ..Self::durable(PathBuf::new()) }
     }
 }
 
