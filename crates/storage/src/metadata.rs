@@ -12,14 +12,10 @@ use crate::StorageError;
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const FILE_NAME: &str = "meta.redb";
-/// Next to the metadata store: the pid of the process that holds its lock, for the error a
-/// second process gets. Informational only (the lock is what excludes); overwritten at each open.
+/// Next to the metadata store: the pid of the process that holds its lock (a server, or
+/// `tideline check` / `repair`), for the error a second process gets. Informational only (the
+/// lock is what excludes); written at each open.
 const PID_FILE: &str = "tideline.pid";
-
-/// Records this process as the holder of the directory's lock.
-pub(crate) fn record_owner(dir: &Path) -> std::io::Result<()> {
-    std::fs::write(dir.join(PID_FILE), format!("{}\n", std::process::id()))
-}
 
 fn owner_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()
@@ -51,6 +47,9 @@ impl MetadataStore {
             DatabaseError::DatabaseAlreadyOpen => StorageError::Locked { dir: dir.to_owned(), pid: owner_pid(dir) },
             other => StorageError::metadata(other),
         })?;
+        if let Err(error) = std::fs::write(dir.join(PID_FILE), format!("{}\n", std::process::id())) {
+            tracing::warn!(%error, "could not record this process's pid in the data directory");
+        }
         Self::init(db)
     }
 

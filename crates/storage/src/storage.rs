@@ -108,9 +108,6 @@ impl Storage {
                 // The metadata store takes an exclusive lock on its file: a second process on the
                 // same directory fails here, before it can touch a shard log.
                 let metadata = MetadataStore::open_file(data_dir)?;
-                if let Err(error) = crate::metadata::record_owner(data_dir) {
-                    tracing::warn!(%error, "could not record this process's pid in the data directory");
-                }
                 create_synced_dir(&root)?;
                 let synced = take_clean_marker(data_dir)?;
                 let recovered = recovery::recover(&root, synced, &files)?;
