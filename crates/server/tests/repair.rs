@@ -185,3 +185,47 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_inside_the_newest_segment_stops_the_server_until_repair() {
+    let mut server = TestServer::durable();
+    let data_dir = server.data_dir().expect("durable").to_path_buf();
+    let stream = unique_name("damaged-tail");
+    create_stream(server.client(), &stream, 1).await;
+    let mut written = Vec::new();
+    for i in 0..20u64 {
+        let data = pseudo_random_bytes(i, 300);
+        let (_, seq) = put(server.client(), &stream, "pk", &data).await;
+        written.push((seq, data));
+    }
+    server.kill();
+    let files = segments(&shard_dir(&data_dir));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut bytes = std::fs::read(&files[0]).expect("read segment");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&files[0], &bytes).expect("damage segment");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_tideline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tideline serve");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{message}");
+    assert!(
+        message.contains("refusing to truncate acknowledged records") && message.contains("`tideline repair`"),
+        "{message}"
+    );
+
+    assert_eq!(tideline(&["check"], &data_dir).status.code(), Some(1));
+    assert!(tideline(&["repair"], &data_dir).status.success());
+    server.kill_and_restart();
+    let read = read_all(&server, &stream).await.expect("reads after repair");
+    assert_eq!(read.len(), written.len() - 1, "only the damaged record is lost");
+    assert!(read.iter().all(|record| written.contains(record)));
+    assert_eq!(read.last(), written.last(), "the records after the damage are served");
+    let (_, next) = put(server.client(), &stream, "pk", b"after repair").await;
+    assert_eq!(seq_cmp(&next, &written.last().expect("written").0), std::cmp::Ordering::Greater);
+}
