@@ -92,14 +92,15 @@ fn check_shard(shard: ShardKey, dir: &Path, report: &mut CheckReport) -> Result<
         let end = entries.get(at + 1).map(|(next, _, _)| *next);
         let scan = scan_segment(&data, *first_index, end);
         report.records += scan.records;
-        let located = |bytes: Range<u64>| (shard, path.clone(), bytes);
-        report.damage.extend(scan.damage.into_iter().map(|(bytes, lost, detail)| {
-            let (shard, segment, bytes) = located(bytes);
-            Damage { shard, segment, bytes, lost, detail }
+        report.damage.extend(scan.damage.into_iter().map(|(bytes, lost, detail)| Damage {
+            shard,
+            segment: path.clone(),
+            bytes,
+            lost,
+            detail,
         }));
         if let Some((bytes, next_index, detail)) = scan.torn_tail {
-            let (shard, segment, bytes) = located(bytes);
-            report.torn_tails.push(TornTail { shard, segment, bytes, next_index, detail });
+            report.torn_tails.push(TornTail { shard, segment: path.clone(), bytes, next_index, detail });
         }
     }
     Ok(())
@@ -263,4 +264,50 @@ fn replace_with(path: &Path, data: &[u8]) -> Result<PathBuf, StorageError> {
     write_synced(&temporary, data)?;
     std::fs::rename(&temporary, path).map_err(|error| StorageError::io_at("renaming", &temporary, error))?;
     Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames for `indices`, and the offset where each starts.
+    fn frames(indices: impl IntoIterator<Item = u64>) -> (Vec<u8>, Vec<u64>) {
+        let (mut bytes, mut offsets) = (Vec::new(), Vec::new());
+        for index in indices {
+            offsets.push(bytes.len() as u64);
+            frame::encode(&mut bytes, index, 1_700_000_000_000, false, b"pk", &[index as u8; 40]);
+        }
+        (bytes, offsets)
+    }
+
+    fn scan(bytes: &[u8], first: u64, end: Option<u64>) -> SegmentScan {
+        scan_segment(&Bytes::copy_from_slice(bytes), first, end)
+    }
+
+    #[test]
+    fn each_kind_of_damage_is_located_with_the_records_it_costs() {
+        let (whole, _) = frames(5..10);
+        let len = whole.len() as u64;
+        let clean = scan(&whole, 5, Some(10));
+        assert_eq!((clean.records, clean.damage.len(), clean.torn_tail.is_none()), (5, 0, true));
+
+        let short = scan(&whole, 5, Some(12));
+        assert_eq!(short.damage, [(len..len, 10..12, "the segment ends before its last record".to_string())]);
+
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(&[7; 30]);
+        assert_eq!(scan(&trailing, 5, Some(10)).damage[0].0, len..len + 30);
+        assert!(scan(&trailing, 5, Some(10)).damage[0].1.is_empty(), "no record lost");
+        assert_eq!(scan(&trailing, 5, None).torn_tail.map(|(bytes, next, _)| (bytes, next)), Some((len..len + 30, 10)));
+
+        let (missing, offsets) = frames([5, 6, 8, 9]);
+        let gap = scan(&missing, 5, Some(10));
+        assert_eq!((gap.records, gap.damage[0].0.clone(), gap.damage[0].1.clone()), (4, offsets[2]..offsets[2], 7..8));
+
+        let (mut flipped, offsets) = frames(5..10);
+        flipped[offsets[1] as usize + 30] ^= 1;
+        let damaged = scan(&flipped, 5, Some(10));
+        assert_eq!((damaged.damage[0].0.clone(), damaged.damage[0].1.clone()), (offsets[1]..offsets[2], 6..7));
+        assert_eq!(damaged.records, 4);
+    }
 }

@@ -31,7 +31,7 @@ const MIN_OPEN_FILES: usize = 8;
 pub fn default_max_open_files() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let quarter = limit.map_or(usize::MAX, |limit| usize::try_from(limit / 4).unwrap_or(usize::MAX));
-    quarter.clamp(MIN_OPEN_FILES, DEFAULT_MAX_OPEN_FILES.max(MIN_OPEN_FILES))
+    quarter.clamp(MIN_OPEN_FILES, DEFAULT_MAX_OPEN_FILES)
 }
 
 /// One segment file's place in the set: its path and, while open, its handle.
