@@ -3,12 +3,14 @@
 //!
 //! Owns: the on-disk layout under the data directory, the record frame format, group commit
 //! (one writer thread, one fdatasync per file per group), crash recovery of torn log tails, the
-//! sparse indexes for reads by position and by arrival time, and the redb metadata database.
-//! An in-memory mode runs the same code over byte buffers.
+//! sparse indexes for reads by position and by arrival time, the bounded set of open segment
+//! files, the redb metadata database (whose lock keeps a second process out of a data
+//! directory), and the offline check and repair of damaged logs ([`inspect`]). An in-memory
+//! mode runs the same code over byte buffers.
 //!
 //! Does not own: HTTP, JSON, AWS shapes, sequence numbers or hash keys. A shard is a
 //! [`ShardKey`] and a record is a dense per-shard `index` from 0; `tideline-streams` maps those
-//! to Kinesis concepts. See `ARCHITECTURE-storage.md` for the design.
+//! to Kinesis concepts. See `docs/architecture.md` for the design.
 
 mod error;
 mod frame;
