@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tideline_firehose::{BucketsConfig, FirehoseConfig, KinesisStart};
 use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
-use tideline_storage::StorageConfig;
+use tideline_storage::{default_max_open_files, StorageConfig};
 use tideline_streams::StreamsConfig;
 
 use crate::http::HttpLimits;
@@ -39,10 +39,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the Kinesis APIs over HTTP.
     Serve(ServeArgs),
+    /// Check every shard log of a data directory; report damaged ranges and exit 1 if any.
+    Check(DataDirArgs),
+    /// With the server stopped: move damaged ranges of the shard logs to <data-dir>/quarantine/
+    /// so that reads continue after them.
+    Repair(DataDirArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DataDirArgs {
+    /// The server's durable storage directory.
+    #[arg(long, env = "TIDELINE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -104,6 +118,11 @@ pub struct ServeArgs {
     /// A shard log starts a new segment file past this size; retention deletes whole segments.
     #[arg(long, env = "TIDELINE_SEGMENT_MAX_BYTES", default_value_t = StorageConfig::DEFAULT_SEGMENT_MAX_BYTES)]
     pub segment_max_bytes: u64,
+    /// Segment files each store (streams, Firehose) keeps open at most; the least recently used
+    /// is closed past it and reopened on demand (default: 256, or a quarter of the open-file
+    /// limit, `ulimit -n`, when that is lower).
+    #[arg(long, env = "TIDELINE_MAX_OPEN_SEGMENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_open_segments: Option<u64>,
     /// Verify SigV4 signatures: serve only requests signed with a configured access key.
     #[arg(long, env = "TIDELINE_AUTH")]
     pub auth: bool,
@@ -224,7 +243,7 @@ impl ServeArgs {
     pub fn storage_config(&self) -> StorageConfig {
         let mode =
             if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.clone()) };
-        StorageConfig { segment_max_bytes: self.segment_max_bytes, ..mode }
+        StorageConfig { segment_max_bytes: self.segment_max_bytes, max_open_files: self.max_open_files(), ..mode }
     }
 
     /// Firehose buffers live in their own storage, under `<data-dir>/firehose`.
@@ -234,7 +253,11 @@ impl ServeArgs {
         } else {
             StorageConfig::durable(self.data_dir.join("firehose"))
         };
-        StorageConfig { segment_max_bytes: self.segment_max_bytes, ..mode }
+        StorageConfig { segment_max_bytes: self.segment_max_bytes, max_open_files: self.max_open_files(), ..mode }
+    }
+
+    fn max_open_files(&self) -> usize {
+        self.max_open_segments.map_or_else(default_max_open_files, |max| usize::try_from(max).unwrap_or(usize::MAX))
     }
 
     pub fn firehose_config(&self) -> FirehoseConfig {

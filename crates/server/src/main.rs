@@ -6,6 +6,7 @@ mod config;
 mod http;
 mod listener;
 mod observe;
+mod repair;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -37,6 +38,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Check(args) => return repair::check(&args.data_dir),
+        Command::Repair(args) => return repair::repair(&args.data_dir),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! The crate's one error type.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::ShardKey;
 
@@ -20,6 +20,14 @@ pub enum StorageError {
     /// older than the last one, or a committed range of the last one).
     #[error("corrupt log {path} at byte {offset}: {detail}")]
     Corrupt { path: String, offset: u64, detail: String },
+    /// Another process holds the data directory (the lock on its metadata store).
+    #[error(
+        "data directory {} is in use by another tideline process{}: it holds the lock on meta.redb there; \
+         stop that process, or use another data directory",
+        .dir.display(),
+        .pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked { dir: PathBuf, pid: Option<u32> },
     /// The redb metadata store failed.
     #[error("metadata store: {0}")]
     Metadata(#[from] redb::Error),
@@ -62,6 +70,7 @@ impl StorageError {
             }
             StorageError::Metadata(error) => StorageError::Background(format!("metadata store: {error}")),
             StorageError::Closed => StorageError::Closed,
+            StorageError::Locked { dir, pid } => StorageError::Locked { dir: dir.clone(), pid: *pid },
             StorageError::RecordTooLarge { size, max } => StorageError::RecordTooLarge { size: *size, max: *max },
             StorageError::ShardFailed { shard, reason } => {
                 StorageError::ShardFailed { shard: *shard, reason: reason.clone() }

@@ -147,6 +147,22 @@ pub fn decode(buf: &Bytes) -> Result<(StoredRecord, usize), FrameError> {
     Ok((record, total))
 }
 
+/// The first offset at or after `from` where a whole, valid frame starts whose index is in
+/// `indices`, with that index. After damage nothing says where the next frame starts, so every
+/// offset is tried; candidates are filtered by length and index before the checksum, which keeps
+/// this cheap even over a full segment.
+pub fn find_intact(buf: &Bytes, from: usize, indices: std::ops::Range<u64>) -> Option<(usize, u64)> {
+    let last_start = buf.len().checked_sub(HEADER_LEN)?;
+    (from..=last_start).find_map(|at| {
+        let total = peek_len(&buf[at..]).ok()?;
+        let index = u64_at(buf, at + 8);
+        if at + total > buf.len() || !indices.contains(&index) {
+            return None;
+        }
+        decode(&buf.slice(at..at + total)).ok().map(|_| (at, index))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,10 @@
 //!
 //! Owns: the on-disk layout under the data directory, the record frame format, group commit
 //! (one writer thread, one fdatasync per file per group), crash recovery of torn log tails, the
-//! sparse indexes for reads by position and by arrival time, and the redb metadata database.
-//! An in-memory mode runs the same code over byte buffers.
+//! sparse indexes for reads by position and by arrival time, the bounded set of open segment
+//! files, the redb metadata database (whose lock keeps a second process out of a data
+//! directory), and the offline check and repair of damaged logs ([`inspect`]). An in-memory
+//! mode runs the same code over byte buffers.
 //!
 //! Does not own: HTTP, JSON, AWS shapes, sequence numbers or hash keys. A shard is a
 //! [`ShardKey`] and a record is a dense per-shard `index` from 0; `tideline-streams` maps those
@@ -15,7 +17,9 @@ mod error;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inspect;
 mod metadata;
+mod open_files;
 mod recovery;
 mod segment;
 mod shard;
@@ -31,6 +35,7 @@ pub use clock::now_ms;
 pub use error::StorageError;
 pub use frame::MAX_PAYLOAD;
 pub use metadata::{MetaOp, MetadataStore};
+pub use open_files::default_max_open_files;
 pub use storage::Storage;
 
 /// Where the logs and metadata live.
@@ -47,6 +52,9 @@ pub struct StorageConfig {
     pub mode: StorageMode,
     /// A shard log starts a new segment file once the current one would grow past this.
     pub segment_max_bytes: u64,
+    /// Segment files kept open at most (readers and the writer alike); the least recently used
+    /// is closed past it, and reopened when needed. At least 1.
+    pub max_open_files: usize,
 }
 
 impl StorageConfig {
@@ -56,11 +64,12 @@ impl StorageConfig {
         StorageConfig {
             mode: StorageMode::Durable(data_dir.into()),
             segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
+            max_open_files: default_max_open_files(),
         }
     }
 
     pub fn in_memory() -> Self {
-        StorageConfig { mode: StorageMode::InMemory, segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES }
+        StorageConfig { mode: StorageMode::InMemory, ..Self::durable(PathBuf::new()) }
     }
 }
 

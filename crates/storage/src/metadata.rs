@@ -5,12 +5,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::StorageError;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const FILE_NAME: &str = "meta.redb";
+/// Next to the metadata store: the pid of the process that holds its lock (a server, or
+/// `tideline check` / `repair`), for the error a second process gets. Informational only (the
+/// lock is what excludes); written at each open.
+const PID_FILE: &str = "tideline.pid";
+
+fn owner_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()
+}
 
 /// One change in an atomic [`MetadataStore::commit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +40,27 @@ impl std::fmt::Debug for MetadataStore {
 }
 
 impl MetadataStore {
-    pub(crate) fn open_file(path: &Path) -> Result<Self, StorageError> {
-        Self::init(Database::create(path).map_err(StorageError::metadata)?)
+    /// Opens (creating) `<dir>/meta.redb`, taking redb's exclusive lock on it: the lock that
+    /// keeps a second process out of the data directory, whose pid the error then names.
+    pub(crate) fn open_file(dir: &Path) -> Result<Self, StorageError> {
+        let db = Database::create(dir.join(FILE_NAME)).map_err(|error| match error {
+            DatabaseError::DatabaseAlreadyOpen => StorageError::Locked { dir: dir.to_owned(), pid: owner_pid(dir) },
+            other => StorageError::metadata(other),
+        })?;
+        if let Err(error) = std::fs::write(dir.join(PID_FILE), format!("{}\n", std::process::id())) {
+            tracing::warn!(%error, "could not record this process's pid in the data directory");
+        }
+        Self::init(db)
+    }
+
+    /// The metadata store of an existing data directory, for offline tools; None if it has none.
+    /// Fails with [`StorageError::Locked`] while a server runs there, and keeps others out
+    /// while it lives.
+    pub fn open_existing(dir: &Path) -> Result<Option<Self>, StorageError> {
+        if !dir.join(FILE_NAME).is_file() {
+            return Ok(None);
+        }
+        Self::open_file(dir).map(Some)
     }
 
     pub(crate) fn open_in_memory() -> Result<Self, StorageError> {

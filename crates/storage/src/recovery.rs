@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::frame;
-use crate::segment::{parse_segment_file_name, ScanError, Scanner, Segment};
+use crate::open_files::OpenFiles;
+use crate::segment::{parse_log_file_name, ScanError, Scanner, Segment};
 use crate::shard::{Committed, SegmentView, ShardLog};
 use crate::writer::{Tail, WriterShard};
 use crate::{ShardKey, StorageError};
@@ -25,7 +26,7 @@ pub(crate) struct Recovered {
 }
 
 /// Directory entries whose names parse as `T`, sorted; anything else is reported and skipped.
-fn numbered_dirs<T: std::str::FromStr + Ord>(dir: &Path) -> Result<Vec<(T, PathBuf)>, StorageError> {
+pub(crate) fn numbered_dirs<T: std::str::FromStr + Ord>(dir: &Path) -> Result<Vec<(T, PathBuf)>, StorageError> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|error| StorageError::io_at("listing", dir, error))? {
         let entry = entry.map_err(|error| StorageError::io_at("listing", dir, error))?;
@@ -42,12 +43,12 @@ fn numbered_dirs<T: std::str::FromStr + Ord>(dir: &Path) -> Result<Vec<(T, PathB
 /// `synced`: the previous run shut down cleanly, so every byte in the logs is already on disk.
 /// Otherwise whole frames a killed process wrote but never synced may sit in the page cache;
 /// they are valid, become part of the log, and must be made durable before they are served.
-pub(crate) fn recover(root: &Path, synced: bool) -> Result<Recovered, StorageError> {
+pub(crate) fn recover(root: &Path, synced: bool, files: &Arc<OpenFiles>) -> Result<Recovered, StorageError> {
     let mut recovered = Recovered { logs: HashMap::new(), writers: HashMap::new() };
     for (stream_id, stream_dir) in numbered_dirs::<u64>(root)? {
         for (shard_index, shard_dir) in numbered_dirs::<u32>(&stream_dir)? {
             let key = ShardKey { stream_id, shard_index };
-            let (log, writer) = recover_shard(key, shard_dir, synced)?;
+            let (log, writer) = recover_shard(key, shard_dir, synced, files)?;
             recovered.logs.insert(key, log);
             recovered.writers.insert(key, writer);
         }
@@ -55,34 +56,42 @@ pub(crate) fn recover(root: &Path, synced: bool) -> Result<Recovered, StorageErr
     Ok(recovered)
 }
 
-fn recover_shard(key: ShardKey, dir: PathBuf, synced: bool) -> Result<(Arc<ShardLog>, WriterShard), StorageError> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(|error| StorageError::io_at("listing", &dir, error))? {
-        let entry = entry.map_err(|error| StorageError::io_at("listing", &dir, error))?;
-        match entry.file_name().to_str().and_then(parse_segment_file_name) {
-            Some(first_index) => files.push((first_index, entry.path())),
-            None => tracing::warn!(path = %entry.path().display(), "ignoring a file that is not a segment"),
-        }
-    }
-    files.sort_by_key(|(first_index, _)| *first_index);
-
-    let Some((last_first, last_path)) = files.pop() else {
+fn recover_shard(
+    key: ShardKey,
+    dir: PathBuf,
+    synced: bool,
+    files: &Arc<OpenFiles>,
+) -> Result<(Arc<ShardLog>, WriterShard), StorageError> {
+    let mut entries = log_files(&dir)?;
+    let Some((last_first, last_is_gap, last_path)) = entries.pop() else {
         // A shard whose first segment was never created: empty.
         let log = Arc::new(ShardLog::new(key, Committed::empty()));
-        return Ok((Arc::clone(&log), WriterShard::new(log, Some(dir), 0, None, None)));
+        return Ok((Arc::clone(&log), WriterShard::new(log, (Some(dir), files), 0, None, None)));
     };
-    let mut views = Vec::with_capacity(files.len() + 1);
-    for (at, (first_index, path)) in files.iter().enumerate() {
-        let len = std::fs::metadata(path).map_err(|error| StorageError::io_at("reading", path, error))?.len();
-        let end_index = files.get(at + 1).map_or(last_first, |(next, _)| *next);
+    if last_is_gap {
+        // `tideline repair` puts a gap only before the segment that follows the damage.
+        return Err(StorageError::Corrupt {
+            path: last_path.display().to_string(),
+            offset: 0,
+            detail: "a gap marker is the last entry of the shard's log: its segment is missing".into(),
+        });
+    }
+    let mut views = Vec::with_capacity(entries.len() + 1);
+    for (at, (first_index, lost, path)) in entries.iter().enumerate() {
+        let len = if *lost {
+            0
+        } else {
+            std::fs::metadata(path).map_err(|error| StorageError::io_at("reading", path, error))?.len()
+        };
+        let end_index = entries.get(at + 1).map_or(last_first, |(next, _, _)| *next);
         views.push(SegmentView {
-            segment: Arc::new(Segment::existing_file(path.clone(), *first_index)),
+            segment: Arc::new(Segment::existing_file(files, path.clone(), *first_index, *lost)),
             len,
             end_index,
         });
     }
 
-    let last = Arc::new(Segment::existing_file(last_path, last_first));
+    let last = Arc::new(Segment::existing_file(files, last_path, last_first, false));
     let (len, next_index, mut last_arrival_ms) = scan_tail(&last, synced)?;
     if !synced {
         // Likewise the directory entry of a segment created just before the crash.
@@ -97,8 +106,25 @@ fn recover_shard(key: ShardKey, dir: PathBuf, synced: bool) -> Result<(Arc<Shard
     let trim_index = views.first().map_or(next_index, |view| view.segment.first_index);
     let committed = Committed { next_index, trim_index, last_arrival_ms, sealed: false, segments: views };
     let log = Arc::new(ShardLog::new(key, committed));
-    let tail = Tail { segment: last, written: len, dirty: false };
-    Ok((Arc::clone(&log), WriterShard::new(log, Some(dir), next_index, last_arrival_ms, Some(tail))))
+    let tail = Tail::new(last, len);
+    Ok((Arc::clone(&log), WriterShard::new(log, (Some(dir), files), next_index, last_arrival_ms, Some(tail))))
+}
+
+/// A shard directory's segments and gap markers as (first index, is a gap, path), in log order
+/// (a gap before a segment of the same index: a repair interrupted before it removed the
+/// damaged segment leaves both, and reads then still reach that segment). Other files are
+/// reported and skipped.
+pub(crate) fn log_files(dir: &Path) -> Result<Vec<(u64, bool, PathBuf)>, StorageError> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|error| StorageError::io_at("listing", dir, error))? {
+        let entry = entry.map_err(|error| StorageError::io_at("listing", dir, error))?;
+        match entry.file_name().to_str().and_then(parse_log_file_name) {
+            Some((first_index, gap)) => entries.push((first_index, gap, entry.path())),
+            None => tracing::warn!(path = %entry.path().display(), "ignoring a file that is not a segment"),
+        }
+    }
+    entries.sort_by_key(|(first_index, gap, _)| (*first_index, !*gap));
+    Ok(entries)
 }
 
 /// Scans the last segment, indexing it and cutting it at the first bad frame. Returns the good
@@ -142,7 +168,8 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Op
                     offset,
                     format!(
                         "{reason}; an intact record follows at byte {later}, so this is damage inside the log, \
-                         not a torn write: refusing to truncate acknowledged records (restore the file or move it away)"
+                         not a torn write: refusing to truncate acknowledged records (stop the server and run \
+                         `tideline check`, then `tideline repair`, or restore the file)"
                     ),
                 ));
             }
@@ -151,7 +178,9 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Op
                 offset,
                 dropped_bytes = file_len - offset,
                 %reason,
-                "truncating a torn or corrupt log tail (records there were never acknowledged)"
+                "cutting a torn or damaged log tail: usually a write a crash interrupted, which was never \
+                 acknowledged; if instead these bytes were damaged after they were written, acknowledged \
+                 records are lost here"
             );
             segment.set_len(offset).map_err(|error| segment.io_error("truncating", error))?;
             (offset, false)
@@ -165,9 +194,8 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Op
     Ok((good_len, next_index, last_arrival_ms))
 }
 
-/// The offset of the first intact frame after `bad` whose index is at least `min_index`, if any.
-/// Every offset is tried: after damage nothing says where the next frame starts. Candidates are
-/// filtered by length and index before the checksum, so this stays cheap even over a full segment.
+/// The offset of the first intact frame after `bad` whose index is at least `min_index` (and
+/// plausibly close to it), if any.
 fn intact_frame_after(segment: &Segment, bad: u64, file_len: u64, min_index: u64) -> Result<Option<u64>, StorageError> {
     let start = bad + 1;
     let len = usize::try_from(file_len.saturating_sub(start)).unwrap_or(usize::MAX);
@@ -177,18 +205,8 @@ fn intact_frame_after(segment: &Segment, bad: u64, file_len: u64, min_index: u64
     let mut rest = vec![0u8; len];
     let reader = segment.reader().map_err(|error| segment.io_error("reading", error))?;
     reader.read_exact_at(start, &mut rest).map_err(|error| segment.io_error("reading", error))?;
-    let rest = bytes::Bytes::from(rest);
-    for at in 0..=len - frame::HEADER_LEN {
-        let Ok(total) = frame::peek_len(&rest[at..]) else { continue };
-        let index = u64::from_le_bytes(rest[at + 8..at + 16].try_into().unwrap_or_default());
-        if at + total > len || index < min_index || index > min_index.saturating_add(1 << 32) {
-            continue;
-        }
-        if frame::decode(&rest.slice(at..at + total)).is_ok() {
-            return Ok(Some(start + at as u64));
-        }
-    }
-    Ok(None)
+    let plausible = min_index..min_index.saturating_add(1 << 32).saturating_add(1);
+    Ok(frame::find_intact(&bytes::Bytes::from(rest), 0, plausible).map(|(at, _)| start + at as u64))
 }
 
 /// The arrival time of the newest record in the older segments. Rare (only when the last segment

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::open_files::{FileSlot, OpenFiles};
 use crate::{StorageError, StoredRecord};
 
 /// Distance in bytes between sparse index entries: a seek lands at most this far before the
@@ -24,9 +25,26 @@ pub(crate) fn segment_file_name(first_index: u64) -> String {
     format!("{first_index:020}.seg")
 }
 
+/// `<first_index:020>.gap`: left by `tideline repair` where it moved damaged records to
+/// quarantine. The records from that index to the next segment's first are gone; reads skip them.
+pub(crate) fn gap_file_name(first_index: u64) -> String {
+    format!("{first_index:020}.gap")
+}
+
 /// The first index encoded in a segment file name, or None for any other file.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
+    parse_first_index(name.strip_suffix(".seg")?)
+}
+
+/// An entry of a shard's directory: its first index, and whether it is a gap marker.
+pub(crate) fn parse_log_file_name(name: &str) -> Option<(u64, bool)> {
+    match name.strip_suffix(".gap") {
+        Some(digits) => Some((parse_first_index(digits)?, true)),
+        None => Some((parse_segment_file_name(name)?, false)),
+    }
+}
+
+fn parse_first_index(digits: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -100,17 +118,20 @@ impl Extension {
 }
 
 enum Backing {
-    /// The handle is kept open only while the writer appends to the segment; readers of older
-    /// segments open the file per read, so thousands of segments do not hold thousands of fds.
+    /// The file is opened on demand through the storage's bounded set of open files, which may
+    /// close it again when other segments are busier.
     File {
-        path: PathBuf,
-        handle: RwLock<Option<Arc<File>>>,
+        slot: Arc<FileSlot>,
+        files: Arc<OpenFiles>,
     },
     Memory(RwLock<Vec<u8>>),
 }
 
 pub(crate) struct Segment {
     pub first_index: u64,
+    /// A `.gap` marker left by `tideline repair`: the records from `first_index` to the next
+    /// segment's first index were damaged and moved to quarantine; reads skip them.
+    pub lost: bool,
     backing: Backing,
     pub sparse: RwLock<Sparse>,
     first_arrival: OnceLock<i64>,
@@ -141,24 +162,26 @@ impl Reader<'_> {
 
 impl Segment {
     /// Creates (or empties) the segment file for a new tail.
-    pub fn create_file(dir: &Path, first_index: u64) -> io::Result<Segment> {
+    pub fn create_file(files: &Arc<OpenFiles>, dir: &Path, first_index: u64) -> io::Result<Segment> {
         let path = dir.join(segment_file_name(first_index));
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
-        Ok(Self::with_backing(first_index, Backing::File { path, handle: RwLock::new(Some(Arc::new(file))) }))
+        let slot = files.adopt(path, file);
+        Ok(Self::with_backing(first_index, false, Backing::File { slot, files: Arc::clone(files) }))
     }
 
-    /// An existing segment file; the handle is opened when the writer first needs it.
-    pub fn existing_file(path: PathBuf, first_index: u64) -> Segment {
-        Self::with_backing(first_index, Backing::File { path, handle: RwLock::new(None) })
+    /// An existing segment file (or, with `lost`, gap marker); opened when first needed.
+    pub fn existing_file(files: &Arc<OpenFiles>, path: PathBuf, first_index: u64, lost: bool) -> Segment {
+        Self::with_backing(first_index, lost, Backing::File { slot: files.slot(path), files: Arc::clone(files) })
     }
 
     pub fn memory(first_index: u64) -> Segment {
-        Self::with_backing(first_index, Backing::Memory(RwLock::new(Vec::new())))
+        Self::with_backing(first_index, false, Backing::Memory(RwLock::new(Vec::new())))
     }
 
-    fn with_backing(first_index: u64, backing: Backing) -> Segment {
+    fn with_backing(first_index: u64, lost: bool, backing: Backing) -> Segment {
         Segment {
             first_index,
+            lost,
             backing,
             sparse: RwLock::new(Sparse::new(first_index)),
             first_arrival: OnceLock::new(),
@@ -169,7 +192,7 @@ impl Segment {
     /// Names the segment in errors and logs.
     pub fn describe(&self) -> String {
         match &self.backing {
-            Backing::File { path, .. } => path.display().to_string(),
+            Backing::File { slot, .. } => slot.path().display().to_string(),
             Backing::Memory(_) => format!("in-memory segment {}", segment_file_name(self.first_index)),
         }
     }
@@ -184,37 +207,21 @@ impl Segment {
 
     pub fn reader(&self) -> io::Result<Reader<'_>> {
         match &self.backing {
-            Backing::File { path, handle } => match handle.read().as_ref() {
-                Some(file) => Ok(Reader::File(Arc::clone(file))),
-                None => Ok(Reader::File(Arc::new(File::open(path)?))),
-            },
+            Backing::File { slot, files } => Ok(Reader::File(files.handle(slot)?)),
             Backing::Memory(bytes) => Ok(Reader::Memory(bytes)),
         }
     }
 
-    /// The read-write handle the writer uses, opened on first use.
-    fn writable(&self) -> io::Result<Option<Arc<File>>> {
+    /// Writer only: writes `data` at `offset`, which is the end of what the writer wrote before.
+    /// Returns the file handle written through: the writer syncs that one, so that the bytes are
+    /// synced even if the set of open files closes its own copy meanwhile.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<Option<Arc<File>>> {
         match &self.backing {
-            Backing::File { path, handle } => {
-                let mut handle = handle.write();
-                if let Some(file) = handle.as_ref() {
-                    return Ok(Some(Arc::clone(file)));
-                }
-                let file = Arc::new(OpenOptions::new().read(true).write(true).open(path)?);
-                *handle = Some(Arc::clone(&file));
+            Backing::File { slot, files } => {
+                let file = files.handle(slot)?;
+                file.write_all_at(data, offset)?;
                 Ok(Some(file))
             }
-            Backing::Memory(_) => Ok(None),
-        }
-    }
-
-    /// Writer only: writes `data` at `offset`, which is the end of what the writer wrote before.
-    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        match &self.backing {
-            Backing::File { .. } => match self.writable()? {
-                Some(file) => file.write_all_at(data, offset),
-                None => Err(io::Error::other("segment has no file handle")),
-            },
             Backing::Memory(bytes) => {
                 let mut bytes = bytes.write();
                 let offset = usize::try_from(offset).map_err(io::Error::other)?;
@@ -223,29 +230,22 @@ impl Segment {
                 }
                 bytes.truncate(offset);
                 bytes.extend_from_slice(data);
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    /// The handle to fdatasync, if the segment is a file.
-    pub fn sync_handle(&self) -> io::Result<Option<Arc<File>>> {
-        self.writable()
-    }
-
+    /// Recovery: fdatasyncs whatever a killed process left in the page cache for this file.
     pub fn sync(&self) -> io::Result<()> {
-        match self.sync_handle()? {
-            Some(file) => file.sync_data(),
-            None => Ok(()),
+        match &self.backing {
+            Backing::File { slot, files } => files.handle(slot)?.sync_data(),
+            Backing::Memory(_) => Ok(()),
         }
     }
 
     pub fn set_len(&self, len: u64) -> io::Result<()> {
         match &self.backing {
-            Backing::File { .. } => match self.writable()? {
-                Some(file) => file.set_len(len),
-                None => Ok(()),
-            },
+            Backing::File { slot, files } => files.handle(slot)?.set_len(len),
             Backing::Memory(bytes) => {
                 bytes.write().truncate(usize::try_from(len).map_err(io::Error::other)?);
                 Ok(())
@@ -255,23 +255,24 @@ impl Segment {
 
     pub fn file_len(&self) -> io::Result<u64> {
         match &self.backing {
-            Backing::File { path, .. } => Ok(std::fs::metadata(path)?.len()),
+            Backing::File { slot, .. } => Ok(std::fs::metadata(slot.path())?.len()),
             Backing::Memory(bytes) => Ok(bytes.read().len() as u64),
         }
     }
 
-    /// Closes the writer's handle once the segment is no longer the tail.
+    /// Closes the file once the segment is no longer the tail: readers mostly want the newest
+    /// records, and reopen it if they do not.
     pub fn release_handle(&self) {
-        if let Backing::File { handle, .. } = &self.backing {
-            *handle.write() = None;
+        if let Backing::File { slot, files } = &self.backing {
+            files.close(slot);
         }
     }
 
     pub fn remove_file(&self) -> io::Result<()> {
         match &self.backing {
-            Backing::File { path, handle } => {
-                *handle.write() = None;
-                std::fs::remove_file(path)
+            Backing::File { slot, files } => {
+                files.close(slot);
+                std::fs::remove_file(slot.path())
             }
             Backing::Memory(bytes) => {
                 bytes.write().clear();
@@ -285,8 +286,9 @@ impl Segment {
     /// a crash must never leave a hole in the log, only a shorter head. Readers that opened the
     /// file before keep reading it. In memory the bytes go with the last reference.
     pub fn unlink(&self) -> io::Result<()> {
-        let Backing::File { path, handle } = &self.backing else { return Ok(()) };
-        *handle.write() = None;
+        let Backing::File { slot, files } = &self.backing else { return Ok(()) };
+        files.close(slot);
+        let path = slot.path();
         match std::fs::remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
             _ => {}
@@ -532,7 +534,10 @@ mod tests {
         assert_eq!(parse_segment_file_name("00000000000000000042.seg"), Some(42));
         for name in ["42.seg", "0000000000000000004x.seg", "00000000000000000042.tmp", "99999999999999999999.seg"] {
             assert_eq!(parse_segment_file_name(name), None, "{name}");
+            assert_eq!(parse_log_file_name(name), None, "{name}");
         }
+        assert_eq!(parse_log_file_name(&gap_file_name(7)), Some((7, true)));
+        assert_eq!(parse_log_file_name(&segment_file_name(7)), Some((7, false)));
     }
 
     #[test]

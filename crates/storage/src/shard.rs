@@ -62,17 +62,19 @@ impl ShardLog {
         self.committed.read().trim_index
     }
 
-    /// Where `index` is: in a committed segment, below the trim point, or not committed yet.
+    /// Where `index` is: in a committed segment, gone (below the trim point or in a range
+    /// `tideline repair` quarantined), or not committed yet.
     fn find(&self, index: u64) -> Found {
         let committed = self.committed.read();
         if index < committed.trim_index {
-            return Found::Trimmed(committed.trim_index);
+            return Found::Gone(committed.trim_index);
         }
         if index >= committed.next_index {
             return Found::End;
         }
         let after = committed.segments.partition_point(|view| view.segment.first_index <= index);
         match after.checked_sub(1).and_then(|at| committed.segments.get(at)) {
+            Some(view) if index < view.end_index && view.segment.lost => Found::Gone(view.end_index),
             Some(view) if index < view.end_index => Found::In(view.clone()),
             _ => Found::End,
         }
@@ -91,11 +93,11 @@ impl ShardLog {
             let view = match self.find(batch.next_index) {
                 Found::In(view) => view,
                 // Records are never served across a gap within one batch: the next read skips it.
-                Found::Trimmed(trim) if batch.records.is_empty() => {
-                    batch.next_index = trim;
+                Found::Gone(next) if batch.records.is_empty() => {
+                    batch.next_index = next;
                     continue;
                 }
-                Found::Trimmed(_) | Found::End => break,
+                Found::Gone(_) | Found::End => break,
             };
             match self.read_view(&view, &mut batch, &mut bytes, max_records, max_bytes)? {
                 Some(false) => {}
@@ -177,7 +179,7 @@ impl ShardLog {
         let Some((_, older)) = views.split_last() else { return Ok(None) };
         let mut expired = 0;
         for view in older {
-            let empty = view.end_index <= view.segment.first_index;
+            let empty = view.end_index <= view.segment.first_index || view.segment.lost;
             if !empty && view.segment.last_arrival(view.len, view.end_index)? >= cutoff_ms {
                 break;
             }
@@ -189,8 +191,8 @@ impl ShardLog {
 
 enum Found {
     In(SegmentView),
-    /// Below the trim point, which is given.
-    Trimmed(u64),
+    /// No record here; the next one stored is at or after the index given.
+    Gone(u64),
     /// Not committed (yet).
     End,
 }

@@ -10,6 +10,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::frame;
 use crate::metadata::MetadataStore;
+use crate::open_files::OpenFiles;
 use crate::recovery::{self, Recovered};
 use crate::shard::{Committed, ShardLog};
 use crate::writer::{ControlRequest, DataRequest, Request, Writer};
@@ -21,6 +22,7 @@ pub(crate) struct Shared {
     /// `<data_dir>/shards`, or None in memory mode.
     pub root: Option<PathBuf>,
     pub segment_max_bytes: u64,
+    pub files: Arc<OpenFiles>,
     /// Groups committed so far (a request count divided by this is the batching achieved).
     pub groups: std::sync::atomic::AtomicU64,
     #[cfg(test)]
@@ -98,16 +100,17 @@ impl Storage {
     /// writer thread. In memory mode nothing touches the disk.
     pub fn open(config: StorageConfig) -> Result<Arc<Storage>, StorageError> {
         let started = std::time::Instant::now();
+        let files = OpenFiles::new(config.max_open_files);
         let (root, metadata, recovered) = match &config.mode {
             StorageMode::Durable(data_dir) => {
                 let root = data_dir.join("shards");
                 create_synced_dir(data_dir)?;
                 // The metadata store takes an exclusive lock on its file: a second process on the
                 // same directory fails here, before it can touch a shard log.
-                let metadata = MetadataStore::open_file(&data_dir.join("meta.redb"))?;
+                let metadata = MetadataStore::open_file(data_dir)?;
                 create_synced_dir(&root)?;
                 let synced = take_clean_marker(data_dir)?;
-                let recovered = recovery::recover(&root, synced)?;
+                let recovered = recovery::recover(&root, synced, &files)?;
                 (Some(root), metadata, recovered)
             }
             StorageMode::InMemory => {
@@ -119,6 +122,7 @@ impl Storage {
             shards: RwLock::new(recovered.logs),
             root,
             segment_max_bytes: config.segment_max_bytes.max(1),
+            files,
             groups: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             faults: parking_lot::Mutex::new(Faults::default()),
@@ -290,6 +294,11 @@ impl Storage {
     #[cfg(test)]
     pub(crate) fn groups_committed(&self) -> u64 {
         self.shared.groups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open_file_count(&self) -> usize {
+        self.shared.files.open_count()
     }
 
     #[cfg(test)]

@@ -766,8 +766,22 @@ async fn metadata_in_memory_and_concurrent_counters() {
 fn a_second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = durable(dir.path());
-    let second = Storage::open(StorageConfig::durable(dir.path()));
-    assert!(matches!(second, Err(StorageError::Metadata(_))), "{second:?}");
+    let second = Storage::open(StorageConfig::durable(dir.path())).expect_err("locked");
+    match &second {
+        StorageError::Locked { dir: locked, pid } => {
+            assert_eq!((locked.as_path(), *pid), (dir.path(), Some(std::process::id())));
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert_eq!(
+        second.to_string(),
+        format!(
+            "data directory {} is in use by another tideline process (pid {}): it holds the lock on meta.redb there; \
+             stop that process, or use another data directory",
+            dir.path().display(),
+            std::process::id()
+        )
+    );
 }
 
 #[tokio::test]
@@ -1026,4 +1040,101 @@ fn handles_and_futures_can_cross_threads() {
     send(storage.trim_before(key(1, 0), 0));
     send(storage.metadata().commit(Vec::new()));
     send(storage.metadata().next_id("x"));
+}
+
+#[tokio::test]
+async fn more_shards_than_open_files_are_written_synced_and_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StorageConfig { max_open_files: 4, segment_max_bytes: 2048, ..StorageConfig::durable(dir.path()) };
+    let shards: Vec<ShardKey> = (0..20).map(|index| key(9, index)).collect();
+    let round = |round: u64| -> Vec<AppendBatch> {
+        shards
+            .iter()
+            .map(|&shard| batch(shard, vec![record(round * 100 + u64::from(shard.shard_index), 300)]))
+            .collect()
+    };
+    {
+        let storage = Storage::open(config.clone()).expect("open");
+        for number in 0..12 {
+            // One group writes all twenty shards: it is written and synced four files at a time.
+            storage.append(round(number)).await.expect("append");
+            assert!(storage.open_file_count() <= 4);
+        }
+        for &shard in &shards {
+            assert_eq!(read_all(&storage, shard).len(), 12);
+            assert!(storage.open_file_count() <= 4);
+        }
+    }
+    let storage = Storage::open(config).expect("reopen");
+    assert!(storage.open_file_count() <= 4, "recovery stays within the bound too");
+    storage.append(round(12)).await.expect("append after reopen");
+    for &shard in &shards {
+        let stored = read_all(&storage, shard);
+        assert_eq!(stored.len(), 13);
+        for (index, stored) in stored.iter().enumerate() {
+            assert_same(stored, index as u64, &record(index as u64 * 100 + u64::from(shard.shard_index), 300));
+        }
+    }
+}
+
+fn check(dir: &Path) -> inspect::CheckReport {
+    inspect::check_store(dir).expect("check")
+}
+
+#[tokio::test]
+async fn damage_inside_the_newest_segment_is_repaired_and_only_its_record_is_skipped() {
+    let (dir, reopened, records) = try_reopen_after(|path, offsets| flip_byte(path, offsets[4] + 2)).await;
+    assert!(reopened.is_err(), "refuses to open over damage");
+    let report = check(dir.path());
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert_eq!((report.damage[0].shard, report.damage[0].lost.clone()), (key(4, 0), 4..5));
+    assert_eq!((report.records, report.segments, report.shards), (9, 1, 1));
+
+    let quarantine = dir.path().join("quarantine");
+    let repaired = inspect::repair_store(dir.path(), &report, &quarantine).expect("repair");
+    assert_eq!(repaired.len(), 1);
+    assert!(repaired[0].quarantined.starts_with(&quarantine) && repaired[0].quarantined.is_file());
+    assert_eq!(check(dir.path()), inspect::CheckReport { shards: 1, segments: 2, records: 9, ..Default::default() });
+
+    let storage = durable(dir.path());
+    let stored = read_all(&storage, key(4, 0));
+    let indices: Vec<u64> = stored.iter().map(|record| record.index).collect();
+    assert_eq!(indices, [0, 1, 2, 3, 5, 6, 7, 8, 9]);
+    for stored in &stored {
+        assert_same(stored, stored.index, &records[stored.index as usize]);
+    }
+    let (next, _) = append_one(&storage, key(4, 0), vec![record(77, 10)]).await;
+    assert_eq!(next, 10, "indices (sequence numbers) are never reused");
+}
+
+#[tokio::test]
+async fn a_damaged_first_record_of_an_older_segment_becomes_a_gap_that_reads_and_retention_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shard = key(5, 0);
+    {
+        let storage = durable_with_segments(dir.path(), 200);
+        for i in 0..6 {
+            append_one(&storage, shard, vec![record(i, 150)]).await;
+        }
+        let first = segment_files(&storage.shard_dir(shard).expect("dir")).remove(0);
+        flip_byte(&first, 60);
+    }
+    let report = check(dir.path());
+    let lost: Vec<(u64, u64)> = report.damage.iter().map(|damage| (damage.lost.start, damage.lost.end)).collect();
+    assert_eq!(lost, [(0, 1)]);
+    inspect::repair_store(dir.path(), &report, &dir.path().join("quarantine")).expect("repair");
+    let names: Vec<String> = segment_files(&dir.path().join("shards/5/0"))
+        .iter()
+        .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    assert_eq!(names[0], crate::segment::gap_file_name(0), "the damaged file is gone, a gap stands for it: {names:?}");
+    assert!(check(dir.path()).damage.is_empty());
+
+    let storage = durable_with_segments(dir.path(), 200);
+    let indices: Vec<u64> = read_all(&storage, shard).iter().map(|record| record.index).collect();
+    assert_eq!(indices, [1, 2, 3, 4, 5]);
+    // Retention removes the gap like any expired segment.
+    let trim = storage.trim_before(shard, i64::MAX).await.expect("trim");
+    assert_eq!(trim, 5);
+    assert_eq!(read_all(&storage, shard).len(), 1);
 }

@@ -12,6 +12,7 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 use crate::frame;
+use crate::open_files::OpenFiles;
 use crate::segment::Segment;
 use crate::shard::{SegmentView, ShardLog};
 use crate::storage::Shared;
@@ -82,6 +83,15 @@ pub(crate) struct Tail {
     pub written: u64,
     /// Written in the current group and not yet synced.
     pub dirty: bool,
+    /// The handle the group's bytes were written through, until it is synced: the set of open
+    /// files may close its own copy meanwhile, and the bytes must be synced through this one.
+    pub unsynced: Option<Arc<File>>,
+}
+
+impl Tail {
+    pub fn new(segment: Arc<Segment>, written: u64) -> Self {
+        Tail { segment, written, dirty: false, unsynced: None }
+    }
 }
 
 /// Where a shard stood when the current group first touched it, and what the group did.
@@ -105,6 +115,7 @@ struct Group {
 pub(crate) struct WriterShard {
     log: Arc<ShardLog>,
     dir: Option<PathBuf>,
+    files: Arc<OpenFiles>,
     next_index: u64,
     last_arrival_ms: Option<i64>,
     sealed: bool,
@@ -117,7 +128,7 @@ pub(crate) struct WriterShard {
 impl WriterShard {
     pub fn new(
         log: Arc<ShardLog>,
-        dir: Option<PathBuf>,
+        (dir, files): (Option<PathBuf>, &Arc<OpenFiles>),
         next_index: u64,
         last_arrival_ms: Option<i64>,
         tail: Option<Tail>,
@@ -125,6 +136,7 @@ impl WriterShard {
         WriterShard {
             log,
             dir,
+            files: Arc::clone(files),
             next_index,
             last_arrival_ms,
             sealed: false,
@@ -236,7 +248,7 @@ impl WriterShard {
         let segment = match &self.dir {
             None => Arc::new(Segment::memory(self.next_index)),
             Some(dir) => Arc::new(
-                Segment::create_file(dir, self.next_index)
+                Segment::create_file(&self.files, dir, self.next_index)
                     .map_err(|error| (StorageError::io_at("creating a segment in", dir, error), false))?,
             ),
         };
@@ -245,7 +257,7 @@ impl WriterShard {
         if let Some(dir) = &self.dir {
             group.dirs.push(dir.clone());
         }
-        Ok(Tail { segment, written: 0, dirty: false })
+        Ok(Tail::new(segment, 0))
     }
 
     /// Closes the tail segment and starts a new one. The old segment is synced *before* the new
@@ -253,9 +265,9 @@ impl WriterShard {
     /// disk by the time a later one can be found there.
     fn roll(&mut self) -> Result<(), (StorageError, bool)> {
         self.flush().map_err(|error| (error, false))?;
-        let old = self.tail.as_ref().ok_or_else(no_tail)?;
-        if old.dirty {
-            old.segment.sync().map_err(|error| (old.segment.io_error("syncing", error), true))?;
+        let old = self.tail.as_mut().ok_or_else(no_tail)?;
+        if let Some(file) = old.unsynced.take() {
+            file.sync_data().map_err(|error| (old.segment.io_error("syncing", error), true))?;
         }
         let view = SegmentView { segment: Arc::clone(&old.segment), len: old.written, end_index: self.next_index };
         let new = self.new_segment()?;
@@ -270,7 +282,11 @@ impl WriterShard {
             return Ok(());
         }
         let tail = self.tail.as_mut().ok_or_else(|| no_tail().0)?;
-        tail.segment.write_at(tail.written, &self.pending).map_err(|error| tail.segment.io_error("writing", error))?;
+        let file = tail
+            .segment
+            .write_at(tail.written, &self.pending)
+            .map_err(|error| tail.segment.io_error("writing", error))?;
+        tail.unsynced = tail.unsynced.take().or(file);
         tail.written += self.pending.len() as u64;
         self.pending.clear();
         // One burst must not pin a large buffer per shard for the life of the process.
@@ -339,7 +355,7 @@ impl WriterShard {
                 poison = true;
             }
         }
-        self.tail = group.tail.map(|(segment, written)| Tail { segment, written, dirty: false });
+        self.tail = group.tail.map(|(segment, written)| Tail::new(segment, written));
         if let Some(tail) = &self.tail {
             // Cut what the group wrote, so the next frame goes where the failed one would have.
             if let Err(error) = tail.segment.set_len(tail.written) {
@@ -471,9 +487,9 @@ impl Writer {
 
     fn shard(&mut self, key: ShardKey) -> &mut WriterShard {
         let shared = &self.shared;
-        self.shards
-            .entry(key)
-            .or_insert_with(|| WriterShard::new(shared.log_or_insert(key), shared.shard_dir(key), 0, None, None))
+        self.shards.entry(key).or_insert_with(|| {
+            WriterShard::new(shared.log_or_insert(key), (shared.shard_dir(key), &shared.files), 0, None, None)
+        })
     }
 
     /// Appends of a request that would touch a shard refusing writes fail before anything of
@@ -523,13 +539,17 @@ impl Writer {
             }
         }
 
-        let mut jobs = self.write_out(&touched);
-        run_syncs(&mut jobs);
-        for job in jobs {
-            if let Some(Err(error)) = job.result {
-                for key in job.shards {
-                    if let Some(shard) = self.shards.get_mut(&key) {
-                        shard.fail(error.duplicate(), true);
+        // Every file written stays open until it is synced: a group touching more shards than
+        // files may be open is written and synced a slice at a time.
+        for slice in touched.chunks(self.shared.files.capacity()) {
+            let mut jobs = self.write_out(slice);
+            run_syncs(&mut jobs);
+            for job in jobs {
+                if let Some(Err(error)) = job.result {
+                    for key in job.shards {
+                        if let Some(shard) = self.shards.get_mut(&key) {
+                            shard.fail(error.duplicate(), true);
+                        }
                     }
                 }
             }
@@ -581,18 +601,13 @@ impl Writer {
             for dir in &group.dirs {
                 dirs.entry(dir.clone()).or_default().push(key);
             }
-            let Some(tail) = shard.tail.as_ref().filter(|tail| tail.dirty) else { continue };
-            match tail.segment.sync_handle() {
-                Ok(Some(file)) => files.push(SyncJob {
+            let Some(tail) = shard.tail.as_mut().filter(|tail| tail.dirty) else { continue };
+            if let Some(file) = tail.unsynced.take() {
+                files.push(SyncJob {
                     target: SyncTarget::File(file, tail.segment.describe()),
                     shards: vec![key],
                     result: None,
-                }),
-                Ok(None) => {}
-                Err(error) => {
-                    let error = tail.segment.io_error("opening", error);
-                    shard.fail(error, false);
-                }
+                });
             }
         }
         for job in &mut files {

@@ -14,6 +14,7 @@ mod iterator;
 mod limits;
 mod metrics;
 mod model;
+pub mod offline;
 mod ops;
 mod policy;
 mod reader;

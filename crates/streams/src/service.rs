@@ -129,7 +129,7 @@ pub struct StreamsService {
     pub(crate) limits: Option<ShardLimits>,
 }
 
-const STREAM_KEY_PREFIX: &str = "stream/";
+pub(crate) const STREAM_KEY_PREFIX: &str = "stream/";
 const ITERATOR_SECRET_KEY: &str = "secret/iterators";
 
 fn stream_key(name: &str) -> String {

@@ -39,6 +39,8 @@ pub struct TestServer {
     /// Kept alive for the server's lifetime; `None` for `--in-memory`.
     data_dir: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
+    /// `ulimit -n` the server runs under, if not inherited.
+    fd_limit: Option<u32>,
     /// Holds the server's stderr (logs), shown when a test panics.
     log_dir: tempfile::TempDir,
     endpoint: String,
@@ -66,13 +68,23 @@ impl TestServer {
         Self::start(Some(dir), extra_args)
     }
 
+    /// A durable server whose process may open at most `fd_limit` files (`ulimit -n`).
+    pub fn durable_with_fd_limit(fd_limit: u32, extra_args: &[&str]) -> Self {
+        let dir = tempfile::Builder::new().prefix("tideline-data-").tempdir().expect("create data dir");
+        Self::launch_with(Some(dir), extra_args, Some(fd_limit))
+    }
+
     fn start(data_dir: Option<tempfile::TempDir>, extra_args: &[&str]) -> Self {
+        Self::launch_with(data_dir, extra_args, None)
+    }
+
+    fn launch_with(data_dir: Option<tempfile::TempDir>, extra_args: &[&str], fd_limit: Option<u32>) -> Self {
         let log_dir = tempfile::Builder::new().prefix("tideline-log-").tempdir().expect("create log dir");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let (child, endpoint) =
-            launch(data_dir.as_ref().map(|d| d.path()), &extra_args, &log_dir.path().join("server.log"));
+            launch(data_dir.as_ref().map(|d| d.path()), &extra_args, fd_limit, &log_dir.path().join("server.log"));
         let client = make_client(&endpoint);
-        Self { child: Some(child), data_dir, extra_args, log_dir, endpoint, client }
+        Self { child: Some(child), data_dir, extra_args, fd_limit, log_dir, endpoint, client }
     }
 
     pub fn client(&self) -> &Client {
@@ -97,7 +109,8 @@ impl TestServer {
     /// directory and flags. The port changes; `client()` is rebuilt for the new one.
     pub fn kill_and_restart(&mut self) {
         self.kill();
-        let (child, endpoint) = launch(self.data_dir.as_ref().map(|d| d.path()), &self.extra_args, &self.log_path());
+        let data_dir = self.data_dir.as_ref().map(|d| d.path());
+        let (child, endpoint) = launch(data_dir, &self.extra_args, self.fd_limit, &self.log_path());
         self.client = make_client(&endpoint);
         self.endpoint = endpoint;
         self.child = Some(child);
@@ -136,9 +149,17 @@ impl Drop for TestServer {
     }
 }
 
-fn launch(data_dir: Option<&Path>, extra_args: &[String], log_path: &Path) -> (Child, String) {
+fn launch(data_dir: Option<&Path>, extra_args: &[String], fd_limit: Option<u32>, log_path: &Path) -> (Child, String) {
     let log = OpenOptions::new().create(true).append(true).open(log_path).expect("open server log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tideline"));
+    let mut command = match fd_limit {
+        None => Command::new(env!("CARGO_BIN_EXE_tideline")),
+        Some(limit) => {
+            // The shell lowers its own limit, then becomes the server, which inherits it.
+            let mut shell = Command::new("bash");
+            shell.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_tideline"));
+            shell
+        }
+    };
     command.arg("serve").arg("--listen").arg("127.0.0.1:0");
     match data_dir {
         Some(dir) => command.arg("--data-dir").arg(dir),
