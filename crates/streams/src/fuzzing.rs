@@ -1,8 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` (docs/reliability.md, "Fuzzing"). Not an API:
 //! hidden from the docs, thin wrappers over the crate's internals, and free to change with them.
 //!
-//! Requests need nothing from here: the targets drive [`StreamsService::handle`] as the server
-//! does. What they cannot reach from outside is the shard iterator codec, and a service whose
+//! Requests need nothing from here: the targets drive the service through its
+//! [`Service`](tideline_proto::Service) operation table as the server does. What they cannot reach from outside is the shard iterator codec, and a service whose
 //! iterator key is known, so that tokens saved in a corpus stay valid from one run to the next.
 
 use std::sync::Arc;
@@ -30,8 +30,5 @@ pub async fn in_memory_service(
     iterator_secret: [u8; 32],
 ) -> Result<Arc<StreamsService>, String> {
     let storage = Storage::open(StorageConfig::in_memory()).map_err(|error| error.to_string())?;
-    let mut service = StreamsService::open(storage, config).await.map_err(|error| error.to_string())?;
-    let only = Arc::get_mut(&mut service).ok_or("the service is already shared; its iterator key cannot be set")?;
-    only.iterators = IteratorCodec::new(iterator_secret);
-    Ok(service)
+    StreamsService::open_with_iterator_secret(storage, config, iterator_secret).await.map_err(|error| error.to_string())
 }

@@ -169,3 +169,86 @@ impl ShardReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use tideline_proto::{Call, Codec, Reply, Service};
+
+    use super::*;
+    use crate::fuzzing::in_memory_service;
+    use crate::StreamsConfig;
+
+    async fn call(service: &StreamsService, operation: &str, body: Value) -> Value {
+        let body = serde_json::to_vec(&body).unwrap();
+        match service.handle(Call { operation, codec: Codec::Json, body: &body, caller: None }).await {
+            Ok(Reply::Body(reply)) => serde_json::from_slice(&reply).unwrap(),
+            Ok(Reply::Events(_)) => panic!("{operation}: an event stream"),
+            Err(error) => panic!("{operation}: {error}"),
+        }
+    }
+
+    async fn put(service: &StreamsService, data: &str) -> String {
+        let body = json!({ "StreamName": "s", "Data": base64_of(data), "PartitionKey": "k" });
+        call(service, "PutRecord", body).await["SequenceNumber"].as_str().unwrap().to_string()
+    }
+
+    fn base64_of(text: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    fn texts(batch: &Batch) -> Vec<&str> {
+        batch.records.iter().map(|record| std::str::from_utf8(&record.data).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn readers_start_where_asked_and_follow_a_split_to_its_children() {
+        let service = in_memory_service(StreamsConfig::default(), [7; 32]).await.unwrap();
+        call(&service, "CreateStream", json!({ "StreamName": "s", "ShardCount": 1 })).await;
+        let first = put(&service, "a").await;
+        put(&service, "b").await;
+
+        let mut reader = service.open_reader("s", "shardId-000000000000", Position::TrimHorizon).await.unwrap();
+        let batch = reader.read(10).await.unwrap();
+        assert_eq!(texts(&batch), ["a", "b"]);
+        assert_eq!(batch.records[0].sequence_number, first);
+        assert_eq!(&batch.records[0].partition_key[..], b"k");
+        assert!(!batch.end_of_shard);
+        let after = service.open_reader("s", "shardId-000000000000", Position::AfterSequenceNumber(first)).await;
+        assert_eq!(texts(&after.unwrap().read(10).await.unwrap()), ["b"]);
+        let mut latest = service.open_reader("s", "shardId-000000000000", Position::Latest).await.unwrap();
+        assert!(latest.read(10).await.unwrap().records.is_empty());
+
+        // A put wakes a waiting reader.
+        let waiting = tokio::time::timeout(Duration::from_secs(5), latest.wait(Duration::from_secs(30)));
+        let (_, sequence) = tokio::join!(waiting, put(&service, "c"));
+        let batch = latest.read(10).await.unwrap();
+        assert_eq!((texts(&batch), batch.records[0].sequence_number.clone()), (vec!["c"], sequence));
+
+        let split = json!({ "StreamName": "s", "ShardToSplit": "shardId-000000000000",
+                            "NewStartingHashKey": (1u128 << 127).to_string() });
+        call(&service, "SplitShard", split).await;
+        assert!(reader.read(10).await.unwrap().records.len() == 1, "c, then the end");
+        assert!(reader.read(10).await.unwrap().end_of_shard);
+        let info = service.stream_info(Some("s"), None).unwrap();
+        assert_eq!(info.arn, "arn:aws:kinesis:us-east-1:000000000000:stream/s");
+        let children: Vec<&ShardInfo> = info.shards.iter().filter(|shard| !shard.parents.is_empty()).collect();
+        assert_eq!(children.len(), 2);
+        assert!(children.iter().all(|child| child.open && child.parents == ["shardId-000000000000"]));
+    }
+
+    #[tokio::test]
+    async fn missing_streams_shards_and_deleted_streams_are_errors() {
+        let service = in_memory_service(StreamsConfig::default(), [7; 32]).await.unwrap();
+        let missing = service.open_reader("nope", "shardId-000000000000", Position::TrimHorizon).await;
+        assert_eq!(missing.err().unwrap().code, tideline_proto::ErrorCode::ResourceNotFound);
+        call(&service, "CreateStream", json!({ "StreamName": "s", "ShardCount": 1 })).await;
+        let no_shard = service.open_reader("s", "shardId-000000000009", Position::TrimHorizon).await;
+        assert_eq!(no_shard.err().unwrap().code, tideline_proto::ErrorCode::ResourceNotFound);
+        let mut reader = service.open_reader("s", "shardId-000000000000", Position::TrimHorizon).await.unwrap();
+        call(&service, "DeleteStream", json!({ "StreamName": "s" })).await;
+        call(&service, "CreateStream", json!({ "StreamName": "s", "ShardCount": 1 })).await;
+        assert_eq!(reader.read(10).await.err().unwrap().code, tideline_proto::ErrorCode::ResourceNotFound);
+    }
+}

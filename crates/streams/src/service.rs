@@ -175,6 +175,15 @@ impl StreamsService {
     /// ACTIVE, closed shards are sealed again, and logs of deleted streams are removed.
     pub async fn open(storage: Arc<Storage>, config: StreamsConfig) -> Result<Arc<Self>, StorageError> {
         let secret = Self::iterator_secret(&storage).await?;
+        Self::open_with_iterator_secret(storage, config, secret).await
+    }
+
+    /// [`open`](Self::open) with the key shard iterators are signed with given, not kept in storage.
+    pub(crate) async fn open_with_iterator_secret(
+        storage: Arc<Storage>,
+        config: StreamsConfig,
+        secret: [u8; 32],
+    ) -> Result<Arc<Self>, StorageError> {
         let mut streams = BTreeMap::new();
         let mut live = HashSet::new();
         for (_, bytes) in storage.metadata().scan_prefix(STREAM_KEY_PREFIX)? {
