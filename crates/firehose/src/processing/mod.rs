@@ -2,6 +2,7 @@
 //! the Lambda-style transformation hook, dynamic-partitioning key extraction, format conversion
 //! and compression. One file per step; `pipeline` (in `delivery`) chains them.
 
+pub mod bounded;
 pub mod compression;
 pub mod kpl;
 pub mod lambda;
