@@ -250,3 +250,33 @@ def test_a_query_bomb_fails_its_record_alone(server_factory, tmp_path, stream_na
     assert json.loads(base64.b64decode(failure["rawData"]))["n"] == 2
     # Still serving, with nothing left to deliver.
     assert firehose.describe_delivery_stream(DeliveryStreamName=stream_name)["DeliveryStreamDescription"]
+
+
+def test_a_poison_partition_key_fails_alone(server_factory, tmp_path, stream_name):
+    # `a/../../b` makes an object key the store refuses, on every attempt: retried without end,
+    # it held up every record after it.
+    buckets = tmp_path / "buckets"
+    firehose = server_factory("--s3-dir", str(buckets), "--firehose-retry-backoff-ms", "100").client(service="firehose")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        ExtendedS3DestinationConfiguration=partitioning_config("poisoned", "{customer: .customer}"),
+    )
+    first = [{"customer": "a", "n": 1}, {"customer": "a/../../b", "n": 2}, {"customer": "b", "n": 3}]
+    firehose.put_record_batch(DeliveryStreamName=stream_name, Records=[{"Data": json.dumps(r).encode()} for r in first])
+
+    def has(*prefixes):
+        def check():
+            objects = folder_objects(buckets / "poisoned")
+            return objects if set(prefixes) <= {key.split("/")[0] for key in objects} else None
+        return check
+
+    objects = wait_for(has("c=a", "c=b", "errors"), what="the valid prefixes and the error output")
+    [(error_key, error_content)] = [(k, v) for k, v in objects.items() if k.startswith("errors/")]
+    assert error_key.startswith("errors/partitioning-failed/"), error_key
+    failure = json.loads(error_content)
+    assert failure["errorCode"] == "S3.InvalidObjectKey"
+    assert json.loads(base64.b64decode(failure["rawData"]))["n"] == 2
+    # Later records are not held up.
+    firehose.put_record(DeliveryStreamName=stream_name, Record={"Data": json.dumps({"customer": "c", "n": 4}).encode()})
+    objects = wait_for(has("c=c"), what="a record put after the poison one")
+    assert [json.loads(v)["n"] for k, v in objects.items() if k.startswith("c=c/")] == [4]

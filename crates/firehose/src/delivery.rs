@@ -294,10 +294,11 @@ impl Pipeline {
                     Err(error) => {
                         self.record_attempt(None);
                         self.status.failed(&error);
-                        let expired = self
-                            .destination
-                            .retry_duration()
-                            .is_some_and(|limit| now_ms() - started >= limit.as_millis() as i64);
+                        let expired = error.is_permanent()
+                            || self
+                                .destination
+                                .retry_duration()
+                                .is_some_and(|limit| now_ms() - started >= limit.as_millis() as i64);
                         if expired {
                             let output_type = self.destination.error_output_type();
                             let records: Vec<FailedRecord> = batch

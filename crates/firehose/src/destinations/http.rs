@@ -238,10 +238,15 @@ async fn check_response(response: reqwest::Response, request_id: &str, timeout: 
         ));
     };
     if status != 200 {
-        return Err(DeliveryError::new(
-            "HttpEndpoint.DestinationException",
-            format!("The following response was received from the endpoint destination. {status}: {}", quote(&body)),
-        ));
+        let message =
+            format!("The following response was received from the endpoint destination. {status}: {}", quote(&body));
+        // Firehose's HTTP delivery specification: 413 (size exceeded) is a permanent failure;
+        // every other response code is retried.
+        return Err(if status == 413 {
+            DeliveryError::permanent("HttpEndpoint.DestinationException", message)
+        } else {
+            DeliveryError::new("HttpEndpoint.DestinationException", message)
+        });
     }
     let invalid = |reason: &str| {
         DeliveryError::new(
@@ -619,6 +624,17 @@ mod tests {
         assert_eq!(code(outcome(redirect).await), "HttpEndpoint.DestinationException");
         let too_large = |_: &str| Reply::json(200, "x".repeat(MAX_RESPONSE_BYTES + 1));
         assert_eq!(code(outcome(too_large).await), "HttpEndpoint.ResponseTooLarge");
+    }
+
+    #[tokio::test]
+    async fn only_413_is_permanent() {
+        let too_large = |id: &str| Reply::json(413, format!(r#"{{"requestId":"{id}","timestamp":1}}"#));
+        assert!(outcome(too_large).await.expect_err("refused").is_permanent());
+        for status in [400, 404, 408, 429, 500, 503] {
+            let endpoint = Endpoint::start(move |_, _| Reply::json(status, "{}".into())).await;
+            let error = destination(&config(&endpoint.url)).deliver(&batch(&["x"])).await.expect_err("refused");
+            assert!(!error.is_permanent(), "{status} is retried");
+        }
     }
 
     #[tokio::test]

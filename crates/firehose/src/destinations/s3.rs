@@ -21,6 +21,10 @@ use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
 use crate::processing::{FailedRecord, OutRecord};
 use crate::service::now_ms;
 
+/// The error code of an object key the store refuses (filed under `partitioning-failed`: only
+/// partition keys make a key invalid after the prefix was checked at creation).
+pub const INVALID_OBJECT_KEY: &str = "S3.InvalidObjectKey";
+
 /// Writes records as objects under one bucket location.
 #[derive(Clone)]
 pub struct ObjectWriter {
@@ -66,8 +70,10 @@ impl ObjectWriter {
             None => format!("{format_extension}{}", self.compression.extension()),
         };
         let key = object_key(&prefix, &self.stream_name, self.version, now_ms(), &extension);
-        let path = ObjectPath::parse(&key)
-            .map_err(|error| DeliveryError::new("S3.InvalidObjectKey", format!("invalid object key {key}: {error}")))?;
+        // A key made of partition keys (`a/../../b`) is refused the same way on every attempt.
+        let path = ObjectPath::parse(&key).map_err(|error| {
+            DeliveryError::permanent(INVALID_OBJECT_KEY, format!("invalid object key {key}: {error}"))
+        })?;
         let store = self.buckets.bucket(&self.location.bucket)?;
         store.put(&path, PutPayload::from(content)).await.map_err(|error| store_error(&error))?;
         tracing::debug!(bucket = %self.location.bucket, %key, "object delivered");
@@ -224,7 +230,16 @@ impl Destination for S3Destination {
                     ObjectBody { prefix, content: parquet, format_extension: ".parquet" }
                 }
             };
-            self.writer.put(body).await?;
+            match self.writer.put(body).await {
+                Ok(()) => {}
+                // This prefix's records fail alone; the other prefixes are delivered.
+                Err(error) if error.is_permanent() => failed.extend(records.iter().map(|record| FailedRecord {
+                    record: (*record).clone(),
+                    error_code: error.code.clone(),
+                    error_message: error.message.clone(),
+                })),
+                Err(error) => return Err(error),
+            }
         }
         Ok(failed)
     }
@@ -235,5 +250,50 @@ impl Destination for S3Destination {
 
     fn error_output_type(&self) -> &'static str {
         "processing-failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destinations::stores::BucketsConfig;
+    use crate::model::S3Config;
+
+    fn partitioned(buckets: Arc<Buckets>) -> S3Destination {
+        let config = ExtendedS3Config {
+            s3: S3Config {
+                bucket_arn: Some("arn:aws:s3:::lake".into()),
+                prefix: Some("c=!{partitionKeyFromQuery:customer}/".into()),
+                ..S3Config::default()
+            },
+            ..ExtendedS3Config::default()
+        };
+        S3Destination::new(&config, buckets, &Catalog::default(), "stream", 1).expect("destination")
+    }
+
+    fn record(id: &str, customer: &str) -> OutRecord {
+        let mut record = OutRecord::new(id.into(), 0, Bytes::from(id.to_string()));
+        record.query_keys.insert("customer".into(), customer.into());
+        record
+    }
+
+    #[tokio::test]
+    async fn an_invalid_object_key_fails_its_records_alone() {
+        let buckets = Arc::new(Buckets::new(BucketsConfig::Memory));
+        let destination = partitioned(Arc::clone(&buckets));
+        let batch = Batch { version: 1, records: vec![record("1", "a"), record("2", "a/../../b"), record("3", "b")] };
+        let failed = destination.deliver(&batch).await.expect("the valid prefixes are delivered");
+        let failed: Vec<(&str, &str)> =
+            failed.iter().map(|failure| (failure.record.record_id.as_str(), failure.error_code.as_str())).collect();
+        assert_eq!(failed, [("2", INVALID_OBJECT_KEY)]);
+        let store = buckets.bucket("lake").expect("bucket");
+        let listed: Vec<String> = futures_util::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|key| key.starts_with("c=a/") || key.starts_with("c=b/")), "{listed:?}");
     }
 }

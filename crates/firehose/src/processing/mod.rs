@@ -64,6 +64,9 @@ pub const ERROR_OUTPUT_TYPES: [&str; 5] =
 
 /// The `!{firehose:error-output-type}` a failure is filed under, from its error code's family.
 pub fn error_output_type(error_code: &str) -> &'static str {
+    if error_code == crate::destinations::s3::INVALID_OBJECT_KEY {
+        return "partitioning-failed";
+    }
     match error_code.split('.').next() {
         Some("DataFormatConversion") => "format-conversion-failed",
         Some("DynamicPartitioning") => "partitioning-failed",
@@ -100,6 +103,7 @@ mod tests {
             "HttpEndpoint.RequestTimeout",
             "Redshift.TableNotFound",
             "S3.AccessDenied",
+            "S3.InvalidObjectKey",
         ] {
             assert!(ERROR_OUTPUT_TYPES.contains(&error_output_type(code)), "{code}");
         }
