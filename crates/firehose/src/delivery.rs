@@ -17,11 +17,12 @@ use crate::destinations::http::HttpEndpointDestination;
 use crate::destinations::redshift::RedshiftDestination;
 use crate::destinations::s3::{ObjectWriter, S3Destination};
 use crate::destinations::{Batch, DeliveryError, Destination};
+use crate::error::{ErrorOutput, RecordError};
 use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType, DestinationConfig};
 use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
 use crate::processing::partitioning::MetadataQuery;
-use crate::processing::{error_output_type, FailedRecord, KinesisRecordMetadata, OutRecord};
+use crate::processing::{FailedRecord, KinesisRecordMetadata, OutRecord};
 use crate::service::{now_ms, FirehoseService};
 
 pub(crate) fn checkpoint_key(id: u64) -> String {
@@ -300,17 +301,16 @@ impl Pipeline {
                                 .retry_duration()
                                 .is_some_and(|limit| now_ms() - started >= limit.as_millis() as i64);
                         if expired {
-                            let output_type = self.destination.error_output_type();
+                            let output = self.destination.error_output();
                             let records: Vec<FailedRecord> = batch
                                 .records
                                 .iter()
                                 .map(|record| FailedRecord {
                                     record: record.clone(),
-                                    error_code: error.code.clone(),
-                                    error_message: error.message.clone(),
+                                    error: RecordError::Delivery { error: error.clone(), output },
                                 })
                                 .collect();
-                            return self.write_errors(stopped, &records, output_type, attempts).await;
+                            return self.write_errors(stopped, &records, output, attempts).await;
                         }
                         if wait(stopped, backoff).await {
                             return false;
@@ -321,10 +321,10 @@ impl Pipeline {
             }
         }
         // Failed records go out grouped by their error output type (processing, conversion, ...).
-        failed.sort_by_key(|failure| error_output_type(&failure.error_code));
-        for group in failed.chunk_by(|a, b| error_output_type(&a.error_code) == error_output_type(&b.error_code)) {
-            let output_type = error_output_type(&group[0].error_code);
-            if !self.write_errors(stopped, group, output_type, attempts.max(1)).await {
+        failed.sort_by_key(|failure| failure.error.output());
+        for group in failed.chunk_by(|a, b| a.error.output() == b.error.output()) {
+            let output = group[0].error.output();
+            if !self.write_errors(stopped, group, output, attempts.max(1)).await {
                 return false;
             }
         }
@@ -340,12 +340,12 @@ impl Pipeline {
         &self,
         stopped: &mut watch::Receiver<bool>,
         failed: &[FailedRecord],
-        output_type: &str,
+        output: ErrorOutput,
         attempts: u32,
     ) -> bool {
-        let written = self.retry(stopped, || self.errors.write_errors(failed, output_type, attempts)).await;
+        let written = self.retry(stopped, || self.errors.write_errors(failed, output, attempts)).await;
         if written {
-            self.service.metrics.record_error_output(&self.meta.name, output_type, failed.len() as u64);
+            self.service.metrics.record_error_output(&self.meta.name, output.as_str(), failed.len() as u64);
         }
         written
     }
@@ -412,15 +412,8 @@ impl Pipeline {
                     failed.extend(transformed.failed);
                     transformed.records
                 }
-                Err(message) => {
-                    // The hook's message starts with Firehose's error code (`Lambda.FunctionError: ...`).
-                    let (code, detail) = message.split_once(": ").unwrap_or(("Lambda.FunctionError", &message));
-                    let failures = records.into_iter().map(|record| FailedRecord {
-                        record,
-                        error_code: code.to_string(),
-                        error_message: detail.to_string(),
-                    });
-                    failed.extend(failures);
+                Err(error) => {
+                    failed.extend(records.into_iter().map(|record| FailedRecord { record, error: error.clone() }));
                     Vec::new()
                 }
             },
@@ -435,12 +428,8 @@ impl Pipeline {
                     failed.extend(refused);
                 }
                 Err(error) => {
-                    let message = format!("partition key extraction failed: {error}");
-                    failed.extend(records.drain(..).map(|record| FailedRecord {
-                        record,
-                        error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                        error_message: message.clone(),
-                    }));
+                    let error = RecordError::Partitioning(format!("partition key extraction failed: {error}"));
+                    failed.extend(records.drain(..).map(|record| FailedRecord { record, error: error.clone() }));
                 }
             }
         }
@@ -484,11 +473,7 @@ fn extract_partition_keys(query: &MetadataQuery, records: Vec<OutRecord>) -> (Ve
                 record.query_keys = keys.into_iter().collect();
                 kept.push(record);
             }
-            Err(message) => failed.push(FailedRecord {
-                record,
-                error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                error_message: message,
-            }),
+            Err(message) => failed.push(FailedRecord { record, error: RecordError::Partitioning(message) }),
         }
     }
     (kept, failed)

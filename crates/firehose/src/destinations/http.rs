@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Batch, DeliveryError, Destination};
+use crate::error::ErrorOutput;
 use crate::model::{HttpEndpointConfig, RetryOptions};
 use crate::processing::{FailedRecord, OutRecord};
 
@@ -129,8 +130,8 @@ impl Destination for HttpEndpointDestination {
         Some(self.retry_duration)
     }
 
-    fn error_output_type(&self) -> &'static str {
-        "http-endpoint-failed"
+    fn error_output(&self) -> ErrorOutput {
+        ErrorOutput::HttpEndpointFailed
     }
 }
 
@@ -679,7 +680,7 @@ mod tests {
         let mut config = config("https://example.com/path");
         let destination = HttpEndpointDestination::new(&config, ARN, client(), Duration::from_secs(1)).expect("new");
         assert_eq!(destination.retry_duration(), Some(Duration::from_secs(300)));
-        assert_eq!(destination.error_output_type(), "http-endpoint-failed");
+        assert_eq!(destination.error_output().as_str(), "http-endpoint-failed");
 
         config.retry_options = Some(RetryOptions { duration_in_seconds: Some(0) });
         let destination = HttpEndpointDestination::new(&config, ARN, client(), Duration::from_secs(1)).expect("new");

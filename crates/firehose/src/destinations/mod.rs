@@ -9,6 +9,7 @@ pub mod stores;
 
 use std::time::Duration;
 
+use crate::error::ErrorOutput;
 use crate::processing::{FailedRecord, OutRecord};
 
 /// One buffered batch, processed and ready for a destination.
@@ -66,11 +67,11 @@ pub trait Destination: Send + Sync {
     /// delivered. A permanent error sends the whole batch to the error output without retries.
     async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError>;
 
-    /// How long a failing batch is retried before its records go to the error output, with
-    /// `error_output_type`; None: retried until it succeeds (S3, as AWS does for 24 hours).
+    /// How long a failing batch is retried before its records go to the error output, under
+    /// `error_output`; None: retried until it succeeds (S3, as AWS does for 24 hours).
     fn retry_duration(&self) -> Option<Duration>;
 
     /// The `!{firehose:error-output-type}` of records whose retries ran out (e.g.
-    /// `http-endpoint-failed`).
-    fn error_output_type(&self) -> &'static str;
+    /// `http-endpoint-failed`) or that failed permanently.
+    fn error_output(&self) -> ErrorOutput;
 }

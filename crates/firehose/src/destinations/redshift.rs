@@ -18,6 +18,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::{Batch, DeliveryError, Destination};
+use crate::error::ErrorOutput;
 use crate::model::RedshiftConfig;
 use crate::processing::FailedRecord;
 
@@ -147,8 +148,8 @@ impl Destination for RedshiftDestination {
 
     /// AWS puts a manifest of the skipped S3 objects under `errors/` in the S3 configuration's
     /// bucket; without intermediate objects the records themselves go to that folder.
-    fn error_output_type(&self) -> &'static str {
-        "errors"
+    fn error_output(&self) -> ErrorOutput {
+        ErrorOutput::Errors
     }
 }
 

@@ -14,6 +14,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 use super::stores::{store_error, Buckets};
 use super::{Batch, DeliveryError, Destination};
+use crate::error::{ErrorOutput, RecordError};
 use crate::model::{ExtendedS3Config, S3Location};
 use crate::naming::{error_output_template, evaluate_prefix, object_key, PrefixContext};
 use crate::processing::compression::Compression;
@@ -21,8 +22,7 @@ use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
 use crate::processing::{FailedRecord, OutRecord};
 use crate::service::now_ms;
 
-/// The error code of an object key the store refuses (filed under `partitioning-failed`: only
-/// partition keys make a key invalid after the prefix was checked at creation).
+/// The error code of an object key the store refuses.
 pub const INVALID_OBJECT_KEY: &str = "S3.InvalidObjectKey";
 
 /// Writes records as objects under one bucket location.
@@ -84,7 +84,7 @@ impl ObjectWriter {
     pub async fn write_records(&self, records: &[OutRecord]) -> Result<(), DeliveryError> {
         let (groups, failed) = self.group(records);
         if let Some(failure) = failed.first() {
-            return Err(DeliveryError::new(failure.error_code.clone(), failure.error_message.clone()));
+            return Err(DeliveryError::new(failure.error.code(), failure.error.message()));
         }
         for (prefix, records) in groups {
             self.put(ObjectBody { prefix, content: concatenate(&records), format_extension: "" }).await?;
@@ -97,7 +97,7 @@ impl ObjectWriter {
     pub async fn write_errors(
         &self,
         failed: &[FailedRecord],
-        error_output_type: &str,
+        output: ErrorOutput,
         attempts: u32,
     ) -> Result<(), DeliveryError> {
         let Some(oldest) = failed.iter().map(|failure| failure.record.arrival_ms).min() else { return Ok(()) };
@@ -106,7 +106,7 @@ impl ObjectWriter {
             timestamp_ms: oldest,
             query_keys: &empty,
             lambda_keys: &empty,
-            error_output_type: Some(error_output_type),
+            error_output_type: Some(output.as_str()),
         };
         let template = error_output_template(Some(&self.location.prefix), self.location.error_output_prefix.as_deref());
         let prefix = evaluate_prefix(template, &context)
@@ -117,8 +117,8 @@ impl ObjectWriter {
             let line = serde_json::json!({
                 "attemptsMade": attempts,
                 "arrivalTimestamp": failure.record.arrival_ms,
-                "errorCode": failure.error_code,
-                "errorMessage": failure.error_message,
+                "errorCode": failure.error.code(),
+                "errorMessage": failure.error.message(),
                 "attemptEndingTimestamp": now,
                 "rawData": base64::engine::general_purpose::STANDARD.encode(&failure.record.data),
             });
@@ -143,11 +143,9 @@ impl ObjectWriter {
             };
             match evaluate_prefix(&self.location.prefix, &context) {
                 Ok(prefix) => groups.entry(prefix).or_default().push(record),
-                Err(message) => failed.push(FailedRecord {
-                    record: record.clone(),
-                    error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                    error_message: message,
-                }),
+                Err(message) => {
+                    failed.push(FailedRecord { record: record.clone(), error: RecordError::Partitioning(message) })
+                }
             }
         }
         (groups, failed)
@@ -221,8 +219,7 @@ impl Destination for S3Destination {
                     failed.extend(converted.failed.into_iter().filter_map(|(index, reason)| {
                         Some(FailedRecord {
                             record: (*records.get(index)?).clone(),
-                            error_code: "DataFormatConversion.MalformedData".into(),
-                            error_message: reason,
+                            error: RecordError::FormatConversion(reason),
                         })
                     }));
                     let Some(parquet) = converted.parquet else { continue };
@@ -233,10 +230,10 @@ impl Destination for S3Destination {
             match self.writer.put(body).await {
                 Ok(()) => {}
                 // This prefix's records fail alone; the other prefixes are delivered.
+                // Only partition keys can make an object key invalid once the prefix was accepted.
                 Err(error) if error.is_permanent() => failed.extend(records.iter().map(|record| FailedRecord {
                     record: (*record).clone(),
-                    error_code: error.code.clone(),
-                    error_message: error.message.clone(),
+                    error: RecordError::Delivery { error: error.clone(), output: ErrorOutput::PartitioningFailed },
                 })),
                 Err(error) => return Err(error),
             }
@@ -248,8 +245,8 @@ impl Destination for S3Destination {
         None
     }
 
-    fn error_output_type(&self) -> &'static str {
-        "processing-failed"
+    fn error_output(&self) -> ErrorOutput {
+        ErrorOutput::ProcessingFailed
     }
 }
 
@@ -284,7 +281,7 @@ mod tests {
         let batch = Batch { version: 1, records: vec![record("1", "a"), record("2", "a/../../b"), record("3", "b")] };
         let failed = destination.deliver(&batch).await.expect("the valid prefixes are delivered");
         let failed: Vec<(&str, &str)> =
-            failed.iter().map(|failure| (failure.record.record_id.as_str(), failure.error_code.as_str())).collect();
+            failed.iter().map(|failure| (failure.record.record_id.as_str(), failure.error.code())).collect();
         assert_eq!(failed, [("2", INVALID_OBJECT_KEY)]);
         let store = buckets.bucket("lake").expect("bucket");
         let listed: Vec<String> = futures_util::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
