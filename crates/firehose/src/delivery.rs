@@ -13,12 +13,10 @@ use parking_lot::Mutex;
 use tideline_storage::{MetaOp, ShardKey, StoredRecord};
 use tokio::sync::watch;
 
-use crate::destinations::http::HttpEndpointDestination;
-use crate::destinations::redshift::RedshiftDestination;
-use crate::destinations::s3::{ObjectWriter, S3Destination};
+use crate::destinations::s3::ObjectWriter;
 use crate::destinations::{Batch, DeliveryError, Destination};
 use crate::error::{ErrorOutput, RecordError};
-use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType, DestinationConfig};
+use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType};
 use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
 use crate::processing::partitioning::MetadataQuery;
@@ -94,26 +92,6 @@ pub(crate) fn check(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta) -
     Pipeline::new(service, &Arc::new(meta.clone()), Arc::new(DeliveryStatus::default())).map(|_| ())
 }
 
-/// Builds the destination a configuration describes.
-fn destination(service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
-    Ok(match &meta.destination {
-        DestinationConfig::ExtendedS3(config) => Arc::new(S3Destination::new(
-            config,
-            Arc::clone(&service.buckets),
-            &service.catalog,
-            &meta.name,
-            meta.version,
-        )?),
-        DestinationConfig::HttpEndpoint(config) => Arc::new(HttpEndpointDestination::new(
-            config,
-            &meta.arn,
-            service.http.clone(),
-            service.config.http_timeout,
-        )?),
-        DestinationConfig::Redshift(config) => Arc::new(RedshiftDestination::new(config)?),
-    })
-}
-
 /// The processing steps and destination of one configuration version.
 struct Pipeline {
     service: Arc<FirehoseService>,
@@ -162,22 +140,14 @@ impl Pipeline {
             });
         let errors =
             ObjectWriter::new(Arc::clone(&service.buckets), meta.destination.error_bucket(), &meta.name, meta.version)?;
-        let backup = match &meta.destination {
-            DestinationConfig::ExtendedS3(config) if config.s3_backup_mode.as_deref() == Some("Enabled") => {
-                config.s3_backup_configuration.as_ref().map(|backup| backup.location())
-            }
-            DestinationConfig::HttpEndpoint(config) if config.s3_backup_mode.as_deref() == Some("AllData") => {
-                Some(config.s3_configuration.location())
-            }
-            DestinationConfig::Redshift(config) if config.s3_backup_mode.as_deref() == Some("Enabled") => {
-                config.s3_backup_configuration.as_ref().map(|backup| backup.location())
-            }
-            _ => None,
-        }
-        .map(|location| ObjectWriter::new(Arc::clone(&service.buckets), location, &meta.name, meta.version))
-        .transpose()?;
+        let backup = meta
+            .destination
+            .spec()
+            .backup()
+            .map(|location| ObjectWriter::new(Arc::clone(&service.buckets), location, &meta.name, meta.version))
+            .transpose()?;
         Ok(Self {
-            destination: destination(service, meta)?,
+            destination: meta.destination.spec().build(service, meta)?,
             service: Arc::clone(service),
             meta: Arc::clone(meta),
             key: FirehoseService::log_key(meta),

@@ -5,6 +5,7 @@
 //! Retries, backoff and the error output belong to the delivery loop.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,10 +14,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Batch, DeliveryError, Destination};
+use super::{Batch, DeliveryError, Destination, DestinationSpec};
 use crate::error::ErrorOutput;
-use crate::model::{HttpEndpointConfig, RetryOptions};
+use crate::model::{
+    BufferingHints, DeliveryStreamMeta, HttpEndpointConfig, ProcessingConfiguration, RetryOptions, S3Location,
+};
 use crate::processing::{FailedRecord, OutRecord};
+use crate::service::FirehoseService;
 
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("x-amz-firehose-protocol-version");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-firehose-request-id");
@@ -111,6 +115,34 @@ impl HttpEndpointDestination {
             .write_all(body.as_bytes())
             .and_then(|()| encoder.finish())
             .map_err(|error| DeliveryError::new("InternalError", format!("GZIP of the request body failed: {error}")))
+    }
+}
+
+impl DestinationSpec for HttpEndpointConfig {
+    fn metric_name(&self) -> &'static str {
+        "HttpEndpoint"
+    }
+
+    fn buffering_hints(&self) -> Option<&BufferingHints> {
+        self.buffering_hints.as_ref()
+    }
+
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
+        self.processing_configuration.as_ref()
+    }
+
+    fn error_bucket(&self) -> S3Location {
+        self.s3_configuration.location()
+    }
+
+    /// `AllData` copies every record to the S3 configuration's bucket.
+    fn backup(&self) -> Option<S3Location> {
+        (self.s3_backup_mode.as_deref() == Some("AllData")).then(|| self.s3_configuration.location())
+    }
+
+    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
+        let client = service.http.clone();
+        Ok(Arc::new(HttpEndpointDestination::new(self, &meta.arn, client, service.config.http_timeout)?))
     }
 }
 

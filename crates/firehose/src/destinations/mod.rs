@@ -7,10 +7,13 @@ pub mod redshift;
 pub mod s3;
 pub mod stores;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ErrorOutput;
+use crate::model::{BufferingHints, DeliveryStreamMeta, ProcessingConfiguration, S3Location};
 use crate::processing::{FailedRecord, OutRecord};
+use crate::service::FirehoseService;
 
 /// One buffered batch, processed and ready for a destination.
 #[derive(Debug, Clone)]
@@ -56,6 +59,23 @@ impl DeliveryError {
     pub fn is_permanent(&self) -> bool {
         self.retry == Retry::Permanent
     }
+}
+
+/// What the delivery loop needs from one destination type's configuration, implemented beside
+/// the destination itself (`s3.rs`, `http.rs`, `redshift.rs`); `DestinationConfig::spec` is the
+/// one place that lists the types.
+pub trait DestinationSpec {
+    /// The destination's name in CloudWatch metric names (`DeliveryToS3.Records`, ...).
+    fn metric_name(&self) -> &'static str;
+    fn buffering_hints(&self) -> Option<&BufferingHints>;
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration>;
+    /// The bucket that receives records the destination could not take (processing failures,
+    /// exhausted retries).
+    fn error_bucket(&self) -> S3Location;
+    /// Where `S3BackupMode` copies every source record, when it is on.
+    fn backup(&self) -> Option<S3Location>;
+    /// The destination this configuration describes.
+    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String>;
 }
 
 #[async_trait::async_trait]

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,10 +18,11 @@ use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use super::{Batch, DeliveryError, Destination};
+use super::{Batch, DeliveryError, Destination, DestinationSpec};
 use crate::error::ErrorOutput;
-use crate::model::RedshiftConfig;
+use crate::model::{BufferingHints, DeliveryStreamMeta, ProcessingConfiguration, RedshiftConfig, S3Config, S3Location};
 use crate::processing::FailedRecord;
+use crate::service::FirehoseService;
 
 /// RedshiftRetryOptions.DurationInSeconds: default 3600, at most 7200 (API reference).
 const DEFAULT_RETRY_SECS: i64 = 3600;
@@ -111,6 +113,33 @@ impl RedshiftDestination {
             }
         });
         Ok(client)
+    }
+}
+
+impl DestinationSpec for RedshiftConfig {
+    fn metric_name(&self) -> &'static str {
+        "Redshift"
+    }
+
+    fn buffering_hints(&self) -> Option<&BufferingHints> {
+        self.s3_configuration.buffering_hints.as_ref()
+    }
+
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
+        self.processing_configuration.as_ref()
+    }
+
+    fn error_bucket(&self) -> S3Location {
+        self.s3_configuration.location()
+    }
+
+    fn backup(&self) -> Option<S3Location> {
+        let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
+        self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
+    }
+
+    fn build(&self, _: &FirehoseService, _: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
+        Ok(Arc::new(RedshiftDestination::new(self)?))
     }
 }
 

@@ -13,14 +13,16 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use super::stores::{store_error, Buckets};
-use super::{Batch, DeliveryError, Destination};
+use super::{Batch, DeliveryError, Destination, DestinationSpec};
 use crate::error::{ErrorOutput, RecordError};
-use crate::model::{ExtendedS3Config, S3Location};
+use crate::model::{
+    BufferingHints, DeliveryStreamMeta, ExtendedS3Config, ProcessingConfiguration, S3Config, S3Location,
+};
 use crate::naming::{error_output_template, evaluate_prefix, object_key, PrefixContext};
 use crate::processing::compression::Compression;
 use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
 use crate::processing::{FailedRecord, OutRecord};
-use crate::service::now_ms;
+use crate::service::{now_ms, FirehoseService};
 
 /// The error code of an object key the store refuses.
 pub const INVALID_OBJECT_KEY: &str = "S3.InvalidObjectKey";
@@ -205,6 +207,35 @@ impl S3Destination {
     }
 }
 
+impl DestinationSpec for ExtendedS3Config {
+    fn metric_name(&self) -> &'static str {
+        "S3"
+    }
+
+    fn buffering_hints(&self) -> Option<&BufferingHints> {
+        self.s3.buffering_hints.as_ref()
+    }
+
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
+        self.processing_configuration.as_ref()
+    }
+
+    /// The destination bucket itself.
+    fn error_bucket(&self) -> S3Location {
+        self.location()
+    }
+
+    fn backup(&self) -> Option<S3Location> {
+        let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
+        self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
+    }
+
+    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
+        let buckets = Arc::clone(&service.buckets);
+        Ok(Arc::new(S3Destination::new(self, buckets, &service.catalog, &meta.name, meta.version)?))
+    }
+}
+
 #[async_trait::async_trait]
 impl Destination for S3Destination {
     async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError> {
@@ -254,7 +285,6 @@ impl Destination for S3Destination {
 mod tests {
     use super::*;
     use crate::destinations::stores::BucketsConfig;
-    use crate::model::S3Config;
 
     fn partitioned(buckets: Arc<Buckets>) -> S3Destination {
         let config = ExtendedS3Config {
