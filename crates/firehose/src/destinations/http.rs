@@ -12,12 +12,17 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
 
 use super::{Batch, DeliveryError, Destination, DestinationSpec};
+use crate::destinations::config::{
+    merge_update, rename, to_value, validate_buffering, validate_retry, validate_s3_part, HTTP_URL,
+};
 use crate::error::ErrorOutput;
 use crate::model::{
-    BufferingHints, DeliveryStreamMeta, HttpEndpointConfig, ProcessingConfiguration, RetryOptions, S3Location,
+    BufferingHints, DeliveryStreamMeta, DestinationConfig, HttpEndpointConfig, ProcessingConfiguration, RetryOptions,
+    S3Location,
 };
 use crate::processing::{FailedRecord, OutRecord};
 use crate::service::FirehoseService;
@@ -138,6 +143,48 @@ impl DestinationSpec for HttpEndpointConfig {
     /// `AllData` copies every record to the S3 configuration's bucket.
     fn backup(&self) -> Option<S3Location> {
         (self.s3_backup_mode.as_deref() == Some("AllData")).then(|| self.s3_configuration.location())
+    }
+
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
+        let endpoint_path = format!("{path}.endpointConfiguration");
+        if v.required(&endpoint_path, self.endpoint_configuration.as_ref()) {
+            let endpoint = self.endpoint_configuration.clone().unwrap_or_default();
+            if v.required(&format!("{endpoint_path}.url"), endpoint.url.as_ref()) {
+                v.string(&format!("{endpoint_path}.url"), endpoint.url.as_deref(), 1, 1000, Some(&HTTP_URL));
+            }
+            v.string(&format!("{endpoint_path}.name"), endpoint.name.as_deref(), 1, 256, None);
+            v.string(&format!("{endpoint_path}.accessKey"), endpoint.access_key.as_deref(), 0, 4096, None);
+        }
+        validate_buffering(v, &format!("{path}.bufferingHints"), self.buffering_hints.as_ref(), 64);
+        if let Some(request) = &self.request_configuration {
+            v.one_of(
+                &format!("{path}.requestConfiguration.contentEncoding"),
+                request.content_encoding.as_deref(),
+                &["NONE", "GZIP"],
+            );
+        }
+        validate_retry(v, &format!("{path}.retryOptions"), self.retry_options.as_ref());
+        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["FailedDataOnly", "AllData"]);
+        validate_s3_part(v, path, self.processing_configuration.as_ref(), &self.s3_configuration, None)
+    }
+
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
+        let mut http = self.clone();
+        if let Some(endpoint) = &mut http.endpoint_configuration {
+            endpoint.access_key = None;
+        }
+        http.buffering_hints = Some(self.buffering_hints.clone().unwrap_or_default().filled());
+        http.retry_options.get_or_insert(RetryOptions { duration_in_seconds: Some(RetryOptions::DEFAULT_SECS) });
+        http.s3_backup_mode.get_or_insert_with(|| "FailedDataOnly".into());
+        http.s3_configuration = self.s3_configuration.described();
+        let mut http = to_value(&http)?;
+        rename(&mut http, "S3Configuration", "S3DestinationDescription");
+        entry.insert("HttpEndpointDestinationDescription".into(), http);
+        Ok(())
+    }
+
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
+        merge_update(self, update).map(DestinationConfig::HttpEndpoint)
     }
 
     fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {

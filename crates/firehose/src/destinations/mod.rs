@@ -2,6 +2,7 @@
 //! delivery loop (`delivery`) owns buffering, retries and the error output, so a destination only
 //! makes one attempt at a time.
 
+pub mod config;
 pub mod http;
 pub mod redshift;
 pub mod s3;
@@ -11,7 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ErrorOutput;
-use crate::model::{BufferingHints, DeliveryStreamMeta, ProcessingConfiguration, S3Location};
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
+
+use crate::model::{BufferingHints, DeliveryStreamMeta, DestinationConfig, ProcessingConfiguration, S3Location};
 use crate::processing::{FailedRecord, OutRecord};
 use crate::service::FirehoseService;
 
@@ -74,6 +78,16 @@ pub trait DestinationSpec {
     fn error_bucket(&self) -> S3Location;
     /// Where `S3BackupMode` copies every source record, when it is on.
     fn backup(&self) -> Option<S3Location>;
+    /// Checks the configuration: member constraints into `v`, the rest as Err.
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError>;
+
+    /// Adds the destination's description (AWS's defaults filled in, secrets left out) to
+    /// DescribeDeliveryStream's `Destinations` entry.
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError>;
+
+    /// UpdateDestination's update merged into this configuration.
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError>;
+
     /// The destination this configuration describes.
     fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String>;
 }

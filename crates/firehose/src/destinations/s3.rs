@@ -11,14 +11,18 @@ use base64::Engine;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
 
 use super::stores::{store_error, Buckets};
 use super::{Batch, DeliveryError, Destination, DestinationSpec};
+use crate::destinations::config::{merge_update, rename, to_value, validate_processing, validate_s3, FILE_EXTENSION};
 use crate::error::{ErrorOutput, RecordError};
 use crate::model::{
-    BufferingHints, DeliveryStreamMeta, ExtendedS3Config, ProcessingConfiguration, S3Config, S3Location,
+    BufferingHints, DeliveryStreamMeta, DestinationConfig, ExtendedS3Config, ProcessingConfiguration, S3Config,
+    S3Location,
 };
-use crate::naming::{error_output_template, evaluate_prefix, object_key, PrefixContext};
+use crate::naming::{error_output_template, evaluate_prefix, object_key, validate_prefixes, PrefixContext};
 use crate::processing::compression::Compression;
 use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
 use crate::processing::{FailedRecord, OutRecord};
@@ -228,6 +232,59 @@ impl DestinationSpec for ExtendedS3Config {
     fn backup(&self) -> Option<S3Location> {
         let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
         self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
+    }
+
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
+        validate_s3(v, path, &self.s3);
+        let processing =
+            validate_processing(v, &format!("{path}.processingConfiguration"), self.processing_configuration.as_ref());
+        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
+        if let Some(backup) = &self.s3_backup_configuration {
+            validate_s3(v, &format!("{path}.s3BackupConfiguration"), backup);
+        }
+        v.string(&format!("{path}.fileExtension"), self.file_extension.as_deref(), 0, 128, Some(&FILE_EXTENSION));
+        v.string(&format!("{path}.customTimeZone"), self.custom_time_zone.as_deref(), 0, 50, None);
+        if !v.is_ok() {
+            return Ok(());
+        }
+        processing?;
+        if self.s3_backup_mode.as_deref() == Some("Enabled") && self.s3_backup_configuration.is_none() {
+            return Err(AwsError::invalid_argument(
+                "S3BackupConfiguration must be specified when S3BackupMode is Enabled.",
+            ));
+        }
+        if self.custom_time_zone.as_deref().is_some_and(|zone| !zone.is_empty() && zone != "UTC") {
+            return Err(AwsError::invalid_argument("Tideline supports only the UTC CustomTimeZone."));
+        }
+        if self.format_conversion().is_some()
+            && self.s3.compression_format.as_deref().is_some_and(|c| c != "UNCOMPRESSED")
+        {
+            return Err(AwsError::invalid_argument(
+            "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; set the Parquet compression in the serializer instead.",
+        ));
+        }
+        validate_prefixes(
+            self.s3.prefix.as_deref(),
+            self.s3.error_output_prefix.as_deref(),
+            self.dynamic_partitioning(),
+        )
+        .map_err(AwsError::invalid_argument)
+    }
+
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
+        let mut extended = self.clone();
+        extended.s3 = self.s3.described();
+        extended.s3_backup_mode.get_or_insert_with(|| "Disabled".into());
+        extended.s3_backup_configuration = self.s3_backup_configuration.as_ref().map(S3Config::described);
+        let mut extended = to_value(&extended)?;
+        rename(&mut extended, "S3BackupConfiguration", "S3BackupDescription");
+        entry.insert("S3DestinationDescription".into(), to_value(&self.s3.described())?);
+        entry.insert("ExtendedS3DestinationDescription".into(), extended);
+        Ok(())
+    }
+
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
+        merge_update(self, update).map(DestinationConfig::ExtendedS3)
     }
 
     fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {

@@ -73,11 +73,7 @@ pub(crate) struct CreateOutput {
 /// require, including that its worker could be built (catalog tables, queries, processors).
 fn check_destination(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta, path: &str) -> Result<(), AwsError> {
     let mut v = Validator::new();
-    let semantic = match &meta.destination {
-        DestinationConfig::ExtendedS3(config) => configuration::validate_extended_s3(&mut v, path, config),
-        DestinationConfig::HttpEndpoint(config) => configuration::validate_http(&mut v, path, config),
-        DestinationConfig::Redshift(config) => configuration::validate_redshift(&mut v, path, config),
-    };
+    let semantic = meta.destination.spec().validate(&mut v, path);
     v.finish()?;
     semantic?;
     delivery::check(service, meta).map_err(AwsError::invalid_argument)
