@@ -426,12 +426,8 @@ pub(crate) async fn update_destination(service: &Arc<FirehoseService>, input: Up
         return Err(AwsError::invalid_argument("Exactly one destination update is supported for a Firehose"));
     }
     let Some((path, (update, kind))) = given_updates.pop() else { return Err(AwsError::internal("no update")) };
-    let current_kind = match &meta.destination {
-        DestinationConfig::ExtendedS3(_) => "S3",
-        DestinationConfig::HttpEndpoint(_) => "HttpEndpoint",
-        DestinationConfig::Redshift(_) => "Redshift",
-    };
-    let destination = if kind == current_kind {
+    // The updates are named after the destination types' metric names.
+    let destination = if kind == meta.destination.metric_name() {
         configuration::merge(&meta.destination, &update)?
     } else {
         // Switching type starts from an empty configuration of the new type, as AWS does.
