@@ -64,7 +64,7 @@ impl MetadataQuery {
             None => return Err("the metadata extraction query produced no output".into()),
             // `halt` must not end the server (as jaq's `unwrap_valr` would): it is one more failure.
             Some(Err(exn)) => match exn.get_err() {
-                Ok(err) => return Err(format!("the metadata extraction query failed: {err}")),
+                Ok(err) => return Err(format!("the metadata extraction query failed: {}", error_text(err))),
                 Err(_) => return Err("the metadata extraction query halted".into()),
             },
             Some(Ok(value)) => value.into_val(),
@@ -193,6 +193,15 @@ fn float_text(f: f64) -> Option<String> {
         Some(format!("{}", f as i64))
     } else {
         serde_json::Number::from_f64(f).map(|n| n.to_string())
+    }
+}
+
+/// A query's error as text: a string error (jq's `error("...")`, and jaq's own messages) without
+/// JSON quotes and escapes.
+fn error_text(error: jaq_core::Error<Bounded>) -> String {
+    match error.into_val().into_val() {
+        Val::TStr(text) | Val::BStr(text) => String::from_utf8_lossy(&text).into_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -347,6 +356,8 @@ mod tests {
         assert_eq!(query.extract(br#"{"a": {"b": "ok"}}"#), Ok(pairs(&[("a", "ok")])));
         let err = keys(r#"{a: error("custom")}"#, "{}").unwrap_err();
         assert!(err.contains("custom"), "{err}");
+        let err = query.extract(br#"{"a": "text"}"#).unwrap_err();
+        assert_eq!(err, r#"the metadata extraction query failed: cannot index "text" with "b""#);
     }
 
     #[test]
