@@ -329,3 +329,18 @@ def test_update_destination_can_switch_an_s3_stream_to_an_http_endpoint(firehose
     assert destination["HttpEndpointDestinationDescription"]["EndpointConfiguration"] == {"Url": receiver.url}
     put(firehose, stream_name, b"after the switch")
     wait_for(lambda: delivered(receiver) == [b"after the switch"], what="the record at the new endpoint")
+
+
+def test_413_is_permanent_and_goes_to_the_error_output_at_once(firehose, receivers, stream_name, s3_dir):
+    # Firehose's HTTP delivery spec: 413 is a permanent failure, every other code is retried. With
+    # an hour of retries, the batch would otherwise sit there for an hour.
+    too_large = receivers(lambda index, headers, body: (413, {"requestId": headers["X-Amz-Firehose-Request-Id"],
+                                                              "timestamp": 1, "errorMessage": "Payload too large"}))
+    create_stream(firehose, too_large.url, name=stream_name, RetryOptions={"DurationInSeconds": 3600})
+    put(firehose, stream_name, b"too-big")
+
+    lines = wait_for(lambda: error_lines(s3_dir, stream_name, "http-endpoint-failed"), what="the error output")
+    assert [base64.b64decode(line["rawData"]) for line in lines] == [b"too-big"]
+    assert lines[0]["errorCode"] == "HttpEndpoint.DestinationException"
+    assert "413" in lines[0]["errorMessage"]
+    assert len(too_large.received()) == 1, "a permanent failure is not retried"

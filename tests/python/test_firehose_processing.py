@@ -6,6 +6,7 @@ tools (Python's zipfile, cramjam's Snappy)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -194,3 +195,88 @@ def test_dangerous_queries_are_refused(server, stream_name):
     assert "`def`" in excinfo.value.response["Error"]["Message"]
     # The server is still there.
     assert stream_name not in firehose.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]
+
+
+def partitioning_config(bucket: str, query: str, **extra) -> dict:
+    """An S3 destination partitioned by `customer` from a MetadataExtraction query."""
+    return s3_config(
+        bucket,
+        Prefix="c=!{partitionKeyFromQuery:customer}/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+        DynamicPartitioningConfiguration={"Enabled": True},
+        BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 1},
+        ProcessingConfiguration={
+            "Enabled": True,
+            "Processors": [{
+                "Type": "MetadataExtraction",
+                "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": query},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                ],
+            }],
+        },
+        **extra,
+    )
+
+
+def test_a_query_bomb_fails_its_record_alone(server_factory, tmp_path, stream_name):
+    # Doubling "ab" forty times asks for 2 TiB: without a bound on the values a query builds,
+    # the server aborts on the first such record, and again after every restart.
+    doubling = '"ab"' + " | (. + .)" * 40
+    query = f'{{customer: .customer, size: (if .bomb then ({doubling} | length) else 0 end)}}'
+    buckets = tmp_path / "buckets"
+    srv = server_factory("--s3-dir", str(buckets))
+    firehose = srv.client(service="firehose")
+    firehose.create_delivery_stream(DeliveryStreamName=stream_name,
+                                    ExtendedS3DestinationConfiguration=partitioning_config("bombed", query))
+    records = [{"customer": "a", "n": 1}, {"customer": "a", "bomb": True, "n": 2}, {"customer": "b", "n": 3}]
+    firehose.put_record_batch(DeliveryStreamName=stream_name,
+                              Records=[{"Data": json.dumps(r).encode()} for r in records])
+
+    def settled():
+        objects = folder_objects(buckets / "bombed")
+        prefixes = {key.split("/")[0] for key in objects}
+        return objects if {"c=a", "c=b", "errors"} <= prefixes else None
+
+    objects = wait_for(settled, timeout=30, what="partitioned objects and the error output")
+    assert srv.proc.poll() is None, srv.log_tail()
+    delivered = [json.loads(v)["n"] for k, v in objects.items() if k.startswith("c=")]
+    assert sorted(delivered) == [1, 3]
+    [(error_key, error_content)] = [(k, v) for k, v in objects.items() if k.startswith("errors/")]
+    assert error_key.startswith("errors/partitioning-failed/"), error_key
+    failure = json.loads(error_content)
+    assert failure["errorCode"] == "DynamicPartitioning.MetadataExtractionFailed"
+    assert "exceeded its bounds" in failure["errorMessage"], failure
+    assert json.loads(base64.b64decode(failure["rawData"]))["n"] == 2
+    # Still serving, with nothing left to deliver.
+    assert firehose.describe_delivery_stream(DeliveryStreamName=stream_name)["DeliveryStreamDescription"]
+
+
+def test_a_poison_partition_key_fails_alone(server_factory, tmp_path, stream_name):
+    # `a/../../b` makes an object key the store refuses, on every attempt: retried without end,
+    # it held up every record after it.
+    buckets = tmp_path / "buckets"
+    firehose = server_factory("--s3-dir", str(buckets), "--firehose-retry-backoff-ms", "100").client(service="firehose")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        ExtendedS3DestinationConfiguration=partitioning_config("poisoned", "{customer: .customer}"),
+    )
+    first = [{"customer": "a", "n": 1}, {"customer": "a/../../b", "n": 2}, {"customer": "b", "n": 3}]
+    firehose.put_record_batch(DeliveryStreamName=stream_name, Records=[{"Data": json.dumps(r).encode()} for r in first])
+
+    def has(*prefixes):
+        def check():
+            objects = folder_objects(buckets / "poisoned")
+            return objects if set(prefixes) <= {key.split("/")[0] for key in objects} else None
+        return check
+
+    objects = wait_for(has("c=a", "c=b", "errors"), what="the valid prefixes and the error output")
+    [(error_key, error_content)] = [(k, v) for k, v in objects.items() if k.startswith("errors/")]
+    assert error_key.startswith("errors/partitioning-failed/"), error_key
+    failure = json.loads(error_content)
+    assert failure["errorCode"] == "S3.InvalidObjectKey"
+    assert json.loads(base64.b64decode(failure["rawData"]))["n"] == 2
+    # Later records are not held up.
+    firehose.put_record(DeliveryStreamName=stream_name, Record={"Data": json.dumps({"customer": "c", "n": 4}).encode()})
+    objects = wait_for(has("c=c"), what="a record put after the poison one")
+    assert [json.loads(v)["n"] for k, v in objects.items() if k.startswith("c=c/")] == [4]

@@ -13,15 +13,14 @@ use parking_lot::Mutex;
 use tideline_storage::{MetaOp, ShardKey, StoredRecord};
 use tokio::sync::watch;
 
-use crate::destinations::http::HttpEndpointDestination;
-use crate::destinations::redshift::RedshiftDestination;
-use crate::destinations::s3::{ObjectWriter, S3Destination};
+use crate::destinations::s3::ObjectWriter;
 use crate::destinations::{Batch, DeliveryError, Destination};
-use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType, DestinationConfig};
+use crate::error::{ErrorOutput, RecordError};
+use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType};
 use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
 use crate::processing::partitioning::MetadataQuery;
-use crate::processing::{error_output_type, FailedRecord, KinesisRecordMetadata, OutRecord};
+use crate::processing::{FailedRecord, KinesisRecordMetadata, OutRecord};
 use crate::service::{now_ms, FirehoseService};
 
 pub(crate) fn checkpoint_key(id: u64) -> String {
@@ -92,26 +91,6 @@ pub(crate) fn check(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta) -
     Pipeline::new(service, &Arc::new(meta.clone()), Arc::new(DeliveryStatus::default())).map(|_| ())
 }
 
-/// Builds the destination a configuration describes.
-fn destination(service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
-    Ok(match &meta.destination {
-        DestinationConfig::ExtendedS3(config) => Arc::new(S3Destination::new(
-            config,
-            Arc::clone(&service.buckets),
-            &service.catalog,
-            &meta.name,
-            meta.version,
-        )?),
-        DestinationConfig::HttpEndpoint(config) => Arc::new(HttpEndpointDestination::new(
-            config,
-            &meta.arn,
-            service.http.clone(),
-            service.config.http_timeout,
-        )?),
-        DestinationConfig::Redshift(config) => Arc::new(RedshiftDestination::new(config)?),
-    })
-}
-
 /// The processing steps and destination of one configuration version.
 struct Pipeline {
     service: Arc<FirehoseService>,
@@ -160,22 +139,14 @@ impl Pipeline {
             });
         let errors =
             ObjectWriter::new(Arc::clone(&service.buckets), meta.destination.error_bucket(), &meta.name, meta.version)?;
-        let backup = match &meta.destination {
-            DestinationConfig::ExtendedS3(config) if config.s3_backup_mode.as_deref() == Some("Enabled") => {
-                config.s3_backup_configuration.as_ref().map(|backup| backup.location())
-            }
-            DestinationConfig::HttpEndpoint(config) if config.s3_backup_mode.as_deref() == Some("AllData") => {
-                Some(config.s3_configuration.location())
-            }
-            DestinationConfig::Redshift(config) if config.s3_backup_mode.as_deref() == Some("Enabled") => {
-                config.s3_backup_configuration.as_ref().map(|backup| backup.location())
-            }
-            _ => None,
-        }
-        .map(|location| ObjectWriter::new(Arc::clone(&service.buckets), location, &meta.name, meta.version))
-        .transpose()?;
+        let backup = meta
+            .destination
+            .spec()
+            .backup()
+            .map(|location| ObjectWriter::new(Arc::clone(&service.buckets), location, &meta.name, meta.version))
+            .transpose()?;
         Ok(Self {
-            destination: destination(service, meta)?,
+            destination: meta.destination.spec().build(service, meta)?,
             service: Arc::clone(service),
             meta: Arc::clone(meta),
             key: FirehoseService::log_key(meta),
@@ -294,22 +265,22 @@ impl Pipeline {
                     Err(error) => {
                         self.record_attempt(None);
                         self.attempt_failed(&error);
-                        let expired = self
-                            .destination
-                            .retry_duration()
-                            .is_some_and(|limit| now_ms() - started >= limit.as_millis() as i64);
+                        let expired = error.is_permanent()
+                            || self
+                                .destination
+                                .retry_duration()
+                                .is_some_and(|limit| now_ms() - started >= limit.as_millis() as i64);
                         if expired {
-                            let output_type = self.destination.error_output_type();
+                            let output = self.destination.error_output();
                             let records: Vec<FailedRecord> = batch
                                 .records
                                 .iter()
                                 .map(|record| FailedRecord {
                                     record: record.clone(),
-                                    error_code: error.code.clone(),
-                                    error_message: error.message.clone(),
+                                    error: RecordError::Delivery { error: error.clone(), output },
                                 })
                                 .collect();
-                            return self.write_errors(stopped, &records, output_type, attempts).await;
+                            return self.write_errors(stopped, &records, output, attempts).await;
                         }
                         if wait(stopped, backoff).await {
                             return false;
@@ -320,10 +291,10 @@ impl Pipeline {
             }
         }
         // Failed records go out grouped by their error output type (processing, conversion, ...).
-        failed.sort_by_key(|failure| error_output_type(&failure.error_code));
-        for group in failed.chunk_by(|a, b| error_output_type(&a.error_code) == error_output_type(&b.error_code)) {
-            let output_type = error_output_type(&group[0].error_code);
-            if !self.write_errors(stopped, group, output_type, attempts.max(1)).await {
+        failed.sort_by_key(|failure| failure.error.output());
+        for group in failed.chunk_by(|a, b| a.error.output() == b.error.output()) {
+            let output = group[0].error.output();
+            if !self.write_errors(stopped, group, output, attempts.max(1)).await {
                 return false;
             }
         }
@@ -347,11 +318,12 @@ impl Pipeline {
         &self,
         stopped: &mut watch::Receiver<bool>,
         failed: &[FailedRecord],
-        output_type: &str,
+        output: ErrorOutput,
         attempts: u32,
     ) -> bool {
-        let written = self.retry(stopped, || self.errors.write_errors(failed, output_type, attempts)).await;
+        let written = self.retry(stopped, || self.errors.write_errors(failed, output, attempts)).await;
         if written {
+            let output_type = output.as_str();
             tracing::info!(delivery_stream = %self.meta.name, records = failed.len(), output_type, "records written to the error output");
             self.service.metrics.record_error_output(&self.meta.name, output_type, failed.len() as u64);
         }
@@ -420,15 +392,8 @@ impl Pipeline {
                     failed.extend(transformed.failed);
                     transformed.records
                 }
-                Err(message) => {
-                    // The hook's message starts with Firehose's error code (`Lambda.FunctionError: ...`).
-                    let (code, detail) = message.split_once(": ").unwrap_or(("Lambda.FunctionError", &message));
-                    let failures = records.into_iter().map(|record| FailedRecord {
-                        record,
-                        error_code: code.to_string(),
-                        error_message: detail.to_string(),
-                    });
-                    failed.extend(failures);
+                Err(error) => {
+                    failed.extend(records.into_iter().map(|record| FailedRecord { record, error: error.clone() }));
                     Vec::new()
                 }
             },
@@ -443,12 +408,8 @@ impl Pipeline {
                     failed.extend(refused);
                 }
                 Err(error) => {
-                    let message = format!("partition key extraction failed: {error}");
-                    failed.extend(records.drain(..).map(|record| FailedRecord {
-                        record,
-                        error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                        error_message: message.clone(),
-                    }));
+                    let error = RecordError::Partitioning(format!("partition key extraction failed: {error}"));
+                    failed.extend(records.drain(..).map(|record| FailedRecord { record, error: error.clone() }));
                 }
             }
         }
@@ -492,11 +453,7 @@ fn extract_partition_keys(query: &MetadataQuery, records: Vec<OutRecord>) -> (Ve
                 record.query_keys = keys.into_iter().collect();
                 kept.push(record);
             }
-            Err(message) => failed.push(FailedRecord {
-                record,
-                error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                error_message: message,
-            }),
+            Err(message) => failed.push(FailedRecord { record, error: RecordError::Partitioning(message) }),
         }
     }
     (kept, failed)

@@ -10,6 +10,7 @@
 
 mod delivery;
 mod destinations;
+mod error;
 mod metrics;
 mod model;
 mod naming;

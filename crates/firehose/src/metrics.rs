@@ -5,7 +5,7 @@
 
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::processing::ERROR_OUTPUT_TYPES;
+use crate::error::ErrorOutput;
 
 pub struct FirehoseMetrics {
     registry: Registry,
@@ -122,8 +122,8 @@ impl FirehoseMetrics {
         for outcome in ["success", "failure"] {
             let _ = self.delivery_attempts.remove_label_values(&[stream, destination, outcome]);
         }
-        for output_type in ERROR_OUTPUT_TYPES {
-            let _ = self.error_output_records.remove_label_values(&[stream, output_type]);
+        for output in ErrorOutput::ALL {
+            let _ = self.error_output_records.remove_label_values(&[stream, output.as_str()]);
         }
     }
 

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::destinations::DestinationSpec;
+
 /// One delivery stream. Persisted as JSON under `deliverystream/<name>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeliveryStreamMeta {
@@ -82,42 +84,30 @@ pub enum DestinationConfig {
 }
 
 impl DestinationConfig {
-    /// The buffering hints that decide when a batch is delivered.
-    pub fn buffering(&self) -> BufferingHints {
+    /// The one place that lists the destination types: everything else goes through the spec.
+    pub fn spec(&self) -> &dyn DestinationSpec {
         match self {
-            Self::ExtendedS3(config) => config.s3.buffering_hints.clone(),
-            Self::HttpEndpoint(config) => config.buffering_hints.clone(),
-            Self::Redshift(config) => config.s3_configuration.buffering_hints.clone(),
+            Self::ExtendedS3(config) => config,
+            Self::HttpEndpoint(config) => config,
+            Self::Redshift(config) => config,
         }
-        .unwrap_or_default()
     }
 
-    /// The destination's name in CloudWatch metric names (`DeliveryToS3.Records`, ...).
+    /// The buffering hints that decide when a batch is delivered.
+    pub fn buffering(&self) -> BufferingHints {
+        self.spec().buffering_hints().cloned().unwrap_or_default()
+    }
+
     pub fn metric_name(&self) -> &'static str {
-        match self {
-            Self::ExtendedS3(_) => "S3",
-            Self::HttpEndpoint(_) => "HttpEndpoint",
-            Self::Redshift(_) => "Redshift",
-        }
+        self.spec().metric_name()
     }
 
     pub fn processing(&self) -> Option<&ProcessingConfiguration> {
-        match self {
-            Self::ExtendedS3(config) => config.processing_configuration.as_ref(),
-            Self::HttpEndpoint(config) => config.processing_configuration.as_ref(),
-            Self::Redshift(config) => config.processing_configuration.as_ref(),
-        }
-        .filter(|processing| processing.enabled.unwrap_or(true))
+        self.spec().processing_configuration().filter(|processing| processing.enabled.unwrap_or(true))
     }
 
-    /// The bucket that receives records the destination could not take (processing failures,
-    /// exhausted retries): the destination itself for S3, its S3 configuration otherwise.
     pub fn error_bucket(&self) -> S3Location {
-        match self {
-            Self::ExtendedS3(config) => config.location(),
-            Self::HttpEndpoint(config) => config.s3_configuration.location(),
-            Self::Redshift(config) => config.s3_configuration.location(),
-        }
+        self.spec().error_bucket()
     }
 }
 

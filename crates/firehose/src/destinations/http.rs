@@ -5,17 +5,27 @@
 //! Retries, backoff and the error output belong to the delivery loop.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use md5::{Digest, Md5};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
 
-use super::{Batch, DeliveryError, Destination};
-use crate::model::{HttpEndpointConfig, RetryOptions};
+use super::{Batch, DeliveryError, Destination, DestinationSpec};
+use crate::destinations::config::{
+    merge_update, rename, to_value, validate_buffering, validate_retry, validate_s3_part, HTTP_URL,
+};
+use crate::error::ErrorOutput;
+use crate::model::{
+    BufferingHints, DeliveryStreamMeta, DestinationConfig, HttpEndpointConfig, ProcessingConfiguration, RetryOptions,
+    S3Location,
+};
 use crate::processing::{FailedRecord, OutRecord};
+use crate::service::FirehoseService;
 
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("x-amz-firehose-protocol-version");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-firehose-request-id");
@@ -113,6 +123,76 @@ impl HttpEndpointDestination {
     }
 }
 
+impl DestinationSpec for HttpEndpointConfig {
+    fn metric_name(&self) -> &'static str {
+        "HttpEndpoint"
+    }
+
+    fn buffering_hints(&self) -> Option<&BufferingHints> {
+        self.buffering_hints.as_ref()
+    }
+
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
+        self.processing_configuration.as_ref()
+    }
+
+    fn error_bucket(&self) -> S3Location {
+        self.s3_configuration.location()
+    }
+
+    /// `AllData` copies every record to the S3 configuration's bucket.
+    fn backup(&self) -> Option<S3Location> {
+        (self.s3_backup_mode.as_deref() == Some("AllData")).then(|| self.s3_configuration.location())
+    }
+
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
+        let endpoint_path = format!("{path}.endpointConfiguration");
+        if v.required(&endpoint_path, self.endpoint_configuration.as_ref()) {
+            let endpoint = self.endpoint_configuration.clone().unwrap_or_default();
+            if v.required(&format!("{endpoint_path}.url"), endpoint.url.as_ref()) {
+                v.string(&format!("{endpoint_path}.url"), endpoint.url.as_deref(), 1, 1000, Some(&HTTP_URL));
+            }
+            v.string(&format!("{endpoint_path}.name"), endpoint.name.as_deref(), 1, 256, None);
+            v.string(&format!("{endpoint_path}.accessKey"), endpoint.access_key.as_deref(), 0, 4096, None);
+        }
+        validate_buffering(v, &format!("{path}.bufferingHints"), self.buffering_hints.as_ref(), 64);
+        if let Some(request) = &self.request_configuration {
+            v.one_of(
+                &format!("{path}.requestConfiguration.contentEncoding"),
+                request.content_encoding.as_deref(),
+                &["NONE", "GZIP"],
+            );
+        }
+        validate_retry(v, &format!("{path}.retryOptions"), self.retry_options.as_ref());
+        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["FailedDataOnly", "AllData"]);
+        validate_s3_part(v, path, self.processing_configuration.as_ref(), &self.s3_configuration, None)
+    }
+
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
+        let mut http = self.clone();
+        if let Some(endpoint) = &mut http.endpoint_configuration {
+            endpoint.access_key = None;
+        }
+        http.buffering_hints = Some(self.buffering_hints.clone().unwrap_or_default().filled());
+        http.retry_options.get_or_insert(RetryOptions { duration_in_seconds: Some(RetryOptions::DEFAULT_SECS) });
+        http.s3_backup_mode.get_or_insert_with(|| "FailedDataOnly".into());
+        http.s3_configuration = self.s3_configuration.described();
+        let mut http = to_value(&http)?;
+        rename(&mut http, "S3Configuration", "S3DestinationDescription");
+        entry.insert("HttpEndpointDestinationDescription".into(), http);
+        Ok(())
+    }
+
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
+        merge_update(self, update).map(DestinationConfig::HttpEndpoint)
+    }
+
+    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
+        let client = service.http.clone();
+        Ok(Arc::new(HttpEndpointDestination::new(self, &meta.arn, client, service.config.http_timeout)?))
+    }
+}
+
 #[async_trait::async_trait]
 impl Destination for HttpEndpointDestination {
     /// The endpoint takes or refuses the request as a whole: no record fails alone.
@@ -129,8 +209,8 @@ impl Destination for HttpEndpointDestination {
         Some(self.retry_duration)
     }
 
-    fn error_output_type(&self) -> &'static str {
-        "http-endpoint-failed"
+    fn error_output(&self) -> ErrorOutput {
+        ErrorOutput::HttpEndpointFailed
     }
 }
 
@@ -238,10 +318,15 @@ async fn check_response(response: reqwest::Response, request_id: &str, timeout: 
         ));
     };
     if status != 200 {
-        return Err(DeliveryError::new(
-            "HttpEndpoint.DestinationException",
-            format!("The following response was received from the endpoint destination. {status}: {}", quote(&body)),
-        ));
+        let message =
+            format!("The following response was received from the endpoint destination. {status}: {}", quote(&body));
+        // Firehose's HTTP delivery specification: 413 (size exceeded) is a permanent failure;
+        // every other response code is retried.
+        return Err(if status == 413 {
+            DeliveryError::permanent("HttpEndpoint.DestinationException", message)
+        } else {
+            DeliveryError::new("HttpEndpoint.DestinationException", message)
+        });
     }
     let invalid = |reason: &str| {
         DeliveryError::new(
@@ -622,6 +707,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_413_is_permanent() {
+        let too_large = |id: &str| Reply::json(413, format!(r#"{{"requestId":"{id}","timestamp":1}}"#));
+        assert!(outcome(too_large).await.expect_err("refused").is_permanent());
+        for status in [400, 404, 408, 429, 500, 503] {
+            let endpoint = Endpoint::start(move |_, _| Reply::json(status, "{}".into())).await;
+            let error = destination(&config(&endpoint.url)).deliver(&batch(&["x"])).await.expect_err("refused");
+            assert!(!error.is_permanent(), "{status} is retried");
+        }
+    }
+
+    #[tokio::test]
     async fn a_slow_endpoint_times_out() {
         let endpoint = Endpoint::start(|index, request| {
             let mut reply = accept(index, request);
@@ -663,7 +759,7 @@ mod tests {
         let mut config = config("https://example.com/path");
         let destination = HttpEndpointDestination::new(&config, ARN, client(), Duration::from_secs(1)).expect("new");
         assert_eq!(destination.retry_duration(), Some(Duration::from_secs(300)));
-        assert_eq!(destination.error_output_type(), "http-endpoint-failed");
+        assert_eq!(destination.error_output().as_str(), "http-endpoint-failed");
 
         config.retry_options = Some(RetryOptions { duration_in_seconds: Some(0) });
         let destination = HttpEndpointDestination::new(&config, ARN, client(), Duration::from_secs(1)).expect("new");

@@ -2,14 +2,22 @@
 //! delivery loop (`delivery`) owns buffering, retries and the error output, so a destination only
 //! makes one attempt at a time.
 
+pub mod config;
 pub mod http;
 pub mod redshift;
 pub mod s3;
 pub mod stores;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::ErrorOutput;
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
+
+use crate::model::{BufferingHints, DeliveryStreamMeta, DestinationConfig, ProcessingConfiguration, S3Location};
 use crate::processing::{FailedRecord, OutRecord};
+use crate::service::FirehoseService;
 
 /// One buffered batch, processed and ready for a destination.
 #[derive(Debug, Clone)]
@@ -27,27 +35,77 @@ pub struct DeliveryError {
     /// Firehose's error code, e.g. `S3.AccessDenied`, `HttpEndpoint.RequestTimeout`.
     pub code: String,
     pub message: String,
+    pub retry: Retry,
+}
+
+/// Whether trying again can help. Only transient failures are retried: a permanent one (an object
+/// key the store refuses, an HTTP 413) would fail the same way forever and hold up every later
+/// record, so its records go to the error output at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The destination may take the same request later (unreachable, access denied, 5xx, ...).
+    Transient,
+    /// The same request can never succeed.
+    Permanent,
 }
 
 impl DeliveryError {
+    /// A transient failure: the attempt is retried.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
+        Self { code: code.into(), message: message.into(), retry: Retry::Transient }
     }
+
+    /// A failure that no retry can fix.
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { retry: Retry::Permanent, ..Self::new(code, message) }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.retry == Retry::Permanent
+    }
+}
+
+/// What the delivery loop needs from one destination type's configuration, implemented beside
+/// the destination itself (`s3.rs`, `http.rs`, `redshift.rs`); `DestinationConfig::spec` is the
+/// one place that lists the types.
+pub trait DestinationSpec {
+    /// The destination's name in CloudWatch metric names (`DeliveryToS3.Records`, ...).
+    fn metric_name(&self) -> &'static str;
+    fn buffering_hints(&self) -> Option<&BufferingHints>;
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration>;
+    /// The bucket that receives records the destination could not take (processing failures,
+    /// exhausted retries).
+    fn error_bucket(&self) -> S3Location;
+    /// Where `S3BackupMode` copies every source record, when it is on.
+    fn backup(&self) -> Option<S3Location>;
+    /// Checks the configuration: member constraints into `v`, the rest as Err.
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError>;
+
+    /// Adds the destination's description (AWS's defaults filled in, secrets left out) to
+    /// DescribeDeliveryStream's `Destinations` entry.
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError>;
+
+    /// UpdateDestination's update merged into this configuration.
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError>;
+
+    /// The destination this configuration describes.
+    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String>;
 }
 
 #[async_trait::async_trait]
 pub trait Destination: Send + Sync {
     /// One attempt at delivering every record of the batch. Called again with the same batch
-    /// after a failure, so it must be safe to repeat (at-least-once delivery). Records the
-    /// destination refuses one by one (a record that cannot be converted, say) are returned: they
-    /// go to the error output while the rest counts as delivered.
+    /// after a transient failure, so it must be safe to repeat (at-least-once delivery). Records
+    /// the destination refuses one by one (a record that cannot be converted, an object key the
+    /// store refuses) are returned: they go to the error output while the rest counts as
+    /// delivered. A permanent error sends the whole batch to the error output without retries.
     async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError>;
 
-    /// How long a failing batch is retried before its records go to the error output, with
-    /// `error_output_type`; None: retried until it succeeds (S3, as AWS does for 24 hours).
+    /// How long a failing batch is retried before its records go to the error output, under
+    /// `error_output`; None: retried until it succeeds (S3, as AWS does for 24 hours).
     fn retry_duration(&self) -> Option<Duration>;
 
     /// The `!{firehose:error-output-type}` of records whose retries ran out (e.g.
-    /// `http-endpoint-failed`).
-    fn error_output_type(&self) -> &'static str;
+    /// `http-endpoint-failed`) or that failed permanently.
+    fn error_output(&self) -> ErrorOutput;
 }

@@ -8,18 +8,28 @@
 
 use std::borrow::Cow;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_sink::Sink;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use super::{Batch, DeliveryError, Destination};
-use crate::model::RedshiftConfig;
+use super::{Batch, DeliveryError, Destination, DestinationSpec};
+use crate::destinations::config::{
+    merge_update, rename, to_value, validate_retry, validate_role_arn, validate_s3_part, JDBC_URL,
+};
+use crate::error::ErrorOutput;
+use crate::model::{
+    BufferingHints, DeliveryStreamMeta, DestinationConfig, ProcessingConfiguration, RedshiftConfig, RetryOptions,
+    S3Config, S3Location,
+};
 use crate::processing::FailedRecord;
+use crate::service::FirehoseService;
 
 /// RedshiftRetryOptions.DurationInSeconds: default 3600, at most 7200 (API reference).
 const DEFAULT_RETRY_SECS: i64 = 3600;
@@ -113,6 +123,73 @@ impl RedshiftDestination {
     }
 }
 
+impl DestinationSpec for RedshiftConfig {
+    fn metric_name(&self) -> &'static str {
+        "Redshift"
+    }
+
+    fn buffering_hints(&self) -> Option<&BufferingHints> {
+        self.s3_configuration.buffering_hints.as_ref()
+    }
+
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
+        self.processing_configuration.as_ref()
+    }
+
+    fn error_bucket(&self) -> S3Location {
+        self.s3_configuration.location()
+    }
+
+    fn backup(&self) -> Option<S3Location> {
+        let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
+        self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
+    }
+
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
+        validate_role_arn(v, path, self.role_arn.as_deref());
+        if v.required(&format!("{path}.clusterJDBCURL"), self.cluster_jdbc_url.as_ref()) {
+            v.string(&format!("{path}.clusterJDBCURL"), self.cluster_jdbc_url.as_deref(), 1, 512, Some(&JDBC_URL));
+        }
+        if v.required(&format!("{path}.copyCommand"), self.copy_command.as_ref()) {
+            let table = self.copy_command.as_ref().map(|copy| copy.data_table_name.as_str());
+            v.string(&format!("{path}.copyCommand.dataTableName"), table, 1, 512, None);
+        }
+        v.string(&format!("{path}.username"), self.username.as_deref(), 1, 512, None);
+        v.string(&format!("{path}.password"), self.password.as_deref(), 6, 512, None);
+        validate_retry(v, &format!("{path}.retryOptions"), self.retry_options.as_ref());
+        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
+        validate_s3_part(
+            v,
+            path,
+            self.processing_configuration.as_ref(),
+            &self.s3_configuration,
+            self.s3_backup_configuration.as_ref(),
+        )
+    }
+
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
+        let mut redshift = self.clone();
+        redshift.password = None;
+        redshift.retry_options.get_or_insert(RetryOptions { duration_in_seconds: Some(3600) });
+        redshift.s3_backup_mode.get_or_insert_with(|| "Disabled".into());
+        redshift.s3_configuration = self.s3_configuration.described();
+        redshift.s3_backup_configuration = self.s3_backup_configuration.as_ref().map(S3Config::described);
+        let mut redshift = to_value(&redshift)?;
+        rename(&mut redshift, "S3Configuration", "S3DestinationDescription");
+        rename(&mut redshift, "S3BackupConfiguration", "S3BackupDescription");
+        entry.insert("RedshiftDestinationDescription".into(), redshift);
+        Ok(())
+    }
+
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
+        merge_update(self, update).map(DestinationConfig::Redshift)
+    }
+
+    fn build(&self, _: &FirehoseService, _: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
+        Ok(Arc::new(RedshiftDestination::new(self)?))
+    }
+}
+
 #[async_trait::async_trait]
 impl Destination for RedshiftDestination {
     /// COPY is all or nothing (MAXERROR is accepted but not applied), so no record is refused alone.
@@ -147,8 +224,8 @@ impl Destination for RedshiftDestination {
 
     /// AWS puts a manifest of the skipped S3 objects under `errors/` in the S3 configuration's
     /// bucket; without intermediate objects the records themselves go to that folder.
-    fn error_output_type(&self) -> &'static str {
-        "errors"
+    fn error_output(&self) -> ErrorOutput {
+        ErrorOutput::Errors
     }
 }
 

@@ -11,15 +11,25 @@ use base64::Engine;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
+use serde_json::{Map, Value};
+use tideline_proto::{AwsError, Validator};
 
 use super::stores::{store_error, Buckets};
-use super::{Batch, DeliveryError, Destination};
-use crate::model::{ExtendedS3Config, S3Location};
-use crate::naming::{error_output_template, evaluate_prefix, object_key, PrefixContext};
+use super::{Batch, DeliveryError, Destination, DestinationSpec};
+use crate::destinations::config::{merge_update, rename, to_value, validate_processing, validate_s3, FILE_EXTENSION};
+use crate::error::{ErrorOutput, RecordError};
+use crate::model::{
+    BufferingHints, DeliveryStreamMeta, DestinationConfig, ExtendedS3Config, ProcessingConfiguration, S3Config,
+    S3Location,
+};
+use crate::naming::{error_output_template, evaluate_prefix, object_key, validate_prefixes, PrefixContext};
 use crate::processing::compression::Compression;
 use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
 use crate::processing::{FailedRecord, OutRecord};
-use crate::service::now_ms;
+use crate::service::{now_ms, FirehoseService};
+
+/// The error code of an object key the store refuses.
+pub const INVALID_OBJECT_KEY: &str = "S3.InvalidObjectKey";
 
 /// Writes records as objects under one bucket location.
 #[derive(Clone)]
@@ -66,8 +76,10 @@ impl ObjectWriter {
             None => format!("{format_extension}{}", self.compression.extension()),
         };
         let key = object_key(&prefix, &self.stream_name, self.version, now_ms(), &extension);
-        let path = ObjectPath::parse(&key)
-            .map_err(|error| DeliveryError::new("S3.InvalidObjectKey", format!("invalid object key {key}: {error}")))?;
+        // A key made of partition keys (`a/../../b`) is refused the same way on every attempt.
+        let path = ObjectPath::parse(&key).map_err(|error| {
+            DeliveryError::permanent(INVALID_OBJECT_KEY, format!("invalid object key {key}: {error}"))
+        })?;
         let store = self.buckets.bucket(&self.location.bucket)?;
         store.put(&path, PutPayload::from(content)).await.map_err(|error| store_error(&error))?;
         tracing::debug!(bucket = %self.location.bucket, %key, "object delivered");
@@ -78,7 +90,7 @@ impl ObjectWriter {
     pub async fn write_records(&self, records: &[OutRecord]) -> Result<(), DeliveryError> {
         let (groups, failed) = self.group(records);
         if let Some(failure) = failed.first() {
-            return Err(DeliveryError::new(failure.error_code.clone(), failure.error_message.clone()));
+            return Err(DeliveryError::new(failure.error.code(), failure.error.message()));
         }
         for (prefix, records) in groups {
             self.put(ObjectBody { prefix, content: concatenate(&records), format_extension: "" }).await?;
@@ -91,7 +103,7 @@ impl ObjectWriter {
     pub async fn write_errors(
         &self,
         failed: &[FailedRecord],
-        error_output_type: &str,
+        output: ErrorOutput,
         attempts: u32,
     ) -> Result<(), DeliveryError> {
         let Some(oldest) = failed.iter().map(|failure| failure.record.arrival_ms).min() else { return Ok(()) };
@@ -100,7 +112,7 @@ impl ObjectWriter {
             timestamp_ms: oldest,
             query_keys: &empty,
             lambda_keys: &empty,
-            error_output_type: Some(error_output_type),
+            error_output_type: Some(output.as_str()),
         };
         let template = error_output_template(Some(&self.location.prefix), self.location.error_output_prefix.as_deref());
         let prefix = evaluate_prefix(template, &context)
@@ -111,8 +123,8 @@ impl ObjectWriter {
             let line = serde_json::json!({
                 "attemptsMade": attempts,
                 "arrivalTimestamp": failure.record.arrival_ms,
-                "errorCode": failure.error_code,
-                "errorMessage": failure.error_message,
+                "errorCode": failure.error.code(),
+                "errorMessage": failure.error.message(),
                 "attemptEndingTimestamp": now,
                 "rawData": base64::engine::general_purpose::STANDARD.encode(&failure.record.data),
             });
@@ -137,11 +149,9 @@ impl ObjectWriter {
             };
             match evaluate_prefix(&self.location.prefix, &context) {
                 Ok(prefix) => groups.entry(prefix).or_default().push(record),
-                Err(message) => failed.push(FailedRecord {
-                    record: record.clone(),
-                    error_code: "DynamicPartitioning.MetadataExtractionFailed".into(),
-                    error_message: message,
-                }),
+                Err(message) => {
+                    failed.push(FailedRecord { record: record.clone(), error: RecordError::Partitioning(message) })
+                }
             }
         }
         (groups, failed)
@@ -201,6 +211,88 @@ impl S3Destination {
     }
 }
 
+impl DestinationSpec for ExtendedS3Config {
+    fn metric_name(&self) -> &'static str {
+        "S3"
+    }
+
+    fn buffering_hints(&self) -> Option<&BufferingHints> {
+        self.s3.buffering_hints.as_ref()
+    }
+
+    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
+        self.processing_configuration.as_ref()
+    }
+
+    /// The destination bucket itself.
+    fn error_bucket(&self) -> S3Location {
+        self.location()
+    }
+
+    fn backup(&self) -> Option<S3Location> {
+        let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
+        self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
+    }
+
+    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
+        validate_s3(v, path, &self.s3);
+        let processing =
+            validate_processing(v, &format!("{path}.processingConfiguration"), self.processing_configuration.as_ref());
+        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
+        if let Some(backup) = &self.s3_backup_configuration {
+            validate_s3(v, &format!("{path}.s3BackupConfiguration"), backup);
+        }
+        v.string(&format!("{path}.fileExtension"), self.file_extension.as_deref(), 0, 128, Some(&FILE_EXTENSION));
+        v.string(&format!("{path}.customTimeZone"), self.custom_time_zone.as_deref(), 0, 50, None);
+        if !v.is_ok() {
+            return Ok(());
+        }
+        processing?;
+        if self.s3_backup_mode.as_deref() == Some("Enabled") && self.s3_backup_configuration.is_none() {
+            return Err(AwsError::invalid_argument(
+                "S3BackupConfiguration must be specified when S3BackupMode is Enabled.",
+            ));
+        }
+        if self.custom_time_zone.as_deref().is_some_and(|zone| !zone.is_empty() && zone != "UTC") {
+            return Err(AwsError::invalid_argument("Tideline supports only the UTC CustomTimeZone."));
+        }
+        if self.format_conversion().is_some()
+            && self.s3.compression_format.as_deref().is_some_and(|c| c != "UNCOMPRESSED")
+        {
+            return Err(AwsError::invalid_argument(
+            "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; set the Parquet compression in the serializer instead.",
+        ));
+        }
+        validate_prefixes(
+            self.s3.prefix.as_deref(),
+            self.s3.error_output_prefix.as_deref(),
+            self.dynamic_partitioning(),
+        )
+        .map_err(AwsError::invalid_argument)
+    }
+
+    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
+        let mut extended = self.clone();
+        extended.s3 = self.s3.described();
+        extended.s3_backup_mode.get_or_insert_with(|| "Disabled".into());
+        extended.s3_backup_configuration = self.s3_backup_configuration.as_ref().map(S3Config::described);
+        let mut extended = to_value(&extended)?;
+        rename(&mut extended, "S3BackupConfiguration", "S3BackupDescription");
+        entry.insert("S3DestinationDescription".into(), to_value(&self.s3.described())?);
+        entry.insert("ExtendedS3DestinationDescription".into(), extended);
+        Ok(())
+    }
+
+    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
+        merge_update(self, update).map(DestinationConfig::ExtendedS3)
+    }
+
+    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
+        let buckets = Arc::clone(&service.buckets);
+        Ok(Arc::new(S3Destination::new(self, buckets, &service.catalog, &meta.name, meta.version)?))
+    }
+}
+
 #[async_trait::async_trait]
 impl Destination for S3Destination {
     async fn deliver(&self, batch: &Batch) -> Result<Vec<FailedRecord>, DeliveryError> {
@@ -215,8 +307,7 @@ impl Destination for S3Destination {
                     failed.extend(converted.failed.into_iter().filter_map(|(index, reason)| {
                         Some(FailedRecord {
                             record: (*records.get(index)?).clone(),
-                            error_code: "DataFormatConversion.MalformedData".into(),
-                            error_message: reason,
+                            error: RecordError::FormatConversion(reason),
                         })
                     }));
                     let Some(parquet) = converted.parquet else { continue };
@@ -224,7 +315,16 @@ impl Destination for S3Destination {
                     ObjectBody { prefix, content: parquet, format_extension: ".parquet" }
                 }
             };
-            self.writer.put(body).await?;
+            match self.writer.put(body).await {
+                Ok(()) => {}
+                // This prefix's records fail alone; the other prefixes are delivered.
+                // Only partition keys can make an object key invalid once the prefix was accepted.
+                Err(error) if error.is_permanent() => failed.extend(records.iter().map(|record| FailedRecord {
+                    record: (*record).clone(),
+                    error: RecordError::Delivery { error: error.clone(), output: ErrorOutput::PartitioningFailed },
+                })),
+                Err(error) => return Err(error),
+            }
         }
         Ok(failed)
     }
@@ -233,7 +333,51 @@ impl Destination for S3Destination {
         None
     }
 
-    fn error_output_type(&self) -> &'static str {
-        "processing-failed"
+    fn error_output(&self) -> ErrorOutput {
+        ErrorOutput::ProcessingFailed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destinations::stores::BucketsConfig;
+
+    fn partitioned(buckets: Arc<Buckets>) -> S3Destination {
+        let config = ExtendedS3Config {
+            s3: S3Config {
+                bucket_arn: Some("arn:aws:s3:::lake".into()),
+                prefix: Some("c=!{partitionKeyFromQuery:customer}/".into()),
+                ..S3Config::default()
+            },
+            ..ExtendedS3Config::default()
+        };
+        S3Destination::new(&config, buckets, &Catalog::default(), "stream", 1).expect("destination")
+    }
+
+    fn record(id: &str, customer: &str) -> OutRecord {
+        let mut record = OutRecord::new(id.into(), 0, Bytes::from(id.to_string()));
+        record.query_keys.insert("customer".into(), customer.into());
+        record
+    }
+
+    #[tokio::test]
+    async fn an_invalid_object_key_fails_its_records_alone() {
+        let buckets = Arc::new(Buckets::new(BucketsConfig::Memory));
+        let destination = partitioned(Arc::clone(&buckets));
+        let batch = Batch { version: 1, records: vec![record("1", "a"), record("2", "a/../../b"), record("3", "b")] };
+        let failed = destination.deliver(&batch).await.expect("the valid prefixes are delivered");
+        let failed: Vec<(&str, &str)> =
+            failed.iter().map(|failure| (failure.record.record_id.as_str(), failure.error.code())).collect();
+        assert_eq!(failed, [("2", INVALID_OBJECT_KEY)]);
+        let store = buckets.bucket("lake").expect("bucket");
+        let listed: Vec<String> = futures_util::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|key| key.starts_with("c=a/") || key.starts_with("c=b/")), "{listed:?}");
     }
 }

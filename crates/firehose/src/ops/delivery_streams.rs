@@ -73,11 +73,7 @@ pub(crate) struct CreateOutput {
 /// require, including that its worker could be built (catalog tables, queries, processors).
 fn check_destination(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta, path: &str) -> Result<(), AwsError> {
     let mut v = Validator::new();
-    let semantic = match &meta.destination {
-        DestinationConfig::ExtendedS3(config) => configuration::validate_extended_s3(&mut v, path, config),
-        DestinationConfig::HttpEndpoint(config) => configuration::validate_http(&mut v, path, config),
-        DestinationConfig::Redshift(config) => configuration::validate_redshift(&mut v, path, config),
-    };
+    let semantic = meta.destination.spec().validate(&mut v, path);
     v.finish()?;
     semantic?;
     delivery::check(service, meta).map_err(AwsError::invalid_argument)
@@ -428,12 +424,8 @@ pub(crate) async fn update_destination(service: &Arc<FirehoseService>, input: Up
         return Err(AwsError::invalid_argument("Exactly one destination update is supported for a Firehose"));
     }
     let Some((path, (update, kind))) = given_updates.pop() else { return Err(AwsError::internal("no update")) };
-    let current_kind = match &meta.destination {
-        DestinationConfig::ExtendedS3(_) => "S3",
-        DestinationConfig::HttpEndpoint(_) => "HttpEndpoint",
-        DestinationConfig::Redshift(_) => "Redshift",
-    };
-    let destination = if kind == current_kind {
+    // The updates are named after the destination types' metric names.
+    let destination = if kind == meta.destination.metric_name() {
         configuration::merge(&meta.destination, &update)?
     } else {
         // Switching type starts from an empty configuration of the new type, as AWS does.

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::{FailedRecord, OutRecord};
 use crate::destinations::http::{error_chain, read_limited};
+use crate::error::RecordError;
 use crate::model::Processor;
 
 /// Firehose gives up on an invocation after 5 minutes (`Lambda.FunctionTimedOut`).
@@ -96,9 +97,8 @@ impl Transformer {
     }
 
     /// Err when an invocation still fails after its retries: the whole batch then counts as
-    /// unsuccessfully processed. The message starts with Firehose's error code
-    /// (`Lambda.FunctionError: …`).
-    pub async fn transform(&self, records: Vec<OutRecord>) -> Result<Transformed, String> {
+    /// unsuccessfully processed.
+    pub async fn transform(&self, records: Vec<OutRecord>) -> Result<Transformed, RecordError> {
         let parts: Vec<Transformed> = futures_util::stream::iter(self.split(records))
             .map(|part| self.transform_part(part))
             .buffered(CONCURRENT_INVOCATIONS)
@@ -130,7 +130,7 @@ impl Transformer {
         parts
     }
 
-    async fn transform_part(&self, records: Vec<OutRecord>) -> Result<Transformed, String> {
+    async fn transform_part(&self, records: Vec<OutRecord>) -> Result<Transformed, RecordError> {
         let records_json = event_records(&records);
         let attempts = self.retries + 1;
         let mut last = InvocationError { code: FUNCTION_ERROR, message: String::new() };
@@ -148,7 +148,7 @@ impl Transformer {
                 }
             }
         }
-        Err(format!("{}: {} ({attempts} attempts)", last.code, last.message))
+        Err(RecordError::Transformation { code: last.code, message: format!("{} ({attempts} attempts)", last.message) })
     }
 
     /// The transformation event; `records_json` is the records array, encoded once per batch.
@@ -268,10 +268,9 @@ fn event_records(records: &[OutRecord]) -> String {
 /// Maps the function's answer onto the records it was given, each one by its recordId.
 fn apply_response(records: Vec<OutRecord>, body: &[u8]) -> Transformed {
     let mut transformed = Transformed { records: Vec::new(), failed: Vec::new() };
-    let fail = |record: OutRecord, code: &str, message: &str| FailedRecord {
+    let fail = |record: OutRecord, code: &'static str, message: &str| FailedRecord {
         record,
-        error_code: code.to_string(),
-        error_message: message.to_string(),
+        error: RecordError::Transformation { code, message: message.to_string() },
     };
     let returned = serde_json::from_slice::<Value>(body).ok().and_then(|mut value| match value.get_mut("records") {
         Some(Value::Array(returned)) => Some(std::mem::take(returned)),
@@ -435,7 +434,7 @@ mod tests {
         assert_eq!(transformed.records[1].arrival_ms, 1_700_000_000_003);
         assert_eq!(transformed.failed.len(), 1);
         assert_eq!(transformed.failed[0].record.data, Bytes::from("fail three"), "the original data");
-        assert_eq!(transformed.failed[0].error_code, "Lambda.ProcessingFailedStatus");
+        assert_eq!(transformed.failed[0].error.code(), "Lambda.ProcessingFailedStatus");
 
         let received = endpoint.received();
         assert_eq!(received.len(), 1);
@@ -482,8 +481,7 @@ mod tests {
             transformer(&endpoint.url, &[]).transform(records(&["0", "1", "2", "3", "4", "5", "6"])).await.expect("ok");
         assert_eq!(transformed.records.len(), 1);
         assert_eq!(transformed.records[0].data, Bytes::from("zero"));
-        let failed: Vec<_> =
-            transformed.failed.iter().map(|f| (f.record.record_id.as_str(), f.error_code.as_str())).collect();
+        let failed: Vec<_> = transformed.failed.iter().map(|f| (f.record.record_id.as_str(), f.error.code())).collect();
         assert_eq!(
             failed,
             [
@@ -502,7 +500,7 @@ mod tests {
         let endpoint = Endpoint::start(|_, _| Reply::json(200, r#"{"recordz":[]}"#.into())).await;
         let transformed = transformer(&endpoint.url, &[]).transform(records(&["a", "b"])).await.expect("ok");
         assert!(transformed.records.is_empty());
-        assert!(transformed.failed.iter().all(|failed| failed.error_code == JSON_PROCESSING));
+        assert!(transformed.failed.iter().all(|failed| failed.error.code() == JSON_PROCESSING));
         assert_eq!(transformed.failed.len(), 2);
         assert_eq!(endpoint.received().len(), 1);
     }
@@ -511,7 +509,7 @@ mod tests {
     async fn a_failing_function_is_retried_then_fails_the_batch() {
         let endpoint = Endpoint::start(|_, _| Reply::json(500, r#"{"errorMessage":"boom"}"#.into())).await;
         let error = transformer(&endpoint.url, &[("NumberOfRetries", "2")]).transform(records(&["a"])).await.err();
-        let error = error.expect("fails after retries");
+        let error = error.expect("fails after retries").to_string();
         assert!(error.starts_with("Lambda.FunctionError: "), "{error}");
         assert!(error.contains("3 attempts"), "{error}");
         let received = endpoint.received();
@@ -547,7 +545,7 @@ mod tests {
         })
         .await;
         let error = transformer(&endpoint.url, &[("NumberOfRetries", "0")]).transform(records(&["a"])).await.err();
-        assert!(error.expect("times out").starts_with("Lambda.FunctionTimedOut: "));
+        assert!(error.expect("times out").to_string().starts_with("Lambda.FunctionTimedOut: "));
         assert_eq!(endpoint.received().len(), 1);
     }
 

@@ -2,6 +2,7 @@
 //! the Lambda-style transformation hook, dynamic-partitioning key extraction, format conversion
 //! and compression. One file per step; `pipeline` (in `delivery`) chains them.
 
+pub mod bounded;
 pub mod compression;
 pub mod kpl;
 pub mod lambda;
@@ -11,6 +12,8 @@ pub mod partitioning;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+
+use crate::error::RecordError;
 
 /// A record on its way to a destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,24 +67,7 @@ impl KinesisRecordMetadata {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedRecord {
     pub record: OutRecord,
-    pub error_code: String,
-    pub error_message: String,
-}
-
-/// Every `!{firehose:error-output-type}` that `error_output_type` gives.
-pub const ERROR_OUTPUT_TYPES: [&str; 5] =
-    ["processing-failed", "format-conversion-failed", "partitioning-failed", "http-endpoint-failed", "errors"];
-
-/// The `!{firehose:error-output-type}` a failure is filed under, from its error code's family.
-pub fn error_output_type(error_code: &str) -> &'static str {
-    match error_code.split('.').next() {
-        Some("DataFormatConversion") => "format-conversion-failed",
-        Some("DynamicPartitioning") => "partitioning-failed",
-        Some("HttpEndpoint") => "http-endpoint-failed",
-        // AWS files failed Redshift loads under `errors/`.
-        Some("Redshift") => "errors",
-        _ => "processing-failed",
-    }
+    pub error: RecordError,
 }
 
 /// Text for an error message, cut to 100 bytes (at a character boundary): records can be large.
@@ -95,23 +81,4 @@ pub fn abbreviate(mut text: String) -> String {
         text.push('…');
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_error_code_family_files_under_a_listed_type() {
-        for code in [
-            "Lambda.FunctionError",
-            "DataFormatConversion.MalformedData",
-            "DynamicPartitioning.X",
-            "HttpEndpoint.RequestTimeout",
-            "Redshift.TableNotFound",
-            "S3.AccessDenied",
-        ] {
-            assert!(ERROR_OUTPUT_TYPES.contains(&error_output_type(code)), "{code}");
-        }
-    }
 }

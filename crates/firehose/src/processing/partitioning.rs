@@ -7,7 +7,11 @@ use jaq_core::load::{lex, parse, Arena, File, Loader};
 use jaq_core::{compile, data, Compiler, Ctx, Vars};
 use jaq_json::{Num, Val};
 
-type Data = data::JustLut<Val>;
+use super::bounded::{self, Bounded};
+
+/// Queries compute with bounded values, so that no record can make one allocate or run without
+/// limit (`processing::bounded`).
+type Data = data::JustLut<Bounded>;
 
 /// A MetadataExtractionQuery (JQ), compiled once per destination configuration.
 pub struct MetadataQuery {
@@ -30,7 +34,7 @@ impl MetadataQuery {
         // `env` would hand the server's environment (credentials included) to whoever may create a
         // delivery stream, through the S3 prefix; Firehose's own environment is not the user's either.
         let funs =
-            jaq_core::funs().chain(jaq_std::funs().filter(|(name, _, _)| *name != "env")).chain(jaq_json::funs());
+            jaq_core::funs().chain(jaq_std::funs().filter(|(name, _, _)| *name != "env")).chain(bounded::json_funs());
         let arena = Arena::default();
         let modules =
             Loader::new(defs).load(&arena, File { code: query, path: () }).map_err(|errs| load_error(query, errs))?;
@@ -46,17 +50,24 @@ impl MetadataQuery {
         if nesting_depth(record) > MAX_NESTING {
             return Err(format!("record is nested deeper than {MAX_NESTING} levels"));
         }
-        let input = jaq_json::read::parse_single(record).map_err(|e| format!("record is not valid JSON: {e}"))?;
+        match bounded::evaluate(|| self.run(record)) {
+            Ok(keys) => keys,
+            Err(exceeded) => Err(format!("the metadata extraction query exceeded its bounds: {exceeded}")),
+        }
+    }
+
+    fn run(&self, record: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let input = Bounded::parse(record)?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         let mut outputs = self.filter.id.run((ctx, input));
         let value = match outputs.next() {
             None => return Err("the metadata extraction query produced no output".into()),
             // `halt` must not end the server (as jaq's `unwrap_valr` would): it is one more failure.
             Some(Err(exn)) => match exn.get_err() {
-                Ok(err) => return Err(format!("the metadata extraction query failed: {err}")),
+                Ok(err) => return Err(format!("the metadata extraction query failed: {}", error_text(err))),
                 Err(_) => return Err("the metadata extraction query halted".into()),
             },
-            Some(Ok(value)) => value,
+            Some(Ok(value)) => value.into_val(),
         };
         if outputs.next().is_some() {
             return Err("the metadata extraction query produced more than one output".into());
@@ -83,12 +94,13 @@ impl MetadataQuery {
 /// Words a query may not use: `def` (user recursion), the built-ins that recurse or iterate
 /// without a bound of their own, and `*` (`"x" * 1e11` asks for 100 GB at once). jq code runs on
 /// the server's threads; a stack overflow or a failed allocation there aborts the process, and an
-/// endless generator never gives the thread back.
+/// endless generator never gives the thread back. What remains is bounded while it runs
+/// (`processing::bounded`).
 const UNBOUNDED: &[&str] =
     &["def", "recurse", "repeat", "while", "until", "range", "limit", "combinations", "input", "inputs", "*"];
 
 /// Records nested deeper than this fail alone (serde_json's default limit is the same).
-const MAX_NESTING: usize = 128;
+const MAX_NESTING: usize = bounded::MAX_DEPTH;
 
 /// The forbidden words the query uses as names (not inside string literals, not as `.field`).
 fn unbounded_names(query: &str) -> impl Iterator<Item = &'static str> + '_ {
@@ -131,7 +143,7 @@ fn unbounded_names(query: &str) -> impl Iterator<Item = &'static str> + '_ {
 }
 
 /// How deeply arrays and objects nest in a JSON text (strings skipped); bytes are not validated.
-fn nesting_depth(record: &[u8]) -> usize {
+pub(crate) fn nesting_depth(record: &[u8]) -> usize {
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for &byte in record {
         if in_string {
@@ -181,6 +193,15 @@ fn float_text(f: f64) -> Option<String> {
         Some(format!("{}", f as i64))
     } else {
         serde_json::Number::from_f64(f).map(|n| n.to_string())
+    }
+}
+
+/// A query's error as text: a string error (jq's `error("...")`, and jaq's own messages) without
+/// JSON quotes and escapes.
+fn error_text(error: jaq_core::Error<Bounded>) -> String {
+    match error.into_val().into_val() {
+        Val::TStr(text) | Val::BStr(text) => String::from_utf8_lossy(&text).into_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -335,6 +356,8 @@ mod tests {
         assert_eq!(query.extract(br#"{"a": {"b": "ok"}}"#), Ok(pairs(&[("a", "ok")])));
         let err = keys(r#"{a: error("custom")}"#, "{}").unwrap_err();
         assert!(err.contains("custom"), "{err}");
+        let err = query.extract(br#"{"a": "text"}"#).unwrap_err();
+        assert_eq!(err, r#"the metadata extraction query failed: cannot index "text" with "b""#);
     }
 
     #[test]
@@ -397,5 +420,72 @@ mod tests {
         let fine = format!(r#"{{"a": 1, "b": {}{}}}"#, "[".repeat(100), "]".repeat(100));
         assert_eq!(query.extract(fine.as_bytes()).expect("fits"), [("k".to_string(), "1".to_string())]);
         assert_eq!(nesting_depth(br#"{"s": "[[[[{{{{"}"#), 1);
+    }
+
+    fn doubling(times: usize) -> String {
+        format!("\"ab\"{}", " | (. + .)".repeat(times))
+    }
+
+    #[test]
+    fn a_query_that_doubles_a_string_fails_the_record_before_it_allocates() {
+        let query = query(&format!("{{k: ({} | length), id: .id}}", doubling(40)));
+        let error = query.extract(br#"{"id": 1}"#).expect_err("too large");
+        assert!(error.contains("exceeded its bounds: a value larger than 16 MiB"), "{error}");
+        // Nothing is left over from the failed evaluation: the next record has a budget of its own.
+        let small = MetadataQuery::compile(&format!("{{k: ({} | length)}}", doubling(10))).expect("compiles");
+        assert_eq!(small.extract(b"{}"), Ok(pairs(&[("k", "2048")])));
+    }
+
+    #[test]
+    fn try_cannot_swallow_an_exceeded_bound() {
+        let error = keys(&format!("{{k: (try ({}) catch \"caught\")}}", doubling(40)), "{}").expect_err("bound");
+        assert!(error.contains("exceeded its bounds"), "{error}");
+    }
+
+    #[test]
+    fn collecting_and_nesting_are_bounded() {
+        let strings = format!("[{}]", vec![format!("\"{}\"", "x".repeat(1000)); 200].join(","));
+        // 200^3 strings of 1000 bytes would be 8 GB.
+        let error = keys("{k: ([.[] as $a | .[] as $b | .[]] | length)}", &strings).expect_err("size");
+        assert!(error.contains("larger than 16 MiB"), "{error}");
+        let array = format!("[{}]", vec!["1"; 2000].join(","));
+        // 2000 levels of nesting overflow the stack when the value is dropped or printed.
+        let error = keys("{k: (reduce .[] as $x (null; [.]) | tojson)}", &array).expect_err("depth");
+        assert!(error.contains("nested deeper than 128"), "{error}");
+        let error = keys(r#"{k: (.s | fromjson | length)}"#, &format!(r#"{{"s": "{}"}}"#, "[".repeat(10_000)))
+            .expect_err("depth");
+        assert!(error.contains("nested deeper than 128"), "{error}");
+    }
+
+    #[test]
+    fn loops_that_build_nothing_are_bounded_in_steps() {
+        let array = format!("[{}]", vec!["1"; 2000].join(","));
+        let error =
+            keys("{k: (first(.[] as $a | .[] as $b | .[] | select(false)) // \"none\")}", &array).expect_err("steps");
+        assert!(error.contains("more than 20000000 operations") || error.contains("more than 2 s"), "{error}");
+    }
+
+    #[test]
+    fn json_built_ins_behave_as_in_jq() {
+        let record = r#"{"s": "a-b-a", "a": [1, 2, 1], "o": {"x": 1}, "n": -3, "j": "{\"y\": 2}"}"#;
+        let query = r#"{len: (.s | length), n: (.n | length), has: (.o | has("x")), idx: (.s | indices("a") | tojson),
+                        ai: (.a | index(1)), c: (.o | contains({x: 1})), j: (.j | fromjson | .y), t: (.a | tojson),
+                        b: (.a | sort | bsearch(2)), u: (.o | .x |= . + 1 | .x), m: (.a | map(. + 1) | tojson)}"#;
+        assert_eq!(
+            keys(query, record),
+            Ok(pairs(&[
+                ("len", "5"),
+                ("n", "3"),
+                ("has", "true"),
+                ("idx", "[0,4]"),
+                ("ai", "0"),
+                ("c", "true"),
+                ("j", "2"),
+                ("t", "[1,2,1]"),
+                ("b", "2"),
+                ("u", "2"),
+                ("m", "[2,3,2]"),
+            ]))
+        );
     }
 }
