@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use tideline_proto::{AwsError, BoxFuture, Call, Reply, Route, Service};
+use tideline_proto::AwsError;
 use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tideline_streams::StreamsService;
 
@@ -15,7 +15,6 @@ use crate::delivery::{DeliveryStatus, Worker};
 use crate::destinations::stores::{Buckets, BucketsConfig};
 use crate::metrics::FirehoseMetrics;
 use crate::model::DeliveryStreamMeta;
-use crate::ops;
 use crate::processing::parquet::Catalog;
 
 #[derive(Debug, Clone)]
@@ -78,6 +77,12 @@ pub(crate) fn storage_failure(error: StorageError) -> AwsError {
 }
 
 impl FirehoseService {
+    /// A strong handle on this service, for the workers a handler starts; `None` once it is
+    /// being dropped.
+    pub(crate) fn shared(&self) -> Option<Arc<FirehoseService>> {
+        self.me.upgrade()
+    }
+
     /// Loads every delivery stream and starts delivering what each had buffered.
     pub async fn open(
         storage: Arc<Storage>,
@@ -205,32 +210,5 @@ impl FirehoseService {
             .await
             .map_err(storage_failure)?;
         self.storage.delete_stream(id).await.map_err(storage_failure)
-    }
-}
-
-/// The Firehose API on Tideline's port.
-impl Service for FirehoseService {
-    fn name(&self) -> &'static str {
-        "firehose"
-    }
-
-    fn route(&self) -> Route {
-        Route::Target(crate::TARGET_PREFIX)
-    }
-
-    fn signing_name(&self) -> &'static str {
-        "firehose"
-    }
-
-    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
-        Box::pin(async move {
-            // `self` is borrowed from the one `Arc` that `open` made, so it is still alive.
-            let Some(service) = self.me.upgrade() else { return Err(AwsError::internal("Firehose is shutting down")) };
-            ops::OPERATIONS.dispatch(&service, call).await
-        })
-    }
-
-    fn metrics_text(&self) -> String {
-        self.metrics.render()
     }
 }

@@ -1,13 +1,12 @@
-//! The Data Streams service: the registry of live streams, their persistence, and the dispatch of
-//! an operation name to its handler.
+//! The Data Streams service: the registry of live streams and their persistence.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::RwLock;
+use tideline_proto::AwsError;
 pub use tideline_proto::Caller;
-use tideline_proto::{AwsError, BoxFuture, Call, Reply, Route, Service};
 use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
 use tokio::sync::watch;
 
@@ -15,7 +14,6 @@ use crate::iterator::IteratorCodec;
 use crate::limits::ShardLimits;
 use crate::metrics::StreamMetrics;
 use crate::model::{ConsumerStatus, Routing, StreamMeta, StreamStatus};
-use crate::ops;
 use crate::policy;
 
 #[derive(Debug, Clone)]
@@ -440,28 +438,5 @@ impl StreamsService {
             }
         });
         Ok(())
-    }
-}
-
-/// The Data Streams API on Tideline's port.
-impl Service for StreamsService {
-    fn name(&self) -> &'static str {
-        "kinesis"
-    }
-
-    fn route(&self) -> Route {
-        Route::Target(crate::TARGET_PREFIX)
-    }
-
-    fn signing_name(&self) -> &'static str {
-        "kinesis"
-    }
-
-    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
-        Box::pin(ops::OPERATIONS.dispatch(self, call))
-    }
-
-    fn metrics_text(&self) -> String {
-        self.metrics.render()
     }
 }

@@ -1,5 +1,6 @@
 //! One handler per Firehose operation, grouped by what they act on. Each handler takes its typed
 //! request (validated next to its type) and returns its typed response.
+//! The operation table here is the service's side of the seam (`tideline_proto::Service`).
 
 mod configuration;
 mod delivery_streams;
@@ -9,7 +10,7 @@ mod tags;
 
 use std::sync::{Arc, LazyLock};
 
-use tideline_proto::Operations;
+use tideline_proto::{AwsError, BoxFuture, Call, Operations, Reply, Route, Service};
 
 use crate::service::FirehoseService;
 
@@ -33,3 +34,29 @@ pub(crate) static OPERATIONS: LazyLock<Operations<Arc<FirehoseService>>> = LazyL
         .op("StartDeliveryStreamEncryption", encryption::start)
         .op("StopDeliveryStreamEncryption", encryption::stop)
 });
+
+/// The Firehose API on Tideline's port.
+impl Service for FirehoseService {
+    fn name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(crate::TARGET_PREFIX)
+    }
+
+    fn signing_name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
+        Box::pin(async move {
+            let Some(service) = self.shared() else { return Err(AwsError::internal("Firehose is shutting down")) };
+            OPERATIONS.dispatch(&service, call).await
+        })
+    }
+
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+}

@@ -1,5 +1,6 @@
 //! One handler per Data Streams operation, grouped by what they act on. Each handler takes its
 //! typed request (validated next to its type) and returns its typed response.
+//! The operation table here is the service's side of the seam (`tideline_proto::Service`).
 
 mod consumers;
 pub(crate) mod reading;
@@ -14,7 +15,7 @@ mod wire;
 
 use std::sync::LazyLock;
 
-use tideline_proto::Operations;
+use tideline_proto::{AwsError, BoxFuture, Call, Operations, Reply, Route, Service};
 
 use crate::service::StreamsService;
 
@@ -61,3 +62,26 @@ pub(crate) static OPERATIONS: LazyLock<Operations<StreamsService>> = LazyLock::n
         .op("DescribeStreamConsumer", consumers::describe_stream_consumer)
         .op("ListStreamConsumers", consumers::list_stream_consumers)
 });
+
+/// The Data Streams API on Tideline's port.
+impl Service for StreamsService {
+    fn name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(crate::TARGET_PREFIX)
+    }
+
+    fn signing_name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
+        Box::pin(OPERATIONS.dispatch(self, call))
+    }
+
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+}
