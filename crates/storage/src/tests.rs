@@ -393,18 +393,22 @@ async fn trailing_zeros_are_cut_and_every_record_survives() {
     assert_survivors(&storage, &records, 10, cut).await;
 }
 
+/// Six records of 150 bytes in segments of 200 (one record each), then a byte flipped inside the
+/// first record of the first, older segment.
+async fn damage_first_of_six_segments(dir: &Path, shard: ShardKey) {
+    let storage = durable_with_segments(dir, 200);
+    for i in 0..6 {
+        append_one(&storage, shard, vec![record(i, 150)]).await;
+    }
+    let first = segment_files(&storage.shard_dir(shard).expect("dir")).remove(0);
+    flip_byte(&first, 60);
+}
+
 #[tokio::test]
 async fn damage_in_an_older_segment_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shard = key(5, 0);
-    {
-        let storage = durable_with_segments(dir.path(), 200);
-        for i in 0..6 {
-            append_one(&storage, shard, vec![record(i, 150)]).await;
-        }
-        let first = segment_files(&storage.shard_dir(shard).expect("dir")).remove(0);
-        flip_byte(&first, 60);
-    }
+    damage_first_of_six_segments(dir.path(), shard).await;
     let storage = durable_with_segments(dir.path(), 200);
     assert_eq!(storage.tail(shard).next_index, 6, "older segments are not scanned at open");
     let error = storage.read(shard, 0, 10, 1 << 20).expect_err("corrupt");
@@ -1111,14 +1115,7 @@ async fn damage_inside_the_newest_segment_is_repaired_and_only_its_record_is_ski
 async fn a_damaged_first_record_of_an_older_segment_becomes_a_gap_that_reads_and_retention_pass() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shard = key(5, 0);
-    {
-        let storage = durable_with_segments(dir.path(), 200);
-        for i in 0..6 {
-            append_one(&storage, shard, vec![record(i, 150)]).await;
-        }
-        let first = segment_files(&storage.shard_dir(shard).expect("dir")).remove(0);
-        flip_byte(&first, 60);
-    }
+    damage_first_of_six_segments(dir.path(), shard).await;
     let report = check(dir.path());
     let lost: Vec<(u64, u64)> = report.damage.iter().map(|damage| (damage.lost.start, damage.lost.end)).collect();
     assert_eq!(lost, [(0, 1)]);
