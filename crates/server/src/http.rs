@@ -207,10 +207,11 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
         Err(error) => return error_response(codec, &error),
     };
     let verifier = gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name()));
+    // The headers as the verifier takes them, gathered once for both of its checks.
+    let pairs = verifier.map(|_| header_pairs(&parts.uri, headers)).unwrap_or_default();
     // Whatever the headers alone can refuse is refused before the body is read, so that clients
     // without credentials cannot make the server hold bodies.
     if let Some(verifier) = verifier {
-        let pairs = header_pairs(&parts.uri, headers);
         let received = received(&parts.method, &parts.uri, &pairs, &[]);
         if let Err(error) = verifier.check_headers(authorization.as_ref(), &received, SystemTime::now()) {
             tracing::debug!(%error, operation, "signature refused");
@@ -225,7 +226,6 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     // what resource policies apply to.
     let caller = match verifier {
         Some(verifier) => {
-            let pairs = header_pairs(&parts.uri, headers);
             let received = received(&parts.method, &parts.uri, &pairs, &body);
             match verifier.verify(authorization.as_ref(), &received, SystemTime::now()) {
                 Ok(principal) => {
