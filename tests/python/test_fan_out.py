@@ -140,15 +140,22 @@ def test_deregistering_a_consumer_ends_its_subscription(kinesis):
     response["EventStream"].close()
 
 
+def consumer_of_a_split_stream(kinesis, name: str, consumer: str) -> str:
+    """A stream whose shard 0 holds one record (b"parent") and was then split; the ARN of a
+    consumer registered on it."""
+    create_stream(kinesis, name)
+    arn = register(kinesis, name, consumer)["ConsumerARN"]
+    kinesis.put_record(StreamName=name, Data=b"parent", PartitionKey="k")
+    kinesis.split_shard(StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    support.wait_status(kinesis, name)
+    return arn
+
+
 def test_end_of_a_closed_shard_has_a_null_continuation_sequence_number(kinesis):
     """The last event of a closed shard carries ChildShards and a null ContinuationSequenceNumber,
     as AWS sends it (the KCL treats a shard as finished only when it is null)."""
     name = unique_name("closed-continuation")
-    create_stream(kinesis, name)
-    arn = register(kinesis, name, "lineage")["ConsumerARN"]
-    kinesis.put_record(StreamName=name, Data=b"parent", PartitionKey="k")
-    kinesis.split_shard(StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
-    support.wait_status(kinesis, name)
+    arn = consumer_of_a_split_stream(kinesis, name, "lineage")
 
     records, last = events(kinesis, arn, shard_id(0), {"Type": "TRIM_HORIZON"}, want_records=10**6)
     assert [r["Data"] for r in records] == [b"parent"]
@@ -193,11 +200,7 @@ def test_end_of_a_closed_shard_over_cbor_has_a_null_continuation_sequence_number
     """The KCL speaks CBOR (the Java SDK): the last event of a closed shard carries the
     ContinuationSequenceNumber key with a CBOR null, next to ChildShards."""
     name = unique_name("closed-continuation-cbor")
-    create_stream(kinesis, name)
-    arn = register(kinesis, name, "kcl")["ConsumerARN"]
-    kinesis.put_record(StreamName=name, Data=b"parent", PartitionKey="k")
-    kinesis.split_shard(StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
-    support.wait_status(kinesis, name)
+    arn = consumer_of_a_split_stream(kinesis, name, "kcl")
 
     body = cbor2.dumps({"ConsumerARN": arn, "ShardId": shard_id(0), "StartingPosition": {"Type": "TRIM_HORIZON"}})
     # The subscription of a closed shard ends after its last event, so the whole body arrives.
