@@ -1,5 +1,6 @@
-"""The optional TLS listener with boto3: `--tls-self-signed` serves HTTPS that a client skipping
-certificate verification (`verify=False`) uses like the plain listener, SubscribeToShard included;
+"""The optional TLS listener with boto3 and the AWS CLI: `--tls-self-signed` serves HTTPS that a client
+skipping certificate verification (`verify=False`, `--no-verify-ssl`) uses like the plain listener,
+SubscribeToShard included;
 a verifying client refuses the self-signed certificate; bad TLS flags stop the server at start."""
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def test_boto3_without_verification_round_trips_over_the_self_signed_listener(se
             break
     events.close()
     assert received == written
+
+
+def test_the_aws_cli_with_no_verify_ssl_uses_the_self_signed_listener(server_factory):
+    srv = server_factory("--tls-self-signed")
+    name = support.unique_name("tls-cli")
+    support.run_cli(srv.endpoint, "create-stream", "--stream-name", name, "--shard-count", "1", "--no-verify-ssl")
+    listed = support.cli_json(srv.endpoint, "list-streams", "--no-verify-ssl")
+    assert listed["StreamNames"] == [name]
 
 
 def test_a_verifying_client_refuses_the_self_signed_certificate(server_factory):
