@@ -127,10 +127,13 @@ async fn an_sdk_client_trusting_the_certificate_writes_reads_and_subscribes_over
 
 /// Sends `GET /health` over HTTP/1.1 on `stream` and returns the response.
 async fn http1_health<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: &mut S) -> String {
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: tideline\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send GET /health");
+    http1_get(stream, "/health").await
+}
+
+/// Sends `GET path` over HTTP/1.1 on `stream` and returns the response.
+async fn http1_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: &mut S, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tideline\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send a GET");
     let mut answer = Vec::new();
     // A connection reset (plain HTTP to the TLS port) ends the answer like a close does.
     let _ =
@@ -208,6 +211,7 @@ async fn a_client_that_stalls_in_the_handshake_loses_its_slot_after_the_header_r
     let tcp = TcpStream::connect(address(&server)).await.expect("connect");
     let name = ServerName::try_from("127.0.0.1").expect("server name");
     let mut tls = certificate.connector(&[b"http/1.1"]).connect(name, tcp).await.expect("TLS handshake");
-    let answer = http1_health(&mut tls).await;
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let metrics = http1_get(&mut tls, "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200 "), "{metrics}");
+    assert!(metrics.contains("\ntideline_tls_handshake_failures_total 3\n"), "{metrics}");
 }
