@@ -7,17 +7,21 @@ import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 import software.amazon.awssdk.core.interceptor.Context;
 import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
 import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
+import software.amazon.awssdk.http.Http2Metric;
 import software.amazon.awssdk.http.Protocol;
 import software.amazon.awssdk.http.SdkHttpClient;
 import software.amazon.awssdk.http.SdkHttpConfigurationOption;
 import software.amazon.awssdk.http.apache.ApacheHttpClient;
 import software.amazon.awssdk.http.async.SdkAsyncHttpClient;
 import software.amazon.awssdk.http.nio.netty.NettyNioAsyncHttpClient;
+import software.amazon.awssdk.metrics.MetricCollection;
+import software.amazon.awssdk.metrics.MetricPublisher;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.firehose.FirehoseClient;
 import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
@@ -49,6 +53,30 @@ final class Clients {
         }
     }
 
+    /** Notes whether any call ran over an HTTP/2 connection: only those report HTTP/2 window sizes. */
+    static final class Http2Seen implements MetricPublisher {
+        private final AtomicBoolean seen = new AtomicBoolean();
+
+        @Override
+        public void publish(MetricCollection metrics) {
+            if (reportsHttp2(metrics)) {
+                seen.set(true);
+            }
+        }
+
+        private static boolean reportsHttp2(MetricCollection metrics) {
+            return !metrics.metricValues(Http2Metric.REMOTE_STREAM_WINDOW_SIZE_IN_BYTES).isEmpty()
+                    || metrics.children().stream().anyMatch(Http2Seen::reportsHttp2);
+        }
+
+        boolean seen() {
+            return seen.get();
+        }
+
+        @Override
+        public void close() {}
+    }
+
     private static AttributeMap httpDefaults(URI endpoint) {
         return AttributeMap.builder()
                 .put(SdkHttpConfigurationOption.TRUST_ALL_CERTIFICATES, "https".equals(endpoint.getScheme()))
@@ -77,13 +105,13 @@ final class Clients {
                 .build();
     }
 
-    static KinesisAsyncClient kinesisAsync(URI endpoint, ContentTypes contentTypes) {
+    static KinesisAsyncClient kinesisAsync(URI endpoint, ContentTypes contentTypes, Http2Seen http2Seen) {
         return KinesisAsyncClient.builder()
                 .endpointOverride(endpoint)
                 .region(REGION)
                 .credentialsProvider(CREDENTIALS)
                 .httpClient(http2(endpoint))
-                .overrideConfiguration(c -> c.addExecutionInterceptor(contentTypes))
+                .overrideConfiguration(c -> c.addExecutionInterceptor(contentTypes).addMetricPublisher(http2Seen))
                 .build();
     }
 

@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import software.amazon.awssdk.core.SdkBytes;
 import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
@@ -54,8 +55,9 @@ class KinesisDataPlaneTest {
     private static void roundTrip(URI endpoint) throws Exception {
         Clients.ContentTypes syncTypes = new Clients.ContentTypes();
         Clients.ContentTypes asyncTypes = new Clients.ContentTypes();
+        Clients.Http2Seen http2 = new Clients.Http2Seen();
         try (KinesisClient kinesis = Clients.kinesis(endpoint, syncTypes);
-                KinesisAsyncClient async = Clients.kinesisAsync(endpoint, asyncTypes)) {
+                KinesisAsyncClient async = Clients.kinesisAsync(endpoint, asyncTypes, http2)) {
             String stream = "java-sdk";
             kinesis.createStream(r -> r.streamName(stream).shardCount(2));
             kinesis.waiter().waitUntilStreamExists(r -> r.streamName(stream));
@@ -118,12 +120,19 @@ class KinesisDataPlaneTest {
                 assertEquals(want, Clients.subscribe(async, consumer.consumerARN(), shard.shardId(), want.size()),
                         "SubscribeToShard of " + shard.shardId());
             }
+            // A plain call on the same client, whose metrics say which protocol its connection spoke.
+            async.describeStreamConsumer(r -> r.consumerARN(consumer.consumerARN())).get(10, TimeUnit.SECONDS);
+            Instant deadline = Instant.now().plus(Duration.ofSeconds(5));
+            while (!http2.seen() && Instant.now().isBefore(deadline)) {
+                Thread.sleep(20);
+            }
+            assertTrue(http2.seen(), "the Netty client must have spoken HTTP/2 to " + endpoint);
             kinesis.deregisterStreamConsumer(r -> r.consumerARN(consumer.consumerARN()));
 
             assertTrue(syncTypes.seen.size() > 10, syncTypes.seen.toString());
             assertEquals(Set.of(CBOR), Set.copyOf(syncTypes.seen), "the SDK's default protocol for Kinesis is CBOR");
             // The SDK sends SubscribeToShard, an event-stream operation, as JSON even with CBOR on.
-            assertEquals(List.of(JSON, JSON), asyncTypes.seen);
+            assertEquals(List.of(JSON, JSON, CBOR), asyncTypes.seen);
         }
     }
 
