@@ -51,6 +51,8 @@ pub struct ServerMetrics {
 pub struct ConnectionMetrics {
     open: IntGauge,
     pub refused: IntCounter,
+    /// TLS handshakes that failed or did not finish within the header-read timeout.
+    pub tls_handshake_failures: IntCounter,
 }
 
 impl ConnectionMetrics {
@@ -103,6 +105,10 @@ impl ServerMetrics {
             "tideline_connections_refused_total",
             "Connections closed at once because --max-connections were open",
         )?;
+        let tls_handshake_failures = IntCounter::new(
+            "tideline_tls_handshake_failures_total",
+            "TLS connections closed because their handshake failed or outlasted the header-read timeout",
+        )?;
         let max = IntGauge::new("tideline_connections_max", "--max-connections")?;
         max.set(i64::from(max_connections));
         for metric in [
@@ -112,6 +118,7 @@ impl ServerMetrics {
             Box::new(durations.clone()),
             Box::new(open.clone()),
             Box::new(refused.clone()),
+            Box::new(tls_handshake_failures.clone()),
             Box::new(max),
         ] {
             registry.register(metric)?;
@@ -123,7 +130,7 @@ impl ServerMetrics {
             requests,
             durations,
             operations: RwLock::new(HashMap::new()),
-            connections: ConnectionMetrics { open, refused },
+            connections: ConnectionMetrics { open, refused, tls_handshake_failures },
         })
     }
 
