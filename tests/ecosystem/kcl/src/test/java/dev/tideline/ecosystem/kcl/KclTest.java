@@ -45,7 +45,7 @@ class KclTest {
     enum Retrieval { POLLING, FAN_OUT }
 
     private static final int RECORDS_PER_BATCH = 60;
-    private static final Duration PATIENCE = Duration.ofSeconds(90);
+    private static final Duration PATIENCE = Duration.ofSeconds(120);
 
     private static TidelineServer tideline;
     private static DynamoServer dynamo;
@@ -219,6 +219,8 @@ class KclTest {
                 .initialPositionInStream(trimHorizon)
                 // Test-sized timings: a lease (and the leader's lock) lapse within seconds, not minutes.
                 .failoverTimeMillis(3_000)
+                // The start-up shard sync sleeps this long after creating the first leases (default 60 s).
+                .shardSyncIntervalMillis(1_000)
                 .dynamoDbLockBasedLeaderLeaseDurationInMillis(3_000)
                 .dynamoDbLockBasedLeaderHeartbeatPeriodInMillis(1_000);
         // CPU/network utilisation metrics feed the balancing only; without them leases are spread evenly.
