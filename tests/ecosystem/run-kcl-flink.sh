@@ -18,4 +18,5 @@ if ! "$TIDELINE_PYTHON" -c 'import moto.server, moto.dynamodb' 2>/dev/null; then
     echo "KCL/Flink ecosystem tests: $TIDELINE_PYTHON lacks moto[server,dynamodb] (tests/python/requirements.txt)" >&2
     exit 1
 fi
-exec mvn -B -q -f pom-kcl-flink.xml test "$@"
+# --fail-at-end: a KCL failure still lets the Flink tests run and report.
+exec mvn -B -q --fail-at-end -f pom-kcl-flink.xml test "$@"

@@ -29,6 +29,7 @@ import software.amazon.kinesis.common.ConfigsBuilder;
 import software.amazon.kinesis.common.InitialPositionInStream;
 import software.amazon.kinesis.common.InitialPositionInStreamExtended;
 import software.amazon.kinesis.coordinator.Scheduler;
+import software.amazon.kinesis.leases.LeaseAssignmentStrategy;
 import software.amazon.kinesis.leases.LeaseManagementConfig;
 import software.amazon.kinesis.metrics.MetricsLevel;
 import software.amazon.kinesis.retrieval.RetrievalConfig;
@@ -223,7 +224,11 @@ class KclTest {
                 .shardSyncIntervalMillis(1_000)
                 .dynamoDbLockBasedLeaderLeaseDurationInMillis(3_000)
                 .dynamoDbLockBasedLeaderHeartbeatPeriodInMillis(1_000);
-        // CPU/network utilisation metrics feed the balancing only; without them leases are spread evenly.
+        // Leases spread evenly by count, so the worker that joins later is given some at once. The
+        // default, utilisation-aware assignment only hands a newcomer new leases (here: whichever
+        // children the reshard makes), so whether worker-b gets any before the failover is chance.
+        leases.leaseAssignmentStrategy(LeaseAssignmentStrategy.LEASE_COUNT_BASED);
+        // Utilisation metrics only feed the utilisation-aware assignment.
         leases.workerUtilizationAwareAssignmentConfig().disableWorkerMetrics(true);
 
         RetrievalConfig retrievalConfig = configs.retrievalConfig().initialPositionInStreamExtended(trimHorizon);
