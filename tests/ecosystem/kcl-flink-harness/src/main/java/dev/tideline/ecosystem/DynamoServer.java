@@ -15,13 +15,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>The Python is {@code TIDELINE_PYTHON} (run-kcl-flink.sh points it at the test venv).
  */
-public final class DynamoServer implements AutoCloseable {
-    private final Process process;
-    private final URI endpoint;
-
+public final class DynamoServer extends ServerProcess {
     private DynamoServer(Process process, URI endpoint) {
-        this.process = process;
-        this.endpoint = endpoint;
+        super(process, endpoint);
     }
 
     public static DynamoServer start() throws IOException, InterruptedException {
@@ -56,18 +52,6 @@ public final class DynamoServer implements AutoCloseable {
             return true;
         } catch (IOException e) {
             return false;
-        }
-    }
-
-    public URI endpoint() {
-        return endpoint;
-    }
-
-    @Override
-    public void close() throws InterruptedException {
-        process.destroy();
-        if (!process.waitFor(10, TimeUnit.SECONDS)) {
-            process.destroyForcibly().waitFor();
         }
     }
 }

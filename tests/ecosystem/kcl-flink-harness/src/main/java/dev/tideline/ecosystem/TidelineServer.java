@@ -22,15 +22,11 @@ import java.util.regex.Pattern;
  * the server prints once it accepts connections, so there is no port race. The binary is
  * {@code TIDELINE_BIN} (set by run-kcl-flink.sh), its log goes to {@code target/}.
  */
-public final class TidelineServer implements AutoCloseable {
+public final class TidelineServer extends ServerProcess {
     private static final Pattern LISTENING = Pattern.compile("^tideline listening on (http://127\\.0\\.0\\.1:\\d+)\\s*$");
 
-    private final Process process;
-    private final URI endpoint;
-
     private TidelineServer(Process process, URI endpoint) {
-        this.process = process;
-        this.endpoint = endpoint;
+        super(process, endpoint);
     }
 
     public static TidelineServer start(String... extraFlags) throws IOException, InterruptedException {
@@ -70,17 +66,5 @@ public final class TidelineServer implements AutoCloseable {
             announced.completeExceptionally(e);
         }
         announced.completeExceptionally(new IOException("tideline closed stdout before listening"));
-    }
-
-    public URI endpoint() {
-        return endpoint;
-    }
-
-    @Override
-    public void close() throws InterruptedException {
-        process.destroy();
-        if (!process.waitFor(10, TimeUnit.SECONDS)) {
-            process.destroyForcibly().waitFor();
-        }
     }
 }

@@ -3,7 +3,6 @@ package dev.tideline.ecosystem.flink;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.tideline.ecosystem.Streams;
-import dev.tideline.ecosystem.TidelineServer;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -21,10 +20,7 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.connectors.kinesis.FlinkKinesisConsumer;
 import org.apache.flink.streaming.connectors.kinesis.config.ConsumerConfigConstants;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
 
 /**
  * Flink 1.20 DataStream jobs on an embedded MiniCluster (the local environment): Kinesis source →
@@ -33,23 +29,8 @@ import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
  * source polling only, so the EFO reader is its {@link FlinkKinesisConsumer} with
  * {@code flink.stream.recpublisher = EFO} (SubscribeToShard).
  */
-class DataStreamTest {
+class DataStreamTest extends AgainstTideline {
     private static final int RECORDS = 40;
-
-    private static TidelineServer tideline;
-    private static KinesisAsyncClient kinesis;
-
-    @BeforeAll
-    static void start() throws Exception {
-        tideline = TidelineServer.start();
-        kinesis = Streams.client(tideline.endpoint());
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        kinesis.close();
-        tideline.close();
-    }
 
     @Test
     void pollingSourceMapSink() throws Exception {

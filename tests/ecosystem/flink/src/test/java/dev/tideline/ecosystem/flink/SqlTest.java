@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.tideline.ecosystem.Streams;
-import dev.tideline.ecosystem.TidelineServer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,38 +18,25 @@ import org.apache.flink.table.api.TableEnvironment;
 import org.apache.flink.table.api.TableResult;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.CloseableIterator;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
 
 /**
  * Flink SQL (embedded MiniCluster) with the Kinesis table connector, running the files of
  * {@code sql/}: the tutorial's {@code SELECT * FROM kinesis_stream}, and a TUMBLE window aggregate
  * with a watermark inserted into another stream, whose rows must equal the recorded fixture.
  */
-class SqlTest {
+class SqlTest extends AgainstTideline {
     private static final Path SQL = Path.of("sql");
 
-    private static TidelineServer tideline;
-    private static KinesisAsyncClient kinesis;
-
     @BeforeAll
-    static void start() throws Exception {
-        tideline = TidelineServer.start();
-        kinesis = Streams.client(tideline.endpoint());
+    static void defaultCredentials() {
         // The tutorial DDL names no credentials: the connector's default (AUTO) provider chain finds
         // them, here in the system properties that SDK v1 and v2 both read.
         System.setProperty("aws.accessKeyId", "AKIDTIDELINETEST");
         System.setProperty("aws.secretKey", "tideline-test-secret");
         System.setProperty("aws.secretAccessKey", "tideline-test-secret");
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        kinesis.close();
-        tideline.close();
     }
 
     @Test
