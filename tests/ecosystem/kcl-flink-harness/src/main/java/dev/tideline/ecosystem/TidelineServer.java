@@ -19,11 +19,12 @@ import java.util.regex.Pattern;
  * One real {@code tideline serve --in-memory} process on 127.0.0.1 with a port the OS picked.
  *
  * <p>The port is learnt from the single {@code tideline listening on http://127.0.0.1:PORT} line
- * the server prints once it accepts connections, so there is no port race. The binary is
+ * ({@code https://} with the {@code --tls-*} flags) the server prints once it accepts
+ * connections, so there is no port race. The binary is
  * {@code TIDELINE_BIN} (set by run-kcl-flink.sh), its log goes to {@code target/}.
  */
 public final class TidelineServer extends ServerProcess {
-    private static final Pattern LISTENING = Pattern.compile("^tideline listening on (http://127\\.0\\.0\\.1:\\d+)\\s*$");
+    private static final Pattern LISTENING = Pattern.compile("^tideline listening on (https?://127\\.0\\.0\\.1:\\d+)\\s*$");
 
     private TidelineServer(Process process, URI endpoint) {
         super(process, endpoint);
