@@ -51,6 +51,9 @@ pub enum Command {
     /// With the server stopped: move damaged ranges of the shard logs to <data-dir>/quarantine/
     /// so that reads continue after them.
     Repair(DataDirArgs),
+    /// Client subcommands against a running server (streams, put, tail, ...).
+    #[command(flatten)]
+    Client(tideline_cli::Command),
 }
 
 #[derive(clap::Args)]

@@ -22,12 +22,14 @@ use crate::config::{Cli, Command, ServeArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // A client command's output is its own; the SDK's informational logs would only clutter it.
+    let default_log = if matches!(cli.command, Command::Client(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TIDELINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check(args) => return repair::check(&args.data_dir),
         Command::Repair(args) => return repair::repair(&args.data_dir),
+        Command::Client(command) => return runtime.block_on(tideline_cli::run(command)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
