@@ -5,6 +5,9 @@ import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,6 +30,29 @@ public final class TidelineServer extends ServerProcess {
 
     private TidelineServer(Process process, URI endpoint) {
         super(process, endpoint);
+    }
+
+    /**
+     * The requests Tideline did not answer with 200, from its {@code /metrics}
+     * ({@code tideline_requests_total} samples): printed when the server stops, so a client's
+     * failed calls show in the test output even when the client retried them silently.
+     */
+    public List<String> failedRequestCounts() throws IOException, InterruptedException {
+        HttpResponse<String> metrics = HttpClient.newHttpClient()
+                .send(HttpRequest.newBuilder(endpoint().resolve("/metrics")).build(), HttpResponse.BodyHandlers.ofString());
+        return metrics.body().lines()
+                .filter(line -> line.startsWith("tideline_requests_total{") && !line.contains("status=\"200\""))
+                .toList();
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        try {
+            failedRequestCounts().forEach(line -> System.out.println("tideline answered: " + line));
+        } catch (IOException e) {
+            System.out.println("tideline /metrics unreadable: " + e);
+        }
+        super.close();
     }
 
     public static TidelineServer start(String... extraFlags) throws IOException, InterruptedException {
