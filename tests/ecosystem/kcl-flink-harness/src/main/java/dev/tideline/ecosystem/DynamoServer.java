@@ -15,9 +15,13 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>The Python is {@code TIDELINE_PYTHON} (run-kcl-flink.sh points it at the test venv).
  */
-public final class DynamoServer extends ServerProcess {
+public final class DynamoServer implements AutoCloseable {
+    private final Process process;
+    private final URI endpoint;
+
     private DynamoServer(Process process, URI endpoint) {
-        super(process, endpoint);
+        this.process = process;
+        this.endpoint = endpoint;
     }
 
     public static DynamoServer start() throws IOException, InterruptedException {
@@ -52,6 +56,18 @@ public final class DynamoServer extends ServerProcess {
             return true;
         } catch (IOException e) {
             return false;
+        }
+    }
+
+    public URI endpoint() {
+        return endpoint;
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(10, TimeUnit.SECONDS)) {
+            process.destroyForcibly().waitFor();
         }
     }
 }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.tideline.ecosystem.DynamoServer;
+import dev.tideline.ecosystem.FailedRequests;
 import dev.tideline.ecosystem.Streams;
 import dev.tideline.ecosystem.TidelineServer;
 import java.math.BigInteger;
@@ -74,6 +75,7 @@ class KclTest {
 
     @AfterAll
     static void stopServers() throws Exception {
+        FailedRequests.print(tideline.endpoint());
         kinesis.close();
         dynamoClient.close();
         cloudWatch.close();
