@@ -114,18 +114,15 @@ impl Pipeline {
     ) -> Result<Self, FirehoseError> {
         let processing = meta.destination.processing();
         let transformer = match processing.and_then(|processing| processing.processor("Lambda")) {
-            Some(processor) => Some(
-                Transformer::new(
-                    processor,
-                    service.http.clone(),
-                    InvocationContext {
-                        delivery_stream_arn: meta.arn.clone(),
-                        region: service.config.region.clone(),
-                        source_kinesis_stream_arn: meta.source.as_ref().map(|source| source.stream_arn.clone()),
-                    },
-                )
-                .map_err(FirehoseError::InvalidProcessor)?,
-            ),
+            Some(processor) => Some(Transformer::new(
+                processor,
+                service.http.clone(),
+                InvocationContext {
+                    delivery_stream_arn: meta.arn.clone(),
+                    region: service.config.region.clone(),
+                    source_kinesis_stream_arn: meta.source.as_ref().map(|source| source.stream_arn.clone()),
+                },
+            )?),
             None => None,
         };
         let query = match processing
