@@ -97,7 +97,7 @@ def test_tutorial_producer_lands_its_record_in_a_stream(awslambda, kinesis_clien
     assert answer["statusCode"] == 200 and 0 < answer["remaining"] <= 10_000
     log = base64.b64decode(response["LogResult"]).decode()
     assert "putting {'order': 7}" in log and f"START RequestId: {answer['requestId']}" in log
-    records = support.drain(kinesis_client, support.iterator(kinesis_client, stream, support.shard_id(0)))
+    records, _ = support.drain(kinesis_client, support.iterator(kinesis_client, stream, support.shard_id(0)))
     assert [json.loads(r["Data"]) for r in records] == [{"order": 7}]
     assert records[0]["SequenceNumber"] == answer["sequenceNumber"]
 
@@ -266,7 +266,7 @@ def test_bisect_isolates_a_poison_record_which_goes_to_the_on_failure_stream(aws
                    DestinationConfig={"OnFailure": {"Destination": support.stream_arn(failures)}})
 
     def failure_records():
-        return support.drain(kinesis_client, support.iterator(kinesis_client, failures, support.shard_id(0)))
+        return support.drain(kinesis_client, support.iterator(kinesis_client, failures, support.shard_id(0)))[0]
 
     records = wait_for(failure_records, timeout=30, message="the on-failure record")
     document = json.loads(records[0]["Data"])

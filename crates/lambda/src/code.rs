@@ -34,7 +34,9 @@ pub fn digest(zip: &[u8]) -> CodeDigest {
 /// that a `provided` runtime's `bootstrap` stays executable.
 pub fn unpack(zip: &[u8], target: &Path, max_bytes: u64) -> Result<()> {
     let unreadable = |error: zip::result::ZipError| {
-        LambdaError::invalid(format!("Could not unzip uploaded file. Please check your file, then try to upload again. ({error})"))
+        LambdaError::invalid(format!(
+            "Could not unzip uploaded file. Please check your file, then try to upload again. ({error})"
+        ))
     };
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(unreadable)?;
     if archive.len() > MAX_ENTRIES {
@@ -62,9 +64,7 @@ pub fn unpack(zip: &[u8], target: &Path, max_bytes: u64) -> Result<()> {
             _ => LambdaError::service(error),
         })?;
         if written > budget {
-            return Err(LambdaError::RequestTooLarge(format!(
-                "Unzipped size must be smaller than {max_bytes} bytes"
-            )));
+            return Err(LambdaError::RequestTooLarge(format!("Unzipped size must be smaller than {max_bytes} bytes")));
         }
         budget -= written;
         file.flush().map_err(LambdaError::service)?;

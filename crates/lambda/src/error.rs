@@ -79,8 +79,7 @@ impl LambdaError {
 
     /// The JSON body: `{"Type": "User", "message": "..."}`.
     pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "Type": self.fault(), "message": self.message() }))
-            .unwrap_or_default()
+        serde_json::to_vec(&serde_json::json!({ "Type": self.fault(), "message": self.message() })).unwrap_or_default()
     }
 
     pub fn not_found_function(arn: &str) -> Self {

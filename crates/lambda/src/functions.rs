@@ -24,13 +24,58 @@ static HANDLER: Pattern = Pattern::new(r"[^\s]+");
 
 /// Every `Runtime` value of the API model; Tideline runs the Python, Node and provided ones.
 const RUNTIMES: &[&str] = &[
-    "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x", "nodejs14.x", "nodejs16.x",
-    "nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x", "java8", "java8.al2", "java11", "java17", "java21",
-    "java25", "python2.7", "python3.6", "python3.7", "python3.8", "python3.9", "python3.10", "python3.11",
-    "python3.12", "python3.13", "python3.14", "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1",
-    "dotnet6", "dotnet8", "dotnet10", "nodejs4.3-edge", "go1.x", "ruby2.5", "ruby2.7", "ruby3.2", "ruby3.3",
-    "ruby3.4", "ruby4.0", "provided", "provided.al2", "provided.al2023", "nodejs26.x", "python3.15",
-    "java8.al2023", "java11.al2023", "java17.al2023", "custom",
+    "nodejs",
+    "nodejs4.3",
+    "nodejs6.10",
+    "nodejs8.10",
+    "nodejs10.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
+    "java8",
+    "java8.al2",
+    "java11",
+    "java17",
+    "java21",
+    "java25",
+    "python2.7",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
+    "dotnetcore1.0",
+    "dotnetcore2.0",
+    "dotnetcore2.1",
+    "dotnetcore3.1",
+    "dotnet6",
+    "dotnet8",
+    "dotnet10",
+    "nodejs4.3-edge",
+    "go1.x",
+    "ruby2.5",
+    "ruby2.7",
+    "ruby3.2",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby4.0",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+    "nodejs26.x",
+    "python3.15",
+    "java8.al2023",
+    "java11.al2023",
+    "java17.al2023",
+    "custom",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -211,11 +256,15 @@ fn supported_runtime(runtime: &str) -> Result<()> {
 
 fn zip_bytes(zip_file: Option<&str>, s3_bucket: Option<&str>, image_uri: Option<&str>) -> Result<Vec<u8>> {
     match (zip_file, s3_bucket, image_uri) {
-        (Some(zip), _, _) => base64::engine::general_purpose::STANDARD
-            .decode(zip)
-            .map_err(|_| LambdaError::invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")),
-        (None, Some(_), _) => Err(LambdaError::invalid("Tideline takes function code as Code.ZipFile; S3 locations are not supported.")),
-        (None, None, Some(_)) => Err(LambdaError::invalid("Tideline runs Zip packages; container images are not supported.")),
+        (Some(zip), _, _) => base64::engine::general_purpose::STANDARD.decode(zip).map_err(|_| {
+            LambdaError::invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")
+        }),
+        (None, Some(_), _) => {
+            Err(LambdaError::invalid("Tideline takes function code as Code.ZipFile; S3 locations are not supported."))
+        }
+        (None, None, Some(_)) => {
+            Err(LambdaError::invalid("Tideline runs Zip packages; container images are not supported."))
+        }
         (None, None, None) => Err(LambdaError::invalid("Please provide a source for function code.")),
     }
 }
@@ -239,7 +288,11 @@ impl LambdaService {
     }
 
     fn function(&self, name: &str) -> Result<StoredFunction> {
-        self.functions.read().get(name).cloned().ok_or_else(|| LambdaError::not_found_function(&self.function_arn(name)))
+        self.functions
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LambdaError::not_found_function(&self.function_arn(name)))
     }
 
     /// Saves a function and gives its runner the new specification; `creating` refuses a name
@@ -334,7 +387,8 @@ impl LambdaService {
         finish(v)?;
         let limit = max_items.unwrap_or(50) as usize;
         let functions = self.functions.read();
-        let mut names: Vec<&String> = functions.keys().filter(|name| marker.is_none_or(|marker| name.as_str() > marker)).collect();
+        let mut names: Vec<&String> =
+            functions.keys().filter(|name| marker.is_none_or(|marker| name.as_str() > marker)).collect();
         names.sort();
         let next_marker = (names.len() > limit).then(|| names[limit - 1].clone());
         let functions = names.into_iter().take(limit).map(|name| functions[name].configuration.clone()).collect();
@@ -350,7 +404,11 @@ impl LambdaService {
         }
     }
 
-    pub async fn update_function_code(&self, name: &str, request: UpdateFunctionCodeRequest) -> Result<FunctionConfiguration> {
+    pub async fn update_function_code(
+        &self,
+        name: &str,
+        request: UpdateFunctionCodeRequest,
+    ) -> Result<FunctionConfiguration> {
         let mut function = self.function(name)?;
         Self::check_revision(&function, request.revision_id.as_deref())?;
         let zip = zip_bytes(request.zip_file.as_deref(), request.s3_bucket.as_deref(), request.image_uri.as_deref())?;

@@ -58,9 +58,9 @@ impl LambdaService {
         match invocation_type {
             "DryRun" => Ok(InvokeResponse::empty(204)),
             "Event" => {
-                let queued = Arc::clone(&self.async_slots).try_acquire_owned().map_err(|_| {
-                    LambdaError::TooManyRequests("Rate Exceeded.".into())
-                })?;
+                let queued = Arc::clone(&self.async_slots)
+                    .try_acquire_owned()
+                    .map_err(|_| LambdaError::TooManyRequests("Rate Exceeded.".into()))?;
                 let service = Arc::clone(self);
                 tokio::spawn(async move {
                     let _queued = queued;
@@ -79,7 +79,13 @@ impl LambdaService {
                 };
                 let log_result =
                     result.log_tail.map(|tail| base64::engine::general_purpose::STANDARD.encode(tail.as_bytes()));
-                Ok(InvokeResponse { status: 200, function_error, log_result, executed_version: Some("$LATEST"), payload })
+                Ok(InvokeResponse {
+                    status: 200,
+                    function_error,
+                    log_result,
+                    executed_version: Some("$LATEST"),
+                    payload,
+                })
             }
         }
     }

@@ -78,37 +78,68 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-pub async fn handle(service: &Arc<LambdaService>, request: RestRequest<'_>) -> Result<RestResponse> {
-    let segments = segments(request.path);
+/// The operation a method and path name, as AWS's API reference spells it.
+pub fn operation(method: &str, path: &str) -> Option<&'static str> {
+    let segments = segments(path);
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (request.method, parts.as_slice()) {
-        ("POST", ["functions"]) => RestResponse::json(201, &service.create_function(decode(&request.body)?).await?),
-        ("GET", ["functions"]) => {
+    let name = match (method, parts.as_slice()) {
+        ("POST", ["functions"]) => "CreateFunction",
+        ("GET", ["functions"]) => "ListFunctions",
+        ("GET", ["functions", _]) => "GetFunction",
+        ("GET", ["functions", _, "configuration"]) => "GetFunctionConfiguration",
+        ("DELETE", ["functions", _]) => "DeleteFunction",
+        ("PUT", ["functions", _, "code"]) => "UpdateFunctionCode",
+        ("PUT", ["functions", _, "configuration"]) => "UpdateFunctionConfiguration",
+        ("POST", ["functions", _, "invocations"]) => "Invoke",
+        ("POST", ["event-source-mappings"]) => "CreateEventSourceMapping",
+        ("GET", ["event-source-mappings"]) => "ListEventSourceMappings",
+        ("GET", ["event-source-mappings", _]) => "GetEventSourceMapping",
+        ("PUT", ["event-source-mappings", _]) => "UpdateEventSourceMapping",
+        ("DELETE", ["event-source-mappings", _]) => "DeleteEventSourceMapping",
+        _ => return None,
+    };
+    Some(name)
+}
+
+pub async fn handle(service: &Arc<LambdaService>, request: RestRequest<'_>) -> Result<RestResponse> {
+    let Some(operation) = operation(request.method, request.path) else {
+        return Err(LambdaError::UnknownOperation(format!(
+            "No Lambda operation is {} {}",
+            request.method, request.path
+        )));
+    };
+    let segments = segments(request.path);
+    // The function name or mapping UUID, where the path has one.
+    let name = segments.get(1).map(String::as_str).unwrap_or_default();
+    let uuid = name;
+    match operation {
+        "CreateFunction" => RestResponse::json(201, &service.create_function(decode(&request.body)?).await?),
+        "ListFunctions" => {
             let marker = request.query("Marker");
             RestResponse::json(200, &service.list_functions(marker.as_deref(), request.max_items()?).await?)
         }
-        ("GET", ["functions", name]) => {
+        "GetFunction" => {
             let name = crate::functions::resolve_name(service, name, request.query("Qualifier").as_deref())?;
             RestResponse::json(200, &service.get_function(&name).await?)
         }
-        ("GET", ["functions", name, "configuration"]) => {
+        "GetFunctionConfiguration" => {
             let name = crate::functions::resolve_name(service, name, request.query("Qualifier").as_deref())?;
             RestResponse::json(200, &service.get_function(&name).await?.configuration)
         }
-        ("DELETE", ["functions", name]) => {
+        "DeleteFunction" => {
             let name = crate::functions::resolve_name(service, name, request.query("Qualifier").as_deref())?;
             service.delete_function(&name).await?;
             Ok(RestResponse::empty(204))
         }
-        ("PUT", ["functions", name, "code"]) => {
+        "UpdateFunctionCode" => {
             let name = crate::functions::resolve_name(service, name, None)?;
             RestResponse::json(200, &service.update_function_code(&name, decode(&request.body)?).await?)
         }
-        ("PUT", ["functions", name, "configuration"]) => {
+        "UpdateFunctionConfiguration" => {
             let name = crate::functions::resolve_name(service, name, None)?;
             RestResponse::json(200, &service.update_function_configuration(&name, decode(&request.body)?).await?)
         }
-        ("POST", ["functions", name, "invocations"]) => {
+        "Invoke" => {
             let qualifier = request.query("Qualifier");
             let invoke = InvokeRequest {
                 function_name: name,
@@ -133,24 +164,26 @@ pub async fn handle(service: &Arc<LambdaService>, request: RestRequest<'_>) -> R
             }
             Ok(RestResponse { status: response.status, headers, body: response.payload })
         }
-        ("POST", ["event-source-mappings"]) => {
+        "CreateEventSourceMapping" => {
             RestResponse::json(202, &service.create_event_source_mapping(decode(&request.body)?).await?)
         }
-        ("GET", ["event-source-mappings"]) => {
+        "ListEventSourceMappings" => {
             let (source, function, marker) =
                 (request.query("EventSourceArn"), request.query("FunctionName"), request.query("Marker"));
             let list = service
-                .list_event_source_mappings(source.as_deref(), function.as_deref(), marker.as_deref(), request.max_items()?)
+                .list_event_source_mappings(
+                    source.as_deref(),
+                    function.as_deref(),
+                    marker.as_deref(),
+                    request.max_items()?,
+                )
                 .await?;
             RestResponse::json(200, &list)
         }
-        ("GET", ["event-source-mappings", uuid]) => RestResponse::json(200, &service.get_event_source_mapping(uuid).await?),
-        ("PUT", ["event-source-mappings", uuid]) => {
+        "GetEventSourceMapping" => RestResponse::json(200, &service.get_event_source_mapping(uuid).await?),
+        "UpdateEventSourceMapping" => {
             RestResponse::json(202, &service.update_event_source_mapping(uuid, decode(&request.body)?).await?)
         }
-        ("DELETE", ["event-source-mappings", uuid]) => {
-            RestResponse::json(202, &service.delete_event_source_mapping(uuid).await?)
-        }
-        (method, _) => Err(LambdaError::UnknownOperation(format!("No Lambda operation is {method} {}", request.path))),
+        _ => RestResponse::json(202, &service.delete_event_source_mapping(uuid).await?),
     }
 }

@@ -40,7 +40,8 @@ impl Store {
         let store = match data_dir {
             Some(dir) => Self { root: dir.to_path_buf(), durable: true, _temporary: None },
             None => {
-                let temporary = tempfile::Builder::new().prefix("tideline-lambda-").tempdir().map_err(LambdaError::service)?;
+                let temporary =
+                    tempfile::Builder::new().prefix("tideline-lambda-").tempdir().map_err(LambdaError::service)?;
                 Self { root: temporary.path().to_path_buf(), durable: false, _temporary: Some(temporary) }
             }
         };

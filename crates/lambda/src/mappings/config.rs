@@ -147,7 +147,9 @@ pub fn validate(settings: &Settings, starting_position: Option<&str>) -> Result<
         }
     }
     Filters::parse(&patterns(settings.filter_criteria.as_ref()))?;
-    if let Some(destination) = settings.destination_config.as_ref().and_then(|config| config.on_failure.destination.as_deref()) {
+    if let Some(destination) =
+        settings.destination_config.as_ref().and_then(|config| config.on_failure.destination.as_deref())
+    {
         if super::destination_stream(destination).is_none() {
             return Err(LambdaError::invalid(format!(
                 "Tideline delivers on-failure records to Kinesis streams only (arn:aws:kinesis:...:stream/NAME): {destination}"
@@ -190,7 +192,8 @@ pub fn apply(configuration: &mut MappingConfiguration, settings: Settings) {
         }
     }
     if let Some(criteria) = filter_criteria {
-        configuration.filter_criteria = criteria.filters.as_ref().is_some_and(|filters| !filters.is_empty()).then_some(criteria);
+        configuration.filter_criteria =
+            criteria.filters.as_ref().is_some_and(|filters| !filters.is_empty()).then_some(criteria);
     }
     if let Some(destination) = destination_config {
         configuration.destination_config = destination;

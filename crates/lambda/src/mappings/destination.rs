@@ -1,7 +1,7 @@
 //! On-failure destinations: a Tideline stream receives the on-failure record.
 
 use base64::Engine;
-use tideline_proto::{AwsError, Call, Codec, Reply, Service};
+use tideline_proto::{AwsError, Call, Codec, Service};
 use tideline_streams::StreamsService;
 
 /// Writes one record to `stream`.
@@ -15,7 +15,5 @@ pub async fn put(streams: &StreamsService, stream: &str, partition_key: &str, da
         "Data": base64::engine::general_purpose::STANDARD.encode(data),
     });
     let body = serde_json::to_vec(&request).map_err(|error| AwsError::internal(error.to_string()))?;
-    match streams.handle(Call { operation: "PutRecord", codec: Codec::Json, body: &body, caller: None }).await? {
-        Reply::Body(_) | Reply::Events(_) => Ok(()),
-    }
+    streams.handle(Call::in_process("PutRecord", Codec::Json, &body)).await.map(|_| ())
 }

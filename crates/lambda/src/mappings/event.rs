@@ -102,7 +102,9 @@ pub struct Answer {
 }
 
 pub fn read_answer(payload: &[u8], batch: &[Record]) -> Answer {
-    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(payload) else { return Answer { failures: Ok(Vec::new()), state: None } };
+    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(payload) else {
+        return Answer { failures: Ok(Vec::new()), state: None };
+    };
     let state = answer.get("state").filter(|state| state.is_object()).cloned();
     let failures = match answer.get("batchItemFailures") {
         None | Some(Value::Null) => Ok(Vec::new()),

@@ -20,11 +20,13 @@ pub struct MappingMetrics {
     pub iterator_age_ms: IntGauge,
 }
 
-impl Metrics {
-    pub fn new() -> Self {
+impl Default for Metrics {
+    fn default() -> Self {
         Self::build().expect("constant metric definitions are valid")
     }
+}
 
+impl Metrics {
     fn build() -> prometheus::Result<Self> {
         let registry = Registry::new();
         let labels = &["uuid", "function"];
@@ -33,15 +35,21 @@ impl Metrics {
             registry.register(Box::new(vec.clone()))?;
             Ok(vec)
         };
-        let invocations = counter("tideline_lambda_mapping_invocations_total", "Function invocations by an event-source mapping")?;
+        let invocations =
+            counter("tideline_lambda_mapping_invocations_total", "Function invocations by an event-source mapping")?;
         let errors = counter(
             "tideline_lambda_mapping_errors_total",
             "Invocations of a mapping that failed (function error, timeout, reported item failures)",
         )?;
-        let discarded =
-            counter("tideline_lambda_mapping_discarded_records_total", "Records a mapping gave up on (retries exhausted, too old)")?;
+        let discarded = counter(
+            "tideline_lambda_mapping_discarded_records_total",
+            "Records a mapping gave up on (retries exhausted, too old)",
+        )?;
         let iterator_age_ms = IntGaugeVec::new(
-            Opts::new("tideline_lambda_mapping_iterator_age_milliseconds", "Age of the newest record a mapping has read"),
+            Opts::new(
+                "tideline_lambda_mapping_iterator_age_milliseconds",
+                "Age of the newest record a mapping has read",
+            ),
             labels,
         )?;
         registry.register(Box::new(iterator_age_ms.clone()))?;

@@ -100,7 +100,8 @@ impl LambdaService {
     fn mapping_function(&self, function_name: &str) -> Result<(String, String)> {
         let name = crate::functions::resolve_name(self, function_name, None)?;
         let functions = self.functions.read();
-        let function = functions.get(&name).ok_or_else(|| LambdaError::not_found_function(&self.function_arn(&name)))?;
+        let function =
+            functions.get(&name).ok_or_else(|| LambdaError::not_found_function(&self.function_arn(&name)))?;
         Ok((name, function.configuration.role.clone()))
     }
 
@@ -112,8 +113,9 @@ impl LambdaService {
         let Some(source) = request.event_source_arn.clone() else {
             return Err(LambdaError::invalid("Unrecognized event source, must be kinesis stream."));
         };
-        let stream = source_stream(&source)
-            .ok_or_else(|| LambdaError::invalid(format!("Unrecognized event source, must be kinesis stream: {source}")))?;
+        let stream = source_stream(&source).ok_or_else(|| {
+            LambdaError::invalid(format!("Unrecognized event source, must be kinesis stream: {source}"))
+        })?;
         if self.streams.stream_info(Some(&stream), None).is_err() {
             return Err(LambdaError::invalid(format!("Stream not found: {source}")));
         }
@@ -121,12 +123,17 @@ impl LambdaService {
             return Err(LambdaError::invalid("1 validation error detected: Value null at 'startingPosition' failed to satisfy constraint: Member must not be null for Kinesis event sources."));
         };
         if starting_position == "AT_TIMESTAMP" && request.starting_position_timestamp.is_none() {
-            return Err(LambdaError::invalid("StartingPositionTimestamp must be set when StartingPosition is AT_TIMESTAMP."));
+            return Err(LambdaError::invalid(
+                "StartingPositionTimestamp must be set when StartingPosition is AT_TIMESTAMP.",
+            ));
         }
         let (name, _) = self.mapping_function(request.settings.function_name.as_deref().unwrap_or_default())?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let mut configuration = MappingConfiguration {
-            event_source_mapping_arn: format!("arn:aws:lambda:{}:{}:event-source-mapping:{uuid}", self.config.region, self.config.account),
+            event_source_mapping_arn: format!(
+                "arn:aws:lambda:{}:{}:event-source-mapping:{uuid}",
+                self.config.region, self.config.account
+            ),
             uuid: uuid.clone(),
             starting_position,
             starting_position_timestamp: request.starting_position_timestamp,
@@ -164,13 +171,22 @@ impl LambdaService {
         self.mappings.entries.lock().insert(uuid, entry);
     }
 
-    fn spawn_worker(self: &Arc<Self>, configuration: &MappingConfiguration, status: &Arc<Status>) -> Option<JoinHandle<()>> {
+    fn spawn_worker(
+        self: &Arc<Self>,
+        configuration: &MappingConfiguration,
+        status: &Arc<Status>,
+    ) -> Option<JoinHandle<()>> {
         if !configuration.enabled() {
             return None;
         }
         let stream_name = source_stream(&configuration.event_source_arn)?;
         let function_name = configuration.function_arn.rsplit(':').next().unwrap_or_default().to_string();
-        let role = self.functions.read().get(&function_name).map(|function| function.configuration.role.clone()).unwrap_or_default();
+        let role = self
+            .functions
+            .read()
+            .get(&function_name)
+            .map(|function| function.configuration.role.clone())
+            .unwrap_or_default();
         let stream_arn = self
             .streams
             .stream_info(Some(&stream_name), None)
@@ -201,7 +217,11 @@ impl LambdaService {
         Ok(configuration)
     }
 
-    pub async fn update_event_source_mapping(self: &Arc<Self>, uuid: &str, settings: Settings) -> Result<MappingConfiguration> {
+    pub async fn update_event_source_mapping(
+        self: &Arc<Self>,
+        uuid: &str,
+        settings: Settings,
+    ) -> Result<MappingConfiguration> {
         config::validate(&settings, None)?;
         let function = match settings.function_name.as_deref() {
             Some(function_name) => Some(self.mapping_function(function_name)?.0),

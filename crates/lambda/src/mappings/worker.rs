@@ -127,7 +127,8 @@ async fn run_shard(context: &Arc<Context>, shard_id: &str, is_child: bool) {
         if let Some(record) = gathered.records.last() {
             context.metrics.iterator_age_ms.set(tideline_now_ms() - record.arrival_ms);
         }
-        let kept: Vec<Record> = gathered.records.into_iter().filter(|record| context.filters.accepts(&record.data)).collect();
+        let kept: Vec<Record> =
+            gathered.records.into_iter().filter(|record| context.filters.accepts(&record.data)).collect();
         windows = deliver_lanes(context, shard_id, kept, windows).await;
         if last.is_some() || gathered.end_of_shard {
             context.checkpoints.advance(shard_id, last, gathered.end_of_shard).await;
@@ -154,7 +155,11 @@ struct Gathered {
 
 /// Reads until a batch is due: full (BatchSize per lane), the batching window over, the shard
 /// ended, or an open tumbling window due to close.
-async fn gather(context: &Context, reader: &mut ShardReader, windows: &[Option<WindowState>]) -> Result<Gathered, tideline_proto::AwsError> {
+async fn gather(
+    context: &Context,
+    reader: &mut ShardReader,
+    windows: &[Option<WindowState>],
+) -> Result<Gathered, tideline_proto::AwsError> {
     let configuration = &context.configuration;
     let target = (configuration.batch_size * configuration.parallelization_factor).clamp(1, 10_000) as usize;
     let window = Duration::from_secs(configuration.maximum_batching_window_in_seconds.max(0) as u64);
@@ -170,7 +175,10 @@ async fn gather(context: &Context, reader: &mut ShardReader, windows: &[Option<W
         }
         if !records.is_empty() {
             let started = *first_at.get_or_insert_with(Instant::now);
-            if records.len() >= target || bytes >= MAX_EVENT_BYTES * configuration.parallelization_factor as usize || started.elapsed() >= window {
+            if records.len() >= target
+                || bytes >= MAX_EVENT_BYTES * configuration.parallelization_factor as usize
+                || started.elapsed() >= window
+            {
                 return Ok(Gathered { records, end_of_shard: false });
             }
             reader.wait(window.saturating_sub(started.elapsed())).await;
@@ -228,7 +236,12 @@ pub struct WindowState {
     state: Value,
 }
 
-async fn deliver_lane(context: &Context, shard_id: &str, records: Vec<Record>, mut window: Option<WindowState>) -> Option<WindowState> {
+async fn deliver_lane(
+    context: &Context,
+    shard_id: &str,
+    records: Vec<Record>,
+    mut window: Option<WindowState>,
+) -> Option<WindowState> {
     let tumbling_ms = context.configuration.tumbling_window_in_seconds * 1000;
     if tumbling_ms <= 0 {
         for chunk in chunks(records, context.configuration.batch_size as usize) {
@@ -253,14 +266,16 @@ async fn deliver_lane(context: &Context, shard_id: &str, records: Vec<Record>, m
         if let Some(state) = window.take_if(|state| state.start_ms != start) {
             close_window(context, shard_id, state).await;
         }
-        let mut state = window.take().unwrap_or(WindowState { start_ms: start, end_ms: start + tumbling_ms, state: json!({}) });
+        let mut state =
+            window.take().unwrap_or(WindowState { start_ms: start, end_ms: start + tumbling_ms, state: json!({}) });
         // The last invocation of a window that later records have already closed is its final one.
         let closed = index + 1 < count;
         let pieces = chunks(group, context.configuration.batch_size as usize);
         let pieces_count = pieces.len();
         for (piece_index, piece) in pieces.into_iter().enumerate() {
             let is_final = closed && piece_index + 1 == pieces_count;
-            state.state = invoke_until_done(context, shard_id, piece, Some((&state, is_final))).await.unwrap_or(state.state);
+            state.state =
+                invoke_until_done(context, shard_id, piece, Some((&state, is_final))).await.unwrap_or(state.state);
         }
         if !closed {
             window = Some(state);
@@ -310,14 +325,16 @@ async fn invoke_until_done(
     window: Option<(&WindowState, bool)>,
 ) -> Option<Value> {
     let configuration = &context.configuration;
-    let source = EventSource { stream_arn: &context.stream_arn, region: &context.region, role: &context.role, shard_id };
+    let source =
+        EventSource { stream_arn: &context.stream_arn, region: &context.region, role: &context.role, shard_id };
     let mut new_state = None;
     // Pending pieces in order, each with the retries it has used.
     let mut pending: VecDeque<(Vec<Record>, i64)> = VecDeque::from([(records, 0)]);
     while let Some((mut batch, retries)) = pending.pop_front() {
         if configuration.maximum_record_age_in_seconds >= 0 {
             let oldest_allowed = tideline_now_ms() - configuration.maximum_record_age_in_seconds * 1000;
-            let expired: Vec<Record> = batch.iter().filter(|record| record.arrival_ms < oldest_allowed).cloned().collect();
+            let expired: Vec<Record> =
+                batch.iter().filter(|record| record.arrival_ms < oldest_allowed).cloned().collect();
             if !expired.is_empty() {
                 batch.retain(|record| record.arrival_ms >= oldest_allowed);
                 discard(context, shard_id, &expired, Discard::RecordAgeExceeded, retries + 1).await;
@@ -396,7 +413,9 @@ async fn discard(context: &Context, shard_id: &str, records: &[Record], reason: 
     };
     let Some(stream) = super::destination_stream(destination) else { return };
     let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default()
     };
     let document = json!({
         "requestContext": {
@@ -418,7 +437,9 @@ async fn discard(context: &Context, shard_id: &str, records: &[Record], reason: 
             "streamArn": context.stream_arn,
         },
     });
-    if let Err(error) = super::destination::put(&context.streams, &stream, shard_id, document.to_string().into_bytes()).await {
+    if let Err(error) =
+        super::destination::put(&context.streams, &stream, shard_id, document.to_string().into_bytes()).await
+    {
         tracing::error!(mapping = %context.configuration.uuid, %error, "cannot deliver the on-failure record");
     }
 }

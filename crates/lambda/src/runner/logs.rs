@@ -44,7 +44,7 @@ mod tests {
         let mut ring = LogRing::new(10);
         ring.push_line("abcdef");
         ring.push_line("ghij");
-        assert_eq!(ring.tail(100), "bcdef\nghij\n");
+        assert_eq!(ring.tail(100), "cdef\nghij\n");
         assert_eq!(ring.tail(5), "ghij\n");
         ring.push_line("é");
         assert_eq!(ring.tail(2), "\n", "half of é is dropped");

@@ -122,7 +122,8 @@ impl Runner {
     pub async fn invoke(&self, name: &str, payload: Bytes, admission: Admission, tail: bool) -> Result<InvokeResult> {
         let permits = {
             let pools = self.pools.lock();
-            let pool = pools.get(name).ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
+            let pool =
+                pools.get(name).ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
             Arc::clone(&pool.permits)
         };
         let _slots = self.admit(permits, admission).await?;
@@ -160,7 +161,11 @@ impl Runner {
         Ok(InvokeResult { request_id, outcome, log_tail })
     }
 
-    async fn admit(&self, function: Arc<Semaphore>, admission: Admission) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    async fn admit(
+        &self,
+        function: Arc<Semaphore>,
+        admission: Admission,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
         let global = Arc::clone(&self.global);
         match admission {
             Admission::Wait => {
@@ -182,7 +187,9 @@ impl Runner {
     async fn take_sandbox(&self, name: &str) -> Result<(Sandbox, Arc<FunctionSpec>)> {
         let (spec, generation, log) = {
             let mut pools = self.pools.lock();
-            let pool = pools.get_mut(name).ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
+            let pool = pools
+                .get_mut(name)
+                .ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
             if let Some(sandbox) = pool.idle.pop() {
                 return Ok((sandbox, Arc::clone(&pool.spec)));
             }
@@ -191,7 +198,11 @@ impl Runner {
         let launch = runtimes::launch(&self.config, &spec)?;
         let logs = LogSinks { function: log, invocation: Arc::new(Mutex::new(LogRing::new(TAIL_BYTES))) };
         let sandbox = Sandbox::start(&launch, logs, generation).await.map_err(|error| {
-            LambdaError::service(format!("Cannot start runtime {} ({}): {error}", spec.runtime, launch.program.display()))
+            LambdaError::service(format!(
+                "Cannot start runtime {} ({}): {error}",
+                spec.runtime,
+                launch.program.display()
+            ))
         })?;
         Ok((sandbox, spec))
     }
