@@ -201,6 +201,17 @@ pub struct ServeArgs {
     /// host; clients must skip certificate verification (the KPL's VerifyCertificate=false).
     #[arg(long, env = "TIDELINE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// Lambda: the Python interpreter that runs python3.x functions (`python -m awslambdaric`;
+    /// PyPI `awslambdaric` must be installed in it).
+    #[arg(long, env = "TIDELINE_LAMBDA_PYTHON", default_value = "python3")]
+    pub lambda_python: PathBuf,
+    /// Lambda: the npm `aws-lambda-ric` command that runs nodejs functions.
+    #[arg(long, env = "TIDELINE_LAMBDA_NODE_RIC", default_value = "aws-lambda-ric")]
+    pub lambda_node_ric: PathBuf,
+    /// Lambda: invocations running at once, server-wide (and per function); a synchronous Invoke
+    /// over it is TooManyRequestsException.
+    #[arg(long, env = "TIDELINE_LAMBDA_MAX_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lambda_max_concurrency: u32,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -392,6 +403,30 @@ fn parse_shared_credentials(path: &Path, text: &str) -> Result<Vec<(String, Stri
         }
     }
     Ok(keys)
+}
+
+impl ServeArgs {
+    /// Lambda's configuration; `endpoint_url` is where functions' SDKs reach Tideline.
+    pub fn lambda_config(&self, endpoint_url: String) -> tideline_lambda::LambdaConfig {
+        tideline_lambda::LambdaConfig {
+            data_dir: (!self.in_memory).then(|| self.data_dir.join("lambda")),
+            region: self.region.clone(),
+            account: self.account_id.clone(),
+            runtime: tideline_lambda::RuntimeConfig {
+                python: self.lambda_python.clone(),
+                node_ric: self.lambda_node_ric.clone(),
+                endpoint_url,
+                region: self.region.clone(),
+                // Functions sign with the server's first access key when --auth has them, else
+                // with test values (an unauthenticated server accepts any).
+                access_key_id: self.access_key_id.clone().unwrap_or_else(|| "AKIDTIDELINELAMBDA".into()),
+                secret_access_key: self.secret_access_key.clone().unwrap_or_else(|| "tideline-lambda".into()),
+            },
+            max_concurrency: self.lambda_max_concurrency as usize,
+            max_unzipped_bytes: tideline_lambda::code::MAX_UNZIPPED_BYTES,
+            max_queued_events: 1000,
+        }
+    }
 }
 
 #[cfg(test)]

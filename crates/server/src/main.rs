@@ -78,6 +78,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let firehose_storage = Storage::open(args.firehose_storage_config())?;
     let firehose = FirehoseService::open(firehose_storage, Arc::clone(&streams), args.firehose_config()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let lambda = tideline_lambda::LambdaService::open(
+        args.lambda_config(format!("{scheme}://{address}")),
+        Arc::clone(&streams),
+    )?;
     match args.in_memory {
         true => tracing::info!(%address, "tideline listening, in memory"),
         false => tracing::info!(%address, data_dir = %args.data_dir.display(), "tideline listening"),
@@ -91,11 +96,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     // The one line on stdout: harnesses read it to learn the port when listening on port 0.
     let mut stdout = std::io::stdout().lock();
-    let scheme = if tls.is_some() { "https" } else { "http" };
     writeln!(stdout, "tideline listening on {scheme}://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>];
+    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda];
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));
