@@ -652,7 +652,7 @@ impl Writer {
                 None => shard.flush(),
             };
             match written {
-                Ok(()) => self.stored_bytes += pending,
+                Ok(()) => self.stored_bytes = self.stored_bytes.saturating_add(pending),
                 Err(error) => shard.fail(error, false),
             }
             let Some(group) = shard.group.as_ref() else { continue };
