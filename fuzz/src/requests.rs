@@ -193,7 +193,7 @@ impl Harness {
                 tideline_streams::fuzzing::in_memory_service(config(), ITERATOR_SECRET).await.expect("service");
             for (operation, body) in fixture_requests() {
                 let body = serde_json::to_vec(&body).expect("json");
-                let call = Call { operation, codec: Codec::Json, body: &body, caller: None };
+                let call = Call::in_process(operation, Codec::Json, &body);
                 if let Err(error) = service.handle(call).await {
                     panic!("fixture {operation} failed: {error}");
                 }
@@ -208,11 +208,11 @@ impl Harness {
     pub fn call(&mut self, operation: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, AwsError> {
         let service = self.service();
         let caller = caller();
-        let call = Call { operation, codec, body, caller: Some(&caller) };
+        let call = Call { caller: Some(&caller), ..Call::in_process(operation, codec, body) };
         // An event stream's messages are not looked at: dropping the receiver ends its producer.
         let result = self.runtime.block_on(service.handle(call)).map(|reply| match reply {
             Reply::Body(body) => body,
-            Reply::Events(_) => Vec::new(),
+            Reply::Events(_) | Reply::Http(_) => Vec::new(),
         });
         // Handlers check everything before they change anything, so only a success can have
         // changed the fixture. (Rebuilding it costs ~2.5 ms, a hundred times a refused request.)

@@ -37,7 +37,7 @@ AMZ_JSON = "application/x-amz-json-1.1"
 AMZ_CBOR = "application/x-amz-cbor-1.1"
 
 MAX_HASH_KEY = 2**128 - 1
-LISTENING = re.compile(r"^tideline listening on (http://127\.0\.0\.1:(\d+))\s*$")
+LISTENING = re.compile(r"^tideline listening on (https?://127\.0\.0\.1:(\d+))\s*$")
 
 
 def stream_arn(name: str) -> str:
@@ -179,9 +179,10 @@ class TidelineServer:
 
 
 def make_client(endpoint: str, *, service: str = "kinesis", validate: bool = True, access_key: str = ACCESS_KEY,
-                secret_key: str = SECRET_KEY):
+                secret_key: str = SECRET_KEY, verify: bool = True):
     """A boto3 client (Kinesis, or `service="firehose"`) for `endpoint`; `validate=False` lets invalid
-    input reach the server; other credentials for servers started with `--auth`."""
+    input reach the server; other credentials for servers started with `--auth`; `verify=False` trusts
+    any certificate (a server started with `--tls-self-signed`)."""
     # Retries off, so a server fault can never hide behind a successful second attempt. (In
     # botocore's legacy mode `max_attempts` counts *retries*: {"max_attempts": 1} would still retry
     # throttling-class errors such as LimitExceededException once.)
@@ -198,6 +199,7 @@ def make_client(endpoint: str, *, service: str = "kinesis", validate: bool = Tru
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=config,
+        verify=verify,
     )
 
 

@@ -29,6 +29,9 @@ pub enum ErrorCode {
     UnknownOperation,
     UnrecognizedClient,
     Validation,
+    /// An error type of one service's own (Lambda's `ResourceConflictException`, …), by its wire
+    /// name; its status is 400 unless the error sets another ([`AwsError::with_status`]).
+    Named(&'static str),
 }
 
 impl ErrorCode {
@@ -55,6 +58,7 @@ impl ErrorCode {
             Self::UnknownOperation => "UnknownOperationException",
             Self::UnrecognizedClient => "UnrecognizedClientException",
             Self::Validation => "ValidationException",
+            Self::Named(name) => name,
         }
     }
 
@@ -76,6 +80,8 @@ impl ErrorCode {
 pub struct AwsError {
     pub code: ErrorCode,
     pub message: Option<String>,
+    /// Set by REST-JSON services, whose error types each have their own status (404, 409, 429…).
+    status: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -88,11 +94,11 @@ struct ErrorBody<'a> {
 
 impl AwsError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: Some(message.into()) }
+        Self { code, message: Some(message.into()), status: None }
     }
 
     pub fn bare(code: ErrorCode) -> Self {
-        Self { code, message: None }
+        Self { code, message: None, status: None }
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -115,8 +121,14 @@ impl AwsError {
         Self::new(ErrorCode::InternalFailure, message)
     }
 
+    /// The same error answered with another HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     pub fn status(&self) -> u16 {
-        self.code.status()
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     /// The response body in the request's codec.

@@ -5,13 +5,15 @@
 //! `ValidationException` message builder ([`Validator`]), SigV4 `Authorization` header parsing
 //! ([`auth`]), SigV4 signature verification ([`sigv4`]), event-stream frames for streaming
 //! responses ([`event_stream`]), and the seam every service is served through: the [`Service`]
-//! trait and the [`Operations`] table of typed handlers ([`service`]). Does not own: HTTP
+//! trait and the [`Operations`] table of typed handlers ([`service`]), and its REST-JSON
+//! counterpart [`RestOperations`] ([`rest`]). Does not own: HTTP
 //! serving, where access keys come from, any service's operations, or storage.
 
 pub mod auth;
 mod codec;
 mod error;
 pub mod event_stream;
+pub mod rest;
 pub mod service;
 pub mod sigv4;
 mod types;
@@ -19,6 +21,7 @@ mod validation;
 
 pub use codec::Codec;
 pub use error::{AwsError, ErrorCode};
-pub use service::{BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Reply, Route, Service};
+pub use rest::{bytes_response, json_response, RestOperations, RestRequest};
+pub use service::{BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Payload, Reply, Route, Service};
 pub use types::{Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
 pub use validation::{Pattern, Validator};

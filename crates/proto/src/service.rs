@@ -42,10 +42,23 @@ pub struct Call<'a> {
     /// The operation: the part of `X-Amz-Target` after the service prefix, or for path-routed
     /// services the request path (which the service interprets).
     pub operation: &'a str,
+    /// JSON or CBOR for target-routed services; always JSON for path-routed (REST-JSON) ones.
     pub codec: Codec,
     pub body: &'a [u8],
     /// The verified caller; `None` when `--auth` is off.
     pub caller: Option<&'a Caller>,
+    /// Method, URI and headers: REST-JSON operations take parameters from all three.
+    pub head: &'a http::request::Parts,
+}
+
+impl<'a> Call<'a> {
+    /// A call made in process (a bench, a fuzzer, one service calling another): no HTTP request
+    /// head of its own, no caller.
+    pub fn in_process(operation: &'a str, codec: Codec, body: &'a [u8]) -> Self {
+        static NO_HEAD: std::sync::OnceLock<http::request::Parts> = std::sync::OnceLock::new();
+        let head = NO_HEAD.get_or_init(|| http::Request::new(()).into_parts().0);
+        Self { operation, codec, body, caller: None, head }
+    }
 }
 
 /// What an operation answers.
@@ -55,6 +68,15 @@ pub enum Reply {
     /// An `application/vnd.amazon.eventstream` response: encoded messages, sent as produced; the
     /// response ends when the sender is dropped.
     Events(mpsc::Receiver<Bytes>),
+    /// A response whose status, headers and body the operation sets (REST-JSON services).
+    Http(http::Response<Payload>),
+}
+
+/// The body of a [`Reply::Http`].
+pub enum Payload {
+    Full(Vec<u8>),
+    /// Sent chunk by chunk as produced (a media stream, a long-poll); ends when the sender drops.
+    Stream(mpsc::Receiver<Bytes>),
 }
 
 /// An AWS service served on Tideline's port.
@@ -65,6 +87,14 @@ pub trait Service: Send + Sync + 'static {
     /// The service name in SigV4 credential scopes.
     fn signing_name(&self) -> &'static str;
     fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>>;
+    /// The operation a call names, as its operation table spells it (a bounded set, used as a
+    /// metrics label); `None` when the call names no operation.
+    fn operation_name(&self, call: &Call<'_>) -> Option<&'static str>;
+    /// Whether a request may come without a SigV4 signature even when `--auth` is on (pages and
+    /// assets a browser loads, URLs that carry their own token). Unsigned requests carry no caller.
+    fn is_public(&self, _head: &http::request::Parts) -> bool {
+        false
+    }
     /// The service's metrics in the Prometheus text format.
     fn metrics_text(&self) -> String {
         String::new()
@@ -202,6 +232,11 @@ impl<C: Send + Sync + 'static> Operations<C> {
         self
     }
 
+    /// The table's spelling of `call.operation`, if it has that operation.
+    pub fn name_of(&self, call: &Call<'_>) -> Option<&'static str> {
+        self.handlers.get_key_value(call.operation).map(|(name, _)| *name)
+    }
+
     /// Runs `call.operation`; an unknown name is `UnknownOperationException`, as AWS answers.
     pub async fn dispatch(&self, context: &C, call: Call<'_>) -> Result<Reply, AwsError> {
         match self.handlers.get(call.operation) {
@@ -251,8 +286,12 @@ mod tests {
     fn body(reply: Reply) -> Vec<u8> {
         match reply {
             Reply::Body(body) => body,
-            Reply::Events(_) => panic!("expected a body"),
+            Reply::Events(_) | Reply::Http(_) => panic!("expected a body"),
         }
+    }
+
+    fn head() -> http::request::Parts {
+        http::Request::new(()).into_parts().0
     }
 
     fn run<C: Send + Sync + 'static>(table: &Operations<C>, context: &C, call: Call<'_>) -> Result<Reply, AwsError> {
@@ -265,10 +304,17 @@ mod tests {
         let table = Operations::new().op("Echo", echo).encoded("Raw", raw);
         let context = Prefix("> ".into());
         let caller = Caller { access_key_id: "AKID".into() };
-        let call = Call { operation: "Echo", codec: Codec::Json, body: br#"{"Text":"hi"}"#, caller: Some(&caller) };
+        let head = head();
+        let call = Call {
+            operation: "Echo",
+            codec: Codec::Json,
+            body: br#"{"Text":"hi"}"#,
+            caller: Some(&caller),
+            head: &head,
+        };
         let reply = body(run(&table, &context, call).unwrap());
         assert_eq!(reply, br#"{"Text":"> hi","Caller":"AKID"}"#);
-        let call = Call { operation: "Raw", codec: Codec::Cbor, body: &[0xa0], caller: None };
+        let call = Call { operation: "Raw", codec: Codec::Cbor, body: &[0xa0], caller: None, head: &head };
         assert_eq!(body(run(&table, &context, call).unwrap()), b"raw");
     }
 
@@ -276,10 +322,11 @@ mod tests {
     fn unknown_operations_and_bad_bodies_are_aws_errors() {
         let table = Operations::new().op("Echo", echo);
         let context = Prefix(String::new());
-        let unknown = Call { operation: "Nope", codec: Codec::Json, body: b"{}", caller: None };
+        let head = head();
+        let unknown = Call { operation: "Nope", codec: Codec::Json, body: b"{}", caller: None, head: &head };
         let error = run(&table, &context, unknown).err().unwrap();
         assert_eq!(error.code, ErrorCode::UnknownOperation);
-        let malformed = Call { operation: "Echo", codec: Codec::Json, body: b"{", caller: None };
+        let malformed = Call { operation: "Echo", codec: Codec::Json, body: b"{", caller: None, head: &head };
         assert_eq!(run(&table, &context, malformed).err().unwrap().code, ErrorCode::Serialization);
     }
 }

@@ -11,6 +11,7 @@ use tideline_streams::StreamsConfig;
 
 use crate::http::HttpLimits;
 use crate::listener::ConnectionLimits;
+use crate::tls::{self_signed_names, TlsSource};
 
 /// The name Kinesis clients scope their SigV4 credential to.
 const SIGNING_NAME: &str = "kinesis";
@@ -50,6 +51,9 @@ pub enum Command {
     /// With the server stopped: move damaged ranges of the shard logs to <data-dir>/quarantine/
     /// so that reads continue after them.
     Repair(DataDirArgs),
+    /// Client subcommands against a running server (streams, put, tail, ...).
+    #[command(flatten)]
+    Client(tideline_cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -186,6 +190,17 @@ pub struct ServeArgs {
     /// 30 s).
     #[arg(long, env = "TIDELINE_FIREHOSE_RETRY_BACKOFF_MS", default_value_t = 1000)]
     pub firehose_retry_backoff_ms: u64,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain, leaf first
+    /// (with --tls-key). Without TLS flags the listener speaks plain HTTP/1.1 and h2c.
+    #[arg(long, env = "TIDELINE_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TIDELINE_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate made at start for localhost, 127.0.0.1, ::1 and the --listen
+    /// host; clients must skip certificate verification (the KPL's VerifyCertificate=false).
+    #[arg(long, env = "TIDELINE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
     /// With --in-memory: record bytes the streams keep at most; past it the oldest records of any
     /// shard are dropped, as retention drops them. 0: no bound. (Firehose buffers are not bounded
     /// by it: they hold data not yet delivered.)
@@ -233,6 +248,19 @@ impl ServeArgs {
             header_read_timeout: seconds(self.header_read_timeout_secs),
             idle_timeout: seconds(self.idle_timeout_secs),
             http2_keepalive: seconds(self.http2_keepalive_secs),
+        }
+    }
+
+    /// Where the TLS certificate comes from; None: plain HTTP.
+    pub fn tls_source(&self) -> Option<TlsSource> {
+        if self.tls_self_signed {
+            let host = self.listen.rsplit_once(':').map_or(self.listen.as_str(), |(host, _)| host);
+            return Some(TlsSource::SelfSigned { names: self_signed_names(host) });
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files { cert: cert.clone(), key: key.clone() }),
+            // clap requires the two together.
+            _ => None,
         }
     }
 

@@ -16,7 +16,7 @@ use axum::Router;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use tideline_proto::sigv4::{ReceivedRequest, Verifier};
-use tideline_proto::{auth, event_stream, AwsError, Call, Caller, Codec, ErrorCode, Reply, Route, Service};
+use tideline_proto::{auth, event_stream, AwsError, Call, Caller, Codec, ErrorCode, Payload, Reply, Route, Service};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -77,6 +77,14 @@ async fn metrics(State(gateway): State<Gateway>) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
+}
+
+/// Which service and operation answered a request: set on the response for the metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    pub service: &'static str,
+    /// As the service's operation table spells it; `None` for a name it does not know.
+    pub operation: Option<&'static str>,
 }
 
 impl Gateway {
@@ -163,50 +171,117 @@ impl Gateway {
 
 fn respond(status: u16, codec: Codec, body: Body) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-amzn-RequestId", value);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
+    with_request_id(response)
+}
+
+fn with_request_id(mut response: Response) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        response.headers_mut().insert("x-amzn-RequestId", value);
     }
     response
+}
+
+/// A REST-JSON operation's own response; a whole body is framed like any other.
+async fn http_response(gateway: &Gateway, response: axum::http::Response<Payload>) -> Result<Response, AwsError> {
+    let (parts, payload) = response.into_parts();
+    let body = match payload {
+        Payload::Full(body) => gateway.body(body).await?,
+        Payload::Stream(chunks) => chunked(chunks),
+    };
+    Ok(with_request_id(Response::from_parts(parts, body)))
+}
+
+/// A body sent chunk by chunk as produced; it ends when the producer does.
+fn chunked(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (Ok::<Bytes, std::convert::Infallible>(chunk), chunks))
+    });
+    Body::from_stream(stream)
 }
 
 /// A streaming `application/vnd.amazon.eventstream` response: each message is sent as soon as it
 /// is produced, and the response ends when the producer does.
 fn event_stream_response(events: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
-    let stream = futures_util::stream::unfold(events, |mut events| async move {
-        events.recv().await.map(|message| (Ok::<Bytes, std::convert::Infallible>(message), events))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(chunked(events));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(event_stream::CONTENT_TYPE));
     response
 }
 
-fn error_response(codec: Codec, error: &AwsError) -> Response {
+/// How a service's errors are written: JSON 1.1/CBOR services name the type in the body's
+/// `__type`; REST-JSON ones also in the `x-amzn-ErrorType` header, with `application/json`.
+#[derive(Clone, Copy)]
+enum ErrorStyle {
+    Rpc(Codec),
+    Rest,
+}
+
+fn error_response(style: ErrorStyle, error: &AwsError) -> Response {
     if error.status() >= 500 {
         tracing::warn!(%error, "request failed");
     }
-    respond(error.status(), codec, Body::from(error.to_body(codec)))
+    match style {
+        ErrorStyle::Rpc(codec) => respond(error.status(), codec, Body::from(error.to_body(codec))),
+        ErrorStyle::Rest => {
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, Body::from(error.to_body(Codec::Json))).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error.code.as_str()));
+            with_request_id(response)
+        }
+    }
 }
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(codec) = header_text("content-type").and_then(Codec::from_content_type) else {
-        return error_response(Codec::Json, &AwsError::bare(ErrorCode::UnknownOperation));
-    };
+    let codec = header_text("content-type").and_then(Codec::from_content_type);
+    let unknown =
+        || error_response(ErrorStyle::Rpc(codec.unwrap_or(Codec::Json)), &AwsError::bare(ErrorCode::UnknownOperation));
     let Some((service, operation)) = gateway.route(header_text("x-amz-target"), parts.uri.path()) else {
-        return error_response(codec, &AwsError::bare(ErrorCode::UnknownOperation));
+        return unknown();
     };
+    // REST-JSON bodies are JSON whatever their content type says (often none, on a GET).
+    let (codec, style) = match service.route() {
+        Route::PathPrefix(_) => (Codec::Json, ErrorStyle::Rest),
+        Route::Target(_) => match codec {
+            Some(codec) => (codec, ErrorStyle::Rpc(codec)),
+            None => return unknown(),
+        },
+    };
+    let mut response = serve(&gateway, service, operation, codec, style, &parts, body).await;
+    let call = Call::in_process(operation, codec, &[]);
+    let served = Served { service: service.name(), operation: service.operation_name(&Call { head: &parts, ..call }) };
+    response.extensions_mut().insert(served);
+    response
+}
+
+/// Authenticates, reads and dispatches one routed request.
+async fn serve(
+    gateway: &Gateway,
+    service: &Arc<dyn Service>,
+    operation: &str,
+    codec: Codec,
+    style: ErrorStyle,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Response {
+    let headers = &parts.headers;
+    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let public = service.is_public(parts);
     let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
     let authorization = match auth::check_complete(header_text("authorization"), parts.uri.query(), has_date) {
         Ok(authorization) => authorization,
-        Err(error) => return error_response(codec, &error),
+        Err(_) if public => None,
+        Err(error) => return error_response(style, &error),
     };
-    let verifier = gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name()));
+    let verifier = match public {
+        true => None,
+        false => gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name())),
+    };
     // The headers as the verifier takes them, gathered once for both of its checks.
     let pairs = verifier.map(|_| header_pairs(&parts.uri, headers)).unwrap_or_default();
     // Whatever the headers alone can refuse is refused before the body is read, so that clients
@@ -215,12 +290,12 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
         let received = received(&parts.method, &parts.uri, &pairs, &[]);
         if let Err(error) = verifier.check_headers(authorization.as_ref(), &received, SystemTime::now()) {
             tracing::debug!(%error, operation, "signature refused");
-            return error_response(codec, &error);
+            return error_response(style, &error);
         }
     }
     let (body, _body_permit) = match gateway.read_body(headers, body).await {
         Ok(read) => read,
-        Err(error) => return error_response(codec, &error),
+        Err(error) => return error_response(style, &error),
     };
     // Verified before dispatch, so that a refused request changes nothing; the verified caller is
     // what resource policies apply to.
@@ -234,21 +309,20 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
                 }
                 Err(error) => {
                     tracing::debug!(%error, operation, "signature refused");
-                    return error_response(codec, &error);
+                    return error_response(style, &error);
                 }
             }
         }
         None => None,
     };
-    let call = Call { operation, codec, body: &body, caller: caller.as_ref() };
-    match service.handle(call).await {
-        Ok(Reply::Body(body)) => match gateway.body(body).await {
-            Ok(body) => respond(200, codec, body),
-            Err(error) => error_response(codec, &error),
-        },
-        Ok(Reply::Events(events)) => event_stream_response(events),
-        Err(error) => error_response(codec, &error),
-    }
+    let call = Call { operation, codec, body: &body, caller: caller.as_ref(), head: parts };
+    let answered = match service.handle(call).await {
+        Ok(Reply::Body(body)) => gateway.body(body).await.map(|body| respond(200, codec, body)),
+        Ok(Reply::Events(events)) => Ok(event_stream_response(events)),
+        Ok(Reply::Http(response)) => http_response(gateway, response).await,
+        Err(error) => Err(error),
+    };
+    answered.unwrap_or_else(|error| error_response(style, &error))
 }
 
 /// Every header as text, as the SigV4 verifier takes them.

@@ -1,5 +1,6 @@
 //! The accept loop. Each accepted connection is served over HTTP/1.1 or h2c (HTTP/2 with prior
-//! knowledge, detected from its first bytes) with the limits that keep clients from exhausting the
+//! knowledge, detected from its first bytes), or with `--tls-*` over TLS first (whose handshake
+//! must finish within the header-read timeout), with the limits that keep clients from exhausting the
 //! server: a cap on open connections, a deadline for request heads, an idle timeout (which also
 //! bounds how long a request body may stop arriving) and HTTP/2 keep-alive pings. A connection is idle only while no request is in flight, and a request stays
 //! in flight until its response body has been sent, so a SubscribeToShard stream is never cut.
@@ -17,8 +18,10 @@ use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use crate::observe::ConnectionMetrics;
@@ -43,10 +46,12 @@ pub struct ConnectionLimits {
     pub http2_keepalive: Option<Duration>,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
-/// connection finish its in-flight requests, and returns once all connections are closed.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then stops
+/// accepting, lets every connection finish its in-flight requests, and returns once all
+/// connections are closed.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     app: Router,
     limits: ConnectionLimits,
     metrics: ConnectionMetrics,
@@ -90,8 +95,9 @@ pub async fn serve(
             metrics: metrics.clone(),
             stopping: stopping.clone(),
         };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection.serve(stream).await;
+            connection.accept(stream, tls).await;
             drop(permit);
         });
     }
@@ -133,13 +139,58 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, stream: TcpStream) {
+    /// Serves the connection, after the TLS handshake when `tls` is given; it counts as open (and
+    /// holds its slot) from the start of the handshake.
+    async fn accept(mut self, stream: TcpStream, tls: Option<TlsAcceptor>) {
         // Event-stream frames and small responses must leave at once: without TCP_NODELAY,
         // Nagle's algorithm holds them back until the client's delayed ACK (tens of ms).
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let _open = self.metrics.opened();
+        match tls {
+            None => self.serve(stream).await,
+            Some(acceptor) => {
+                if let Some(stream) = self.handshake(&acceptor, stream).await {
+                    self.serve(stream).await;
+                }
+            }
+        }
+    }
+
+    /// The TLS handshake, within the header-read timeout so that a client that connects and says
+    /// nothing (or stops halfway) cannot hold a connection slot; None when it failed, timed out
+    /// or the server is stopping.
+    async fn handshake(
+        &mut self,
+        acceptor: &TlsAcceptor,
+        stream: TcpStream,
+    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let handshake = acceptor.accept(stream);
+        let deadline = self.limits.header_read_timeout;
+        let bounded = async move {
+            match deadline {
+                Some(limit) => tokio::time::timeout(limit, handshake).await.ok(),
+                None => Some(handshake.await),
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = bounded => outcome,
+            _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+        };
+        match outcome {
+            Some(Ok(stream)) => return Some(stream),
+            Some(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+            None => tracing::debug!("TLS handshake not finished within the header-read timeout"),
+        }
+        self.metrics.tls_handshake_failures.inc();
+        None
+    }
+
+    async fn serve<I>(mut self, stream: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let activity = Activity::default();
         let app = self.app;
         let idle_timeout = self.limits.idle_timeout;

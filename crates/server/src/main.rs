@@ -7,6 +7,7 @@ mod http;
 mod listener;
 mod observe;
 mod repair;
+mod tls;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -21,12 +22,14 @@ use crate::config::{Cli, Command, ServeArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // A client command's output is its own; the SDK's informational logs would only clutter it.
+    let default_log = if matches!(cli.command, Command::Client(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TIDELINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -40,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check(args) => return repair::check(&args.data_dir),
         Command::Repair(args) => return repair::repair(&args.data_dir),
+        Command::Client(command) => return runtime.block_on(tideline_cli::run(command)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -57,6 +61,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(verifier) = &verifier {
         tracing::info!(access_key_ids = ?verifier.keys().ids(), "SigV4 verification on (--auth)");
     }
+    let tls = args.tls_source().map(|source| tls::acceptor(&source)).transpose()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
@@ -86,14 +91,15 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     // The one line on stdout: harnesses read it to learn the port when listening on port 0.
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "tideline listening on http://{address}")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    writeln!(stdout, "tideline listening on {scheme}://{address}")?;
     stdout.flush()?;
     drop(stdout);
     let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>];
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));
-    listener::serve(listener, app, limits, metrics.connections(), shutdown_signal()).await;
+    listener::serve(listener, tls, app, limits, metrics.connections(), shutdown_signal()).await;
     firehose.shutdown().await;
     tracing::info!("tideline stopped");
     Ok(())

@@ -12,6 +12,8 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
+
+use crate::http::Served;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -22,33 +24,13 @@ use prometheus::{
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
 
-/// Distinct operation names kept as label values per service. Operation names come from the
-/// client's `X-Amz-Target`, so they must be bounded; AWS's largest service here has about 40.
-const MAX_OPERATIONS_PER_SERVICE: usize = 64;
-
 /// Largest `/metrics` body buffered to append the server's own metrics to.
 const MAX_SCRAPE_BYTES: usize = 64 * 1024 * 1024;
 
-/// What a request is, for its metrics labels.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Service {
-    Kinesis,
-    Firehose,
-    /// `/health`, `/metrics`, and requests naming no known service.
-    Http,
-}
+/// The service label of requests that no AWS service answered (`/health`, `/metrics`, unknown).
+const HTTP_SERVICE: &str = "http";
 
-impl Service {
-    fn label(self) -> &'static str {
-        match self {
-            Service::Kinesis => "kinesis",
-            Service::Firehose => "firehose",
-            Service::Http => "http",
-        }
-    }
-}
-
-/// The label value for operations beyond [`MAX_OPERATIONS_PER_SERVICE`] or not shaped like one.
+/// The operation label of requests naming no operation their service has.
 const OTHER_OPERATION: &str = "other";
 
 pub struct ServerMetrics {
@@ -58,8 +40,9 @@ pub struct ServerMetrics {
     requests: IntCounterVec,
     durations: HistogramVec,
     /// Resolved histograms per (service, operation), so a request costs one map lookup under a
-    /// read lock and no allocation.
-    operations: RwLock<HashMap<Service, HashMap<Arc<str>, Histogram>>>,
+    /// read lock and no allocation. Both labels are names from the services' operation tables
+    /// (or the constants above), never client text, so the set is bounded.
+    operations: RwLock<HashMap<(&'static str, &'static str), Histogram>>,
     connections: ConnectionMetrics,
 }
 
@@ -68,6 +51,8 @@ pub struct ServerMetrics {
 pub struct ConnectionMetrics {
     open: IntGauge,
     pub refused: IntCounter,
+    /// TLS handshakes that failed or did not finish within the header-read timeout.
+    pub tls_handshake_failures: IntCounter,
 }
 
 impl ConnectionMetrics {
@@ -120,6 +105,10 @@ impl ServerMetrics {
             "tideline_connections_refused_total",
             "Connections closed at once because --max-connections were open",
         )?;
+        let tls_handshake_failures = IntCounter::new(
+            "tideline_tls_handshake_failures_total",
+            "TLS connections closed because their handshake failed or outlasted the header-read timeout",
+        )?;
         let max = IntGauge::new("tideline_connections_max", "--max-connections")?;
         max.set(i64::from(max_connections));
         for metric in [
@@ -129,6 +118,7 @@ impl ServerMetrics {
             Box::new(durations.clone()),
             Box::new(open.clone()),
             Box::new(refused.clone()),
+            Box::new(tls_handshake_failures.clone()),
             Box::new(max),
         ] {
             registry.register(metric)?;
@@ -140,7 +130,7 @@ impl ServerMetrics {
             requests,
             durations,
             operations: RwLock::new(HashMap::new()),
-            connections: ConnectionMetrics { open, refused },
+            connections: ConnectionMetrics { open, refused, tls_handshake_failures },
         })
     }
 
@@ -148,24 +138,14 @@ impl ServerMetrics {
         self.connections.clone()
     }
 
-    /// The operation's label value and resolved latency histogram.
-    fn operation(&self, service: Service, name: &str) -> (Arc<str>, Histogram) {
-        if let Some((name, histogram)) =
-            self.operations.read().get(&service).and_then(|names| names.get_key_value(name))
-        {
-            return (name.clone(), histogram.clone());
+    /// The resolved latency histogram of a (service, operation) label pair.
+    fn histogram(&self, service: &'static str, operation: &'static str) -> Histogram {
+        if let Some(histogram) = self.operations.read().get(&(service, operation)) {
+            return histogram.clone();
         }
-        let mut operations = self.operations.write();
-        let names = operations.entry(service).or_default();
-        let shaped = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric());
-        let name = if shaped && names.len() < MAX_OPERATIONS_PER_SERVICE { name } else { OTHER_OPERATION };
-        if let Some((name, histogram)) = names.get_key_value(name) {
-            return (name.clone(), histogram.clone());
-        }
-        let name: Arc<str> = name.into();
-        let histogram = self.durations.with_label_values(&[service.label(), &name]);
-        names.insert(Arc::clone(&name), histogram.clone());
-        (name, histogram)
+        let histogram = self.durations.with_label_values(&[service, operation]);
+        self.operations.write().insert((service, operation), histogram.clone());
+        histogram
     }
 
     /// The server's metrics in the Prometheus text format.
@@ -178,19 +158,27 @@ impl ServerMetrics {
 }
 
 /// Counts, times and (at debug level) logs each request; answers `GET /metrics` with the server's
-/// own metrics appended to the services' ones.
+/// own metrics appended to the services' ones. The service and operation come from the
+/// [`Served`] mark the router puts on responses it dispatched.
 pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let (service, operation) = classify(&request);
-    let (operation, duration) = metrics.operation(service, operation);
-    let scrape = request.method() == Method::GET && request.uri().path() == "/metrics";
+    let path = match request.uri().path() {
+        "/health" => "health",
+        "/metrics" => "metrics",
+        _ => OTHER_OPERATION,
+    };
+    let scrape = request.method() == Method::GET && path == "metrics";
     let response = next.run(request).await;
     let elapsed = started.elapsed();
+    let (service, operation) = match response.extensions().get::<Served>() {
+        Some(served) => (served.service, served.operation.unwrap_or(OTHER_OPERATION)),
+        None => (HTTP_SERVICE, path),
+    };
     let status = response.status();
-    duration.observe(elapsed.as_secs_f64());
-    metrics.requests.with_label_values(&[service.label(), &operation, status.as_str()]).inc();
+    metrics.histogram(service, operation).observe(elapsed.as_secs_f64());
+    metrics.requests.with_label_values(&[service, operation, status.as_str()]).inc();
     tracing::debug!(
-        service = %service.label(),
+        service = %service,
         operation = %operation,
         status = status.as_u16(),
         duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
@@ -200,24 +188,6 @@ pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, 
         return with_server_metrics(response, &metrics).await;
     }
     response
-}
-
-/// The service and operation a request calls: AWS calls name both in `X-Amz-Target`
-/// (`Kinesis_20131202.PutRecords`); the rest are plain HTTP paths.
-fn classify(request: &Request) -> (Service, &str) {
-    if let Some(target) = request.headers().get("x-amz-target").and_then(|value| value.to_str().ok()) {
-        let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-        return match prefix {
-            tideline_streams::TARGET_PREFIX => (Service::Kinesis, operation),
-            tideline_firehose::TARGET_PREFIX => (Service::Firehose, operation),
-            _ => (Service::Http, OTHER_OPERATION),
-        };
-    }
-    match request.uri().path() {
-        "/health" => (Service::Http, "health"),
-        "/metrics" => (Service::Http, "metrics"),
-        _ => (Service::Http, OTHER_OPERATION),
-    }
 }
 
 async fn with_server_metrics(response: Response, metrics: &ServerMetrics) -> Response {
@@ -241,17 +211,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn operation_labels_are_bounded() {
+    fn histograms_are_resolved_once_per_label_pair() {
         let metrics = ServerMetrics::new(10);
-        assert_eq!(&*metrics.operation(Service::Kinesis, "PutRecords").0, "PutRecords");
-        assert_eq!(&*metrics.operation(Service::Kinesis, "Bad Name\n").0, OTHER_OPERATION);
-        for n in 0..2 * MAX_OPERATIONS_PER_SERVICE {
-            metrics.operation(Service::Kinesis, &format!("Junk{n}"));
-        }
-        assert_eq!(&*metrics.operation(Service::Kinesis, "PutRecords").0, "PutRecords");
-        assert_eq!(&*metrics.operation(Service::Kinesis, "JunkMore").0, OTHER_OPERATION);
-        assert_eq!(&*metrics.operation(Service::Firehose, "PutRecord").0, "PutRecord");
+        metrics.histogram("kinesis", "PutRecords").observe(0.001);
+        metrics.histogram("kinesis", "PutRecords").observe(0.002);
+        metrics.histogram(HTTP_SERVICE, OTHER_OPERATION).observe(0.001);
+        assert_eq!(metrics.operations.read().len(), 2);
         let text = metrics.render();
+        assert!(
+            text.contains(r#"tideline_request_duration_seconds_count{operation="PutRecords",service="kinesis"} 2"#),
+            "{text}"
+        );
         assert!(text.contains("tideline_build_info{version="), "{text}");
         assert!(text.contains("tideline_connections_max 10"), "{text}");
     }

@@ -181,9 +181,9 @@ mod tests {
 
     async fn call(service: &StreamsService, operation: &str, body: Value) -> Value {
         let body = serde_json::to_vec(&body).unwrap();
-        match service.handle(Call { operation, codec: Codec::Json, body: &body, caller: None }).await {
+        match service.handle(Call::in_process(operation, Codec::Json, &body)).await {
             Ok(Reply::Body(reply)) => serde_json::from_slice(&reply).unwrap(),
-            Ok(Reply::Events(_)) => panic!("{operation}: an event stream"),
+            Ok(Reply::Events(_) | Reply::Http(_)) => panic!("{operation}: not a body"),
             Err(error) => panic!("{operation}: {error}"),
         }
     }

@@ -49,6 +49,10 @@ impl Service for FirehoseService {
         "firehose"
     }
 
+    fn operation_name(&self, call: &Call<'_>) -> Option<&'static str> {
+        OPERATIONS.name_of(call)
+    }
+
     fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
         Box::pin(async move {
             let Some(service) = self.shared() else { return Err(AwsError::internal("Firehose is shutting down")) };

@@ -96,7 +96,7 @@ impl TestServer {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with the `--tls-*` flags).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -200,8 +200,9 @@ fn launch(data_dir: Option<&Path>, extra_args: &[String], fd_limit: Option<u32>,
 
     match rx.recv_timeout(STARTUP_TIMEOUT) {
         Ok(url) => {
-            let port = url
-                .strip_prefix("http://127.0.0.1:")
+            let port = ["http://127.0.0.1:", "https://127.0.0.1:"]
+                .iter()
+                .find_map(|prefix| url.strip_prefix(prefix))
                 .and_then(|p| p.parse::<u16>().ok())
                 .unwrap_or_else(|| panic!("unexpected listening line: {LISTENING_PREFIX}{url}"));
             assert_ne!(port, 0, "server reported port 0");
@@ -228,7 +229,27 @@ fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 fn make_client(endpoint: &str) -> Client {
-    let config = aws_sdk_kinesis::Config::builder()
+    Client::from_conf(client_config(endpoint).build())
+}
+
+/// A client for an https `endpoint` whose certificate is `certificate_pem` (self-issued in tests),
+/// trusted instead of the system's roots.
+pub fn client_trusting(endpoint: &str, certificate_pem: &str) -> Client {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(TrustStore::empty().with_pem_certificate(certificate_pem.as_bytes()))
+                .build()
+                .expect("TLS context"),
+        )
+        .build_https();
+    Client::from_conf(client_config(endpoint).http_client(http_client).build())
+}
+
+fn client_config(endpoint: &str) -> aws_sdk_kinesis::config::Builder {
+    aws_sdk_kinesis::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
@@ -242,8 +263,6 @@ fn make_client(endpoint: &str) -> Client {
         .retry_config(RetryConfig::disabled())
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build())
-        .build();
-    Client::from_conf(config)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ pub fn runtime() -> Runtime {
 }
 
 pub fn call(runtime: &Runtime, service: &StreamsService, operation: &str, body: &[u8]) -> Vec<u8> {
-    let call = Call { operation, codec: Codec::Json, body, caller: None };
+    let call = Call::in_process(operation, Codec::Json, body);
     match runtime.block_on(service.handle(call)) {
         Ok(Reply::Body(response)) => response,
-        Ok(Reply::Events(_)) => panic!("{operation}: an event stream"),
+        Ok(Reply::Events(_) | Reply::Http(_)) => panic!("{operation}: not a body"),
         Err(error) => panic!("{operation}: {error:?}"),
     }
 }

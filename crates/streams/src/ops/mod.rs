@@ -77,6 +77,10 @@ impl Service for StreamsService {
         "kinesis"
     }
 
+    fn operation_name(&self, call: &Call<'_>) -> Option<&'static str> {
+        OPERATIONS.name_of(call)
+    }
+
     fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
         Box::pin(OPERATIONS.dispatch(self, call))
     }
