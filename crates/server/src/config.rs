@@ -212,7 +212,16 @@ pub struct ServeArgs {
     /// over it is TooManyRequestsException.
     #[arg(long, env = "TIDELINE_LAMBDA_MAX_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub lambda_max_concurrency: u32,
+    /// With --in-memory: record bytes the streams keep at most; past it the oldest records of any
+    /// shard are dropped, as retention drops them. 0: no bound. (Firehose buffers are not bounded
+    /// by it: they hold data not yet delivered.)
+    #[arg(long, env = "TIDELINE_IN_MEMORY_MAX_BYTES", default_value_t = DEFAULT_IN_MEMORY_MAX_BYTES)]
+    pub in_memory_max_bytes: u64,
 }
+
+/// The default `--in-memory-max-bytes`: 1 GiB, so that a test server left ingesting does not
+/// exhaust its host.
+const DEFAULT_IN_MEMORY_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum KinesisStartArg {
@@ -282,7 +291,12 @@ impl ServeArgs {
     pub fn storage_config(&self) -> StorageConfig {
         let mode =
             if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.clone()) };
-        StorageConfig { segment_max_bytes: self.segment_max_bytes, max_open_files: self.max_open_files(), ..mode }
+        StorageConfig {
+            segment_max_bytes: self.segment_max_bytes,
+            max_open_files: self.max_open_files(),
+            memory_cap_bytes: (self.in_memory && self.in_memory_max_bytes > 0).then_some(self.in_memory_max_bytes),
+            ..mode
+        }
     }
 
     /// Firehose buffers live in their own storage, under `<data-dir>/firehose`.
