@@ -134,6 +134,12 @@ pub async fn list_shards(service: &StreamsService, input: ListShardsInput) -> Re
         (Some(_), false) if input.exclusive_start_shard_id.is_some() => {
             return Err(AwsError::invalid_argument("NextToken and ExclusiveStartShardId cannot be provided together."))
         }
+        // "Don't specify StreamName or StreamCreationTimestamp if you specify NextToken" (API reference).
+        (Some(_), false) if input.stream_creation_timestamp.is_some() => {
+            return Err(AwsError::invalid_argument(
+                "NextToken and StreamCreationTimestamp cannot be provided together.",
+            ))
+        }
         (None, false) => return Err(AwsError::invalid_argument("Either NextToken or StreamName should be provided.")),
         (Some(token), false) => {
             let token: ListShardsToken = URL_SAFE_NO_PAD
