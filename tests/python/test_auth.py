@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
+import urllib.parse
 from unittest import mock
 
 import botocore.auth
@@ -246,6 +248,31 @@ def test_unknown_access_key_is_unrecognized_client(auth_server, kinesis_auth):
 
     assert stream_names(kinesis_auth) == before
     assert stored_data(kinesis_auth, existing) == []
+
+
+def test_refusal_before_the_body_arrives_closes_the_connection(auth_server):
+    """An unknown key is refused from the headers alone, before the body is read. The server then
+    closes the connection, so the response must say so (`Connection: close`): otherwise a pooled
+    keep-alive client (urllib3 sends the headers and the body in separate writes) reuses a
+    connection the server is closing, and its next request fails with a reset under load."""
+    endpoint = auth_server.endpoint
+    body = put_body(unique_name("auth-early"), b"never read")
+    headers = signed_headers(endpoint, "PutRecord", body, access_key="AKIDNOBODY")
+    host = urllib.parse.urlsplit(endpoint).netloc
+    head = f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "host")
+    with socket.create_connection(("127.0.0.1", int(host.rsplit(":", 1)[1])), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n")  # the body is withheld: the refusal cannot wait for it
+        with sock.makefile("rb") as reader:
+            status_line = reader.readline().decode().strip()
+            received = {}
+            while (line := reader.readline().decode().strip()):
+                name, value = line.split(":", 1)
+                received[name.strip().lower()] = value.strip()
+            payload = json.loads(reader.read(int(received["content-length"])))
+    assert status_line.startswith("HTTP/1.1 400"), status_line
+    assert support.error_type(payload) == "UnrecognizedClientException", payload
+    assert received.get("connection", "").lower() == "close", received
 
 
 def test_body_altered_after_signing_is_refused(auth_server, kinesis_auth):

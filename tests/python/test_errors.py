@@ -348,17 +348,34 @@ def test_list_shards_next_token_with_exclusive_start_shard_id(kinesis, unchecked
     assert_client_error(e, "InvalidArgumentException", "NextToken and ExclusiveStartShardId cannot be provided together.")
 
 
-def test_update_shard_count_on_demand_stream(kinesis, unchecked, stream_name):
-    """UpdateShardCount "is only supported for the data streams with the provisioned capacity mode"."""
+@pytest.mark.parametrize(
+    "reshard",
+    [
+        lambda client, name: client.update_shard_count(
+            StreamName=name, TargetShardCount=5, ScalingType="UNIFORM_SCALING"
+        ),
+        lambda client, name: client.split_shard(
+            StreamName=name, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**125)
+        ),
+        lambda client, name: client.merge_shards(
+            StreamName=name, ShardToMerge=shard_id(0), AdjacentShardToMerge=shard_id(1)
+        ),
+    ],
+    ids=["UpdateShardCount", "SplitShard", "MergeShards"],
+)
+def test_resharding_on_demand_stream_is_refused(kinesis, unchecked, stream_name, reshard):
+    """SplitShard, MergeShards and UpdateShardCount are each "only supported for the data streams with
+    the provisioned capacity mode"; the error is the one AWS answers UpdateShardCount with."""
     kinesis.create_stream(StreamName=stream_name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
     wait_status(kinesis, stream_name)
     with pytest.raises(ClientError) as e:
-        unchecked.update_shard_count(StreamName=stream_name, TargetShardCount=5, ScalingType="UNIFORM_SCALING")
-    assert_client_error(e, "InvalidArgumentException")
-    assert "ON_DEMAND" in e.value.response["Error"]["Message"]
+        reshard(unchecked, stream_name)
+    assert_client_error(
+        e, "ValidationException", f"Request is invalid. Stream {stream_name} under account {ACCOUNT} is in On-Demand mode."
+    )
     summary = kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]
-    assert summary["OpenShardCount"] == 4
     assert summary["StreamStatus"] == "ACTIVE"
+    assert summary["OpenShardCount"] == 4
 
 
 TAG_CHARACTERS = "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."

@@ -139,3 +139,41 @@ def test_unread_responses_are_bounded(server_factory):
                 raise
             time.sleep(0.2)
     assert len(records) == 6
+
+
+def test_client_that_stops_reading_is_disconnected(server_factory):
+    """A response whose client reads nothing of it for the idle timeout is dropped with its
+    connection, and its share of the response budget comes back while that client stays
+    connected (it used to be held until the client went away)."""
+    srv = server_factory(
+        "--max-response-bytes-in-flight", str(1024 * 1024), "--idle-timeout-secs", "2",
+        "--request-body-timeout-secs", "15",
+    )
+    kinesis = srv.client()
+    name = unique_name("stops-reading")
+    create_stream(kinesis, name)
+    for _ in range(3):
+        kinesis.put_records(
+            StreamName=name, Records=[{"Data": b"x" * (1000 * 1000), "PartitionKey": "k"} for _ in range(2)]
+        )
+    shard = support.list_all_shards(kinesis, name)[0]["ShardId"]
+    body = json.dumps({"ShardIterator": support.iterator(kinesis, name, shard)}).encode()
+    stalled = raw_request(srv.port, unchecked_headers("GetRecords", len(body)), body, rcvbuf=4096)
+    try:
+        time.sleep(0.5)
+        # The stalled answer holds the whole 1 MiB budget: this large answer waits for it (up to the
+        # 15 s body timeout, then 503) and gets it once the stalled one is dropped, ~2 s after its
+        # write stopped progressing.
+        asked = time.monotonic()
+        records = kinesis.get_records(ShardIterator=support.iterator(kinesis, name, shard))["Records"]
+        waited = time.monotonic() - asked
+        assert len(records) == 6
+        assert 1.0 <= waited < 12, waited
+        # The stalled client's connection was closed by the server: what it had been sent, then EOF.
+        stalled.settimeout(10)
+        with pytest.raises((ConnectionResetError, EOFError)):
+            while stalled.recv(65536):
+                pass
+            raise EOFError
+    finally:
+        stalled.close()

@@ -4,8 +4,11 @@ closed shard to its end."""
 import time
 from datetime import datetime, timezone
 
+import pytest
+from botocore.exceptions import ClientError
 from support import (
     MAX_HASH_KEY,
+    assert_client_error,
     assert_covers_hash_space,
     create_stream,
     drain,
@@ -188,3 +191,16 @@ def test_list_shards_filters(kinesis, stream_name):
     assert filtered(Type="FROM_TIMESTAMP", Timestamp=after_split) == [shard_id(1), shard_id(2), shard_id(3)]
     # No filter: every shard, closed ones included.
     assert ids(kinesis.list_shards(StreamName=stream_name)["Shards"]) == [shard_id(i) for i in range(4)]
+
+
+def test_list_shards_next_token_with_stream_creation_timestamp(kinesis, unchecked, stream_name):
+    """"Don't specify StreamName or StreamCreationTimestamp if you specify NextToken" (API reference):
+    refused even when the timestamp is the token's own stream's."""
+    create_stream(kinesis, stream_name, 3)
+    created = kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]["StreamCreationTimestamp"]
+    token = kinesis.list_shards(StreamName=stream_name, MaxResults=1)["NextToken"]
+    with pytest.raises(ClientError) as e:
+        unchecked.list_shards(NextToken=token, StreamCreationTimestamp=created)
+    assert_client_error(
+        e, "InvalidArgumentException", "NextToken and StreamCreationTimestamp cannot be provided together."
+    )

@@ -290,12 +290,12 @@ async fn serve(
         let received = received(&parts.method, &parts.uri, &pairs, &[]);
         if let Err(error) = verifier.check_headers(authorization.as_ref(), &received, SystemTime::now()) {
             tracing::debug!(%error, operation, "signature refused");
-            return error_response(style, &error);
+            return unread_body_closes(parts, error_response(style, &error));
         }
     }
     let (body, _body_permit) = match gateway.read_body(headers, body).await {
         Ok(read) => read,
-        Err(error) => return error_response(style, &error),
+        Err(error) => return unread_body_closes(parts, error_response(style, &error)),
     };
     // Verified before dispatch, so that a refused request changes nothing; the verified caller is
     // what resource policies apply to.
@@ -323,6 +323,21 @@ async fn serve(
         Err(error) => Err(error),
     };
     answered.unwrap_or_else(|error| error_response(style, &error))
+}
+
+/// Marks a response given before the request's body was read (or read to its end) as the
+/// connection's last. The server then closes the HTTP/1.1 connection rather than read a body
+/// it refused (hyper keeps it only if the rest of the body has already arrived), and a client
+/// told `Connection: close` opens a new connection for its next request instead of racing
+/// that close on a pooled one (RFC 9112, section 9.6). HTTP/2 streams need no such thing.
+fn unread_body_closes(parts: &axum::http::request::Parts, mut response: Response) -> Response {
+    let http1 = parts.version <= axum::http::Version::HTTP_11;
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts.headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0");
+    if http1 && has_body {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Every header as text, as the SigV4 verifier takes them.

@@ -2,11 +2,13 @@
 //! knowledge, detected from its first bytes), or with `--tls-*` over TLS first (whose handshake
 //! must finish within the header-read timeout), with the limits that keep clients from exhausting the
 //! server: a cap on open connections, a deadline for request heads, an idle timeout (which also
-//! bounds how long a request body may stop arriving) and HTTP/2 keep-alive pings. A connection is idle only while no request is in flight, and a request stays
+//! bounds how long a request body may stop arriving, and how long a response may wait for a client
+//! that stopped reading it) and HTTP/2 keep-alive pings. A connection is idle only while no request is in flight, and a request stays
 //! in flight until its response body has been sent, so a SubscribeToShard stream is never cut.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,7 +20,7 @@ use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -205,6 +207,7 @@ impl Connection {
                 }
             })
         };
+        let stream = WriteStallGuarded { io: stream, limit: idle_timeout, stall: None };
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(connection);
         let idle = activity.idle(self.limits.header_read_timeout, self.limits.idle_timeout);
@@ -334,6 +337,77 @@ impl hyper::body::Body for StallGuarded {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// The connection's IO, failing a write that has made no progress for the idle timeout. A client
+/// that stops reading its response would otherwise keep that request in flight — so the idle
+/// timeout never closes its connection — and the response's share of the response budget held,
+/// for as long as it stays connected. Only a write the server is waiting on counts: a silent
+/// SubscribeToShard stream writes nothing and is not cut.
+struct WriteStallGuarded<I> {
+    io: I,
+    limit: Option<Duration>,
+    /// Created the first time a write has to wait; reset whenever one makes progress.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteStallGuarded<I> {
+    fn guard<T>(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        let Some(limit) = self.limit else { return written };
+        match written {
+            Poll::Pending => {
+                let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client read nothing of its response for {limit:?}"),
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Ready(result) => {
+                if let Some(stall) = &mut self.stall {
+                    stall.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
+                Poll::Ready(result)
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteStallGuarded<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteStallGuarded<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.guard(cx, written)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.guard(cx, written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        self.guard(cx, flushed)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

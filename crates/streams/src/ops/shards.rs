@@ -134,6 +134,12 @@ pub async fn list_shards(service: &StreamsService, input: ListShardsInput) -> Re
         (Some(_), false) if input.exclusive_start_shard_id.is_some() => {
             return Err(AwsError::invalid_argument("NextToken and ExclusiveStartShardId cannot be provided together."))
         }
+        // "Don't specify StreamName or StreamCreationTimestamp if you specify NextToken" (API reference).
+        (Some(_), false) if input.stream_creation_timestamp.is_some() => {
+            return Err(AwsError::invalid_argument(
+                "NextToken and StreamCreationTimestamp cannot be provided together.",
+            ))
+        }
         (None, false) => return Err(AwsError::invalid_argument("Either NextToken or StreamName should be provided.")),
         (Some(token), false) => {
             let token: ListShardsToken = URL_SAFE_NO_PAD
@@ -198,6 +204,20 @@ fn open_shard(service: &StreamsService, meta: &StreamMeta, id: &str) -> Result<u
     Ok(index)
 }
 
+/// AWS scales on-demand streams itself: SplitShard, MergeShards and UpdateShardCount are each
+/// "only supported for the data streams with the provisioned capacity mode" (API reference).
+/// The error is the ValidationException real Kinesis answers UpdateShardCount with (as recorded
+/// by moto's tests against AWS); the reference documents no other for SplitShard/MergeShards.
+fn require_provisioned(service: &StreamsService, meta: &StreamMeta) -> Result<(), AwsError> {
+    if meta.mode != StreamMode::OnDemand {
+        return Ok(());
+    }
+    Err(AwsError::new(
+        ErrorCode::Validation,
+        format!("Request is invalid. Stream {} under account {} is in On-Demand mode.", meta.name, service.account()),
+    ))
+}
+
 async fn seal(service: &StreamsService, meta: &StreamMeta, shard_index: u32) -> Result<u64, AwsError> {
     service.storage.seal(ShardKey { stream_id: meta.id, shard_index }).await.map_err(storage_failure)
 }
@@ -222,6 +242,7 @@ pub async fn split_shard(service: &StreamsService, input: SplitShardInput) -> Re
     v.finish()?;
     let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
     let meta = &mut change.meta;
+    require_provisioned(service, meta)?;
     let shard_text = input.shard_to_split.unwrap_or_default();
     let index = open_shard(service, meta, &shard_text)?;
     service.check_shard_limit(1)?;
@@ -263,6 +284,7 @@ pub async fn merge_shards(service: &StreamsService, input: MergeShardsInput) -> 
     v.finish()?;
     let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
     let meta = &mut change.meta;
+    require_provisioned(service, meta)?;
     let (first_id, second_id) =
         (input.shard_to_merge.unwrap_or_default(), input.adjacent_shard_to_merge.unwrap_or_default());
     let first = open_shard(service, meta, &first_id)?;
@@ -314,15 +336,7 @@ pub async fn update_shard_count(
     v.finish()?;
     let mut change = service.change_active(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
     let meta = &mut change.meta;
-    // AWS scales on-demand streams itself: "This API is only supported for the data streams with
-    // the provisioned capacity mode."
-    if meta.mode == StreamMode::OnDemand {
-        return Err(AwsError::invalid_argument(format!(
-            "UpdateShardCount is not supported for stream {} under account {} because it is in ON_DEMAND capacity mode.",
-            meta.name,
-            service.account()
-        )));
-    }
+    require_provisioned(service, meta)?;
     let current = meta.open_shard_count();
     let target = input.target_shard_count.unwrap_or(1) as u32;
     if target > current * 2 {
