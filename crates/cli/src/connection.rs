@@ -11,7 +11,7 @@ use aws_credential_types::Credentials;
 use crate::output::Output;
 
 /// The server's default listen address (`tideline serve --listen`).
-const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4567";
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4567";
 /// Used when neither the environment nor the AWS files give a region: ARNs of a default server.
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -27,24 +27,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The SDK configuration: credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the
-    /// shared files (AWS_PROFILE), else `local`/`local`, which a server without --auth accepts.
-    /// The default chain is not used: on a machine without credentials it would wait for the EC2
-    /// instance metadata service to time out before every command.
+    /// The SDK configuration for this connection's endpoint; see [`sdk_config`].
     pub async fn sdk_config(&self) -> SdkConfig {
-        let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-            .or_else(ProfileFileRegionProvider::builder().build())
-            .or_else(Region::from_static(DEFAULT_REGION));
-        let credentials =
-            CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
-                .or_else("Profile", ProfileFileCredentialsProvider::builder().build())
-                .or_else("TidelineLocal", Credentials::new("local", "local", None, None, "tideline-local"));
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .credentials_provider(credentials)
-            .endpoint_url(&self.endpoint)
-            .load()
-            .await
+        sdk_config(&self.endpoint, None).await
     }
 
     pub async fn kinesis(&self) -> aws_sdk_kinesis::Client {
@@ -54,4 +39,25 @@ impl Connection {
     pub async fn firehose(&self) -> aws_sdk_firehose::Client {
         aws_sdk_firehose::Client::new(&self.sdk_config().await)
     }
+}
+
+/// The SDK configuration for `endpoint`: `credentials` when given, else credentials from
+/// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the shared files (AWS_PROFILE), else
+/// `local`/`local`, which a server without --auth accepts. The default chain is not used: on a
+/// machine without credentials it would wait for the EC2 instance metadata service to time out
+/// before every command.
+pub async fn sdk_config(endpoint: &str, credentials: Option<Credentials>) -> SdkConfig {
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::builder().build())
+        .or_else(Region::from_static(DEFAULT_REGION));
+    let loader = aws_config::defaults(BehaviorVersion::latest()).region(region).endpoint_url(endpoint);
+    let loader = match credentials {
+        Some(credentials) => loader.credentials_provider(credentials),
+        None => loader.credentials_provider(
+            CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
+                .or_else("Profile", ProfileFileCredentialsProvider::builder().build())
+                .or_else("TidelineLocal", Credentials::new("local", "local", None, None, "tideline-local")),
+        ),
+    };
+    loader.load().await
 }

@@ -20,7 +20,7 @@ mod tail;
 
 use std::process::ExitCode;
 
-pub use connection::Connection;
+pub use connection::{sdk_config, Connection, DEFAULT_ENDPOINT};
 pub use error::CliError;
 
 /// The client subcommands of `tideline`.

@@ -54,6 +54,8 @@ pub enum Command {
     /// Client subcommands against a running server (streams, put, tail, ...).
     #[command(flatten)]
     Client(tideline_cli::Command),
+    /// Ship log files to Kinesis or Firehose, configured like the Amazon Kinesis Agent.
+    Agent(tideline_agent::AgentArgs),
 }
 
 #[derive(clap::Args)]

@@ -44,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => return repair::check(&args.data_dir),
         Command::Repair(args) => return repair::repair(&args.data_dir),
         Command::Client(command) => return runtime.block_on(tideline_cli::run(command)),
+        Command::Agent(args) => return runtime.block_on(tideline_agent::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
