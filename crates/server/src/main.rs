@@ -17,6 +17,7 @@ use tideline_firehose::FirehoseService;
 use tideline_proto::Service;
 use tideline_storage::Storage;
 use tideline_streams::StreamsService;
+use tideline_video::VideoService;
 
 use crate::config::{Cli, Command, ServeArgs};
 
@@ -78,6 +79,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let firehose_storage = Storage::open(args.firehose_storage_config())?;
     let firehose = FirehoseService::open(firehose_storage, Arc::clone(&streams), args.firehose_config()).await?;
+    if !args.in_memory {
+        std::fs::create_dir_all(args.data_dir.join("video"))?;
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let video = VideoService::open(Storage::open(args.video_storage_config())?, args.video_config(scheme))?;
     match args.in_memory {
         true => tracing::info!(%address, "tideline listening, in memory"),
         false => tracing::info!(%address, data_dir = %args.data_dir.display(), "tideline listening"),
@@ -91,11 +97,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     // The one line on stdout: harnesses read it to learn the port when listening on port 0.
     let mut stdout = std::io::stdout().lock();
-    let scheme = if tls.is_some() { "https" } else { "http" };
     writeln!(stdout, "tideline listening on {scheme}://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>];
+    // Kinesis Video routes by every path (its operations share no prefix): it comes last.
+    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, video];
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));
