@@ -18,5 +18,18 @@ if ! "$TIDELINE_PYTHON" -c 'import moto.server, moto.dynamodb' 2>/dev/null; then
     echo "KCL/Flink ecosystem tests: $TIDELINE_PYTHON lacks moto[server,dynamodb] (tests/python/requirements.txt)" >&2
     exit 1
 fi
+started=$SECONDS
+status=0
+rm -rf kcl/target/surefire-reports flink/target/surefire-reports  # count this run's tests only
 # --fail-at-end: a KCL failure still lets the Flink tests run and report.
-exec mvn -B -q --fail-at-end -f pom-kcl-flink.xml test "$@"
+mvn -B -q -Dstyle.color=never --fail-at-end -f pom-kcl-flink.xml test "$@" || status=$?
+
+# -q hides Surefire's totals; one closing line for both modules, from their reports.
+count() {
+    cat kcl/target/surefire-reports/TEST-*.xml flink/target/surefire-reports/TEST-*.xml 2>/dev/null \
+        | grep -o "<testsuite [^>]*" | grep -o " $1=\"[0-9]*\"" | tr -dc '0-9\n' \
+        | awk '{ n += $1 } END { print n + 0 }'
+}
+failed=$(( $(count failures) + $(count errors) ))
+echo "tests/ecosystem kcl, flink: $(( $(count tests) - failed - $(count skipped) )) passed, $failed failed ($((SECONDS - started)) s)"
+exit "$status"

@@ -71,6 +71,10 @@ pub struct Common {
     /// Region written in the SigV4 credential scope.
     #[arg(long, global = true, default_value = "us-east-1")]
     pub region: String,
+    /// The server's process id, for its CPU time per record. Default: the process listening on
+    /// the endpoint's port, when it can be found in /proc.
+    #[arg(long, global = true)]
+    pub server_pid: Option<i32>,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long, global = true)]
     pub json: bool,

@@ -119,6 +119,14 @@ impl Endpoint {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The address to find the server's process by (`localhost` read as 127.0.0.1).
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let host = self.uri.host()?.trim_start_matches('[').trim_end_matches(']');
+        let ip =
+            if host.eq_ignore_ascii_case("localhost") { IpAddr::from([127, 0, 0, 1]) } else { host.parse().ok()? };
+        Some(std::net::SocketAddr::new(ip, self.uri.port_u16()?))
+    }
 }
 
 /// One connection's worth of Kinesis client.

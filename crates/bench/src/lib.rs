@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod run;
 pub mod scenarios;
+pub mod server_cpu;
 pub mod setup;
 pub mod stats;
 
@@ -16,6 +17,7 @@ use cli::{Cli, Scenario};
 use client::{CallError, Endpoint, Kinesis};
 use run::Ctx;
 use scenarios::startup::StartupReport;
+use server_cpu::ServerCpu;
 use setup::{SetupError, Streams};
 use stats::Report;
 
@@ -67,7 +69,12 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
     let admin = Kinesis::new(&endpoint, &common.region, common.request_timeout());
     tracing::info!(streams = common.streams, shards = common.shards, reuse = common.reuse, "preparing streams");
     let streams = Streams::prepare(&admin, &common.stream_prefix, common.streams, common.shards, common.reuse).await?;
-    let ctx = Ctx { common: common.clone(), endpoint, streams };
+    let server_cpu = ServerCpu::find(endpoint.socket_addr(), common.server_pid);
+    match &server_cpu {
+        Some(cpu) => tracing::info!(pid = cpu.pid(), "measuring the server's CPU time"),
+        None => tracing::info!("server process not found: no CPU figure (see --server-pid)"),
+    }
+    let ctx = Ctx { common: common.clone(), endpoint, streams, server_cpu };
     tracing::info!(scenario = cli.scenario.name(), "running");
     let result = match &cli.scenario {
         Scenario::PutRecords => scenarios::ingest::put_records(&ctx).await,
@@ -77,6 +84,12 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
         Scenario::Subscribe(args) => scenarios::subscribe::run(&ctx, args).await,
         Scenario::Startup(_) => Err(BenchError::Run("unreachable".into())),
     };
+    let result = result.map(|mut report| {
+        if let Some(secs) = ctx.server_cpu.as_ref().and_then(ServerCpu::used_since_armed) {
+            report.set_server_cpu(secs);
+        }
+        report
+    });
     ctx.streams.delete(&admin).await;
     result.map(|report| Output::Run(Box::new(report)))
 }

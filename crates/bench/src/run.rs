@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::cli::Common;
 use crate::client::{Endpoint, Kinesis};
+use crate::server_cpu::ServerCpu;
 use crate::setup::Streams;
 
 /// Decides, before each request, whether to send it and whether it is measured.
@@ -69,6 +70,8 @@ pub struct Ctx {
     pub common: Common,
     pub endpoint: Endpoint,
     pub streams: Streams,
+    /// The server's CPU meter, when its process was found.
+    pub server_cpu: Option<ServerCpu>,
 }
 
 impl Ctx {
@@ -84,7 +87,11 @@ impl Ctx {
     /// The run's clock, starting now, with timestamps counted from `epoch`.
     pub fn clock_from(&self, epoch: Instant) -> Clock {
         let (duration, requests) = self.common.bounds();
-        Clock::with_epoch(epoch, self.common.warmup(), duration, requests)
+        let clock = Clock::with_epoch(epoch, self.common.warmup(), duration, requests);
+        if let Some(cpu) = &self.server_cpu {
+            cpu.arm(clock.measure_from);
+        }
+        clock
     }
 
     /// The run's settings, echoed in the report.

@@ -133,6 +133,11 @@ pub struct Report {
     pub errors: u64,
     pub failed_requests: u64,
     pub failed_records: u64,
+    /// The server's CPU-seconds over the measured window (user + system, all threads), when its
+    /// process could be read: see `server_cpu`.
+    pub server_cpu_secs: Option<f64>,
+    /// `server_cpu_secs` per record acknowledged (or read), in microseconds: the headline figure.
+    pub server_cpu_us_per_record: Option<f64>,
     /// Named latency distributions, e.g. `request`, `send_to_seen`.
     pub latency: Vec<(String, Option<Percentiles>)>,
     /// Scenario-specific figures, e.g. records that were never delivered.
@@ -157,10 +162,18 @@ impl Report {
             errors: tally.failed_requests + tally.failed_records,
             failed_requests: tally.failed_requests,
             failed_records: tally.failed_records,
+            server_cpu_secs: None,
+            server_cpu_us_per_record: None,
             latency: vec![("request".to_string(), tally.latency.summary())],
             extra: Vec::new(),
             error_samples: tally.error_samples.clone(),
         }
+    }
+
+    /// Records the server's CPU time over the measured window.
+    pub fn set_server_cpu(&mut self, secs: f64) {
+        self.server_cpu_secs = Some(secs);
+        self.server_cpu_us_per_record = (self.records > 0).then(|| secs * 1e6 / self.records as f64);
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -184,6 +197,14 @@ impl Report {
         let _ = writeln!(out, "scenario       {}  ({})", self.scenario, self.endpoint);
         let _ = writeln!(out, "config         {}", compact_config(&self.config));
         let _ = writeln!(out, "measured       {:.2} s", self.measured_secs);
+        if let Some(secs) = self.server_cpu_secs {
+            let per_record = self.server_cpu_us_per_record.map_or("-".to_string(), |us| format!("{us:.3}"));
+            let _ = writeln!(
+                out,
+                "server CPU     {per_record:>14} µs/record  ({secs:.2} CPU-s, {:.2} cores)",
+                secs / self.measured_secs.max(1e-9)
+            );
+        }
         let _ = writeln!(
             out,
             "records        {:>14}  {:>14} records/s",

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::destinations::s3::ObjectWriter;
 use crate::destinations::{Batch, DeliveryError, Destination};
-use crate::error::{ErrorOutput, RecordError};
+use crate::error::{ErrorOutput, FirehoseError, RecordError};
 use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType};
 use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
@@ -87,7 +87,7 @@ impl Worker {
 }
 
 /// Whether a configuration can be delivered: Err explains what is wrong with it.
-pub(crate) fn check(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta) -> Result<(), String> {
+pub(crate) fn check(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta) -> Result<(), FirehoseError> {
     Pipeline::new(service, &Arc::new(meta.clone()), Arc::new(DeliveryStatus::default())).map(|_| ())
 }
 
@@ -111,7 +111,7 @@ impl Pipeline {
         service: &Arc<FirehoseService>,
         meta: &Arc<DeliveryStreamMeta>,
         status: Arc<DeliveryStatus>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FirehoseError> {
         let processing = meta.destination.processing();
         let transformer = match processing.and_then(|processing| processing.processor("Lambda")) {
             Some(processor) => Some(Transformer::new(
@@ -129,7 +129,7 @@ impl Pipeline {
             .and_then(|processing| processing.processor("MetadataExtraction"))
             .and_then(|processor| processor.parameter("MetadataExtractionQuery"))
         {
-            Some(query) => Some(Arc::new(MetadataQuery::compile(query)?)),
+            Some(query) => Some(Arc::new(MetadataQuery::compile(query).map_err(FirehoseError::InvalidQuery)?)),
             None => None,
         };
         let delimiter =

@@ -1,9 +1,88 @@
-//! Why a record ends up in the error output, typed: each failure knows Firehose's error code and
-//! the `!{firehose:error-output-type}` it is filed under, so nothing is classified by parsing
-//! codes or messages. (Why a delivery attempt failed, and whether retrying can help, is
-//! `destinations::DeliveryError`.)
+//! Firehose's errors, typed. [`FirehoseError`]: why a configuration cannot be delivered or an
+//! operation failed, each variant with the AWS error the API answers it with (mapped to
+//! `AwsError` here, in one place). [`RecordError`]: why a record ends up in the error output, each
+//! with Firehose's error code and the `!{firehose:error-output-type}` it is filed under, so nothing
+//! is classified by parsing codes or messages. (Why a delivery attempt failed, and whether
+//! retrying can help, is `destinations::DeliveryError`.)
+
+use tideline_proto::{AwsError, ErrorCode};
+use tideline_storage::StorageError;
 
 use crate::destinations::DeliveryError;
+
+/// Why a delivery stream's configuration cannot be delivered, or a Firehose operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FirehoseError {
+    /// A Prefix or ErrorOutputPrefix that Firehose refuses (InvalidArgumentException).
+    #[error("{0}")]
+    InvalidPrefix(String),
+    /// A prefix expression that a record's keys cannot fill (`!{partitionKeyFromQuery:id}`).
+    #[error("{0}")]
+    UnfilledExpression(String),
+    /// A MetadataExtractionQuery that does not compile (InvalidArgumentException).
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A MetadataExtractionQuery that fails on a record.
+    #[error("{0}")]
+    QueryFailed(String),
+    /// A record that is not what its processing needs (not JSON, not of the table's shape).
+    #[error("{0}")]
+    MalformedRecord(String),
+    /// The file given with `--glue-catalog` cannot be read or understood.
+    #[error("{0}")]
+    InvalidCatalog(String),
+    /// A format conversion names a table the catalog lacks (InvalidArgumentException).
+    #[error("Table {table} in database {database} is not in the catalog given with --glue-catalog")]
+    UnknownTable { database: String, table: String },
+    /// Processor parameters Tideline cannot run (InvalidArgumentException).
+    #[error("{0}")]
+    InvalidProcessor(String),
+    /// An HTTP endpoint configuration no request can be made from (InvalidArgumentException).
+    #[error("{0}")]
+    InvalidEndpoint(String),
+    /// A Redshift configuration no connection or COPY can be made from (InvalidArgumentException).
+    #[error("{0}")]
+    InvalidRedshift(String),
+    /// A CompressionFormat Tideline cannot write (InvalidArgumentException).
+    #[error("Unsupported compression format {0}")]
+    UnsupportedCompression(String),
+    /// The durable buffer or the metadata failed: the server's fault, never the client's.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl FirehoseError {
+    /// The AWS error type an API call that meets this error answers with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Storage(_) => ErrorCode::ServiceUnavailableException,
+            Self::InvalidPrefix(_)
+            | Self::UnfilledExpression(_)
+            | Self::InvalidQuery(_)
+            | Self::QueryFailed(_)
+            | Self::MalformedRecord(_)
+            | Self::InvalidCatalog(_)
+            | Self::UnknownTable { .. }
+            | Self::InvalidProcessor(_)
+            | Self::InvalidEndpoint(_)
+            | Self::InvalidRedshift(_)
+            | Self::UnsupportedCompression(_) => ErrorCode::InvalidArgument,
+        }
+    }
+}
+
+/// The one place a Firehose error becomes an AWS error.
+impl From<FirehoseError> for AwsError {
+    fn from(error: FirehoseError) -> Self {
+        match &error {
+            FirehoseError::Storage(storage) => {
+                tracing::error!(%storage, "firehose storage failure");
+                AwsError::new(error.code(), format!("Internal service failure: {storage}"))
+            }
+            _ => AwsError::new(error.code(), error.to_string()),
+        }
+    }
+}
 
 /// The folders of the error output (`!{firehose:error-output-type}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

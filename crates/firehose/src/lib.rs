@@ -5,7 +5,8 @@
 //! the delivery loop with buffering hints, retries and error output, the processing steps (KPL
 //! de-aggregation, the transformation hook, dynamic partitioning, Parquet conversion,
 //! compression) and the destinations (S3-compatible buckets or local folders, HTTP endpoints,
-//! PostgreSQL), one file each behind one trait. Reads Kinesis streams through
+//! PostgreSQL), one folder each behind one trait and one registration line, and its typed errors
+//! (`error.rs`, mapped to AWS errors in one place). Reads Kinesis streams through
 //! `tideline-streams`' API. Does not own: HTTP serving or flags (the `tideline` binary).
 
 mod delivery;

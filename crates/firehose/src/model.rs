@@ -1,12 +1,13 @@
 //! What a delivery stream is, as stored in metadata and as the API shapes describe it. The
 //! destination configurations are the AWS wire shapes themselves (PascalCase), so that what a
 //! client sent is what DescribeDeliveryStream gives back; members Tideline only stores
-//! (CloudWatch logging, KMS settings, secrets) are kept as opaque JSON.
+//! (CloudWatch logging, KMS settings, secrets) are kept as opaque JSON. Here are the parts that
+//! destination types share; each type's own configuration is in its folder under `destinations/`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::destinations::DestinationSpec;
+pub use crate::destinations::DestinationConfig;
 
 /// One delivery stream. Persisted as JSON under `deliverystream/<name>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,43 +73,6 @@ pub struct Encryption {
     pub key_type: String,
     pub key_arn: Option<String>,
     pub enabled: bool,
-}
-
-/// Exactly one destination per delivery stream, as AWS allows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum DestinationConfig {
-    /// S3DestinationConfiguration is stored in this, its extended form, as AWS does.
-    ExtendedS3(ExtendedS3Config),
-    HttpEndpoint(HttpEndpointConfig),
-    Redshift(RedshiftConfig),
-}
-
-impl DestinationConfig {
-    /// The one place that lists the destination types: everything else goes through the spec.
-    pub fn spec(&self) -> &dyn DestinationSpec {
-        match self {
-            Self::ExtendedS3(config) => config,
-            Self::HttpEndpoint(config) => config,
-            Self::Redshift(config) => config,
-        }
-    }
-
-    /// The buffering hints that decide when a batch is delivered.
-    pub fn buffering(&self) -> BufferingHints {
-        self.spec().buffering_hints().cloned().unwrap_or_default()
-    }
-
-    pub fn metric_name(&self) -> &'static str {
-        self.spec().metric_name()
-    }
-
-    pub fn processing(&self) -> Option<&ProcessingConfiguration> {
-        self.spec().processing_configuration().filter(|processing| processing.enabled.unwrap_or(true))
-    }
-
-    pub fn error_bucket(&self) -> S3Location {
-        self.spec().error_bucket()
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,34 +162,6 @@ fn logging_disabled() -> Value {
     serde_json::json!({ "Enabled": false })
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ExtendedS3Config {
-    #[serde(flatten)]
-    pub s3: S3Config,
-    pub processing_configuration: Option<ProcessingConfiguration>,
-    pub s3_backup_mode: Option<String>,
-    pub s3_backup_configuration: Option<S3Config>,
-    pub data_format_conversion_configuration: Option<DataFormatConversion>,
-    pub dynamic_partitioning_configuration: Option<DynamicPartitioning>,
-    pub file_extension: Option<String>,
-    pub custom_time_zone: Option<String>,
-}
-
-impl ExtendedS3Config {
-    pub fn location(&self) -> S3Location {
-        self.s3.location()
-    }
-
-    pub fn dynamic_partitioning(&self) -> bool {
-        self.dynamic_partitioning_configuration.as_ref().is_some_and(|config| config.enabled.unwrap_or(false))
-    }
-
-    pub fn format_conversion(&self) -> Option<&DataFormatConversion> {
-        self.data_format_conversion_configuration.as_ref().filter(|config| config.enabled.unwrap_or(true))
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ProcessingConfiguration {
@@ -268,118 +204,10 @@ impl Processor {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DynamicPartitioning {
-    pub enabled: Option<bool>,
-    pub retry_options: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct DataFormatConversion {
-    pub enabled: Option<bool>,
-    pub schema_configuration: Option<SchemaConfiguration>,
-    pub input_format_configuration: Option<Value>,
-    pub output_format_configuration: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SchemaConfiguration {
-    #[serde(rename = "RoleARN")]
-    pub role_arn: Option<String>,
-    pub catalog_id: Option<String>,
-    pub database_name: Option<String>,
-    pub table_name: Option<String>,
-    pub region: Option<String>,
-    pub version_id: Option<String>,
-}
-
-impl DataFormatConversion {
-    /// `OutputFormatConfiguration.Serializer.ParquetSerDe.Compression` (default SNAPPY).
-    pub fn parquet_compression(&self) -> String {
-        self.output_format_configuration
-            .as_ref()
-            .and_then(|output| output.pointer("/Serializer/ParquetSerDe/Compression"))
-            .and_then(Value::as_str)
-            .unwrap_or("SNAPPY")
-            .to_string()
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HttpEndpointConfig {
-    pub endpoint_configuration: Option<HttpEndpoint>,
-    pub buffering_hints: Option<BufferingHints>,
-    pub cloud_watch_logging_options: Option<Value>,
-    pub request_configuration: Option<HttpRequestConfiguration>,
-    pub processing_configuration: Option<ProcessingConfiguration>,
-    #[serde(rename = "RoleARN")]
-    pub role_arn: Option<String>,
-    pub retry_options: Option<RetryOptions>,
-    pub s3_backup_mode: Option<String>,
-    pub s3_configuration: S3Config,
-    pub secrets_manager_configuration: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HttpEndpoint {
-    pub url: Option<String>,
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HttpRequestConfiguration {
-    pub content_encoding: Option<String>,
-    #[serde(default)]
-    pub common_attributes: Vec<CommonAttribute>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CommonAttribute {
-    pub attribute_name: String,
-    pub attribute_value: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
 pub struct RetryOptions {
     pub duration_in_seconds: Option<i64>,
 }
 
 impl RetryOptions {
     pub const DEFAULT_SECS: i64 = 300;
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RedshiftConfig {
-    #[serde(rename = "RoleARN")]
-    pub role_arn: Option<String>,
-    #[serde(rename = "ClusterJDBCURL")]
-    pub cluster_jdbc_url: Option<String>,
-    pub copy_command: Option<CopyCommand>,
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-    pub retry_options: Option<RetryOptions>,
-    pub s3_configuration: S3Config,
-    pub processing_configuration: Option<ProcessingConfiguration>,
-    pub s3_backup_mode: Option<String>,
-    pub s3_backup_configuration: Option<S3Config>,
-    pub cloud_watch_logging_options: Option<Value>,
-    pub secrets_manager_configuration: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CopyCommand {
-    pub data_table_name: String,
-    pub data_table_columns: Option<String>,
-    pub copy_options: Option<String>,
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc, Weekday};
 
+use crate::error::FirehoseError;
+
 /// What a prefix expression can refer to.
 pub struct PrefixContext<'a> {
     /// `!{timestamp:...}` uses this (ms since the epoch): the oldest record's arrival time.
@@ -21,6 +23,16 @@ pub struct PrefixContext<'a> {
 const ERROR_OUTPUT_TYPE: &str = "!{firehose:error-output-type}";
 /// What AWS prefixes the messages of the semantic rules on Prefix and ErrorOutputPrefix with (sic).
 const CONSTRAINT: &str = "Ths supplied prefix(es) do not satisfy the following constraint: ";
+
+const INVALID_USAGE: &str = "Invalid expression usage";
+
+fn invalid(message: String) -> FirehoseError {
+    FirehoseError::InvalidPrefix(message)
+}
+
+fn unfilled(expression: String) -> FirehoseError {
+    FirehoseError::UnfilledExpression(expression)
+}
 
 /// The template for failed records. Without an ErrorOutputPrefix, AWS writes them under the Prefix
 /// (which then holds no expressions): `<Prefix><error-output-type>/YYYY/MM/dd/HH/`.
@@ -38,7 +50,7 @@ pub fn error_output_template<'a>(prefix: Option<&'a str>, error_output_prefix: O
 /// As AWS does, a Prefix without a `timestamp` expression gets `yyyy/MM/dd/HH/` appended (unless it
 /// partitions by key), and a template without expressions used for the error output gets
 /// `<error-output-type>/yyyy/MM/dd/HH/` appended. No slash is inserted before either.
-pub fn evaluate_prefix(template: &str, context: &PrefixContext<'_>) -> Result<String, String> {
+pub fn evaluate_prefix(template: &str, context: &PrefixContext<'_>) -> Result<String, FirehoseError> {
     let field = if context.error_output_type.is_some() { Field::ErrorOutputPrefix } else { Field::Prefix };
     let segments = parse(template, field)?;
     let time = DateTime::from_timestamp_millis(context.timestamp_ms).unwrap_or_default();
@@ -48,13 +60,15 @@ pub fn evaluate_prefix(template: &str, context: &PrefixContext<'_>) -> Result<St
             Segment::Literal(text) => out.push_str(text),
             Segment::Timestamp(tokens) => format_time(tokens, &time, &mut out),
             Segment::RandomString => out.push_str(&uuid::Uuid::new_v4().simple().to_string()[..11]),
-            Segment::ErrorOutputType => out.push_str(context.error_output_type.ok_or(ERROR_OUTPUT_TYPE)?),
-            Segment::QueryKey(key) => {
-                out.push_str(context.query_keys.get(*key).ok_or_else(|| format!("!{{partitionKeyFromQuery:{key}}}"))?)
+            Segment::ErrorOutputType => {
+                out.push_str(context.error_output_type.ok_or_else(|| unfilled(ERROR_OUTPUT_TYPE.into()))?)
             }
-            Segment::LambdaKey(key) => {
-                out.push_str(context.lambda_keys.get(*key).ok_or_else(|| format!("!{{partitionKeyFromLambda:{key}}}"))?)
-            }
+            Segment::QueryKey(key) => out.push_str(
+                context.query_keys.get(*key).ok_or_else(|| unfilled(format!("!{{partitionKeyFromQuery:{key}}}")))?,
+            ),
+            Segment::LambdaKey(key) => out.push_str(
+                context.lambda_keys.get(*key).ok_or_else(|| unfilled(format!("!{{partitionKeyFromLambda:{key}}}")))?,
+            ),
         }
     }
     let has = |f: fn(&Segment<'_>) -> bool| segments.iter().any(f);
@@ -88,34 +102,38 @@ pub fn validate_prefixes(
     prefix: Option<&str>,
     error_output_prefix: Option<&str>,
     dynamic_partitioning: bool,
-) -> Result<(), String> {
+) -> Result<(), FirehoseError> {
     let prefix = parse(prefix.unwrap_or(""), Field::Prefix)?;
     let error_prefix = parse(error_output_prefix.unwrap_or(""), Field::ErrorOutputPrefix)?;
     let any = |segments: &[Segment<'_>], f: fn(&Segment<'_>) -> bool| segments.iter().any(f);
     if any(&prefix, |s| matches!(s, Segment::ErrorOutputType)) {
-        return Err(format!("{CONSTRAINT}Prefix must not contain any occurrence of {ERROR_OUTPUT_TYPE}"));
+        return Err(invalid(format!("{CONSTRAINT}Prefix must not contain any occurrence of {ERROR_OUTPUT_TYPE}")));
     }
     if any(&error_prefix, |s| s.is_partition_key()) {
-        return Err("Dynamic Partitioning Namespaces can't be part of an error prefix expression".into());
+        return Err(invalid("Dynamic Partitioning Namespaces can't be part of an error prefix expression".into()));
     }
     let partitioned = any(&prefix, |s| s.is_partition_key());
     if partitioned && !dynamic_partitioning {
-        return Err("Dynamic Partitioning Namespaces can only be part of a prefix expression when Dynamic \
+        return Err(invalid(
+            "Dynamic Partitioning Namespaces can only be part of a prefix expression when Dynamic \
                     Partitioning is enabled."
-            .into());
+                .into(),
+        ));
     }
     if dynamic_partitioning && !partitioned {
-        return Err(
-            "S3 Prefix should contain Dynamic Partitioning namespaces when Dynamic Partitioning is enabled".into()
-        );
+        return Err(invalid(
+            "S3 Prefix should contain Dynamic Partitioning namespaces when Dynamic Partitioning is enabled".into(),
+        ));
     }
     if any(&prefix, |s| s.is_expression()) && error_prefix.is_empty() {
-        return Err(format!("{CONSTRAINT}ErrorOutputPrefix cannot be null or empty when Prefix contains expressions"));
+        return Err(invalid(format!(
+            "{CONSTRAINT}ErrorOutputPrefix cannot be null or empty when Prefix contains expressions"
+        )));
     }
     if any(&error_prefix, |s| s.is_expression()) && !any(&error_prefix, |s| matches!(s, Segment::ErrorOutputType)) {
-        return Err(format!(
+        return Err(invalid(format!(
             "{CONSTRAINT}ErrorOutputPrefix must contain at least one occurrence of {ERROR_OUTPUT_TYPE}"
-        ));
+        )));
     }
     Ok(())
 }
@@ -156,9 +174,9 @@ impl Segment<'_> {
 }
 
 /// Splits a template into literal text and `!{namespace:value}` expressions.
-fn parse(template: &str, field: Field) -> Result<Vec<Segment<'_>>, String> {
+fn parse(template: &str, field: Field) -> Result<Vec<Segment<'_>>, FirehoseError> {
     let invalid_value =
-        || format!("Invalid conversion character used in the value of the expression in {}", field.name());
+        || invalid(format!("Invalid conversion character used in the value of the expression in {}", field.name()));
     let mut segments = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("!{") {
@@ -166,20 +184,20 @@ fn parse(template: &str, field: Field) -> Result<Vec<Segment<'_>>, String> {
             segments.push(Segment::Literal(&rest[..start]));
         }
         let body_and_more = &rest[start + 2..];
-        let end = body_and_more.find('}').ok_or("Invalid expression usage")?;
+        let end = body_and_more.find('}').ok_or_else(|| invalid(INVALID_USAGE.into()))?;
         let body = &body_and_more[..end];
         rest = &body_and_more[end + 1..];
-        let (namespace, value) = body.split_once(':').ok_or("Invalid expression usage")?;
+        let (namespace, value) = body.split_once(':').ok_or_else(|| invalid(INVALID_USAGE.into()))?;
         if body.contains("!{") {
-            return Err("Invalid expression usage".into());
+            return Err(invalid(INVALID_USAGE.into()));
         }
         segments.push(match namespace {
             "timestamp" => Segment::Timestamp(parse_pattern(value).map_err(|e| match e {
                 PatternError::Invalid => invalid_value(),
-                PatternError::Unsupported(letter) => format!(
+                PatternError::Unsupported(letter) => invalid(format!(
                     "Tideline does not support the pattern letter '{letter}' in !{{timestamp:{value}}} ({})",
                     field.name()
-                ),
+                )),
             })?),
             "firehose" => match value {
                 "random-string" => Segment::RandomString,
@@ -187,11 +205,11 @@ fn parse(template: &str, field: Field) -> Result<Vec<Segment<'_>>, String> {
                 _ => return Err(invalid_value()),
             },
             "partitionKeyFromQuery" | "partitionKeyFromLambda" if value.is_empty() => {
-                return Err("Invalid expression usage".into())
+                return Err(invalid(INVALID_USAGE.into()))
             }
             "partitionKeyFromQuery" => Segment::QueryKey(value),
             "partitionKeyFromLambda" => Segment::LambdaKey(value),
-            _ => return Err(format!("Namespace to the left of colon ({namespace}) is an invalid keyword!")),
+            _ => return Err(invalid(format!("Namespace to the left of colon ({namespace}) is an invalid keyword!"))),
         });
     }
     if !rest.is_empty() {
@@ -435,7 +453,7 @@ mod tests {
         let lambda = keys(&[("year", "2019")]);
         let context =
             PrefixContext { timestamp_ms: AUG_27, query_keys: &query, lambda_keys: &lambda, error_output_type };
-        evaluate_prefix(template, &context)
+        evaluate_prefix(template, &context).map_err(|error| error.to_string())
     }
 
     fn ok(template: &str) -> String {
@@ -583,7 +601,7 @@ mod tests {
     }
 
     fn check(prefix: Option<&str>, error: Option<&str>, dynamic: bool) -> Result<(), String> {
-        validate_prefixes(prefix, error, dynamic)
+        validate_prefixes(prefix, error, dynamic).map_err(|error| error.to_string())
     }
 
     #[test]

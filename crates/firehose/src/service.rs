@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use tideline_proto::AwsError;
-use tideline_storage::{MetaOp, ShardKey, Storage, StorageError};
+use tideline_storage::{MetaOp, ShardKey, Storage};
 use tideline_streams::StreamsService;
 
 use crate::delivery::{DeliveryStatus, Worker};
 use crate::destinations::stores::{Buckets, BucketsConfig};
+use crate::error::FirehoseError;
 use crate::metrics::FirehoseMetrics;
 use crate::model::DeliveryStreamMeta;
 use crate::processing::parquet::Catalog;
@@ -69,12 +70,6 @@ pub(crate) fn meta_key(name: &str) -> String {
 }
 
 pub(crate) use tideline_storage::now_ms;
-
-/// Storage failures are the server's fault, never the client's.
-pub(crate) fn storage_failure(error: StorageError) -> AwsError {
-    tracing::error!(%error, "firehose storage failure");
-    AwsError::new(tideline_proto::ErrorCode::ServiceUnavailableException, format!("Internal service failure: {error}"))
-}
 
 impl FirehoseService {
     /// A strong handle on this service, for the workers a handler starts; `None` once it is
@@ -176,7 +171,7 @@ impl FirehoseService {
             .metadata()
             .commit(vec![MetaOp::Put(meta_key(&meta.name), bytes)])
             .await
-            .map_err(storage_failure)?;
+            .map_err(FirehoseError::Storage)?;
         let previous = self.delivery_streams.read().get(&meta.name).cloned();
         let stream = match previous {
             Some(previous) if previous.meta.version == meta.version => Arc::new(DeliveryStream {
@@ -208,7 +203,7 @@ impl FirehoseService {
                 MetaOp::Delete(crate::source::checkpoint_key(id)),
             ])
             .await
-            .map_err(storage_failure)?;
-        self.storage.delete_stream(id).await.map_err(storage_failure)
+            .map_err(FirehoseError::Storage)?;
+        self.storage.delete_stream(id).await.map_err(|error| FirehoseError::Storage(error).into())
     }
 }

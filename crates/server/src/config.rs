@@ -202,7 +202,27 @@ pub struct ServeArgs {
     /// host; clients must skip certificate verification (the KPL's VerifyCertificate=false).
     #[arg(long, env = "TIDELINE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// Lambda: the Python interpreter that runs python3.x functions (`python -m awslambdaric`;
+    /// PyPI `awslambdaric` must be installed in it).
+    #[arg(long, env = "TIDELINE_LAMBDA_PYTHON", default_value = "python3")]
+    pub lambda_python: PathBuf,
+    /// Lambda: the npm `aws-lambda-ric` command that runs nodejs functions.
+    #[arg(long, env = "TIDELINE_LAMBDA_NODE_RIC", default_value = "aws-lambda-ric")]
+    pub lambda_node_ric: PathBuf,
+    /// Lambda: invocations running at once, server-wide (and per function); a synchronous Invoke
+    /// over it is TooManyRequestsException.
+    #[arg(long, env = "TIDELINE_LAMBDA_MAX_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lambda_max_concurrency: u32,
+    /// With --in-memory: record bytes the streams keep at most; past it the oldest records of any
+    /// shard are dropped, as retention drops them. 0: no bound. (Firehose buffers are not bounded
+    /// by it: they hold data not yet delivered.)
+    #[arg(long, env = "TIDELINE_IN_MEMORY_MAX_BYTES", default_value_t = DEFAULT_IN_MEMORY_MAX_BYTES)]
+    pub in_memory_max_bytes: u64,
 }
+
+/// The default `--in-memory-max-bytes`: 1 GiB, so that a test server left ingesting does not
+/// exhaust its host.
+const DEFAULT_IN_MEMORY_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum KinesisStartArg {
@@ -272,7 +292,12 @@ impl ServeArgs {
     pub fn storage_config(&self) -> StorageConfig {
         let mode =
             if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.clone()) };
-        StorageConfig { segment_max_bytes: self.segment_max_bytes, max_open_files: self.max_open_files(), ..mode }
+        StorageConfig {
+            segment_max_bytes: self.segment_max_bytes,
+            max_open_files: self.max_open_files(),
+            memory_cap_bytes: (self.in_memory && self.in_memory_max_bytes > 0).then_some(self.in_memory_max_bytes),
+            ..mode
+        }
     }
 
     /// Firehose buffers live in their own storage, under `<data-dir>/firehose`.
@@ -412,6 +437,30 @@ fn parse_shared_credentials(path: &Path, text: &str) -> Result<Vec<(String, Stri
         }
     }
     Ok(keys)
+}
+
+impl ServeArgs {
+    /// Lambda's configuration; `endpoint_url` is where functions' SDKs reach Tideline.
+    pub fn lambda_config(&self, endpoint_url: String) -> tideline_lambda::LambdaConfig {
+        tideline_lambda::LambdaConfig {
+            data_dir: (!self.in_memory).then(|| self.data_dir.join("lambda")),
+            region: self.region.clone(),
+            account: self.account_id.clone(),
+            runtime: tideline_lambda::RuntimeConfig {
+                python: self.lambda_python.clone(),
+                node_ric: self.lambda_node_ric.clone(),
+                endpoint_url,
+                region: self.region.clone(),
+                // Functions sign with the server's first access key when --auth has them, else
+                // with test values (an unauthenticated server accepts any).
+                access_key_id: self.access_key_id.clone().unwrap_or_else(|| "AKIDTIDELINELAMBDA".into()),
+                secret_access_key: self.secret_access_key.clone().unwrap_or_else(|| "tideline-lambda".into()),
+            },
+            max_concurrency: self.lambda_max_concurrency as usize,
+            max_unzipped_bytes: tideline_lambda::code::MAX_UNZIPPED_BYTES,
+            max_queued_events: 1000,
+        }
+    }
 }
 
 #[cfg(test)]

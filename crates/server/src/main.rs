@@ -79,10 +79,14 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let firehose_storage = Storage::open(args.firehose_storage_config())?;
     let firehose = FirehoseService::open(firehose_storage, Arc::clone(&streams), args.firehose_config()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let lambda = tideline_lambda::LambdaService::open(
+        args.lambda_config(format!("{scheme}://{address}")),
+        Arc::clone(&streams),
+    )?;
     if !args.in_memory {
         std::fs::create_dir_all(args.data_dir.join("video"))?;
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let video = VideoService::open(Storage::open(args.video_storage_config())?, args.video_config(scheme))?;
     match args.in_memory {
         true => tracing::info!(%address, "tideline listening, in memory"),
@@ -101,7 +105,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     stdout.flush()?;
     drop(stdout);
     // Kinesis Video routes by every path (its operations share no prefix): it comes last.
-    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, video];
+    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video];
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));

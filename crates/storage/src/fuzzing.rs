@@ -41,7 +41,7 @@ pub enum ScanEnd {
 
 /// An in-memory segment holding `bytes`.
 fn memory_segment(bytes: &[u8], first_index: u64) -> Result<Segment, StorageError> {
-    let segment = Segment::memory(first_index);
+    let segment = Segment::memory(first_index, 0);
     segment.write_at(0, bytes).map_err(|error| segment.io_error("writing", error))?;
     Ok(segment)
 }

@@ -55,6 +55,10 @@ pub struct StorageConfig {
     /// Segment files kept open at most (readers and the writer alike); the least recently used
     /// is closed past it, and reopened when needed. At least 1.
     pub max_open_files: usize,
+    /// In memory mode, the record bytes kept at most (None: unbounded). Past it, the oldest
+    /// segments of any shard are dropped as retention drops them (never a shard's last
+    /// segment), and segments are made small enough (a 32nd of the cap) for that to be fine.
+    pub memory_cap_bytes: Option<u64>,
 }
 
 impl StorageConfig {
@@ -65,12 +69,23 @@ impl StorageConfig {
             mode: StorageMode::Durable(data_dir.into()),
             segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
             max_open_files: default_max_open_files(),
+            memory_cap_bytes: None,
         }
     }
 
     pub fn in_memory() -> Self {
         StorageConfig { mode: StorageMode::InMemory, ..Self::durable(PathBuf::new()) }
     }
+}
+
+/// What the in-memory cap has done so far (all zero in durable mode or without a cap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// Record bytes (frames) held now.
+    pub stored_bytes: u64,
+    /// Records and bytes dropped to stay under the cap since the start.
+    pub trimmed_records: u64,
+    pub trimmed_bytes: u64,
 }
 
 /// Identifies one shard log.

@@ -174,8 +174,10 @@ impl Segment {
         Self::with_backing(first_index, lost, Backing::File { slot: files.slot(path), files: Arc::clone(files) })
     }
 
-    pub fn memory(first_index: u64) -> Segment {
-        Self::with_backing(first_index, false, Backing::Memory(RwLock::new(Vec::new())))
+    /// An in-memory segment; `capacity` bytes are reserved up front when the segment size is
+    /// bounded (a growing buffer would double, and hold up to twice what it stores).
+    pub fn memory(first_index: u64, capacity: usize) -> Segment {
+        Self::with_backing(first_index, false, Backing::Memory(RwLock::new(Vec::with_capacity(capacity))))
     }
 
     fn with_backing(first_index: u64, lost: bool, backing: Backing) -> Segment {

@@ -25,6 +25,10 @@ pub(crate) struct Shared {
     pub files: Arc<OpenFiles>,
     /// Groups committed so far (a request count divided by this is the batching achieved).
     pub groups: std::sync::atomic::AtomicU64,
+    /// In memory mode with a cap: the record bytes kept at most (see `StorageConfig`).
+    pub memory_cap: Option<u64>,
+    /// Published by the writer after each group, for metrics.
+    pub memory_use: parking_lot::Mutex<crate::MemoryUse>,
     #[cfg(test)]
     pub faults: parking_lot::Mutex<Faults>,
 }
@@ -86,6 +90,9 @@ pub struct Storage {
     trimming: tokio::sync::Mutex<()>,
 }
 
+/// The smallest in-memory segment under a memory cap.
+const MIN_CAPPED_SEGMENT: u64 = 64 * 1024;
+
 /// Left in the data directory by a clean shutdown (every log byte synced) and removed at open.
 const CLEAN_MARKER: &str = "clean-shutdown";
 
@@ -118,12 +125,19 @@ impl Storage {
             }
         };
         let shard_count = recovered.logs.len();
+        let memory_cap = config.memory_cap_bytes.filter(|_| config.mode == StorageMode::InMemory);
+        // Under a cap, segments are a 32nd of it (at least 64 KiB), so that dropping whole
+        // segments keeps the total close to the cap.
+        let segment_max_bytes = memory_cap
+            .map_or(config.segment_max_bytes, |cap| config.segment_max_bytes.min((cap / 32).max(MIN_CAPPED_SEGMENT)));
         let shared = Arc::new(Shared {
             shards: RwLock::new(recovered.logs),
             root,
-            segment_max_bytes: config.segment_max_bytes.max(1),
+            segment_max_bytes: segment_max_bytes.max(1),
             files,
             groups: std::sync::atomic::AtomicU64::new(0),
+            memory_cap,
+            memory_use: parking_lot::Mutex::new(crate::MemoryUse::default()),
             #[cfg(test)]
             faults: parking_lot::Mutex::new(Faults::default()),
         });
@@ -150,6 +164,11 @@ impl Storage {
 
     pub fn metadata(&self) -> &MetadataStore {
         &self.metadata
+    }
+
+    /// The in-memory cap's bound and its effect so far (None when there is no cap).
+    pub fn memory_use(&self) -> Option<(u64, crate::MemoryUse)> {
+        Some((self.shared.memory_cap?, *self.shared.memory_use.lock()))
     }
 
     fn submit(&self, request: Request) -> Result<(), StorageError> {

@@ -1135,3 +1135,33 @@ async fn a_damaged_first_record_of_an_older_segment_becomes_a_gap_that_reads_and
     assert_eq!(trim, 5);
     assert_eq!(read_all(&storage, shard).len(), 1);
 }
+
+#[tokio::test]
+async fn in_memory_cap_drops_the_oldest_segments_of_any_shard() {
+    const CAP: u64 = 2 * 1024 * 1024;
+    let storage =
+        Storage::open(StorageConfig { memory_cap_bytes: Some(CAP), ..StorageConfig::in_memory() }).expect("open");
+    let (a, b) = (key(1, 0), key(1, 1));
+    for tag in 0..64u64 {
+        // 128 KiB per call, alternating shards: 8 MiB in all, four times the cap.
+        let shard = if tag % 2 == 0 { a } else { b };
+        append_one(&storage, shard, (0..32).map(|i| record(tag * 32 + i, 4096)).collect()).await;
+    }
+    let (cap, usage) = storage.memory_use().expect("a cap in memory mode");
+    assert_eq!(cap, CAP);
+    assert!(usage.stored_bytes <= CAP, "{usage:?}");
+    assert!(usage.trimmed_records > 0 && usage.trimmed_bytes >= 4 * 1024 * 1024, "{usage:?}");
+    // Both shards lost their oldest records, kept their newest, and read from the trim point on.
+    for shard in [a, b] {
+        let tail = storage.tail(shard);
+        assert!(tail.trim_index > 0 && tail.next_index == 32 * 32, "{tail:?}");
+        let records = read_all(&storage, shard);
+        assert_eq!(records.first().map(|record| record.index), Some(tail.trim_index));
+        assert_eq!(records.last().map(|record| record.index), Some(tail.next_index - 1));
+    }
+    // Durable storage has no cap, whatever the config says.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let durable = Storage::open(StorageConfig { memory_cap_bytes: Some(CAP), ..StorageConfig::durable(dir.path()) })
+        .expect("open");
+    assert!(durable.memory_use().is_none());
+}

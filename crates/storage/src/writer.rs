@@ -123,6 +123,8 @@ pub(crate) struct WriterShard {
     tail: Option<Tail>,
     pending: Vec<u8>,
     group: Option<Group>,
+    /// Bytes an in-memory segment reserves when it is created (0: it grows as needed).
+    memory_segment_capacity: usize,
 }
 
 impl WriterShard {
@@ -144,6 +146,7 @@ impl WriterShard {
             tail,
             pending: Vec::new(),
             group: None,
+            memory_segment_capacity: 0,
         }
     }
 
@@ -246,7 +249,7 @@ impl WriterShard {
 
     fn new_segment(&mut self) -> Result<Tail, (StorageError, bool)> {
         let segment = match &self.dir {
-            None => Arc::new(Segment::memory(self.next_index)),
+            None => Arc::new(Segment::memory(self.next_index, self.memory_segment_capacity)),
             Some(dir) => Arc::new(
                 Segment::create_file(&self.files, dir, self.next_index)
                     .map_err(|error| (StorageError::io_at("creating a segment in", dir, error), false))?,
@@ -436,11 +439,14 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     shards: HashMap<ShardKey, WriterShard>,
     requests: mpsc::Receiver<Request>,
+    /// In memory mode: record bytes written, counted up as groups are written and recounted
+    /// from the committed logs when the cap is passed.
+    stored_bytes: u64,
 }
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, shards: HashMap<ShardKey, WriterShard>, requests: mpsc::Receiver<Request>) -> Self {
-        Writer { shared, shards, requests }
+        Writer { shared, shards, requests, stored_bytes: 0 }
     }
 
     /// Serves requests until every sender is gone. Returns whether the logs are clean: every
@@ -481,6 +487,7 @@ impl Writer {
             }
             if !group.is_empty() {
                 self.commit_group(group);
+                self.enforce_memory_cap();
             }
         }
     }
@@ -488,8 +495,60 @@ impl Writer {
     fn shard(&mut self, key: ShardKey) -> &mut WriterShard {
         let shared = &self.shared;
         self.shards.entry(key).or_insert_with(|| {
-            WriterShard::new(shared.log_or_insert(key), (shared.shard_dir(key), &shared.files), 0, None, None)
+            let mut shard =
+                WriterShard::new(shared.log_or_insert(key), (shared.shard_dir(key), &shared.files), 0, None, None);
+            if shared.memory_cap.is_some() {
+                shard.memory_segment_capacity = usize::try_from(shared.segment_max_bytes).unwrap_or(0);
+            }
+            shard
         })
+    }
+
+    /// In memory mode with a cap: once the records held pass it, drops the oldest segments
+    /// (by first arrival, across every shard, never a shard's last) until an eighth of the cap
+    /// is free again, so that the recount runs once per eighth of the cap ingested rather
+    /// than after every group. Readers see it as retention: the shard's trim index moves on.
+    fn enforce_memory_cap(&mut self) {
+        let Some(cap) = self.shared.memory_cap else { return };
+        if self.stored_bytes <= cap {
+            return;
+        }
+        let target = cap - cap / 8;
+        let mut usage = *self.shared.memory_use.lock();
+        usage.stored_bytes = self.committed_bytes();
+        while usage.stored_bytes > target {
+            let Some((key, oldest)) = self.oldest_segment() else { break };
+            // The oldest segment is the first, so this trim drops exactly that one.
+            self.trim(key, oldest.end_index);
+            usage.stored_bytes = usage.stored_bytes.saturating_sub(oldest.len);
+            usage.trimmed_bytes += oldest.len;
+            usage.trimmed_records += oldest.end_index.saturating_sub(oldest.segment.first_index);
+        }
+        self.stored_bytes = usage.stored_bytes;
+        *self.shared.memory_use.lock() = usage;
+    }
+
+    /// Record bytes in every shard's committed segments.
+    fn committed_bytes(&self) -> u64 {
+        let shard_bytes =
+            |shard: &WriterShard| shard.log.committed.read().segments.iter().map(|view| view.len).sum::<u64>();
+        self.shards.values().map(shard_bytes).sum()
+    }
+
+    /// The shard whose oldest segment that may go (not its last) holds the oldest records, and
+    /// that segment.
+    fn oldest_segment(&self) -> Option<(ShardKey, SegmentView)> {
+        self.shards
+            .iter()
+            .filter_map(|(key, shard)| {
+                let committed = shard.log.committed.read();
+                let (_, older) = committed.segments.split_last()?;
+                let oldest = older.first()?;
+                let arrival = oldest.segment.first_arrival(oldest.len).unwrap_or(i64::MIN);
+                Some((arrival, *key, oldest.clone()))
+            })
+            .min_by_key(|(arrival, key, _)| (*arrival, *key))
+            .map(|(_, key, oldest)| (key, oldest))
     }
 
     /// Appends of a request that would touch a shard refusing writes fail before anything of
@@ -587,12 +646,14 @@ impl Writer {
         for &key in touched {
             let injected = self.shared.injected_write_fault(key);
             let Some(shard) = self.shards.get_mut(&key) else { continue };
+            let pending = shard.pending.len() as u64;
             let written = match injected {
                 Some(error) => shard.flush_torn(error),
                 None => shard.flush(),
             };
-            if let Err(error) = written {
-                shard.fail(error, false);
+            match written {
+                Ok(()) => self.stored_bytes = self.stored_bytes.saturating_add(pending),
+                Err(error) => shard.fail(error, false),
             }
             let Some(group) = shard.group.as_ref() else { continue };
             if group.error.is_some() {
@@ -657,7 +718,11 @@ impl Writer {
     fn remove_streams(&mut self, doomed: impl Fn(u64) -> bool) -> Result<(), StorageError> {
         self.shards.retain(|key, _| !doomed(key.stream_id));
         self.shared.shards.write().retain(|key, _| !doomed(key.stream_id));
-        let Some(root) = self.shared.root.as_deref() else { return Ok(()) };
+        let Some(root) = self.shared.root.as_deref() else {
+            // In memory, the deleted streams' bytes are gone with their shards.
+            self.stored_bytes = self.committed_bytes();
+            return Ok(());
+        };
         let entries = std::fs::read_dir(root).map_err(|error| StorageError::io_at("listing", root, error))?;
         let mut removed = false;
         for entry in entries {

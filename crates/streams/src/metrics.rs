@@ -143,6 +143,32 @@ impl StreamMetrics {
     }
 }
 
+/// The in-memory cap (`--in-memory-max-bytes`) and what it dropped, in the Prometheus text
+/// format. Written out rather than registered: the figures live in storage and are read at
+/// scrape time.
+pub fn memory_cap_text(cap: u64, usage: tideline_storage::MemoryUse) -> String {
+    let series = [
+        ("tideline_in_memory_max_bytes", "gauge", "The bound on record bytes kept in memory", cap),
+        ("tideline_in_memory_stored_bytes", "gauge", "Record bytes kept in memory", usage.stored_bytes),
+        (
+            "tideline_in_memory_trimmed_records_total",
+            "counter",
+            "Records dropped (oldest first) to stay under the in-memory bound",
+            usage.trimmed_records,
+        ),
+        (
+            "tideline_in_memory_trimmed_bytes_total",
+            "counter",
+            "Record bytes dropped (oldest first) to stay under the in-memory bound",
+            usage.trimmed_bytes,
+        ),
+    ];
+    series
+        .iter()
+        .map(|(name, kind, help, value)| format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,8 @@ pub(crate) fn validate_s3_part(
     Ok(())
 }
 
-/// One destination type's configuration with an update merged in.
+/// UpdateDestination: the update's members replace the configuration's, objects merged member by
+/// member (`S3Update` updates `S3Configuration`, `S3BackupUpdate` the backup configuration).
 pub(crate) fn merge_update<T: serde::Serialize + serde::de::DeserializeOwned>(
     config: &T,
     update: &Value,

@@ -1,21 +1,34 @@
-//! Where batches go. Each destination type is one file behind the [`Destination`] trait; the
+//! Where batches go. Each destination type is one folder (`s3/`, `http/`, `redshift/`): its
+//! configuration type with the [`DestinationSpec`] (validation, Describe's defaults, the
+//! deliverer it builds) in `config.rs`, the [`Destination`] that delivers in `mod.rs`. The
 //! delivery loop (`delivery`) owns buffering, retries and the error output, so a destination only
-//! makes one attempt at a time.
+//! makes one attempt at a time. `registry` turns the API's members and the stored metadata into
+//! a [`DestinationConfig`] through the list below, the one line a new destination adds.
 
 pub mod config;
 pub mod http;
 pub mod redshift;
+mod registry;
 pub mod s3;
 pub mod stores;
+
+pub use registry::{DestinationConfig, DestinationType};
+
+/// Every destination type Tideline delivers to.
+static DESTINATION_TYPES: &[&dyn registry::DestinationKind] = &[
+    &registry::Registered::<s3::ExtendedS3Config>::NEW,
+    &registry::Registered::<http::HttpEndpointConfig>::NEW,
+    &registry::Registered::<redshift::RedshiftConfig>::NEW,
+];
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::ErrorOutput;
 use serde_json::{Map, Value};
 use tideline_proto::{AwsError, Validator};
 
-use crate::model::{BufferingHints, DeliveryStreamMeta, DestinationConfig, ProcessingConfiguration, S3Location};
+use crate::error::{ErrorOutput, FirehoseError};
+use crate::model::{BufferingHints, DeliveryStreamMeta, ProcessingConfiguration, S3Location};
 use crate::processing::{FailedRecord, OutRecord};
 use crate::service::FirehoseService;
 
@@ -65,10 +78,9 @@ impl DeliveryError {
     }
 }
 
-/// What the delivery loop needs from one destination type's configuration, implemented beside
-/// the destination itself (`s3.rs`, `http.rs`, `redshift.rs`); `DestinationConfig::spec` is the
-/// one place that lists the types.
-pub trait DestinationSpec {
+/// What the API and the delivery loop need from one destination type's configuration,
+/// implemented in the destination's `config.rs`.
+pub trait DestinationSpec: std::fmt::Debug + Send + Sync {
     /// The destination's name in CloudWatch metric names (`DeliveryToS3.Records`, ...).
     fn metric_name(&self) -> &'static str;
     fn buffering_hints(&self) -> Option<&BufferingHints>;
@@ -85,11 +97,12 @@ pub trait DestinationSpec {
     /// DescribeDeliveryStream's `Destinations` entry.
     fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError>;
 
-    /// UpdateDestination's update merged into this configuration.
-    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError>;
-
     /// The destination this configuration describes.
-    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String>;
+    fn build(
+        &self,
+        service: &FirehoseService,
+        meta: &DeliveryStreamMeta,
+    ) -> Result<Arc<dyn Destination>, FirehoseError>;
 }
 
 #[async_trait::async_trait]

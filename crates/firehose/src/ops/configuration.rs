@@ -1,18 +1,12 @@
-//! Destination configurations in the API: UpdateDestination's merge and the `Destinations` entry
-//! of DescribeDeliveryStream. What each destination type checks, defaults and merges is its
-//! `DestinationSpec` (`destinations/`); the shared checks are `destinations::config`.
+//! The `Destinations` entry of DescribeDeliveryStream. What each destination type checks,
+//! defaults and merges is its `DestinationSpec` (`destinations/<type>/config.rs`); which members
+//! name which type is `destinations::registry`; the shared checks are `destinations::config`.
 
 use serde_json::{Map, Value};
 use tideline_proto::AwsError;
 
 pub(crate) use crate::destinations::config::validate_role_arn;
 use crate::model::DestinationConfig;
-
-/// UpdateDestination: the update's members replace the configuration's, objects merged member by
-/// member (`S3Update` updates `S3Configuration`, `S3BackupUpdate` the backup configuration).
-pub(crate) fn merge(current: &DestinationConfig, update: &Value) -> Result<DestinationConfig, AwsError> {
-    current.spec().merged(update)
-}
 
 /// The destination's entry of DescribeDeliveryStream's `Destinations`.
 pub(crate) fn describe(destination: &DestinationConfig) -> Result<Value, AwsError> {

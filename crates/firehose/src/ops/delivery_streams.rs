@@ -12,10 +12,8 @@ use super::encryption::{encryption_of, validate_encryption, EncryptionInput};
 use super::tags::{merge_tags, validate_tags};
 use super::Empty;
 use crate::delivery;
-use crate::model::{
-    DeliveryStreamMeta, DeliveryStreamType, DestinationConfig, ExtendedS3Config, HttpEndpointConfig,
-    KinesisStreamSource, RedshiftConfig, S3Config, Tag,
-};
+use crate::error::FirehoseError;
+use crate::model::{DeliveryStreamMeta, DeliveryStreamType, DestinationConfig, KinesisStreamSource, Tag};
 use crate::service::{now_ms, FirehoseService};
 
 static NAME: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
@@ -45,21 +43,14 @@ pub(crate) struct CreateInput {
     delivery_stream_type: Option<String>,
     kinesis_stream_source_configuration: Option<KinesisSourceInput>,
     delivery_stream_encryption_configuration_input: Option<EncryptionInput>,
-    s3_destination_configuration: Option<S3Config>,
-    extended_s3_destination_configuration: Option<ExtendedS3Config>,
-    http_endpoint_destination_configuration: Option<HttpEndpointConfig>,
-    redshift_destination_configuration: Option<RedshiftConfig>,
     tags: Option<Vec<Tag>>,
     // Accepted by the API, not by Tideline: named in the error instead of being ignored.
-    elasticsearch_destination_configuration: Option<Value>,
-    amazonopensearchservice_destination_configuration: Option<Value>,
-    splunk_destination_configuration: Option<Value>,
-    amazon_open_search_serverless_destination_configuration: Option<Value>,
-    snowflake_destination_configuration: Option<Value>,
-    iceberg_destination_configuration: Option<Value>,
     #[serde(rename = "MSKSourceConfiguration")]
     msk_source_configuration: Option<Value>,
     database_source_configuration: Option<Value>,
+    /// The `*DestinationConfiguration` members, read by the destination registry.
+    #[serde(flatten)]
+    destinations: serde_json::Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -76,7 +67,8 @@ fn check_destination(service: &Arc<FirehoseService>, meta: &DeliveryStreamMeta, 
     let semantic = meta.destination.spec().validate(&mut v, path);
     v.finish()?;
     semantic?;
-    delivery::check(service, meta).map_err(AwsError::invalid_argument)
+    delivery::check(service, meta)?;
+    Ok(())
 }
 
 fn stream_name_of(arn: &str) -> &str {
@@ -96,6 +88,7 @@ async fn check_source(service: &FirehoseService, arn: &str) -> Result<(), AwsErr
 }
 
 pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -> Result<CreateOutput, AwsError> {
+    let mut destinations = DestinationConfig::from_create(&input.destinations)?;
     let mut v = Validator::new();
     validate_name(&mut v, input.delivery_stream_name.as_deref());
     v.one_of(
@@ -133,40 +126,14 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
             return Err(AwsError::invalid_argument(format!("DeliveryStreamType {other} is not supported by Tideline.")))
         }
     };
-    let unsupported = [
-        ("ElasticsearchDestinationConfiguration", input.elasticsearch_destination_configuration.is_some()),
-        (
-            "AmazonopensearchserviceDestinationConfiguration",
-            input.amazonopensearchservice_destination_configuration.is_some(),
-        ),
-        ("SplunkDestinationConfiguration", input.splunk_destination_configuration.is_some()),
-        (
-            "AmazonOpenSearchServerlessDestinationConfiguration",
-            input.amazon_open_search_serverless_destination_configuration.is_some(),
-        ),
-        ("SnowflakeDestinationConfiguration", input.snowflake_destination_configuration.is_some()),
-        ("IcebergDestinationConfiguration", input.iceberg_destination_configuration.is_some()),
+    let unsupported_source = [
         ("MSKSourceConfiguration", input.msk_source_configuration.is_some()),
         ("DatabaseSourceConfiguration", input.database_source_configuration.is_some()),
-    ];
-    if let Some((member, _)) = unsupported.iter().find(|(_, given)| *given) {
+    ]
+    .into_iter()
+    .find_map(|(member, given)| given.then_some(member));
+    if let Some(member) = DestinationConfig::unsupported_in_create(&input.destinations).or(unsupported_source) {
         return Err(AwsError::invalid_argument(format!("{member} is not supported by Tideline.")));
-    }
-    let mut destinations = Vec::new();
-    if let Some(config) = input.s3_destination_configuration {
-        destinations.push((
-            "s3DestinationConfiguration",
-            DestinationConfig::ExtendedS3(ExtendedS3Config { s3: config, ..Default::default() }),
-        ));
-    }
-    if let Some(config) = input.extended_s3_destination_configuration {
-        destinations.push(("extendedS3DestinationConfiguration", DestinationConfig::ExtendedS3(config)));
-    }
-    if let Some(config) = input.http_endpoint_destination_configuration {
-        destinations.push(("httpEndpointDestinationConfiguration", DestinationConfig::HttpEndpoint(config)));
-    }
-    if let Some(config) = input.redshift_destination_configuration {
-        destinations.push(("redshiftDestinationConfiguration", DestinationConfig::Redshift(config)));
     }
     if destinations.len() != 1 {
         return Err(AwsError::invalid_argument("Exactly one destination configuration is supported for a Firehose"));
@@ -207,7 +174,7 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
     }
     let mut tags = Vec::new();
     merge_tags(service, &name, &mut tags, input.tags.unwrap_or_default())?;
-    let id = service.storage.metadata().next_id("deliverystream").await.map_err(crate::service::storage_failure)?;
+    let id = service.storage.metadata().next_id("deliverystream").await.map_err(FirehoseError::Storage)?;
     let now = now_ms();
     let meta = DeliveryStreamMeta {
         id,
@@ -222,7 +189,7 @@ pub(crate) async fn create(service: &Arc<FirehoseService>, input: CreateInput) -
         tags,
         encryption: encryption.map(encryption_of),
     };
-    check_destination(service, &meta, path)?;
+    check_destination(service, &meta, &path)?;
     let arn = meta.arn.clone();
     service.commit(meta).await?;
     Ok(CreateOutput { delivery_stream_arn: arn })
@@ -365,12 +332,9 @@ pub(crate) struct UpdateInput {
     delivery_stream_name: Option<String>,
     current_delivery_stream_version_id: Option<String>,
     destination_id: Option<String>,
-    s3_destination_update: Option<Value>,
-    extended_s3_destination_update: Option<Value>,
-    http_endpoint_destination_update: Option<Value>,
-    redshift_destination_update: Option<Value>,
+    /// The `*DestinationUpdate` members, read by the destination registry.
     #[serde(flatten)]
-    other: serde_json::Map<String, Value>,
+    updates: serde_json::Map<String, Value>,
 }
 
 pub(crate) async fn update_destination(service: &Arc<FirehoseService>, input: UpdateInput) -> Result<Empty, AwsError> {
@@ -406,40 +370,11 @@ pub(crate) async fn update_destination(service: &Arc<FirehoseService>, input: Up
     if destination_id != DESTINATION_ID {
         return Err(AwsError::invalid_argument(format!("Destination Id {destination_id} not found")));
     }
-    if let Some(member) = input.other.keys().find(|member| member.ends_with("DestinationUpdate")) {
-        return Err(AwsError::invalid_argument(format!("{member} is not supported by Tideline.")));
-    }
-    let updates = [
-        ("s3DestinationUpdate", input.s3_destination_update.map(|update| (update, "S3"))),
-        ("extendedS3DestinationUpdate", input.extended_s3_destination_update.map(|update| (update, "S3"))),
-        (
-            "httpEndpointDestinationUpdate",
-            input.http_endpoint_destination_update.map(|update| (update, "HttpEndpoint")),
-        ),
-        ("redshiftDestinationUpdate", input.redshift_destination_update.map(|update| (update, "Redshift"))),
-    ];
-    let mut given_updates: Vec<(&str, (Value, &str))> =
-        updates.into_iter().filter_map(|(path, update)| Some((path, update?))).collect();
-    if given_updates.len() != 1 {
-        return Err(AwsError::invalid_argument("Exactly one destination update is supported for a Firehose"));
-    }
-    let Some((path, (update, kind))) = given_updates.pop() else { return Err(AwsError::internal("no update")) };
-    // The updates are named after the destination types' metric names.
-    let destination = if kind == meta.destination.metric_name() {
-        configuration::merge(&meta.destination, &update)?
-    } else {
-        // Switching type starts from an empty configuration of the new type, as AWS does.
-        let empty = match kind {
-            "HttpEndpoint" => DestinationConfig::HttpEndpoint(HttpEndpointConfig::default()),
-            "Redshift" => DestinationConfig::Redshift(RedshiftConfig::default()),
-            _ => DestinationConfig::ExtendedS3(ExtendedS3Config::default()),
-        };
-        configuration::merge(&empty, &update)?
-    };
+    let (path, destination) = meta.destination.updated(&input.updates)?;
     meta.destination = destination;
     meta.version += 1;
     meta.updated_ms = now_ms();
-    check_destination(service, &meta, path)?;
+    check_destination(service, &meta, &path)?;
     service.commit(meta).await?;
     Ok(Empty {})
 }

@@ -8,8 +8,9 @@ use tideline_proto::{AwsError, Blob, Validator};
 use tideline_storage::{AppendBatch, AppendOutcome, NewRecord};
 
 use super::delivery_streams::validate_name;
+use crate::error::FirehoseError;
 use crate::model::{record_id, DeliveryStreamType};
-use crate::service::{storage_failure, FirehoseService};
+use crate::service::FirehoseService;
 
 /// Largest record, before base64 (1,000 KiB).
 const MAX_RECORD_BYTES: usize = 1_024_000;
@@ -79,7 +80,7 @@ async fn accept(service: &FirehoseService, name: &str, data: Vec<bytes::Bytes>) 
         data.into_iter().map(|data| NewRecord { partition_key: bytes::Bytes::new(), data, encrypted }).collect();
     let (count, bytes) = (records.len() as u64, records.iter().map(|record| record.data.len() as u64).sum());
     let batch = AppendBatch { shard: FirehoseService::log_key(&stream.meta), records };
-    let outcome = service.storage.append(vec![batch]).await.map_err(storage_failure)?;
+    let outcome = service.storage.append(vec![batch]).await.map_err(FirehoseError::Storage)?;
     match outcome.first() {
         Some(AppendOutcome::Appended { first_index, .. }) => {
             service.metrics.record_incoming(name, count, bytes);

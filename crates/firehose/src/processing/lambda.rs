@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{FailedRecord, OutRecord};
 use crate::destinations::http::{error_chain, read_limited};
-use crate::error::RecordError;
+use crate::error::{FirehoseError, RecordError};
 use crate::model::Processor;
 
 /// Firehose gives up on an invocation after 5 minutes (`Lambda.FunctionTimedOut`).
@@ -72,10 +72,21 @@ impl Transformer {
     /// Parameters: `LambdaArn` (required: the invoke URL), `NumberOfRetries` (0–300, default 3),
     /// `BufferSizeInMBs` (how much data one invocation carries, default 1). `BufferIntervalInSeconds`
     /// is not used: the delivery loop's buffer decides when a batch is transformed.
-    pub fn new(processor: &Processor, client: reqwest::Client, invocation: InvocationContext) -> Result<Self, String> {
-        let target = processor.parameter("LambdaArn").ok_or("the Lambda processor needs a LambdaArn parameter")?;
+    pub fn new(
+        processor: &Processor,
+        client: reqwest::Client,
+        invocation: InvocationContext,
+    ) -> Result<Self, FirehoseError> {
+        let invalid = FirehoseError::InvalidProcessor;
+        let target = processor
+            .parameter("LambdaArn")
+            .ok_or_else(|| invalid("the Lambda processor needs a LambdaArn parameter".into()))?;
         let url = reqwest::Url::parse(target).ok().filter(|url| matches!(url.scheme(), "http" | "https")).ok_or_else(
-            || format!("LambdaArn {target:?}: Tideline invokes the transformation at an http(s):// URL, not an ARN"),
+            || {
+                invalid(format!(
+                    "LambdaArn {target:?}: Tideline invokes the transformation at an http(s):// URL, not an ARN"
+                ))
+            },
         )?;
         let retries = match processor.parameter("NumberOfRetries") {
             None => DEFAULT_RETRIES,
@@ -83,7 +94,7 @@ impl Transformer {
                 .parse::<u32>()
                 .ok()
                 .filter(|retries| *retries <= 300)
-                .ok_or_else(|| format!("NumberOfRetries {value:?} is not a number from 0 to 300"))?,
+                .ok_or_else(|| invalid(format!("NumberOfRetries {value:?} is not a number from 0 to 300")))?,
         };
         let buffer_mb = match processor.parameter("BufferSizeInMBs") {
             None => DEFAULT_BUFFER_MB,
@@ -91,7 +102,7 @@ impl Transformer {
                 .parse::<f64>()
                 .ok()
                 .filter(|mb| *mb > 0.0 && *mb <= 3.0)
-                .ok_or_else(|| format!("BufferSizeInMBs {value:?} is not a number from 0.2 to 3"))?,
+                .ok_or_else(|| invalid(format!("BufferSizeInMBs {value:?} is not a number from 0.2 to 3")))?,
         };
         Ok(Self { client, url, retries, invocation_bytes: (buffer_mb * 1024.0 * 1024.0) as usize, invocation })
     }

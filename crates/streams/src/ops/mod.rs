@@ -86,6 +86,10 @@ impl Service for StreamsService {
     }
 
     fn metrics_text(&self) -> String {
-        self.metrics.render()
+        let mut text = self.metrics.render();
+        if let Some((cap, usage)) = self.storage.memory_use() {
+            text.push_str(&crate::metrics::memory_cap_text(cap, usage));
+        }
+        text
     }
 }

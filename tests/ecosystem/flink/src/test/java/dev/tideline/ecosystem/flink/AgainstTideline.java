@@ -1,5 +1,6 @@
 package dev.tideline.ecosystem.flink;
 
+import dev.tideline.ecosystem.FailedRequests;
 import dev.tideline.ecosystem.Streams;
 import dev.tideline.ecosystem.TidelineServer;
 import org.junit.jupiter.api.AfterAll;
@@ -19,6 +20,7 @@ abstract class AgainstTideline {
 
     @AfterAll
     static void stopTideline() throws Exception {
+        FailedRequests.print(tideline.endpoint());
         kinesis.close();
         tideline.close();
     }

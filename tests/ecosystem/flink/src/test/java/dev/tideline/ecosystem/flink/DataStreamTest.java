@@ -56,6 +56,9 @@ class DataStreamTest extends AgainstTideline {
             properties.setProperty(ConsumerConfigConstants.EFO_CONSUMER_NAME, "flink-efo");
             return env.addSource(new FlinkKinesisConsumer<>(input, new SimpleStringSchema(), properties));
         });
+        // The job read through its registered enhanced fan-out consumer.
+        assertEquals(List.of("flink-efo"), kinesis.listStreamConsumers(b -> b.streamARN(Streams.arn("flink-efo-in")))
+                .join().consumers().stream().map(c -> c.consumerName()).toList());
     }
 
     interface SourceFactory {

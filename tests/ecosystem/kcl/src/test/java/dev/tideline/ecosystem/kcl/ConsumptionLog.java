@@ -26,6 +26,16 @@ final class ConsumptionLog {
     private final List<Delivery> deliveries = new CopyOnWriteArrayList<>();
     private final List<Checkpoint> checkpoints = new CopyOnWriteArrayList<>();
     private final Map<String, ShardEnd> shardEnds = new ConcurrentHashMap<>();
+    /** Shard → the worker whose record processor holds its lease now. */
+    private final Map<String, String> holders = new ConcurrentHashMap<>();
+
+    void leaseTaken(String worker, String shard) {
+        holders.put(shard, worker);
+    }
+
+    void leaseGone(String worker, String shard) {
+        holders.remove(shard, worker);
+    }
 
     void delivered(String worker, String shard, String sequence, String data) {
         deliveries.add(new Delivery(clock.incrementAndGet(), worker, shard, new BigInteger(sequence), data));
@@ -55,18 +65,17 @@ final class ConsumptionLog {
         return Optional.ofNullable(shardEnds.get(shard));
     }
 
-    /** Shards whose lease the worker held (it processed records there) and that had not ended. */
-    Set<String> openShardsOf(String worker) {
-        return deliveries.stream()
-                .filter(d -> d.worker().equals(worker) && !shardEnds.containsKey(d.shard()))
-                .map(Delivery::shard)
+    /** Shards whose lease the worker's record processors hold now. */
+    Set<String> shardsHeldBy(String worker) {
+        return holders.entrySet().stream()
+                .filter(e -> e.getValue().equals(worker))
+                .map(Map.Entry::getKey)
                 .collect(Collectors.toSet());
     }
 
-    /** The worker's last checkpoint per shard. */
-    Map<String, BigInteger> lastCheckpoints(String worker) {
+    /** The last checkpoint per shard, whichever worker took it. */
+    Map<String, BigInteger> lastCheckpoints() {
         return checkpoints.stream()
-                .filter(c -> c.worker().equals(worker))
                 .collect(Collectors.toMap(Checkpoint::shard, Checkpoint::sequence, (a, b) -> b));
     }
 }

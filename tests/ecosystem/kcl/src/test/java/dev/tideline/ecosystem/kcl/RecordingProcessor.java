@@ -26,6 +26,7 @@ final class RecordingProcessor implements ShardRecordProcessor {
     @Override
     public void initialize(InitializationInput input) {
         shard = input.shardId();
+        log.leaseTaken(worker, shard);
     }
 
     @Override
@@ -52,13 +53,16 @@ final class RecordingProcessor implements ShardRecordProcessor {
     }
 
     @Override
-    public void leaseLost(LeaseLostInput input) {}
+    public void leaseLost(LeaseLostInput input) {
+        log.leaseGone(worker, shard);
+    }
 
     @Override
     public void shardEnded(ShardEndedInput input) {
         try {
             input.checkpointer().checkpoint();
             log.shardEnded(worker, shard);
+            log.leaseGone(worker, shard);
         } catch (ShutdownException | InvalidStateException e) {
             throw new IllegalStateException(e);
         }
@@ -67,5 +71,6 @@ final class RecordingProcessor implements ShardRecordProcessor {
     @Override
     public void shutdownRequested(ShutdownRequestedInput input) {
         // Graceful hand-off between the two workers: nothing beyond the per-batch checkpoints.
+        log.leaseGone(worker, shard);
     }
 }

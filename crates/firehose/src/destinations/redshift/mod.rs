@@ -8,28 +8,22 @@
 
 use std::borrow::Cow;
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_sink::Sink;
-use serde_json::{Map, Value};
-use tideline_proto::{AwsError, Validator};
+use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use super::{Batch, DeliveryError, Destination, DestinationSpec};
-use crate::destinations::config::{
-    merge_update, rename, to_value, validate_retry, validate_role_arn, validate_s3_part, JDBC_URL,
-};
-use crate::error::ErrorOutput;
-use crate::model::{
-    BufferingHints, DeliveryStreamMeta, DestinationConfig, ProcessingConfiguration, RedshiftConfig, RetryOptions,
-    S3Config, S3Location,
-};
+mod config;
+
+pub use config::RedshiftConfig;
+
+use super::{Batch, DeliveryError, Destination};
+use crate::error::{ErrorOutput, FirehoseError};
 use crate::processing::FailedRecord;
-use crate::service::FirehoseService;
 
 /// RedshiftRetryOptions.DurationInSeconds: default 3600, at most 7200 (API reference).
 const DEFAULT_RETRY_SECS: i64 = 3600;
@@ -82,14 +76,19 @@ pub struct RedshiftDestination {
 }
 
 impl RedshiftDestination {
-    pub fn new(config: &RedshiftConfig) -> Result<Self, String> {
-        let url = config.cluster_jdbc_url.as_deref().ok_or("ClusterJDBCURL is required")?;
-        let endpoint = Endpoint::parse(url)?;
-        let copy = config.copy_command.as_ref().ok_or("CopyCommand is required")?;
+    pub fn new(config: &RedshiftConfig) -> Result<Self, FirehoseError> {
+        let invalid = |message: &str| FirehoseError::InvalidRedshift(message.into());
+        let url = config.cluster_jdbc_url.as_deref().ok_or_else(|| invalid("ClusterJDBCURL is required"))?;
+        let endpoint = Endpoint::parse(url).map_err(FirehoseError::InvalidRedshift)?;
+        let copy = config.copy_command.as_ref().ok_or_else(|| invalid("CopyCommand is required"))?;
         if copy.data_table_name.trim().is_empty() {
-            return Err("CopyCommand.DataTableName must not be empty".into());
+            return Err(invalid("CopyCommand.DataTableName must not be empty"));
         }
-        let user = config.username.as_deref().filter(|user| !user.is_empty()).ok_or("Username is required")?;
+        let user = config
+            .username
+            .as_deref()
+            .filter(|user| !user.is_empty())
+            .ok_or_else(|| invalid("Username is required"))?;
         let mut connection = tokio_postgres::Config::new();
         connection
             .host(&endpoint.host)
@@ -120,73 +119,6 @@ impl RedshiftDestination {
             }
         });
         Ok(client)
-    }
-}
-
-impl DestinationSpec for RedshiftConfig {
-    fn metric_name(&self) -> &'static str {
-        "Redshift"
-    }
-
-    fn buffering_hints(&self) -> Option<&BufferingHints> {
-        self.s3_configuration.buffering_hints.as_ref()
-    }
-
-    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
-        self.processing_configuration.as_ref()
-    }
-
-    fn error_bucket(&self) -> S3Location {
-        self.s3_configuration.location()
-    }
-
-    fn backup(&self) -> Option<S3Location> {
-        let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
-        self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
-    }
-
-    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
-        validate_role_arn(v, path, self.role_arn.as_deref());
-        if v.required(&format!("{path}.clusterJDBCURL"), self.cluster_jdbc_url.as_ref()) {
-            v.string(&format!("{path}.clusterJDBCURL"), self.cluster_jdbc_url.as_deref(), 1, 512, Some(&JDBC_URL));
-        }
-        if v.required(&format!("{path}.copyCommand"), self.copy_command.as_ref()) {
-            let table = self.copy_command.as_ref().map(|copy| copy.data_table_name.as_str());
-            v.string(&format!("{path}.copyCommand.dataTableName"), table, 1, 512, None);
-        }
-        v.string(&format!("{path}.username"), self.username.as_deref(), 1, 512, None);
-        v.string(&format!("{path}.password"), self.password.as_deref(), 6, 512, None);
-        validate_retry(v, &format!("{path}.retryOptions"), self.retry_options.as_ref());
-        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
-        validate_s3_part(
-            v,
-            path,
-            self.processing_configuration.as_ref(),
-            &self.s3_configuration,
-            self.s3_backup_configuration.as_ref(),
-        )
-    }
-
-    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
-        let mut redshift = self.clone();
-        redshift.password = None;
-        redshift.retry_options.get_or_insert(RetryOptions { duration_in_seconds: Some(3600) });
-        redshift.s3_backup_mode.get_or_insert_with(|| "Disabled".into());
-        redshift.s3_configuration = self.s3_configuration.described();
-        redshift.s3_backup_configuration = self.s3_backup_configuration.as_ref().map(S3Config::described);
-        let mut redshift = to_value(&redshift)?;
-        rename(&mut redshift, "S3Configuration", "S3DestinationDescription");
-        rename(&mut redshift, "S3BackupConfiguration", "S3BackupDescription");
-        entry.insert("RedshiftDestinationDescription".into(), redshift);
-        Ok(())
-    }
-
-    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
-        merge_update(self, update).map(DestinationConfig::Redshift)
-    }
-
-    fn build(&self, _: &FirehoseService, _: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
-        Ok(Arc::new(RedshiftDestination::new(self)?))
     }
 }
 
@@ -1010,6 +942,7 @@ fn push_copy_value(out: &mut String, value: Option<&str>) {
 
 #[cfg(test)]
 mod tests {
+    use super::config::CopyCommand;
     use super::*;
 
     fn options(text: &str) -> CopyOptions {
@@ -1053,7 +986,7 @@ mod tests {
     fn retry_duration_defaults_to_an_hour_and_is_capped() {
         let mut config = RedshiftConfig {
             cluster_jdbc_url: Some("jdbc:redshift://h:5439/dev".into()),
-            copy_command: Some(crate::model::CopyCommand { data_table_name: "t".into(), ..Default::default() }),
+            copy_command: Some(CopyCommand { data_table_name: "t".into(), ..Default::default() }),
             username: Some("u".into()),
             password: Some("p".into()),
             ..Default::default()
@@ -1190,8 +1123,9 @@ mod tests {
         use bytes::Bytes;
         use tokio_postgres::config::Host;
 
+        use super::super::config::CopyCommand;
         use super::super::*;
-        use crate::model::{CopyCommand, RetryOptions};
+        use crate::model::RetryOptions;
         use crate::processing::OutRecord;
 
         struct Server {
@@ -1359,7 +1293,7 @@ mod tests {
             let wrong = RedshiftDestination::new(&config).map_err(|err| err.to_string());
             let code = match wrong {
                 Ok(wrong) => deliver(&wrong, &["1|a\n"]).await,
-                Err(err) => Err(err),
+                Err(err) => Err(err.to_string()),
             };
             assert_eq!(code, Err("Redshift.AuthenticationFailed".into()));
 
@@ -1368,7 +1302,7 @@ mod tests {
                 Some(format!("jdbc:redshift://{}:{}/{}", server.host, server.port, unique("nodb")));
             let code = match RedshiftDestination::new(&config) {
                 Ok(destination) => deliver(&destination, &["1|a\n"]).await,
-                Err(err) => Err(err),
+                Err(err) => Err(err.to_string()),
             };
             assert_eq!(code, Err("Redshift.DatabaseNotFound".into()));
 
@@ -1377,7 +1311,7 @@ mod tests {
             config.cluster_jdbc_url = Some(format!("jdbc:redshift://127.0.0.1:1/{}", server.database));
             let code = match RedshiftDestination::new(&config) {
                 Ok(destination) => deliver(&destination, &["1|a\n"]).await,
-                Err(err) => Err(err),
+                Err(err) => Err(err.to_string()),
             };
             assert_eq!(code, Err("Redshift.ConnectionFailed".into()));
         }
@@ -1394,7 +1328,7 @@ mod tests {
             config.password = Some("pw".into());
             let code = match RedshiftDestination::new(&config) {
                 Ok(destination) => deliver(&destination, &["1\n"]).await,
-                Err(err) => Err(err),
+                Err(err) => Err(err.to_string()),
             };
             run(&admin, &format!("DROP TABLE {table}; DROP ROLE {role}")).await;
             assert_eq!(code, Err("Redshift.InsufficientPrivilege".into()));

@@ -11,22 +11,20 @@ use base64::Engine;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
-use serde_json::{Map, Value};
-use tideline_proto::{AwsError, Validator};
+
+mod config;
+
+pub use config::ExtendedS3Config;
 
 use super::stores::{store_error, Buckets};
-use super::{Batch, DeliveryError, Destination, DestinationSpec};
-use crate::destinations::config::{merge_update, rename, to_value, validate_processing, validate_s3, FILE_EXTENSION};
-use crate::error::{ErrorOutput, RecordError};
-use crate::model::{
-    BufferingHints, DeliveryStreamMeta, DestinationConfig, ExtendedS3Config, ProcessingConfiguration, S3Config,
-    S3Location,
-};
-use crate::naming::{error_output_template, evaluate_prefix, object_key, validate_prefixes, PrefixContext};
+use super::{Batch, DeliveryError, Destination};
+use crate::error::{ErrorOutput, FirehoseError, RecordError};
+use crate::model::S3Location;
+use crate::naming::{error_output_template, evaluate_prefix, object_key, PrefixContext};
 use crate::processing::compression::Compression;
 use crate::processing::parquet::{to_parquet, Catalog, TableSchema};
 use crate::processing::{FailedRecord, OutRecord};
-use crate::service::{now_ms, FirehoseService};
+use crate::service::now_ms;
 
 /// The error code of an object key the store refuses.
 pub const INVALID_OBJECT_KEY: &str = "S3.InvalidObjectKey";
@@ -52,9 +50,14 @@ struct ObjectBody {
 }
 
 impl ObjectWriter {
-    pub fn new(buckets: Arc<Buckets>, location: S3Location, stream_name: &str, version: u64) -> Result<Self, String> {
+    pub fn new(
+        buckets: Arc<Buckets>,
+        location: S3Location,
+        stream_name: &str,
+        version: u64,
+    ) -> Result<Self, FirehoseError> {
         let compression = Compression::from_aws(&location.compression)
-            .ok_or_else(|| format!("Unsupported compression format {}", location.compression))?;
+            .ok_or_else(|| FirehoseError::UnsupportedCompression(location.compression.clone()))?;
         Ok(Self { buckets, location, compression, extension: None, stream_name: stream_name.to_string(), version })
     }
 
@@ -116,7 +119,7 @@ impl ObjectWriter {
         };
         let template = error_output_template(Some(&self.location.prefix), self.location.error_output_prefix.as_deref());
         let prefix = evaluate_prefix(template, &context)
-            .map_err(|message| DeliveryError::new("S3.InvalidErrorOutputPrefix", message))?;
+            .map_err(|error| DeliveryError::new("S3.InvalidErrorOutputPrefix", error.to_string()))?;
         let now = now_ms();
         let mut content = Vec::new();
         for failure in failed {
@@ -149,9 +152,8 @@ impl ObjectWriter {
             };
             match evaluate_prefix(&self.location.prefix, &context) {
                 Ok(prefix) => groups.entry(prefix).or_default().push(record),
-                Err(message) => {
-                    failed.push(FailedRecord { record: record.clone(), error: RecordError::Partitioning(message) })
-                }
+                Err(error) => failed
+                    .push(FailedRecord { record: record.clone(), error: RecordError::Partitioning(error.to_string()) }),
             }
         }
         (groups, failed)
@@ -192,7 +194,7 @@ impl S3Destination {
         catalog: &Catalog,
         stream_name: &str,
         version: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FirehoseError> {
         let writer = ObjectWriter::new(buckets, config.location(), stream_name, version)?
             .with_extension(config.file_extension.clone());
         let conversion = match config.format_conversion() {
@@ -201,95 +203,12 @@ impl S3Destination {
                 let schema = conversion.schema_configuration.clone().unwrap_or_default();
                 let database = schema.database_name.unwrap_or_default();
                 let table = schema.table_name.unwrap_or_default();
-                let schema = catalog.table(&database, &table).cloned().ok_or_else(|| {
-                    format!("Table {table} in database {database} is not in the catalog given with --glue-catalog")
-                })?;
+                let schema =
+                    catalog.table(&database, &table).cloned().ok_or(FirehoseError::UnknownTable { database, table })?;
                 Some(Conversion { schema, compression: conversion.parquet_compression() })
             }
         };
         Ok(Self { writer, conversion })
-    }
-}
-
-impl DestinationSpec for ExtendedS3Config {
-    fn metric_name(&self) -> &'static str {
-        "S3"
-    }
-
-    fn buffering_hints(&self) -> Option<&BufferingHints> {
-        self.s3.buffering_hints.as_ref()
-    }
-
-    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
-        self.processing_configuration.as_ref()
-    }
-
-    /// The destination bucket itself.
-    fn error_bucket(&self) -> S3Location {
-        self.location()
-    }
-
-    fn backup(&self) -> Option<S3Location> {
-        let enabled = self.s3_backup_mode.as_deref() == Some("Enabled");
-        self.s3_backup_configuration.as_ref().filter(|_| enabled).map(S3Config::location)
-    }
-
-    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
-        validate_s3(v, path, &self.s3);
-        let processing =
-            validate_processing(v, &format!("{path}.processingConfiguration"), self.processing_configuration.as_ref());
-        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["Disabled", "Enabled"]);
-        if let Some(backup) = &self.s3_backup_configuration {
-            validate_s3(v, &format!("{path}.s3BackupConfiguration"), backup);
-        }
-        v.string(&format!("{path}.fileExtension"), self.file_extension.as_deref(), 0, 128, Some(&FILE_EXTENSION));
-        v.string(&format!("{path}.customTimeZone"), self.custom_time_zone.as_deref(), 0, 50, None);
-        if !v.is_ok() {
-            return Ok(());
-        }
-        processing?;
-        if self.s3_backup_mode.as_deref() == Some("Enabled") && self.s3_backup_configuration.is_none() {
-            return Err(AwsError::invalid_argument(
-                "S3BackupConfiguration must be specified when S3BackupMode is Enabled.",
-            ));
-        }
-        if self.custom_time_zone.as_deref().is_some_and(|zone| !zone.is_empty() && zone != "UTC") {
-            return Err(AwsError::invalid_argument("Tideline supports only the UTC CustomTimeZone."));
-        }
-        if self.format_conversion().is_some()
-            && self.s3.compression_format.as_deref().is_some_and(|c| c != "UNCOMPRESSED")
-        {
-            return Err(AwsError::invalid_argument(
-            "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled; set the Parquet compression in the serializer instead.",
-        ));
-        }
-        validate_prefixes(
-            self.s3.prefix.as_deref(),
-            self.s3.error_output_prefix.as_deref(),
-            self.dynamic_partitioning(),
-        )
-        .map_err(AwsError::invalid_argument)
-    }
-
-    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
-        let mut extended = self.clone();
-        extended.s3 = self.s3.described();
-        extended.s3_backup_mode.get_or_insert_with(|| "Disabled".into());
-        extended.s3_backup_configuration = self.s3_backup_configuration.as_ref().map(S3Config::described);
-        let mut extended = to_value(&extended)?;
-        rename(&mut extended, "S3BackupConfiguration", "S3BackupDescription");
-        entry.insert("S3DestinationDescription".into(), to_value(&self.s3.described())?);
-        entry.insert("ExtendedS3DestinationDescription".into(), extended);
-        Ok(())
-    }
-
-    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
-        merge_update(self, update).map(DestinationConfig::ExtendedS3)
-    }
-
-    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
-        let buckets = Arc::clone(&service.buckets);
-        Ok(Arc::new(S3Destination::new(self, buckets, &service.catalog, &meta.name, meta.version)?))
     }
 }
 
@@ -342,6 +261,7 @@ impl Destination for S3Destination {
 mod tests {
     use super::*;
     use crate::destinations::stores::BucketsConfig;
+    use crate::model::S3Config;
 
     fn partitioned(buckets: Arc<Buckets>) -> S3Destination {
         let config = ExtendedS3Config {

@@ -5,33 +5,32 @@
 //! Retries, backoff and the error output belong to the delivery loop.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use md5::{Digest, Md5};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use serde::Deserialize;
-use serde_json::{Map, Value};
-use tideline_proto::{AwsError, Validator};
+use serde_json::Value;
 
-use super::{Batch, DeliveryError, Destination, DestinationSpec};
-use crate::destinations::config::{
-    merge_update, rename, to_value, validate_buffering, validate_retry, validate_s3_part, HTTP_URL,
-};
-use crate::error::ErrorOutput;
-use crate::model::{
-    BufferingHints, DeliveryStreamMeta, DestinationConfig, HttpEndpointConfig, ProcessingConfiguration, RetryOptions,
-    S3Location,
-};
+mod config;
+
+pub use config::HttpEndpointConfig;
+
+use super::{Batch, DeliveryError, Destination};
+use crate::error::{ErrorOutput, FirehoseError};
+use crate::model::RetryOptions;
 use crate::processing::{FailedRecord, OutRecord};
-use crate::service::FirehoseService;
 
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("x-amz-firehose-protocol-version");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-firehose-request-id");
 const SOURCE_ARN: HeaderName = HeaderName::from_static("x-amz-firehose-source-arn");
 const ACCESS_KEY: HeaderName = HeaderName::from_static("x-amz-firehose-access-key");
 const COMMON_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amz-firehose-common-attributes");
+
+fn invalid(message: String) -> FirehoseError {
+    FirehoseError::InvalidEndpoint(message)
+}
 
 /// Firehose refuses larger responses (`HttpEndpoint.ResponseTooLarge`).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -57,18 +56,21 @@ impl HttpEndpointDestination {
         source_arn: &str,
         client: reqwest::Client,
         request_timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FirehoseError> {
         let endpoint = config.endpoint_configuration.clone().unwrap_or_default();
-        let url = endpoint.url.as_deref().ok_or("EndpointConfiguration.Url is required")?;
-        let url = reqwest::Url::parse(url).map_err(|error| format!("EndpointConfiguration.Url {url:?}: {error}"))?;
+        let url = endpoint.url.as_deref().ok_or_else(|| invalid("EndpointConfiguration.Url is required".into()))?;
+        let url =
+            reqwest::Url::parse(url).map_err(|error| invalid(format!("EndpointConfiguration.Url {url:?}: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("EndpointConfiguration.Url {url} is not an http(s) URL"));
+            return Err(invalid(format!("EndpointConfiguration.Url {url} is not an http(s) URL")));
         }
         let request = config.request_configuration.clone().unwrap_or_default();
         let gzip = match request.content_encoding.as_deref().unwrap_or("NONE") {
             "NONE" => false,
             "GZIP" => true,
-            other => return Err(format!("RequestConfiguration.ContentEncoding {other:?} is not NONE or GZIP")),
+            other => {
+                return Err(invalid(format!("RequestConfiguration.ContentEncoding {other:?} is not NONE or GZIP")))
+            }
         };
 
         let mut headers = HeaderMap::new();
@@ -77,13 +79,13 @@ impl HttpEndpointDestination {
         if gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        let arn =
-            HeaderValue::from_str(source_arn).map_err(|_| format!("{source_arn:?} is not a valid header value"))?;
+        let arn = HeaderValue::from_str(source_arn)
+            .map_err(|_| invalid(format!("{source_arn:?} is not a valid header value")))?;
         headers.insert(SOURCE_ARN, arn);
         if let Some(key) = endpoint.access_key.as_deref() {
             // Copied verbatim, as Firehose does; it must therefore be a valid header value.
             let key = HeaderValue::from_str(key).map_err(|_| {
-                "EndpointConfiguration.AccessKey must be printable ASCII (an HTTP header value)".to_string()
+                invalid("EndpointConfiguration.AccessKey must be printable ASCII (an HTTP header value)".into())
             })?;
             headers.insert(ACCESS_KEY, key);
         }
@@ -93,7 +95,8 @@ impl HttpEndpointDestination {
             .map(|attribute| (attribute.attribute_name.clone(), Value::String(attribute.attribute_value.clone())))
             .collect();
         let attributes = ascii_json(&serde_json::json!({ "commonAttributes": attributes }));
-        let attributes = HeaderValue::from_str(&attributes).map_err(|error| format!("CommonAttributes: {error}"))?;
+        let attributes =
+            HeaderValue::from_str(&attributes).map_err(|error| invalid(format!("CommonAttributes: {error}")))?;
         headers.insert(COMMON_ATTRIBUTES, attributes);
 
         let retry_secs = config.retry_options.as_ref().and_then(|options| options.duration_in_seconds);
@@ -120,76 +123,6 @@ impl HttpEndpointDestination {
             .write_all(body.as_bytes())
             .and_then(|()| encoder.finish())
             .map_err(|error| DeliveryError::new("InternalError", format!("GZIP of the request body failed: {error}")))
-    }
-}
-
-impl DestinationSpec for HttpEndpointConfig {
-    fn metric_name(&self) -> &'static str {
-        "HttpEndpoint"
-    }
-
-    fn buffering_hints(&self) -> Option<&BufferingHints> {
-        self.buffering_hints.as_ref()
-    }
-
-    fn processing_configuration(&self) -> Option<&ProcessingConfiguration> {
-        self.processing_configuration.as_ref()
-    }
-
-    fn error_bucket(&self) -> S3Location {
-        self.s3_configuration.location()
-    }
-
-    /// `AllData` copies every record to the S3 configuration's bucket.
-    fn backup(&self) -> Option<S3Location> {
-        (self.s3_backup_mode.as_deref() == Some("AllData")).then(|| self.s3_configuration.location())
-    }
-
-    fn validate(&self, v: &mut Validator, path: &str) -> Result<(), AwsError> {
-        let endpoint_path = format!("{path}.endpointConfiguration");
-        if v.required(&endpoint_path, self.endpoint_configuration.as_ref()) {
-            let endpoint = self.endpoint_configuration.clone().unwrap_or_default();
-            if v.required(&format!("{endpoint_path}.url"), endpoint.url.as_ref()) {
-                v.string(&format!("{endpoint_path}.url"), endpoint.url.as_deref(), 1, 1000, Some(&HTTP_URL));
-            }
-            v.string(&format!("{endpoint_path}.name"), endpoint.name.as_deref(), 1, 256, None);
-            v.string(&format!("{endpoint_path}.accessKey"), endpoint.access_key.as_deref(), 0, 4096, None);
-        }
-        validate_buffering(v, &format!("{path}.bufferingHints"), self.buffering_hints.as_ref(), 64);
-        if let Some(request) = &self.request_configuration {
-            v.one_of(
-                &format!("{path}.requestConfiguration.contentEncoding"),
-                request.content_encoding.as_deref(),
-                &["NONE", "GZIP"],
-            );
-        }
-        validate_retry(v, &format!("{path}.retryOptions"), self.retry_options.as_ref());
-        v.one_of(&format!("{path}.s3BackupMode"), self.s3_backup_mode.as_deref(), &["FailedDataOnly", "AllData"]);
-        validate_s3_part(v, path, self.processing_configuration.as_ref(), &self.s3_configuration, None)
-    }
-
-    fn describe(&self, entry: &mut Map<String, Value>) -> Result<(), AwsError> {
-        let mut http = self.clone();
-        if let Some(endpoint) = &mut http.endpoint_configuration {
-            endpoint.access_key = None;
-        }
-        http.buffering_hints = Some(self.buffering_hints.clone().unwrap_or_default().filled());
-        http.retry_options.get_or_insert(RetryOptions { duration_in_seconds: Some(RetryOptions::DEFAULT_SECS) });
-        http.s3_backup_mode.get_or_insert_with(|| "FailedDataOnly".into());
-        http.s3_configuration = self.s3_configuration.described();
-        let mut http = to_value(&http)?;
-        rename(&mut http, "S3Configuration", "S3DestinationDescription");
-        entry.insert("HttpEndpointDestinationDescription".into(), http);
-        Ok(())
-    }
-
-    fn merged(&self, update: &Value) -> Result<DestinationConfig, AwsError> {
-        merge_update(self, update).map(DestinationConfig::HttpEndpoint)
-    }
-
-    fn build(&self, service: &FirehoseService, meta: &DeliveryStreamMeta) -> Result<Arc<dyn Destination>, String> {
-        let client = service.http.clone();
-        Ok(Arc::new(HttpEndpointDestination::new(self, &meta.arn, client, service.config.http_timeout)?))
     }
 }
 
@@ -501,9 +434,9 @@ mod tests {
 
     use bytes::Bytes;
 
+    use super::config::{CommonAttribute, HttpEndpoint, HttpRequestConfiguration};
     use super::test_endpoint::{Endpoint, Received, Reply};
     use super::*;
-    use crate::model::{CommonAttribute, HttpEndpoint, HttpRequestConfiguration};
     use crate::processing::OutRecord;
 
     const ARN: &str = "arn:aws:firehose:us-east-1:000000000000:deliverystream/web";

@@ -1,0 +1,28 @@
+//! AWS Lambda for Tideline: functions that run unmodified handlers, and event-source mappings
+//! that feed them from Kinesis streams.
+//!
+//! Owns: the Lambda API subset (functions, Invoke, event-source mappings) as typed operations
+//! ([`functions`], [`invoke`], [`mappings`]) behind REST-JSON routing ([`rest`]); the function
+//! runner ([`runner`]): sandboxes, each a runtime process (awslambdaric, aws-lambda-ric, a
+//! `provided` bootstrap) fed through its own Lambda Runtime API listener; mapping workers reading
+//! streams through the typed in-process Data Streams API; and Lambda's files under
+//! `<data-dir>/lambda/` ([`store`]). Does not own: HTTP serving, SigV4, or the streams themselves.
+
+pub mod code;
+pub mod error;
+pub mod functions;
+pub mod invoke;
+pub mod mappings;
+pub mod rest;
+pub mod runner;
+mod service;
+pub mod store;
+
+pub use error::LambdaError;
+pub use runner::runtimes::RuntimeConfig;
+pub use service::{LambdaConfig, LambdaService};
+
+/// Every Lambda API path starts with this version prefix.
+pub const PATH_PREFIX: &str = "/2015-03-31/";
+/// The service name Lambda clients scope their SigV4 credentials to.
+pub const SIGNING_NAME: &str = "lambda";

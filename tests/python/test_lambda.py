@@ -1,0 +1,353 @@
+"""Lambda through the real binary: boto3's `lambda` client and the AWS CLI against Tideline,
+unmodified Python handlers zipped here and run by `awslambdaric`, and event-source mappings
+from Tideline streams."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+import support
+from lambda_support import ROLE, create_function, lambda_flags, read_lines, wait_for, wait_mapping_idle, zip_source
+
+# The AWS tutorial's producer, as written there: boto3 picks up AWS_ENDPOINT_URL, so it talks to
+# Tideline.
+PRODUCER = """
+import json
+import boto3
+
+kinesis = boto3.client('kinesis')
+
+def lambda_handler(event, context):
+    print('putting', event['data'])
+    response = kinesis.put_record(
+        StreamName=event['stream'],
+        Data=json.dumps(event['data']),
+        PartitionKey=event['key'],
+    )
+    return {'statusCode': 200, 'sequenceNumber': response['SequenceNumber'],
+            'requestId': context.aws_request_id, 'remaining': context.get_remaining_time_in_millis()}
+"""
+
+# Appends one JSON line per record received: what the mapping tests check.
+RECORDER = """
+import base64, json, os, uuid
+
+def lambda_handler(event, context):
+    batch = str(uuid.uuid4())
+    with open(os.environ['OUT'], 'a') as out:
+        for record in event['Records']:
+            out.write(json.dumps({
+                'seq': record['kinesis']['sequenceNumber'],
+                'shard': record['eventID'].split(':')[0],
+                'key': record['kinesis']['partitionKey'],
+                'data': base64.b64decode(record['kinesis']['data']).decode(),
+                'batch': batch,
+                'size': len(event['Records']),
+                'source': record['eventSourceARN'],
+                'arrival': record['kinesis']['approximateArrivalTimestamp'],
+            }) + '\\n')
+    return {}
+"""
+
+
+@pytest.fixture(scope="module")
+def lambda_server(tideline_binary, tmp_path_factory):
+    srv = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("lambda-server"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def awslambda(lambda_server):
+    return lambda_server.client(service="lambda")
+
+
+@pytest.fixture
+def kinesis_client(lambda_server):
+    return lambda_server.client()
+
+
+def put_all(kinesis, stream: str, items: list[tuple[str, str]]) -> list[str]:
+    return [kinesis.put_record(StreamName=stream, Data=data.encode(), PartitionKey=key)["SequenceNumber"]
+            for key, data in items]
+
+
+def mapping(awslambda, function: str, stream: str, **kwargs) -> str:
+    created = awslambda.create_event_source_mapping(
+        FunctionName=function, EventSourceArn=support.stream_arn(stream), StartingPosition="TRIM_HORIZON", **kwargs)
+    return created["UUID"]
+
+
+def test_tutorial_producer_lands_its_record_in_a_stream(awslambda, kinesis_client):
+    stream, name = support.unique_name("prod"), support.unique_name("producer")
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, PRODUCER)
+    event = {"stream": stream, "key": "k1", "data": {"order": 7}}
+    response = awslambda.invoke(FunctionName=name, Payload=json.dumps(event), LogType="Tail")
+    assert response["StatusCode"] == 200
+    assert "FunctionError" not in response
+    answer = json.loads(response["Payload"].read())
+    assert answer["statusCode"] == 200 and 0 < answer["remaining"] <= 10_000
+    log = base64.b64decode(response["LogResult"]).decode()
+    assert "putting {'order': 7}" in log and f"START RequestId: {answer['requestId']}" in log
+    records, _ = support.drain(kinesis_client, support.iterator(kinesis_client, stream, support.shard_id(0)))
+    assert [json.loads(r["Data"]) for r in records] == [{"order": 7}]
+    assert records[0]["SequenceNumber"] == answer["sequenceNumber"]
+
+
+def test_function_api_shapes_and_errors(awslambda):
+    name = support.unique_name("fn")
+    created = create_function(awslambda, name, "def lambda_handler(e, c):\n    return e\n", MemorySize=256,
+                              Description="echo")
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert created["FunctionArn"] == f"arn:aws:lambda:{support.REGION}:{support.ACCOUNT}:function:{name}"
+    assert (created["Runtime"], created["Handler"], created["MemorySize"], created["Timeout"]) == \
+        ("python3.11", "app.lambda_handler", 256, 10)
+    assert created["State"] == "Active" and created["Version"] == "$LATEST" and created["CodeSize"] > 0
+    got = awslambda.get_function(FunctionName=created["FunctionArn"])
+    assert got["Configuration"]["CodeSha256"] == created["CodeSha256"]
+    assert name in [f["FunctionName"] for f in awslambda.list_functions()["Functions"]]
+
+    with pytest.raises(ClientError) as error:
+        create_function(awslambda, name, "x = 1\n")
+    support.assert_client_error(error, "ResourceConflictException", f"Function already exist: {name}")
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    with pytest.raises(ClientError) as error:
+        awslambda.get_function(FunctionName="nope-" + name)
+    support.assert_client_error(error, "ResourceNotFoundException",
+                                f"Function not found: arn:aws:lambda:{support.REGION}:{support.ACCOUNT}:function:nope-{name}")
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    unchecked = support.make_client(awslambda.meta.endpoint_url, service="lambda", validate=False)
+    with pytest.raises(ClientError) as error:
+        unchecked.update_function_configuration(FunctionName=name, Timeout=0)
+    support.assert_client_error(error, "ValidationException")
+    assert "Value '0' at 'timeout' failed to satisfy constraint" in error.value.response["Error"]["Message"]
+
+    assert json.loads(awslambda.invoke(FunctionName=name, Payload=b'{"a":1}')["Payload"].read()) == {"a": 1}
+    assert awslambda.invoke(FunctionName=name, InvocationType="DryRun")["StatusCode"] == 204
+    assert awslambda.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
+    with pytest.raises(ClientError) as error:
+        awslambda.invoke(FunctionName=name, Payload=b"not json")
+    support.assert_client_error(error, "InvalidRequestContentException")
+
+    updated = awslambda.update_function_code(
+        FunctionName=name, ZipFile=zip_source({"app.py": "def lambda_handler(e, c):\n    raise ValueError('boom')\n"}))
+    assert updated["CodeSha256"] != created["CodeSha256"]
+    failed = awslambda.invoke(FunctionName=name, Payload=b"{}")
+    assert failed["FunctionError"] == "Unhandled"
+    document = json.loads(failed["Payload"].read())
+    assert (document["errorType"], document["errorMessage"]) == ("ValueError", "boom")
+
+    awslambda.update_function_configuration(FunctionName=name, Timeout=1, Handler="app.slow")
+    awslambda.update_function_code(
+        FunctionName=name, ZipFile=zip_source({"app.py": "import time\ndef slow(e, c):\n    time.sleep(30)\n"}))
+    started = time.monotonic()
+    timed_out = awslambda.invoke(FunctionName=name, Payload=b"{}")
+    assert time.monotonic() - started < 10
+    assert timed_out["FunctionError"] == "Unhandled"
+    assert "Task timed out after 1.00 seconds" in json.loads(timed_out["Payload"].read())["errorMessage"]
+
+    assert awslambda.delete_function(FunctionName=name)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as error:
+        awslambda.invoke(FunctionName=name, Payload=b"{}")
+    support.assert_client_error(error, "ResourceNotFoundException")
+
+
+def test_aws_cli_lists_functions_and_mappings(lambda_server, awslambda, kinesis_client, tmp_path):
+    stream, name = support.unique_name("cli"), support.unique_name("clifn")
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, RECORDER, env={"OUT": str(tmp_path / "out")})
+    uuid = mapping(awslambda, name, stream, BatchSize=7)
+
+    def cli(*args: str) -> dict:
+        command = [*support.cli_command(), "--endpoint-url", lambda_server.endpoint, "--output", "json", "lambda", *args]
+        env = {**__import__("os").environ, "AWS_ACCESS_KEY_ID": support.ACCESS_KEY,
+               "AWS_SECRET_ACCESS_KEY": support.SECRET_KEY, "AWS_DEFAULT_REGION": support.REGION, "AWS_PAGER": ""}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert cli("get-function", "--function-name", name)["Configuration"]["FunctionName"] == name
+    listed = cli("list-event-source-mappings", "--function-name", name)["EventSourceMappings"]
+    assert [(m["UUID"], m["BatchSize"], m["StartingPosition"]) for m in listed] == [(uuid, 7, "TRIM_HORIZON")]
+    got = cli("get-event-source-mapping", "--uuid", uuid)
+    assert got["State"] == "Enabled" and got["MaximumRetryAttempts"] == -1 and got["ParallelizationFactor"] == 1
+    assert cli("delete-event-source-mapping", "--uuid", uuid)["State"] == "Deleting"
+
+
+def test_mapping_delivers_every_record_in_shard_order(awslambda, kinesis_client, tmp_path):
+    stream, name, out = support.unique_name("ord"), support.unique_name("ordfn"), tmp_path / "out"
+    support.create_stream(kinesis_client, stream, 2)
+    create_function(awslambda, name, RECORDER, env={"OUT": str(out)})
+    items = [(f"key-{i % 7}", f"record-{i}") for i in range(60)]
+    sequences = put_all(kinesis_client, stream, items)
+    uuid = mapping(awslambda, name, stream, BatchSize=10, ParallelizationFactor=3)
+    lines = wait_mapping_idle(awslambda, uuid, out, len(items))
+    assert sorted(line["seq"] for line in lines) == sorted(sequences), "each record exactly once"
+    assert all(line["size"] <= 10 for line in lines)
+    assert {line["source"] for line in lines} == {support.stream_arn(stream)}
+    for key in {key for key, _ in items}:
+        delivered = [line["data"] for line in lines if line["key"] == key]
+        assert delivered == [data for k, data in items if k == key], f"order of {key}"
+    state = wait_for(lambda: (m := awslambda.get_event_source_mapping(UUID=uuid))["LastProcessingResult"] == "OK" and m)
+    assert state["State"] == "Enabled"
+
+
+def test_batching_window_gathers_records(awslambda, kinesis_client, tmp_path):
+    stream, name, out = support.unique_name("win"), support.unique_name("winfn"), tmp_path / "out"
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, RECORDER, env={"OUT": str(out)})
+    uuid = awslambda.create_event_source_mapping(
+        FunctionName=name, EventSourceArn=support.stream_arn(stream), StartingPosition="LATEST",
+        MaximumBatchingWindowInSeconds=2, BatchSize=100)["UUID"]
+    time.sleep(1.0)  # LATEST: the mapping's readers open before the records arrive
+    put_all(kinesis_client, stream, [("k", f"r{i}") for i in range(5)])
+    lines = wait_mapping_idle(awslambda, uuid, out, 5)
+    assert len({line["batch"] for line in lines}) == 1, "one invocation after the window"
+
+
+PARTIAL = """
+import base64, json, os
+
+def lambda_handler(event, context):
+    failed_once = os.path.join(os.environ['DIR'], 'failed')
+    failures = []
+    with open(os.path.join(os.environ['DIR'], 'out'), 'a') as out:
+        for record in event['Records']:
+            data = base64.b64decode(record['kinesis']['data']).decode()
+            if data == 'bad' and not os.path.exists(failed_once):
+                open(failed_once, 'w').close()
+                failures.append({'itemIdentifier': record['kinesis']['sequenceNumber']})
+            out.write(json.dumps({'data': data, 'failed': bool(failures)}) + '\\n')
+    return {'batchItemFailures': failures}
+"""
+
+
+def test_partial_batch_failure_retries_from_the_failed_record(awslambda, kinesis_client, tmp_path):
+    stream, name = support.unique_name("part"), support.unique_name("partfn")
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, PARTIAL, env={"DIR": str(tmp_path)})
+    put_all(kinesis_client, stream, [("k", d) for d in ["a", "b", "bad", "c", "d"]])
+    mapping(awslambda, name, stream, BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
+    lines = wait_for(lambda: (l := read_lines(tmp_path / "out")) and len(l) >= 8 and l, message="retry")
+    # First invocation: all five (bad reported failed); the retry starts at `bad`.
+    assert [line["data"] for line in lines] == ["a", "b", "bad", "c", "d", "bad", "c", "d"]
+
+
+POISON = """
+import base64, json, os
+
+def lambda_handler(event, context):
+    data = [base64.b64decode(r['kinesis']['data']).decode() for r in event['Records']]
+    with open(os.environ['OUT'], 'a') as out:
+        out.write(json.dumps(data) + '\\n')
+    if 'poison' in data:
+        raise RuntimeError('poison record')
+    return {}
+"""
+
+
+def test_bisect_isolates_a_poison_record_which_goes_to_the_on_failure_stream(awslambda, kinesis_client, tmp_path):
+    stream, failures, name, out = (support.unique_name("poi"), support.unique_name("dlq"), support.unique_name("poifn"),
+                                   tmp_path / "out")
+    support.create_stream(kinesis_client, stream, 1)
+    support.create_stream(kinesis_client, failures, 1)
+    create_function(awslambda, name, POISON, env={"OUT": str(out)})
+    items = [("k", d) for d in ["a", "b", "c", "poison", "e", "f", "g", "h"]]
+    sequences = put_all(kinesis_client, stream, items)
+    uuid = mapping(awslambda, name, stream, BatchSize=8, BisectBatchOnFunctionError=True, MaximumRetryAttempts=2,
+                   DestinationConfig={"OnFailure": {"Destination": support.stream_arn(failures)}})
+
+    def failure_records():
+        return support.drain(kinesis_client, support.iterator(kinesis_client, failures, support.shard_id(0)))[0]
+
+    records = wait_for(failure_records, timeout=30, message="the on-failure record")
+    document = json.loads(records[0]["Data"])
+    info = document["KinesisBatchInfo"]
+    assert (info["batchSize"], info["startSequenceNumber"], info["endSequenceNumber"]) == (1, sequences[3], sequences[3])
+    assert info["shardId"] == support.shard_id(0) and info["streamArn"] == support.stream_arn(stream)
+    assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    invocations = [json.loads(line) for line in out.read_text().splitlines()]
+    assert invocations.count(["poison"]) == 3, "the first attempt and two retries"
+    delivered_ok = {data for batch in invocations if "poison" not in batch for data in batch}
+    assert delivered_ok == {"a", "b", "c", "e", "f", "g", "h"}
+    assert invocations[0] == [d for _, d in items], "the whole batch first"
+    assert awslambda.get_event_source_mapping(UUID=uuid)["BisectBatchOnFunctionError"] is True
+
+
+WINDOW = """
+import base64, json, os
+
+def lambda_handler(event, context):
+    state = event.get('state') or {}
+    total = state.get('total', 0) + len(event['Records'])
+    if event['isFinalInvokeForWindow']:
+        with open(os.environ['OUT'], 'a') as out:
+            out.write(json.dumps({'total': total, 'window': event['window'], 'shard': event['shardId']}) + '\\n')
+        return {}
+    return {'state': {'total': total}}
+"""
+
+
+def test_tumbling_window_carries_state_to_the_final_invocation(awslambda, kinesis_client, tmp_path):
+    stream, name, out = support.unique_name("tum"), support.unique_name("tumfn"), tmp_path / "out"
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, WINDOW, env={"OUT": str(out)})
+    mapping(awslambda, name, stream, BatchSize=2, TumblingWindowInSeconds=3)
+    put_all(kinesis_client, stream, [("k", f"r{i}") for i in range(7)])
+    lines = wait_for(lambda: read_lines(out), timeout=20, message="the window's final invocation")
+    assert sum(line["total"] for line in lines) == 7 or len(lines) == 1 and lines[0]["total"] == 7
+    assert lines[0]["shard"] == support.shard_id(0)
+
+
+def test_filters_send_only_matching_records(awslambda, kinesis_client, tmp_path):
+    stream, name, out = support.unique_name("fil"), support.unique_name("filfn"), tmp_path / "out"
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, RECORDER, env={"OUT": str(out)})
+    items = [("k", json.dumps({"type": kind, "n": n})) for n, kind in enumerate(["keep", "drop", "keep", "other"])]
+    items.append(("k", "not json"))
+    put_all(kinesis_client, stream, items)
+    pattern = json.dumps({"data": {"type": ["keep"], "n": [{"numeric": [">=", 0]}]}})
+    uuid = mapping(awslambda, name, stream, FilterCriteria={"Filters": [{"Pattern": pattern}]})
+    lines = wait_mapping_idle(awslambda, uuid, out, 2)
+    time.sleep(1.0)
+    assert [json.loads(line["data"])["n"] for line in read_lines(out)] == [0, 2]
+    with pytest.raises(ClientError) as error:
+        mapping(awslambda, name, stream, FilterCriteria={"Filters": [{"Pattern": "[1]"}]})
+    support.assert_client_error(error, "InvalidParameterValueException")
+
+
+SLOW_RECORDER = RECORDER.replace("return {}", "import time; time.sleep(0.2)\n    return {}")
+
+
+def test_kill_9_during_processing_skips_nothing(tideline_binary, tmp_path, tmp_path_factory):
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("kill"), data_dir=data_dir)
+    server.start()
+    try:
+        awslambda, kinesis = server.client(service="lambda"), server.client()
+        stream, name = support.unique_name("kill"), support.unique_name("killfn")
+        support.create_stream(kinesis, stream, 1)
+        create_function(awslambda, name, SLOW_RECORDER, env={"OUT": str(out)})
+        sequences = put_all(kinesis, stream, [("k", f"r{i}") for i in range(40)])
+        mapping(awslambda, name, stream, BatchSize=3)
+        wait_for(lambda: len(read_lines(out)) >= 9, message="some batches before the kill")
+        server.kill()
+        server.start()
+        lines = wait_for(lambda: (l := read_lines(out)) and {x["seq"] for x in l} >= set(sequences) and l,
+                         timeout=60, message="every record after the restart")
+        delivered = [line["seq"] for line in lines]
+        assert set(delivered) == set(sequences)
+        assert len(delivered) - len(sequences) <= 3, "at most the batch in flight ran again"
+        assert sorted(delivered, key=int) == sorted(delivered, key=int)
+        first_seen = list(dict.fromkeys(delivered))
+        assert first_seen == sequences, "in order, nothing skipped"
+    finally:
+        server.stop()
