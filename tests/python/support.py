@@ -287,9 +287,9 @@ def raw_blob_args() -> list[str]:
 
 
 def run_cli(endpoint: str, *args: str, check: bool = True, access_key: str = ACCESS_KEY,
-            secret_key: str = SECRET_KEY) -> subprocess.CompletedProcess:
-    """`aws --endpoint-url ENDPOINT kinesis ARGS... --output json`, with throwaway credentials (or
-    the given ones, passed as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
+            secret_key: str = SECRET_KEY, service: str = "kinesis") -> subprocess.CompletedProcess:
+    """`aws --endpoint-url ENDPOINT kinesis ARGS... --output json` (or another `service`), with
+    throwaway credentials (or the given ones, passed as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
     env = dict(os.environ)
     env.update(
         AWS_ACCESS_KEY_ID=access_key,
@@ -303,7 +303,7 @@ def run_cli(endpoint: str, *args: str, check: bool = True, access_key: str = ACC
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
-    command = [*cli_command(), "--endpoint-url", endpoint, "--output", "json", "kinesis", *args]
+    command = [*cli_command(), "--endpoint-url", endpoint, "--output", "json", service, *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(f"aws {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")

@@ -34,6 +34,9 @@ pub enum Route {
     Target(&'static str),
     /// REST-JSON services: every request whose path starts with this prefix.
     PathPrefix(&'static str),
+    /// REST-JSON services whose operations share no prefix (Kinesis Video's `POST /createStream`,
+    /// `POST /listStreams`, …): requests to exactly these paths.
+    Paths(&'static [&'static str]),
 }
 
 /// One request, as a service sees it: routing, authentication and body reading are done.

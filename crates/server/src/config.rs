@@ -8,6 +8,7 @@ use tideline_firehose::{BucketsConfig, FirehoseConfig, KinesisStart};
 use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
 use tideline_storage::{default_max_open_files, StorageConfig};
 use tideline_streams::StreamsConfig;
+use tideline_video::VideoConfig;
 
 use crate::http::HttpLimits;
 use crate::listener::ConnectionLimits;
@@ -303,12 +304,31 @@ impl ServeArgs {
 
     /// Firehose buffers live in their own storage, under `<data-dir>/firehose`.
     pub fn firehose_storage_config(&self) -> StorageConfig {
-        let mode = if self.in_memory {
-            StorageConfig::in_memory()
-        } else {
-            StorageConfig::durable(self.data_dir.join("firehose"))
-        };
+        self.service_storage_config("firehose")
+    }
+
+    /// Kinesis Video metadata lives in its own storage, under `<data-dir>/video`.
+    pub fn video_storage_config(&self) -> StorageConfig {
+        self.service_storage_config("video")
+    }
+
+    /// The storage of a service apart from the data streams', under `<data-dir>/<dir>`.
+    fn service_storage_config(&self, dir: &str) -> StorageConfig {
+        let mode =
+            if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.join(dir)) };
         StorageConfig { segment_max_bytes: self.segment_max_bytes, max_open_files: self.max_open_files(), ..mode }
+    }
+
+    /// `scheme` is how clients reach this server (`https` with TLS), for the data endpoints
+    /// Kinesis Video hands out.
+    pub fn video_config(&self, scheme: &'static str) -> VideoConfig {
+        VideoConfig {
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            scheme,
+            // Tideline's bound on the number of video streams, so that metadata stays bounded.
+            max_streams: 10_000,
+        }
     }
 
     fn max_open_files(&self) -> usize {

@@ -94,6 +94,7 @@ impl Gateway {
         self.services.iter().find_map(|service| match service.route() {
             Route::Target(name) if name == prefix => Some((service, operation)),
             Route::PathPrefix(start) if target.is_none() && path.starts_with(start) => Some((service, path)),
+            Route::Paths(paths) if target.is_none() && paths.contains(&path) => Some((service, path)),
             _ => None,
         })
     }
@@ -246,7 +247,7 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     };
     // REST-JSON bodies are JSON whatever their content type says (often none, on a GET).
     let (codec, style) = match service.route() {
-        Route::PathPrefix(_) => (Codec::Json, ErrorStyle::Rest),
+        Route::PathPrefix(_) | Route::Paths(_) => (Codec::Json, ErrorStyle::Rest),
         Route::Target(_) => match codec {
             Some(codec) => (codec, ErrorStyle::Rpc(codec)),
             None => return unknown(),

@@ -17,6 +17,7 @@ use tideline_firehose::FirehoseService;
 use tideline_proto::Service;
 use tideline_storage::Storage;
 use tideline_streams::StreamsService;
+use tideline_video::VideoService;
 
 use crate::config::{Cli, Command, ServeArgs};
 
@@ -84,6 +85,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         args.lambda_config(format!("{scheme}://{address}")),
         Arc::clone(&streams),
     )?;
+    if !args.in_memory {
+        std::fs::create_dir_all(args.data_dir.join("video"))?;
+    }
+    let video = VideoService::open(Storage::open(args.video_storage_config())?, args.video_config(scheme))?;
     match args.in_memory {
         true => tracing::info!(%address, "tideline listening, in memory"),
         false => tracing::info!(%address, data_dir = %args.data_dir.display(), "tideline listening"),
@@ -100,7 +105,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(stdout, "tideline listening on {scheme}://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda];
+    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video];
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));

@@ -1,0 +1,48 @@
+//! The ways a Kinesis Video control-plane call fails, and the one place they become AWS errors
+//! (type, HTTP status and message as the Kinesis Video API reference lists them).
+
+use tideline_proto::{AwsError, ErrorCode};
+use tideline_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VideoError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidResourceFormat(String),
+    #[error("The requested stream is not found or not active.")]
+    StreamNotFound,
+    #[error("The stream {0} already exists.")]
+    StreamExists(String),
+    #[error("The stream version {given} does not match the current version {current}.")]
+    VersionMismatch { given: String, current: String },
+    #[error("The stream has reached the limit of {limit} tags.")]
+    TooManyTags { limit: usize },
+    #[error("The account has reached the limit of {limit} streams.")]
+    AccountStreamLimit { limit: usize },
+    #[error("Internal service failure: {0}")]
+    Storage(#[from] StorageError),
+    #[error("Internal service failure: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<VideoError> for AwsError {
+    fn from(error: VideoError) -> Self {
+        let message = error.to_string();
+        let (name, status) = match &error {
+            VideoError::InvalidArgument(_) => ("InvalidArgumentException", 400),
+            VideoError::InvalidResourceFormat(_) => ("InvalidResourceFormatException", 400),
+            VideoError::StreamNotFound => ("ResourceNotFoundException", 404),
+            VideoError::StreamExists(_) => ("ResourceInUseException", 400),
+            VideoError::VersionMismatch { .. } => ("VersionMismatchException", 400),
+            VideoError::TooManyTags { .. } => ("TagsPerResourceExceededLimitException", 400),
+            VideoError::AccountStreamLimit { .. } => ("AccountStreamLimitExceededException", 400),
+            VideoError::Storage(_) | VideoError::Encode(_) => {
+                // The server's fault, never the client's.
+                tracing::error!(%message, "video storage failure");
+                return AwsError::new(ErrorCode::ServiceUnavailableException, message);
+            }
+        };
+        AwsError::new(ErrorCode::Named(name), message).with_status(status)
+    }
+}

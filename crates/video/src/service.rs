@@ -1,0 +1,127 @@
+//! The Kinesis Video service: the set of video streams and their persistence.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tideline_storage::{MetaOp, Storage};
+
+use crate::error::VideoError;
+use crate::model::StreamMeta;
+
+#[derive(Debug, Clone)]
+pub struct VideoConfig {
+    pub region: String,
+    pub account_id: String,
+    /// `http` or `https`: how clients reach this server, for the data endpoints it hands out.
+    pub scheme: &'static str,
+    /// Most streams per account (`AccountStreamLimitExceededException` beyond): keeps the
+    /// metadata, and the listings clients page through, bounded.
+    pub max_streams: usize,
+}
+
+pub struct VideoService {
+    pub(crate) config: VideoConfig,
+    /// The video service's own storage, apart from the data streams'.
+    storage: Arc<Storage>,
+    streams: RwLock<BTreeMap<String, Arc<StreamMeta>>>,
+    /// Control-plane changes run one at a time, so that check-then-commit sequences (version
+    /// checks, name uniqueness, tag limits) don't race.
+    pub(crate) changes: tokio::sync::Mutex<()>,
+}
+
+const META_PREFIX: &str = "videostream/";
+
+fn meta_key(name: &str) -> String {
+    format!("{META_PREFIX}{name}")
+}
+
+/// How a request names its stream: `StreamName` or `StreamARN`.
+pub(crate) struct StreamRef<'a> {
+    pub name: Option<&'a str>,
+    pub arn: Option<&'a str>,
+}
+
+impl VideoService {
+    /// Loads every stream's description.
+    pub fn open(storage: Arc<Storage>, config: VideoConfig) -> Result<Arc<Self>, Box<dyn std::error::Error>> {
+        let mut streams = BTreeMap::new();
+        for (_, bytes) in storage.metadata().scan_prefix(META_PREFIX)? {
+            match serde_json::from_slice::<StreamMeta>(&bytes) {
+                Ok(meta) => {
+                    streams.insert(meta.name.clone(), Arc::new(meta));
+                }
+                Err(error) => tracing::error!(%error, "skipping unreadable video stream metadata"),
+            }
+        }
+        tracing::info!(video_streams = streams.len(), "video streams loaded");
+        Ok(Arc::new(Self { config, storage, streams: RwLock::new(streams), changes: tokio::sync::Mutex::new(()) }))
+    }
+
+    pub(crate) fn arn(&self, name: &str, created_ms: i64) -> String {
+        format!("arn:aws:kinesisvideo:{}:{}:stream/{name}/{created_ms}", self.config.region, self.config.account_id)
+    }
+
+    /// The Kinesis Video-managed key (`aws/kinesisvideo`) streams are encrypted with when they
+    /// name no key of their own.
+    pub(crate) fn default_kms_key(&self) -> String {
+        format!("arn:aws:kms:{}:{}:alias/aws/kinesisvideo", self.config.region, self.config.account_id)
+    }
+
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        self.streams.read().contains_key(name)
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.streams.read().len()
+    }
+
+    /// The stream an ARN names; `malformed` is the error for a string that is no video stream ARN.
+    pub(crate) fn by_arn(&self, arn: &str, malformed: fn(String) -> VideoError) -> Result<Arc<StreamMeta>, VideoError> {
+        let name = arn
+            .strip_prefix("arn:aws:kinesisvideo:")
+            .and_then(|rest| rest.split_once(":stream/"))
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(name, _)| name);
+        let Some(name) = name else { return Err(malformed(format!("The ARN {arn} is not a valid stream ARN."))) };
+        let found = self.streams.read().get(name).cloned();
+        found.filter(|meta| meta.arn == arn).ok_or(VideoError::StreamNotFound)
+    }
+
+    /// The stream a request names by `StreamName` or `StreamARN`; exactly one must be given.
+    pub(crate) fn locate(
+        &self,
+        stream: StreamRef<'_>,
+        malformed: fn(String) -> VideoError,
+    ) -> Result<Arc<StreamMeta>, VideoError> {
+        match (stream.name, stream.arn) {
+            (Some(name), None) => self.streams.read().get(name).cloned().ok_or(VideoError::StreamNotFound),
+            (None, Some(arn)) => self.by_arn(arn, malformed),
+            _ => Err(VideoError::InvalidArgument("Either StreamName or StreamARN must be specified, not both.".into())),
+        }
+    }
+
+    /// Streams in name order, from the first name after `after`, whose names start with `prefix`.
+    pub(crate) fn list(&self, after: Option<&str>, prefix: &str, limit: usize) -> Vec<Arc<StreamMeta>> {
+        let streams = self.streams.read();
+        let from = match after {
+            Some(after) => streams.range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => streams.range::<str, _>(..),
+        };
+        from.map(|(_, meta)| meta).filter(|meta| meta.name.starts_with(prefix)).take(limit).cloned().collect()
+    }
+
+    /// Persists a stream's description, then serves it.
+    pub(crate) async fn commit(&self, meta: StreamMeta) -> Result<(), VideoError> {
+        let bytes = serde_json::to_vec(&meta)?;
+        self.storage.metadata().commit(vec![MetaOp::Put(meta_key(&meta.name), bytes)]).await?;
+        self.streams.write().insert(meta.name.clone(), Arc::new(meta));
+        Ok(())
+    }
+
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), VideoError> {
+        self.storage.metadata().commit(vec![MetaOp::Delete(meta_key(name))]).await?;
+        self.streams.write().remove(name);
+        Ok(())
+    }
+}
