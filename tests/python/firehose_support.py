@@ -8,7 +8,6 @@ both sides speak real S3 over HTTP.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import boto3
@@ -72,17 +71,6 @@ def s3_config(bucket: str, **extra) -> dict:
     }
     config.update(extra)
     return config
-
-
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def folder_objects(root: Path) -> dict[str, bytes]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -48,18 +47,7 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(interval)
-
-
 def wait_mapping_idle(client, uuid: str, path: Path, count: int, timeout: float = 30.0) -> list[dict]:
     """The lines a mapping's handler wrote, once there are at least `count`."""
-    return wait_for(lambda: (lines := read_lines(path)) and len(lines) >= count and lines, timeout,
-                    message=f"{count} records via mapping {uuid}; have {len(read_lines(path))}")
+    return support.wait_for(lambda: (lines := read_lines(path)) and len(lines) >= count and lines, timeout,
+                            what=f"{count} records via mapping {uuid}; have {len(read_lines(path))}")

@@ -441,3 +441,15 @@ def assert_client_error(excinfo, code: str, message: str | None = None) -> None:
     assert error["Code"] == code, f"expected {code}, got {error}"
     if message is not None:
         assert error.get("Message") == message, f"message mismatch:\n  got:  {error.get('Message')!r}\n  want: {message!r}"
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    """`condition()`'s first truthy value, polled every `interval` seconds for up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import support
-from firehose_support import folder_objects, s3_config, wait_for
+from support import wait_for
+from firehose_support import folder_objects, s3_config
 
 # Small batches so that many are sent (and a kill lands between checkpoints).
 BATCH_RECORDS = 50

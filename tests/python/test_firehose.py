@@ -23,8 +23,8 @@ from firehose_support import (  # noqa: F401  (s3_server is a fixture)
     kinesis_source,
     s3_config,
     s3_server,
-    wait_for,
 )
+from support import wait_for
 
 NAME_RE = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 import support
-from firehose_support import ROLE_ARN, kinesis_source, wait_for
+from support import wait_for
+from firehose_support import ROLE_ARN, kinesis_source
 
 BUCKET = "firehose-http-errors"
 

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from firehose_support import ROLE_ARN, folder_objects, kinesis_source, s3_config, wait_for
+from support import wait_for
+from firehose_support import ROLE_ARN, folder_objects, kinesis_source, s3_config
 
 
 def test_dynamic_partitioning_and_error_output(server_factory, tmp_path, stream_name):

@@ -13,7 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 import support
-from lambda_support import ROLE, create_function, lambda_flags, read_lines, wait_for, wait_mapping_idle, zip_source
+from support import wait_for
+from lambda_support import ROLE, create_function, lambda_flags, read_lines, wait_mapping_idle, zip_source
 
 # The AWS tutorial's producer, as written there: boto3 picks up AWS_ENDPOINT_URL, so it talks to
 # Tideline.
@@ -196,7 +197,7 @@ def test_mapping_delivers_every_record_in_shard_order(awslambda, kinesis_client,
     for key in {key for key, _ in items}:
         delivered = [line["data"] for line in lines if line["key"] == key]
         assert delivered == [data for k, data in items if k == key], f"order of {key}"
-    state = wait_for(lambda: (m := awslambda.get_event_source_mapping(UUID=uuid))["LastProcessingResult"] == "OK" and m)
+    state = wait_for(lambda: (m := awslambda.get_event_source_mapping(UUID=uuid))["LastProcessingResult"] == "OK" and m, timeout=30)
     assert state["State"] == "Enabled"
 
 
@@ -236,7 +237,7 @@ def test_partial_batch_failure_retries_from_the_failed_record(awslambda, kinesis
     create_function(awslambda, name, PARTIAL, env={"DIR": str(tmp_path)})
     put_all(kinesis_client, stream, [("k", d) for d in ["a", "b", "bad", "c", "d"]])
     mapping(awslambda, name, stream, BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
-    lines = wait_for(lambda: (l := read_lines(tmp_path / "out")) and len(l) >= 8 and l, message="retry")
+    lines = wait_for(lambda: (l := read_lines(tmp_path / "out")) and len(l) >= 8 and l, timeout=30, what="retry")
     # First invocation: all five (bad reported failed); the retry starts at `bad`.
     assert [line["data"] for line in lines] == ["a", "b", "bad", "c", "d", "bad", "c", "d"]
 
@@ -268,7 +269,7 @@ def test_bisect_isolates_a_poison_record_which_goes_to_the_on_failure_stream(aws
     def failure_records():
         return support.drain(kinesis_client, support.iterator(kinesis_client, failures, support.shard_id(0)))[0]
 
-    records = wait_for(failure_records, timeout=30, message="the on-failure record")
+    records = wait_for(failure_records, timeout=30, what="the on-failure record")
     document = json.loads(records[0]["Data"])
     info = document["KinesisBatchInfo"]
     assert (info["batchSize"], info["startSequenceNumber"], info["endSequenceNumber"]) == (1, sequences[3], sequences[3])
@@ -302,7 +303,7 @@ def test_tumbling_window_carries_state_to_the_final_invocation(awslambda, kinesi
     create_function(awslambda, name, WINDOW, env={"OUT": str(out)})
     mapping(awslambda, name, stream, BatchSize=2, TumblingWindowInSeconds=3)
     put_all(kinesis_client, stream, [("k", f"r{i}") for i in range(7)])
-    lines = wait_for(lambda: read_lines(out), timeout=20, message="the window's final invocation")
+    lines = wait_for(lambda: read_lines(out), timeout=20, what="the window's final invocation")
     assert sum(line["total"] for line in lines) == 7 or len(lines) == 1 and lines[0]["total"] == 7
     assert lines[0]["shard"] == support.shard_id(0)
 
@@ -338,11 +339,11 @@ def test_kill_9_during_processing_skips_nothing(tideline_binary, tmp_path, tmp_p
         create_function(awslambda, name, SLOW_RECORDER, env={"OUT": str(out)})
         sequences = put_all(kinesis, stream, [("k", f"r{i}") for i in range(40)])
         mapping(awslambda, name, stream, BatchSize=3)
-        wait_for(lambda: len(read_lines(out)) >= 9, message="some batches before the kill")
+        wait_for(lambda: len(read_lines(out)) >= 9, timeout=30, what="some batches before the kill")
         server.kill()
         server.start()
         lines = wait_for(lambda: (l := read_lines(out)) and {x["seq"] for x in l} >= set(sequences) and l,
-                         timeout=60, message="every record after the restart")
+                         timeout=60, what="every record after the restart")
         delivered = [line["seq"] for line in lines]
         assert set(delivered) == set(sequences)
         assert len(delivered) - len(sequences) <= 3, "at most the batch in flight ran again"

@@ -9,7 +9,8 @@ import requests
 from botocore.exceptions import ClientError
 
 import support
-from firehose_support import ROLE_ARN, s3_config, s3_server, wait_for  # noqa: F401  (s3_server is a fixture)
+from support import wait_for
+from firehose_support import ROLE_ARN, s3_config, s3_server  # noqa: F401  (s3_server is a fixture)
 from support import create_stream, drain, iterator, shard_id, signed_request, unique_name
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
