@@ -328,6 +328,7 @@ impl ServeArgs {
             scheme,
             // Tideline's bound on the number of video streams, so that metadata stays bounded.
             max_streams: 10_000,
+            media_dir: (!self.in_memory).then(|| self.data_dir.join("video").join("media")),
         }
     }
 
