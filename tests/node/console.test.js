@@ -19,6 +19,7 @@ import {
   SplitShardCommand,
   waitUntilStreamExists,
 } from "@aws-sdk/client-kinesis";
+import { CreateEventSourceMappingCommand, CreateFunctionCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { chromium } from "playwright-core";
 
@@ -30,7 +31,9 @@ const ARTIFACTS = join(process.env.TIDELINE_ARTIFACTS ?? tmpdir(), `tideline-con
 const TIMEOUT_MS = 20_000;
 /** Half the 128-bit hash key space: where a one-shard stream splits evenly. */
 const MIDDLE_HASH_KEY = (1n << 127n).toString();
-const ROLE_ARN = "arn:aws:iam::000000000000:role/firehose";
+const ROLE_ARN = "arn:aws:iam::000000000000:role/console-test";
+/** An empty zip archive (just its end-of-central-directory record): a function that never runs here. */
+const EMPTY_ZIP = Uint8Array.from([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]);
 
 /** Chromium with a fresh, empty profile; `body(page)` runs in it, and the profile is removed after. */
 async function withBrowser(body) {
@@ -253,13 +256,24 @@ test("the console: overview chart, shard tree, records, put form, consumers, Fir
       assert.match(await firehoseRow(failing).innerText(), /HttpEndpoint/);
       await screenshot(page, "7-firehose");
 
-      // Lambda mappings (none here) and the SQL placeholder.
+      // Lambda: a mapping from the busy stream (from LATEST, after the last put: it never runs).
+      const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+      const lambda = new LambdaClient({ endpoint: server.url, region: "us-east-1", credentials });
+      await lambda.send(
+        new CreateFunctionCommand({ FunctionName: "console-fn", Runtime: "python3.11", Role: ROLE_ARN, Handler: "app.handler", Code: { ZipFile: EMPTY_ZIP } }),
+      );
+      const mapping = await lambda.send(
+        new CreateEventSourceMappingCommand({ FunctionName: "console-fn", EventSourceArn: summary.StreamARN, StartingPosition: "LATEST", BatchSize: 10 }),
+      );
       await page.locator("#nav-lambda").click();
-      await page.locator("#lambda p.muted").waitFor();
-      assert.match(await text(page, "#lambda"), /No event-source mappings/);
+      await page.locator("#lambda-table", { hasText: mapping.UUID }).waitFor();
+      assert.match(await text(page, "#lambda-table"), new RegExp(`${busy}\\s+console-fn\\s+(Creating|Enabling|Enabled)\\s+10\\s+LATEST`));
+      await screenshot(page, "8-lambda");
+
+      // The SQL placeholder.
       await page.locator("#nav-sql").click();
       assert.match(await text(page, "#sql-placeholder"), /not available in Tideline yet/);
-      await screenshot(page, "8-sql");
+      await screenshot(page, "9-sql");
     });
   });
 });
@@ -294,7 +308,7 @@ test("the console with --auth: sign-in with a key from the credentials file; a w
         await page.locator("#login-submit").click();
         await page.locator("#login-result .error").waitFor();
         assert.match(await text(page, "#login-result"), /InvalidSignatureException: The request signature we calculated does not match/);
-        await screenshot(page, "9-auth-refused");
+        await screenshot(page, "10-auth-refused");
         assert.equal(await page.locator("a.stream-link").count(), 0);
 
         await page.fill("#login-secret", "console-test-secret");
@@ -310,7 +324,7 @@ test("the console with --auth: sign-in with a key from the credentials file; a w
         await page.fill("#put-data", "signed from the browser");
         await page.locator("#put-submit").click();
         await page.locator("#put-result .mono").waitFor();
-        await screenshot(page, "10-auth-signed-in");
+        await screenshot(page, "11-auth-signed-in");
 
         await page.locator("#logout").click();
         await page.locator("#login-form").waitFor();
@@ -319,4 +333,27 @@ test("the console with --auth: sign-in with a key from the credentials file; a w
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// The console's hand-written signer, on AWS's SigV4 test suite (get-vanilla, get-vanilla-query-order-key-case
+// and post-x-www-form-urlencoded): the same signatures as AWS's reference.
+test("the console's SigV4 signer matches AWS's test suite", async () => {
+  const { sign } = await import("../../crates/console/assets/sigv4.js");
+  const common = {
+    host: "example.amazonaws.com",
+    region: "us-east-1",
+    service: "service",
+    credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" },
+    now: new Date("2015-08-30T12:36:00Z"),
+  };
+  const signature = async (request) => /Signature=(\w+)$/.exec((await sign({ ...common, ...request })).authorization)[1];
+  assert.equal(await signature({ method: "GET", path: "/" }), "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+  assert.equal(
+    await signature({ method: "GET", path: "/", query: [["Param2", "value2"], ["Param1", "value1"]] }),
+    "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
+  );
+  assert.equal(
+    await signature({ method: "POST", path: "/", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "Param1=value1" }),
+    "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a",
+  );
 });
