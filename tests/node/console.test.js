@@ -119,6 +119,7 @@ test("the console: overview chart, shard tree, records, put form, consumers, Fir
       assert.match(await text(page, "#open-banner"), /runs without --auth/);
       await page.locator(`a.stream-link:text-is("${busy}")`).waitFor();
       await page.locator(`a.stream-link:text-is("${resharded}")`).waitFor();
+      const beforeRecords = new Date(Date.now() - 1000).toISOString();
       const producer = startProducer(client, busy);
       try {
         await page.waitForFunction(() => Number(document.querySelector("#chart-records")?.dataset.latest) > 0);
@@ -161,10 +162,17 @@ test("the console: overview chart, shard tree, records, put form, consumers, Fir
       await page.selectOption("#records-format", "hex");
       assert.match(await text(page, "#records-table tbody tr:first-child pre.data"), /^7b 22 6e 22 3a/);
       await page.selectOption("#records-format", "text");
+      const first = await text(page, "#records-table tbody tr:first-child");
       await page.locator("#records-next").click();
       await page.locator("#records-table tbody tr").nth(25).waitFor();
       assert.match(await text(page, "#records-status"), /records shown/);
       await screenshot(page, "3-records");
+      // AT_TIMESTAMP before the first put starts at the same record as TRIM_HORIZON.
+      await page.selectOption("#records-position", "AT_TIMESTAMP");
+      await page.fill("#records-at", beforeRecords);
+      await page.locator("#records-read").click();
+      await page.waitForFunction(() => document.querySelectorAll("#records-table tbody tr").length === 25);
+      assert.equal(await text(page, "#records-table tbody tr:first-child"), first);
       // The iterator age the console's own reads reported.
       await page.locator("#tab-shards").click();
       await page.waitForFunction(() => /Iterator age \(GetRecords/.test(document.querySelector("#iterator-age")?.textContent));

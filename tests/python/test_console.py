@@ -79,6 +79,12 @@ def test_console_data_calls_are_signed_calls(endpoint, kinesis):
     assert f'kinesis_incoming_records_total{{stream="{name}"}} 3' in metrics.text
     missing = signed_get(endpoint, "/console/api/shards", {"StreamName": name + "-missing"})
     assert (missing.status_code, error_type(missing.json())) == (400, "ResourceNotFoundException")
+    by_arn = signed_get(endpoint, "/console/api/shards", {"StreamARN": kinesis.describe_stream_summary(
+        StreamName=name)["StreamDescriptionSummary"]["StreamARN"]})
+    assert by_arn.json()["StreamName"] == name
+    nameless = signed_get(endpoint, "/console/api/shards")
+    assert nameless.status_code == 400
+    assert error_type(nameless.json()) in ("InvalidArgumentException", "ValidationException")
 
 
 def test_console_data_calls_need_a_known_key_with_auth(server_factory, tmp_path):

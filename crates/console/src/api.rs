@@ -48,14 +48,12 @@ struct StreamShards {
     shards: Vec<ShardCounters>,
 }
 
-/// `GET /console/api/shards?StreamName=…`: every unexpired shard with its parents and the records
-/// it has taken so far; an unknown stream is Kinesis's ResourceNotFoundException.
+/// `GET /console/api/shards?StreamName=…` (or `StreamARN=…`): every unexpired shard with its
+/// parents and the records it has taken so far; a missing or unknown stream gets the error
+/// ListShards gives.
 pub async fn shards(console: &Console, request: RestRequest<'_>) -> Result<http::Response<Payload>, AwsError> {
-    let name = request.query("StreamName");
-    let name = name.as_deref().ok_or_else(|| {
-        AwsError::invalid_argument("1 validation error detected: Value null at 'streamName' failed to satisfy constraint: Member must not be null")
-    })?;
-    let info = console.streams.stream_info(Some(name), None)?;
+    let (name, arn) = (request.query("StreamName"), request.query("StreamARN"));
+    let info = console.streams.stream_info(name.as_deref(), arn.as_deref())?;
     let shards = info
         .shards
         .into_iter()
