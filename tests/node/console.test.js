@@ -71,12 +71,12 @@ async function screenshot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
-/** PutRecords batches every 100 ms until `stop()` or 30 s: the load is bounded either way. */
+/** PutRecords batches every 100 ms until `stop()` or 60 s: the load is bounded either way. */
 function startProducer(client, stream) {
   let running = true;
   let sent = 0;
   const done = (async () => {
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     while (running && Date.now() < deadline) {
       const records = Array.from({ length: 20 }, (_, i) => ({
         PartitionKey: `key-${sent + i}`,
