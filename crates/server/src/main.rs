@@ -105,7 +105,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(stdout, "tideline listening on {scheme}://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video];
+    let playback = video.playback();
+    let services: Vec<Arc<dyn Service>> =
+        vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video, playback];
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));

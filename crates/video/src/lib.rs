@@ -8,7 +8,9 @@
 mod error;
 mod model;
 mod ops;
+mod playback;
 mod service;
 mod validate;
 
+pub use playback::PlaybackService;
 pub use service::{VideoConfig, VideoService};
