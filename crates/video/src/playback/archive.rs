@@ -4,6 +4,9 @@
 
 use tideline_storage::StorageError;
 
+use super::mkv;
+use super::remux::{Frame, Header, RemuxError};
+
 /// Which of a fragment's timestamps a selector ranges over (`FragmentSelectorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Clock {
@@ -44,6 +47,18 @@ pub(crate) struct Fragment {
     pub header: Vec<u8>,
     /// The fragment's Cluster.
     pub cluster: Vec<u8>,
+}
+
+impl Fragment {
+    /// The stream's tracks as the fragment was ingested with them.
+    pub fn tracks(&self) -> Result<Header, RemuxError> {
+        Ok(mkv::read_header(&self.header)?)
+    }
+
+    /// The fragment's frames, in the order stored.
+    pub fn frames(&self) -> Result<Vec<Frame<'_>>, RemuxError> {
+        Ok(mkv::read_cluster(&self.cluster)?.1)
+    }
 }
 
 /// A time window over one of the fragments' clocks; open ends are unbounded.
@@ -94,7 +109,6 @@ impl FragmentArchive for NoFragments {
 #[cfg(test)]
 pub(crate) mod memory {
     use super::*;
-    use crate::playback::mkv;
 
     pub(crate) struct MemoryArchive {
         pub stream: String,

@@ -9,6 +9,8 @@
 
 use std::ops::Range;
 
+use super::remux::{Frame, Header, Track};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum MkvError {
     #[error("the Matroska data ends inside an element")]
@@ -63,37 +65,6 @@ const TOP_LEVEL: [u32; 10] = [
 
 /// Matroska's default: timecodes in milliseconds.
 const DEFAULT_TIMECODE_SCALE_NS: u64 = 1_000_000;
-
-/// One track of a stream, as its `TrackEntry` describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Track {
-    pub number: u64,
-    pub codec_id: String,
-    pub codec_private: Vec<u8>,
-    pub default_duration_ns: Option<u64>,
-    pub width: u32,
-    pub height: u32,
-    pub sample_rate: f64,
-    pub channels: u32,
-}
-
-/// A stream's `Info` and `Tracks`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Header {
-    pub timecode_scale_ns: u64,
-    pub tracks: Vec<Track>,
-}
-
-/// One frame of a cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Frame {
-    pub track: u64,
-    /// Presentation time, in timecode-scale units.
-    pub timecode: i64,
-    pub keyframe: bool,
-    /// Where the frame's bytes are in the cluster bytes it was read from.
-    pub data: Range<usize>,
-}
 
 /// An element: its ID, and where its body is in the bytes it was read from.
 #[derive(Debug, Clone, Copy)]
@@ -259,7 +230,7 @@ fn read_track(bytes: &[u8], entry: Element) -> Result<Track, MkvError> {
 }
 
 /// The timecode and frames of the first Cluster in `bytes` (which may begin with a header).
-pub(crate) fn read_cluster(bytes: &[u8]) -> Result<(u64, Vec<Frame>), MkvError> {
+pub(crate) fn read_cluster(bytes: &[u8]) -> Result<(u64, Vec<Frame<'_>>), MkvError> {
     let mut clusters = top_level(bytes).filter(|element| element.as_ref().map_or(true, |e| e.id == CLUSTER));
     let cluster = clusters.next().ok_or(MkvError::NoCluster)??;
     let mut timecode = 0;
@@ -297,7 +268,7 @@ pub(crate) fn read_cluster(bytes: &[u8]) -> Result<(u64, Vec<Frame>), MkvError> 
 }
 
 /// A (Simple)Block's frame, with its timecode relative to the cluster, and its flags byte.
-fn read_block(bytes: &[u8], block: Element) -> Result<(Frame, u8), MkvError> {
+fn read_block(bytes: &[u8], block: Element) -> Result<(Frame<'_>, u8), MkvError> {
     let (track, length) = vint(bytes, block.body_start, false)?;
     let at = block.body_start + length;
     let head = bytes.get(at..at + 3).filter(|_| at + 3 <= block.body_end).ok_or(MkvError::Truncated)?;
@@ -306,7 +277,7 @@ fn read_block(bytes: &[u8], block: Element) -> Result<(Frame, u8), MkvError> {
     if flags & 0x06 != 0 {
         return Err(MkvError::Laced);
     }
-    let frame = Frame { track, timecode: i64::from(relative), keyframe: false, data: at + 3..block.body_end };
+    let frame = Frame { track, timecode: i64::from(relative), keyframe: false, data: &bytes[at + 3..block.body_end] };
     Ok((frame, flags))
 }
 

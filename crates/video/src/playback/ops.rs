@@ -7,9 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tideline_proto::{bytes_response, json_response, AwsError, Payload, RestRequest, Validator};
 
-use super::archive::{Clock, FragmentInfo, Window};
+use super::archive::{Clock, Fragment, FragmentInfo, Window};
 use super::error::{no_fragments, PlaybackError};
-use super::mkv;
 use super::playlist;
 use super::remux;
 use super::session::{DiscontinuityMode, Mode, Session};
@@ -200,7 +199,7 @@ pub(super) async fn hls_session_url(service: &PlaybackService, request: RestRequ
             let fragments = select(archive, &checked, now)?;
             let first = fragments.first().ok_or_else(no_fragments)?;
             let fragment = archive.read(&checked.stream, &first.number)?.ok_or_else(no_fragments)?;
-            remux::init_segment(&mkv::read_header(&fragment.header).map_err(remux::RemuxError::from)?)?;
+            remux::init_segment(&fragment.tracks()?)?;
             Ok(())
         })
         .await?;
@@ -266,7 +265,7 @@ pub(super) async fn master_playlist(service: &PlaybackService, request: RestRequ
             let fragments = select(archive, &session, now_ms())?;
             let first = fragments.first().ok_or_else(no_fragments)?;
             let fragment = archive.read(&session.stream, &first.number)?.ok_or_else(no_fragments)?;
-            let header = mkv::read_header(&fragment.header).map_err(remux::RemuxError::from)?;
+            let header = fragment.tracks()?;
             Ok(playlist::master(&token, remux::codecs(&header)?, remux::resolution(&header), &fragments))
         })
         .await?;
@@ -296,7 +295,7 @@ pub(super) async fn init_fragment(service: &PlaybackService, request: RestReques
             let fragments = select(archive, &session, now_ms())?;
             let first = fragments.first().ok_or_else(no_fragments)?;
             let fragment = archive.read(&session.stream, &first.number)?.ok_or_else(no_fragments)?;
-            Ok(remux::init_segment(&mkv::read_header(&fragment.header).map_err(remux::RemuxError::from)?)?)
+            Ok(remux::init_segment(&fragment.tracks()?)?)
         })
         .await?;
     Ok(resource(MP4, body))
@@ -317,9 +316,8 @@ pub(super) async fn media_fragment(service: &PlaybackService, request: RestReque
             if session.mode != Mode::Live && !session.window.contains(&fragment.info) {
                 return Err(no_fragments());
             }
-            let header = mkv::read_header(&fragment.header).map_err(remux::RemuxError::from)?;
             let sequence = u32::try_from(fragment.info.sequence).unwrap_or(u32::MAX);
-            Ok(remux::media_segment(&header, &fragment.cluster, sequence, 0)?)
+            Ok(remux::media_segment(&fragment.tracks()?, &fragment.frames()?, sequence, 0)?)
         })
         .await?;
     Ok(resource(MP4, body))
@@ -371,9 +369,8 @@ pub(super) async fn clip(service: &PlaybackService, request: RestRequest<'_>) ->
                 stored.extend(archive.read(&name, &info.number)?);
             }
             let first = stored.first().ok_or_else(no_fragments)?;
-            let header = mkv::read_header(&first.header).map_err(remux::RemuxError::from)?;
-            let clusters: Vec<&[u8]> = stored.iter().map(|fragment| fragment.cluster.as_slice()).collect();
-            Ok(remux::clip(&header, &clusters)?)
+            let frames = stored.iter().map(Fragment::frames).collect::<Result<Vec<_>, _>>()?;
+            Ok(remux::clip(&first.tracks()?, &frames)?)
         })
         .await?;
     Ok(bytes_response(200, MP4, body))

@@ -8,7 +8,7 @@ use mp4_atom::{
     Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, Url, Visual, Vmhd,
 };
 
-use super::mkv::{self, Frame, Header, Track};
+use super::mkv;
 
 /// Ticks per second of video tracks: the usual MPEG clock, which divides every common frame rate.
 const VIDEO_TIMESCALE: u32 = 90_000;
@@ -33,6 +33,36 @@ pub(crate) enum RemuxError {
     NoPlayableTrack,
     #[error("The MP4 could not be written: {0}")]
     Mp4(#[from] mp4_atom::Error),
+}
+
+/// One track of a stream, as its Matroska `TrackEntry` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Track {
+    pub number: u64,
+    pub codec_id: String,
+    pub codec_private: Vec<u8>,
+    pub default_duration_ns: Option<u64>,
+    pub width: u32,
+    pub height: u32,
+    pub sample_rate: f64,
+    pub channels: u32,
+}
+
+/// A stream's tracks and its timecode unit (Matroska's `Info` and `Tracks`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Header {
+    pub timecode_scale_ns: u64,
+    pub tracks: Vec<Track>,
+}
+
+/// One frame of a fragment, in the order stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame<'a> {
+    pub track: u64,
+    /// Presentation time in timecode-scale units, counted from the stream's origin.
+    pub timecode: i64,
+    pub keyframe: bool,
+    pub data: &'a [u8],
 }
 
 /// What a track becomes in MP4.
@@ -255,8 +285,8 @@ fn ticks(ns: i128, timescale: u32) -> i128 {
 /// The samples of `track` among `frames`. Matroska stores presentation times in decode order;
 /// decode times are the presentation times sorted (exact when frames are not reordered, and
 /// consistent for B-frames, whose offsets then go into the `trun`'s composition offsets).
-fn run(track: &Playable<'_>, frames: &[Frame], cluster: &[u8], scale_ns: u64, origin_ns: i128) -> Option<Run> {
-    let frames: Vec<&Frame> = frames.iter().filter(|frame| frame.track == track.track.number).collect();
+fn run(track: &Playable<'_>, frames: &[Frame<'_>], scale_ns: u64, origin_ns: i128) -> Option<Run> {
+    let frames: Vec<&Frame<'_>> = frames.iter().filter(|frame| frame.track == track.track.number).collect();
     let timescale = track.timescale();
     let presentation: Vec<i128> = frames
         .iter()
@@ -280,7 +310,7 @@ fn run(track: &Playable<'_>, frames: &[Frame], cluster: &[u8], scale_ns: u64, or
             (Kind::Video { .. }, None) => default_duration.unwrap_or(previous_duration),
         };
         previous_duration = duration;
-        let bytes = &cluster[frame.data.clone()];
+        let bytes = frame.data;
         let flags = match (&track.kind, frame.keyframe) {
             (Kind::Video { .. }, false) => NON_SYNC_SAMPLE,
             _ => SYNC_SAMPLE,
@@ -296,19 +326,18 @@ fn run(track: &Playable<'_>, frames: &[Frame], cluster: &[u8], scale_ns: u64, or
     Some(Run { track_id: track.id(), base_decode_time: u64::try_from(first.max(0)).unwrap_or(0), entries, data })
 }
 
-/// The media segment (`moof` + `mdat`) of one fragment's cluster. Decode times count from
+/// The media segment (`moof` + `mdat`) of one fragment's frames. Decode times count from
 /// `origin_ns` (Matroska time, in nanoseconds): 0 keeps the stream's own clock, a clip's start
 /// makes the clip begin at zero. `sequence` numbers the fragment within the presentation.
 pub(crate) fn media_segment(
     header: &Header,
-    cluster: &[u8],
+    frames: &[Frame<'_>],
     sequence: u32,
     origin_ns: i128,
 ) -> Result<Vec<u8>, RemuxError> {
     let tracks = playable(header)?;
-    let (_, frames) = mkv::read_cluster(cluster)?;
     let runs: Vec<Run> =
-        tracks.iter().filter_map(|track| run(track, &frames, cluster, header.timecode_scale_ns, origin_ns)).collect();
+        tracks.iter().filter_map(|track| run(track, frames, header.timecode_scale_ns, origin_ns)).collect();
     // The data offsets point from the moof's start into the mdat, so they depend on the moof's
     // size; every offset field is present whatever its value, so one sizing pass suffices.
     let moof_size = encoded_len(&moof(&runs, sequence, 0))?;
@@ -344,20 +373,15 @@ fn moof(runs: &[Run], sequence: u32, moof_size: usize) -> Moof {
     Moof { mfhd: Mfhd { sequence_number: sequence }, traf }
 }
 
-/// One MP4 file of several fragments (GetClip): the init segment, then each fragment's media
-/// segment, timed from the first fragment's start.
-pub(crate) fn clip(header: &Header, clusters: &[&[u8]]) -> Result<Vec<u8>, RemuxError> {
+/// One MP4 file of several fragments' frames (GetClip): the init segment, then each fragment's
+/// media segment, timed from the clip's first frame.
+pub(crate) fn clip(header: &Header, fragments: &[Vec<Frame<'_>>]) -> Result<Vec<u8>, RemuxError> {
     let mut out = init_segment(header)?;
-    let origin_ns = match clusters.first() {
-        Some(first) => {
-            let (timecode, _) = mkv::read_cluster(first)?;
-            i128::from(timecode) * i128::from(header.timecode_scale_ns)
-        }
-        None => 0,
-    };
-    for (index, cluster) in clusters.iter().enumerate() {
+    let first = fragments.first().and_then(|frames| frames.iter().map(|frame| frame.timecode).min());
+    let origin_ns = i128::from(first.unwrap_or(0)) * i128::from(header.timecode_scale_ns);
+    for (index, frames) in fragments.iter().enumerate() {
         let sequence = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        out.extend(media_segment(header, cluster, sequence, origin_ns)?);
+        out.extend(media_segment(header, frames, sequence, origin_ns)?);
     }
     Ok(out)
 }
@@ -392,7 +416,7 @@ mod tests {
         // ffmpeg cuts clusters by time and size, not at key frames: the key frames (every 2 s)
         // and all 150 video frames are found across them, in order.
         let frames: Vec<Frame> = clusters.iter().flat_map(|cluster| mkv::read_cluster(cluster).unwrap().1).collect();
-        let video: Vec<&Frame> = frames.iter().filter(|frame| frame.track == 1).collect();
+        let video: Vec<&Frame<'_>> = frames.iter().filter(|frame| frame.track == 1).collect();
         assert_eq!(video.len(), 150);
         let keyframes: Vec<i64> = video.iter().filter(|frame| frame.keyframe).map(|frame| frame.timecode).collect();
         assert_eq!(keyframes, [23, 2023, 4023]);
@@ -402,8 +426,8 @@ mod tests {
     #[test]
     fn a_clip_is_an_mp4_ffprobe_plays_with_both_tracks_and_the_whole_duration() {
         let Some((header, clusters)) = fragments(6) else { return };
-        let clusters: Vec<&[u8]> = clusters.iter().map(Vec::as_slice).collect();
-        let mp4 = clip(&header, &clusters).unwrap();
+        let fragments: Vec<Vec<Frame>> = clusters.iter().map(|cluster| mkv::read_cluster(cluster).unwrap().1).collect();
+        let mp4 = clip(&header, &fragments).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clip.mp4");
         std::fs::write(&path, &mp4).unwrap();
@@ -425,7 +449,7 @@ mod tests {
             mkv::read_cluster(cluster).unwrap().1.iter().any(|frame| frame.track == 1 && frame.timecode == 4023)
         };
         let cluster = clusters.iter().find(starts_at_4023).unwrap();
-        let segment = media_segment(&header, cluster, 2, 0).unwrap();
+        let segment = media_segment(&header, &mkv::read_cluster(cluster).unwrap().1, 2, 0).unwrap();
         let moof = Moof::decode(&mut segment.as_slice()).unwrap();
         assert_eq!(moof.mfhd.sequence_number, 2);
         let video = &moof.traf[0];
