@@ -23,6 +23,7 @@ import requests
 
 import support
 from support import unique_name
+from test_video import error_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYER = ROOT / "tests" / "hls-player"
@@ -59,13 +60,6 @@ def archived(server):
 @pytest.fixture(scope="module")
 def unchecked_archived(server):
     return server.client(service="kinesis-video-archived-media", validate=False)
-
-
-def error_of(call, *args, **kwargs) -> tuple[str, int, str]:
-    with pytest.raises(botocore.exceptions.ClientError) as raised:
-        call(*args, **kwargs)
-    response = raised.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Message"]
 
 
 def new_stream(video, retention_hours: int = 24) -> str:
