@@ -82,10 +82,19 @@ pub(crate) fn media(session: &Session, token: &str, fragments: &[FragmentInfo], 
         Mode::OnDemand => true,
         Mode::LiveReplay => session.window.end_ms.is_some_and(|end| end < now_ms),
     };
+    let first_sequence = fragments.first().map_or(0, |fragment| fragment.sequence);
+    // With ALWAYS every boundary between fragments is a discontinuity, those before the first
+    // listed one too: counting them keeps a sliding LIVE playlist's discontinuities numbered the
+    // same from one reload to the next (RFC 8216 §4.3.3.3).
+    let discontinuity_sequence = match session.discontinuity {
+        DiscontinuityMode::Always => first_sequence.saturating_sub(1),
+        _ => 0,
+    };
     let playlist = MediaPlaylist {
         version: Some(7),
         target_duration: longest_ms.div_ceil(1000).max(1),
-        media_sequence: fragments.first().map_or(0, |fragment| fragment.sequence),
+        media_sequence: first_sequence,
+        discontinuity_sequence,
         segments,
         end_list: complete,
         playlist_type: (session.mode == Mode::OnDemand).then_some(MediaPlaylistType::Vod),
@@ -157,6 +166,7 @@ mod tests {
         assert_eq!(on_demand.matches("#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken=t\"").count(), 2);
         let live = text(Mode::Live, DiscontinuityMode::Always);
         assert!(!live.contains("#EXT-X-ENDLIST") && !live.contains("PLAYLIST-TYPE"), "{live}");
+        assert!(live.contains("#EXT-X-DISCONTINUITY-SEQUENCE:6"), "{live}");
         assert_eq!(live.matches("#EXT-X-DISCONTINUITY\n").count(), 2, "{live}");
         assert!(!text(Mode::LiveReplay, DiscontinuityMode::Never).contains("#EXT-X-ENDLIST"), "window still open");
     }
