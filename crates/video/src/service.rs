@@ -149,6 +149,16 @@ impl VideoService {
         Ok(())
     }
 
+    /// The base URL a request reached this server by: every data API is served on this same
+    /// port, so data endpoints and session URLs point where the client called.
+    pub(crate) fn endpoint(&self, head: &http::request::Parts) -> Result<String, VideoError> {
+        // HTTP/2 carries the authority in the URI, HTTP/1.1 in the Host header.
+        let host = head.uri.authority().map(|authority| authority.as_str());
+        let host = host.or_else(|| head.headers.get(http::header::HOST).and_then(|value| value.to_str().ok()));
+        let host = host.ok_or_else(|| VideoError::InvalidArgument("The request names no Host.".into()))?;
+        Ok(format!("{}://{host}", self.config.scheme))
+    }
+
     pub(crate) async fn remove(&self, name: &str) -> Result<(), VideoError> {
         self.storage.metadata().commit(vec![MetaOp::Delete(meta_key(name))]).await?;
         self.streams.write().remove(name);

@@ -333,7 +333,6 @@ struct GetDataEndpointOutput {
     data_endpoint: String,
 }
 
-/// Every data API is served on this same port, so the endpoint is the one the client called.
 pub(super) async fn data_endpoint(service: &VideoService, request: RestRequest<'_>) -> Response {
     let input: GetDataEndpointInput = request.json()?;
     let mut check = Validator::new();
@@ -342,10 +341,5 @@ pub(super) async fn data_endpoint(service: &VideoService, request: RestRequest<'
     check.one_of("aPIName", input.api_name.as_deref(), &API_NAMES);
     validate::finish(check)?;
     service.locate(input.stream.as_ref(), VideoError::InvalidArgument)?;
-    // HTTP/2 carries the authority in the URI, HTTP/1.1 in the Host header.
-    let host = request.head.uri.authority().map(|authority| authority.as_str()).or_else(|| request.header("host"));
-    let Some(host) = host else {
-        return Err(VideoError::InvalidArgument("The request names no Host.".into()).into());
-    };
-    ok(&GetDataEndpointOutput { data_endpoint: format!("{}://{host}", service.config.scheme) })
+    ok(&GetDataEndpointOutput { data_endpoint: service.endpoint(request.head)? })
 }

@@ -1,0 +1,45 @@
+//! Test media: a KVS-shaped Matroska stream made by ffmpeg, and ffprobe's view of what playback
+//! makes of it. Both tools are optional: tests that need them say so and pass when one is absent.
+
+use std::path::Path;
+use std::process::Command;
+
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool).arg("-version").output().is_ok_and(|output| output.status.success());
+    if !found {
+        eprintln!("skipped: {tool} is not installed (Debian package ffmpeg)");
+    }
+    found
+}
+
+/// `seconds` of H.264 (320x240, 25 fps, a key frame every 2 s) and AAC (44.1 kHz mono) in
+/// Matroska, with a Cluster every 2 s, as `ffmpeg -live 1` streams it to PutMedia.
+pub(crate) fn kvs_mkv(seconds: u32) -> Option<Vec<u8>> {
+    if !have("ffmpeg") {
+        return None;
+    }
+    let output = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=44100", "-t", &seconds.to_string()])
+        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "50"])
+        .args(["-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-c:a", "aac"])
+        .args(["-f", "matroska", "-cluster_time_limit", "2000", "-live", "1", "pipe:1"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(output.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&output.stderr));
+    Some(output.stdout)
+}
+
+/// ffprobe's JSON description (`-show_format -show_streams`) of the file at `path`.
+pub(crate) fn probe(path: &Path) -> Option<serde_json::Value> {
+    if !have("ffprobe") {
+        return None;
+    }
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_format", "-show_streams", "-count_packets"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(output.status.success(), "ffprobe refused the file: {}", String::from_utf8_lossy(&output.stderr));
+    Some(serde_json::from_slice(&output.stdout).expect("ffprobe writes JSON"))
+}

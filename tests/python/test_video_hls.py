@@ -1,0 +1,285 @@
+"""Kinesis Video playback against the real `tideline` binary: GetHLSStreamingSessionURL and
+GetClip through boto3's `kinesis-video-archived-media` client, the HLS resources its URLs name
+(public, checked by their session token), ffprobe opening the master playlist and the clip, and
+headless Chromium playing a live stream with hls.js (tests/hls-player).
+
+The media comes from ffmpeg (Debian `ffmpeg`) through PutMedia as a plain chunked POST; tests that
+need a tool or a PutMedia the server lacks say so and skip."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+import requests
+
+import support
+from support import unique_name
+from test_video import error_of
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYER = ROOT / "tests" / "hls-player"
+CHROMIUM = Path("/usr/bin/chromium")
+NO_FRAGMENTS = "No fragments found in the stream for the streaming request."
+
+# H.264 (baseline, no B-frames, a key frame every 2 s) + AAC in Matroska, as `ffmpeg -live 1`
+# streams it to PutMedia (docs: Kinesis Video playback requirements).
+FFMPEG_MKV = [
+    "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=f=440:r=44100",
+    "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "50", "-keyint_min", "50",
+    "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-f", "matroska", "-cluster_time_limit", "2000",
+    "-live", "1", "pipe:1",
+]
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed (Debian package ffmpeg)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(server):
+    return server.client(service="kinesisvideo")
+
+
+@pytest.fixture(scope="module")
+def archived(server):
+    return server.client(service="kinesis-video-archived-media")
+
+
+@pytest.fixture(scope="module")
+def unchecked_archived(server):
+    return server.client(service="kinesis-video-archived-media", validate=False)
+
+
+def new_stream(video, retention_hours: int = 24) -> str:
+    name = unique_name("hls")
+    video.create_stream(StreamName=name, MediaType="video/h264,audio/aac", DataRetentionInHours=retention_hours)
+    return name
+
+
+# ---- PutMedia: a plain chunked POST of an MKV stream ------------------------------------------
+
+
+class PutMedia:
+    """Streams chunks to `POST /putMedia` and collects the acknowledgement events it answers."""
+
+    def __init__(self, endpoint: str, stream: str):
+        url = urllib.parse.urlparse(endpoint)
+        self.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        self.connection.putrequest("POST", "/putMedia")
+        self.connection.putheader("x-amzn-stream-name", stream)
+        self.connection.putheader("x-amzn-fragment-timecode-type", "RELATIVE")
+        self.connection.putheader("x-amzn-producer-start-timestamp", f"{time.time():.3f}")
+        self.connection.putheader("Transfer-Encoding", "chunked")
+        self.connection.endheaders()
+        self.acks: list[dict] = []
+        # Set when the server answered early and closed its side: the answer says why.
+        self.refused = False
+
+    def send(self, chunk: bytes) -> None:
+        if chunk and not self.refused:
+            try:
+                self.connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                self.refused = True
+
+    def finish(self) -> list[dict]:
+        if not self.refused:
+            try:
+                self.connection.send(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.refused = True
+        response = self.connection.getresponse()
+        body = response.read().decode()
+        self.connection.close()
+        assert response.status == 200, body
+        self.acks = [json.loads(line) for line in body.splitlines() if line.strip()]
+        return self.acks
+
+
+def require_put_media(endpoint: str) -> None:
+    """Skips when the server does not route PutMedia at all (a build without media ingest)."""
+    answer = requests.post(f"{endpoint}/putMedia", data=b"", timeout=10)
+    if "UnknownOperation" in answer.text:
+        pytest.skip("this build of tideline has no PutMedia")
+
+
+def put_ffmpeg(endpoint: str, stream: str, seconds: int, *, realtime: bool = False,
+               started: threading.Event | None = None) -> list[dict]:
+    """`seconds` of ffmpeg's test pattern into `stream` (at the speed of a camera with `realtime`);
+    the PERSISTED acknowledgements."""
+    ffmpeg = need("ffmpeg")
+    command = [ffmpeg, "-loglevel", "error", *(["-re"] if realtime else []), *FFMPEG_MKV]
+    command[command.index("pipe:1"):command.index("pipe:1")] = ["-t", str(seconds)]
+    put = PutMedia(endpoint, stream)
+    with subprocess.Popen(command, stdout=subprocess.PIPE) as producer:
+        assert producer.stdout is not None
+        while chunk := producer.stdout.read1(64 * 1024):
+            put.send(chunk)
+            if started is not None:
+                started.set()
+    acks = put.finish()
+    persisted = [ack for ack in acks if ack.get("EventType") == "PERSISTED"]
+    assert persisted, acks
+    assert not [ack for ack in acks if ack.get("EventType") == "ERROR"], acks
+    return persisted
+
+
+def ffprobe(target: str) -> dict:
+    command = [need("ffprobe"), "-v", "error", "-of", "json", "-show_format", "-show_streams", "-count_packets", target]
+    probe = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    return json.loads(probe.stdout)
+
+
+# ---- Without media: what a session or clip refuses -------------------------------------------
+
+
+def test_session_and_clip_refusals(video, archived, unchecked_archived):
+    name = new_stream(video)
+    assert error_of(archived.get_hls_streaming_session_url, StreamName=name, PlaybackMode="LIVE") == (
+        "ResourceNotFoundException", 404, NO_FRAGMENTS)
+    code, status, message = error_of(archived.get_hls_streaming_session_url, StreamName=name,
+                                     ContainerFormat="MPEG_TS")
+    assert (code, status) == ("InvalidArgumentException", 400)
+    assert "MPEG_TS is not supported" in message
+    code, _, message = error_of(unchecked_archived.get_hls_streaming_session_url, StreamName=name, Expires=10)
+    assert code == "InvalidArgumentException" and "at 'expires' failed to satisfy constraint" in message
+    code, _, message = error_of(archived.get_hls_streaming_session_url, StreamName=name, PlaybackMode="ON_DEMAND")
+    assert code == "InvalidArgumentException" and "must be set when PlaybackMode is ON_DEMAND" in message
+    assert error_of(archived.get_hls_streaming_session_url, StreamName=new_stream(video, 0))[:2] == (
+        "NoDataRetentionException", 400)
+    assert error_of(archived.get_hls_streaming_session_url, StreamName=unique_name("none"))[:2] == (
+        "ResourceNotFoundException", 404)
+    code, _, message = error_of(archived.get_dash_streaming_session_url, StreamName=name)
+    assert code == "InvalidArgumentException" and "use GetHLSStreamingSessionURL" in message
+    now = time.time()
+    code, _, message = error_of(archived.get_images, StreamName=name, ImageSelectorType="SERVER_TIMESTAMP",
+                                StartTimestamp=now - 60, EndTimestamp=now, Format="JPEG")
+    assert code == "InvalidArgumentException" and "GetImages is not supported" in message
+    selector = {"FragmentSelectorType": "SERVER_TIMESTAMP",
+                "TimestampRange": {"StartTimestamp": now - 60, "EndTimestamp": now}}
+    assert error_of(archived.get_clip, StreamName=name, ClipFragmentSelector=selector) == (
+        "ResourceNotFoundException", 404, NO_FRAGMENTS)
+    backwards = {**selector, "TimestampRange": {"StartTimestamp": now, "EndTimestamp": now - 60}}
+    code, _, message = error_of(archived.get_clip, StreamName=name, ClipFragmentSelector=backwards)
+    assert code == "InvalidArgumentException" and "EndTimestamp must be later" in message
+
+
+@pytest.mark.parametrize("resource", ["getHLSMasterPlaylist.m3u8", "getHLSMediaPlaylist.m3u8",
+                                      "getMP4InitFragment.mp4", "getMP4MediaFragment.mp4?FragmentNumber=1&x=1"])
+def test_hls_resources_refuse_forged_tokens(endpoint, resource):
+    separator = "&" if "?" in resource else "?"
+    forged = f"{endpoint}/hls/v1/{resource}{separator}SessionToken=eyJzdHJlYW0iOiJ4In0.AAAA"
+    answer = requests.get(forged, timeout=10)
+    assert answer.status_code == 403
+    assert answer.headers["x-amzn-ErrorType"] == "NotAuthorizedException"
+    assert answer.json()["message"] == "The session token is not valid."
+    assert requests.get(f"{endpoint}/hls/v1/{resource}", timeout=10).status_code == 400
+
+
+def test_hls_resources_are_public_but_sessions_are_signed(server_factory, tmp_path):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {support.ACCESS_KEY}\n"
+                           f"aws_secret_access_key = {support.SECRET_KEY}\n")
+    secured = server_factory("--auth", "--credentials", str(credentials))
+    # A player fetches unsigned: the session token is checked, not a signature.
+    answer = requests.get(f"{secured.endpoint}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=x.y", timeout=10)
+    assert (answer.status_code, answer.headers["x-amzn-ErrorType"]) == (403, "NotAuthorizedException")
+    # Asking for a session is an AWS call like any other: unsigned, it is refused.
+    unsigned = requests.post(f"{secured.endpoint}/getHLSStreamingSessionURL", json={"StreamName": "x"}, timeout=10)
+    assert unsigned.status_code in (400, 403) and unsigned.headers["x-amzn-ErrorType"] != "NotAuthorizedException"
+    signed = secured.client(service="kinesis-video-archived-media")
+    assert error_of(signed.get_hls_streaming_session_url, StreamName="x")[:2] == ("ResourceNotFoundException", 404)
+
+
+# ---- With media: ffmpeg → PutMedia → HLS and GetClip -------------------------------------------
+
+
+def test_on_demand_session_and_clip_play_in_ffprobe(server, video, archived, tmp_path):
+    require_put_media(server.endpoint)
+    name = new_stream(video)
+    before = time.time()
+    persisted = put_ffmpeg(server.endpoint, name, 6)
+    after = time.time()
+    selector = {"FragmentSelectorType": "SERVER_TIMESTAMP",
+                "TimestampRange": {"StartTimestamp": before - 1, "EndTimestamp": after + 1}}
+    url = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="ON_DEMAND", HLSFragmentSelector=selector, Expires=300,
+    )["HLSStreamingSessionURL"]
+    assert url.startswith(f"{server.endpoint}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=")
+    master = requests.get(url, timeout=10)
+    assert master.status_code == 200 and master.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert 'CODECS="avc1.42c00d,mp4a.40.2"' in master.text and "RESOLUTION=320x240" in master.text
+    media_uri = next(line for line in master.text.splitlines() if line.startswith("getHLSMediaPlaylist"))
+    media = requests.get(urllib.parse.urljoin(url, media_uri), timeout=10).text
+    assert "#EXT-X-ENDLIST" in media
+    assert media.count("getMP4MediaFragment.mp4?FragmentNumber=") == len(persisted)
+
+    probe = ffprobe(url)
+    assert [stream["codec_name"] for stream in probe["streams"]] == ["h264", "aac"]
+    assert probe["streams"][0]["nb_read_packets"] == "150"
+    assert abs(float(probe["format"]["duration"]) - 6.0) < 0.2, probe["format"]
+
+    clip = archived.get_clip(StreamName=name, ClipFragmentSelector=selector)
+    assert clip["ContentType"] == "video/mp4"
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip["Payload"].read())
+    probe = ffprobe(str(path))
+    assert probe["streams"][0]["nb_read_packets"] == "150"
+    assert abs(float(probe["format"]["duration"]) - 6.0) < 0.1, probe["format"]
+
+
+def test_live_stream_plays_in_headless_chromium(server, video, archived, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed (Debian package chromium)")
+    if not (PLAYER / "node_modules" / "hls.js").is_dir() or shutil.which("node") is None:
+        pytest.skip("tests/hls-player is not installed (cd tests/hls-player && npm ci)")
+    require_put_media(server.endpoint)
+    name = new_stream(video)
+    started = threading.Event()
+    producer_acks: list[list[dict]] = []
+    producer = threading.Thread(
+        target=lambda: producer_acks.append(put_ffmpeg(server.endpoint, name, 20, realtime=True, started=started)),
+        daemon=True,
+    )
+    producer.start()
+    assert started.wait(30), "ffmpeg produced nothing"
+    # A LIVE session needs a fragment: the first one lands after the first cluster (~2 s).
+    deadline = time.time() + 20
+    while True:
+        try:
+            url = archived.get_hls_streaming_session_url(StreamName=name, PlaybackMode="LIVE")[
+                "HLSStreamingSessionURL"]
+            break
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Code"] == "ResourceNotFoundException", error.response
+            assert time.time() < deadline, "no fragment became playable"
+            time.sleep(0.5)
+    media = requests.get(urllib.parse.urljoin(url, "getHLSMediaPlaylist.m3u8?" + url.split("?", 1)[1]), timeout=10)
+    assert "#EXT-X-ENDLIST" not in media.text, "a LIVE playlist keeps growing"
+    screenshot = tmp_path / "live-playing.png"
+    play = subprocess.run(["node", str(PLAYER / "play.mjs"), url, str(screenshot), "3"], capture_output=True,
+                          text=True, timeout=90, cwd=PLAYER)
+    # The frame that played is kept as the test's artifact.
+    artifacts = ROOT / "target" / "test-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if screenshot.exists():
+        shutil.copy(screenshot, artifacts / "video-hls-live-chromium.png")
+    assert play.returncode == 0, play.stdout + play.stderr
+    result = json.loads(play.stdout.strip().splitlines()[-1])
+    assert result["currentTime"] > 3 and result["errors"] == [], result
+    assert (result["width"], result["height"]) == (320, 240)
+    producer.join(60)
+    assert producer_acks, "the producer failed"
