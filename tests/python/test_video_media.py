@@ -304,3 +304,24 @@ def test_kill_during_put_media_loses_no_persisted_fragment(server_factory, tmp_p
     data = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
     assert cluster_count(data) == len(listed)
     assert {s["codec_name"] for s in ffprobe(data, "-show_streams")["streams"]} == {"aac", "h264"}
+
+
+def test_tideline_video_put_streams_ffmpeg_output(server, video, archived, tideline_binary):
+    name = new_stream(video)
+    ffmpeg = subprocess.Popen([*FFMPEG, "-t", "6", *ENCODE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    put = subprocess.run([str(tideline_binary), "video", "put", name, "-", "--output", "json",
+                          "--endpoint", server.endpoint], stdin=ffmpeg.stdout, capture_output=True, timeout=120)
+    ffmpeg.stdout.close()
+    assert ffmpeg.wait(timeout=30) == 0
+    assert put.returncode == 0, put.stderr.decode()
+    acks = [json.loads(line) for line in put.stdout.decode().splitlines()]
+    numbers = [ack["FragmentNumber"] for ack in persisted(acks)]
+    assert len(numbers) >= 3
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert [fragment["FragmentNumber"] for fragment in listed] == numbers
+    # RELATIVE timecodes (the default) count from the upload's start: producer timestamps are now.
+    assert all(abs(fragment["ProducerTimestamp"].timestamp() - time.time()) < 120 for fragment in listed)
+
+    missing = subprocess.run([str(tideline_binary), "video", "put", unique_name("none"), "-", "--endpoint",
+                              server.endpoint], input=b"", capture_output=True, timeout=60)
+    assert missing.returncode != 0 and b"ResourceNotFoundException" in missing.stderr
