@@ -198,6 +198,18 @@ def test_get_media_and_fragment_list_play_back(server, video, archived, media, c
                                                             "AfterFragmentNumber": numbers[0]})["Payload"].read()
     assert cluster_count(after) == len(numbers) - 1 and numbers[0].encode() not in after
 
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    token = re.search(rb"AWS_KINESISVIDEO_CONTINUATION_TOKEN.{11}([0-9]+)", data, re.DOTALL).group(1).decode()
+    selectors = [
+        ({"StartSelectorType": "CONTINUATION_TOKEN", "ContinuationToken": token}, numbers[1:]),
+        ({"StartSelectorType": "PRODUCER_TIMESTAMP", "StartTimestamp": listed[1]["ProducerTimestamp"]}, numbers[1:]),
+        ({"StartSelectorType": "SERVER_TIMESTAMP", "StartTimestamp": listed[0]["ServerTimestamp"]}, numbers),
+    ]
+    for selector, expected in selectors:
+        selected = media.get_media(StreamName=name, StartSelector=selector)["Payload"].read()
+        assert cluster_count(selected) == len(expected), selector
+        assert expected[0].encode() in selected
+
     chosen = archived.get_media_for_fragment_list(StreamName=name, Fragments=[numbers[1]])
     one = chosen["Payload"].read()
     assert cluster_count(one) == 1 and numbers[1].encode() in one
@@ -229,7 +241,7 @@ def test_get_media_follows_the_live_edge(server, video, media, clip):
     assert cluster_count(bytes(received)) == len(persisted(acks)) + 1
 
 
-def test_timecodes_going_backwards_are_refused(server, video, clip):
+def test_timecodes_going_backwards_are_refused_and_pauses_are_idle(server, video, clip):
     name = new_stream(video)
     first = put_media(server.endpoint, name, pieces(clip))
     twice = clip + clip  # a second document whose clusters start at 0 again
@@ -238,6 +250,15 @@ def test_timecodes_going_backwards_are_refused(server, video, clip):
     assert len(kept) == len(persisted(first))
     assert acks[-1]["EventType"] == "ERROR" and acks[-1]["ErrorId"] == 4004
     assert acks[-1]["FragmentTimecode"] == 0
+
+    def pausing():
+        yield clip[:len(clip) // 2]
+        time.sleep(4)
+        yield clip[len(clip) // 2:]
+
+    paused = put_media(server.endpoint, new_stream(video), pausing())
+    assert "IDLE" in [ack["EventType"] for ack in paused]
+    assert len(persisted(paused)) == cluster_count(clip)
 
     garbage = put_media(server.endpoint, name, [b"this is not matroska"])
     assert garbage[-1]["EventType"] == "ERROR" and garbage[-1]["ErrorId"] == 4006
@@ -304,3 +325,24 @@ def test_kill_during_put_media_loses_no_persisted_fragment(server_factory, tmp_p
     data = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
     assert cluster_count(data) == len(listed)
     assert {s["codec_name"] for s in ffprobe(data, "-show_streams")["streams"]} == {"aac", "h264"}
+
+
+def test_tideline_video_put_streams_ffmpeg_output(server, video, archived, tideline_binary):
+    name = new_stream(video)
+    ffmpeg = subprocess.Popen([*FFMPEG, "-t", "6", *ENCODE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    put = subprocess.run([str(tideline_binary), "video", "put", name, "-", "--output", "json",
+                          "--endpoint", server.endpoint], stdin=ffmpeg.stdout, capture_output=True, timeout=120)
+    ffmpeg.stdout.close()
+    assert ffmpeg.wait(timeout=30) == 0
+    assert put.returncode == 0, put.stderr.decode()
+    acks = [json.loads(line) for line in put.stdout.decode().splitlines()]
+    numbers = [ack["FragmentNumber"] for ack in persisted(acks)]
+    assert len(numbers) >= 3
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert [fragment["FragmentNumber"] for fragment in listed] == numbers
+    # RELATIVE timecodes (the default) count from the upload's start: producer timestamps are now.
+    assert all(abs(fragment["ProducerTimestamp"].timestamp() - time.time()) < 120 for fragment in listed)
+
+    missing = subprocess.run([str(tideline_binary), "video", "put", unique_name("none"), "-", "--endpoint",
+                              server.endpoint], input=b"", capture_output=True, timeout=60)
+    assert missing.returncode != 0 and b"ResourceNotFoundException" in missing.stderr

@@ -1,5 +1,6 @@
-//! The `tideline` command-line client: `streams`, `create`, `delete`, `describe`, `put`, `tail` and
-//! `firehose ls|describe`, talking to a Tideline server (or AWS) through the official AWS SDKs.
+//! The `tideline` command-line client: `streams`, `create`, `delete`, `describe`, `put`, `tail`,
+//! `firehose ls|describe` and `video put`, talking to a Tideline server (or AWS) through the
+//! official AWS SDKs (`video put` signs and sends PutMedia itself: no SDK has it).
 //!
 //! Owns: the subcommands' arguments ([`Command`], wired into the `tideline` binary), output for
 //! people (tables, a drawn shard tree, colours only on a terminal) and for scripts
@@ -17,6 +18,7 @@ mod output;
 mod put;
 mod streams;
 mod tail;
+mod video;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,9 @@ pub enum Command {
     /// Firehose delivery streams.
     #[command(subcommand)]
     Firehose(firehose::FirehoseCommand),
+    /// Kinesis Video streams: `put` sends MKV media (PutMedia).
+    #[command(subcommand)]
+    Video(video::VideoCommand),
 }
 
 impl Command {
@@ -53,6 +58,7 @@ impl Command {
             Command::Put(args) => &args.connection,
             Command::Tail(args) => &args.connection,
             Command::Firehose(command) => command.connection(),
+            Command::Video(command) => command.connection(),
         }
     }
 }
@@ -68,6 +74,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Put(args) => put::run(args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Firehose(command) => firehose::run(command).await,
+        Command::Video(command) => video::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -520,6 +520,53 @@ mod tests {
         verifier.verify(parsed.as_ref(), &request, now)
     }
 
+    /// A PutMedia-style request signed over its headers only, with `payload` declared.
+    fn streamed_request_headers(payload: &'static str, now: SystemTime) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("host".to_owned(), "127.0.0.1:4567".to_owned()),
+            ("x-amzn-stream-name".to_owned(), "cam".to_owned()),
+            ("x-amz-content-sha256".to_owned(), payload.to_owned()),
+        ];
+        let identity = Credentials::new("AKIDTIDELINETEST", "tideline-test-secret", None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("kinesisvideo")
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let pairs = headers.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+        let signable = SignableRequest::new("POST", "/putMedia", pairs, SignableBody::UnsignedPayload).unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        headers.extend(instructions.headers().map(|(name, value)| (name.to_owned(), value.to_owned())));
+        headers
+    }
+
+    #[test]
+    fn streamed_bodies_verify_with_an_unsigned_payload_only() {
+        let mut keys = AccessKeys::new();
+        keys.insert("AKIDTIDELINETEST", "tideline-test-secret").unwrap();
+        let verifier = Verifier::new(keys, "us-east-1", "kinesisvideo");
+        let now = at("20261124T000000Z");
+        let verify = |headers: &[(String, String)]| {
+            let pairs: Vec<(&str, &str)> =
+                headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+            let authorization = pairs.iter().find(|(name, _)| *name == "authorization").map(|pair| pair.1);
+            let parsed = check_complete(authorization, None, true)?;
+            let request = ReceivedRequest { method: "POST", path_and_query: "/putMedia", headers: &pairs, body: b"" };
+            verifier.verify_unsigned_payload(parsed.as_ref(), &request, now)
+        };
+        let principal = verify(&streamed_request_headers(UNSIGNED_PAYLOAD, now)).unwrap();
+        assert_eq!(principal.access_key_id, "AKIDTIDELINETEST");
+        let mut retargeted = streamed_request_headers(UNSIGNED_PAYLOAD, now);
+        retargeted[1].1 = "other-cam".into();
+        assert_eq!(verify(&retargeted).unwrap_err(), mismatch());
+        let chunk_signed = streamed_request_headers("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", now);
+        assert_eq!(verify(&chunk_signed).unwrap_err().code, ErrorCode::InvalidSignature);
+    }
+
     fn suite_authorization(signed_headers: &str, signature: &str) -> String {
         format!(
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \

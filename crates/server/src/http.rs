@@ -383,7 +383,12 @@ async fn serve_streamed(
     tokio::spawn(feed_body(body, chunks, gateway.limits.body_timeout));
     parts.extensions.insert(PendingBody::new(stream));
     let call = Call { operation, codec, body: &[], caller: caller.as_ref(), head: parts };
-    dispatch(gateway, service, codec, style, call).await
+    let response = dispatch(gateway, service, codec, style, call).await;
+    // A refused request's body was not read (its stream was dropped with the call).
+    match response.status().is_success() {
+        true => response,
+        false => unread_body_closes(parts, response),
+    }
 }
 
 /// Forwards a streamed request body to its handler, one chunk at a time: a chunk that does not

@@ -154,3 +154,46 @@ fn parse_block(body: &[u8], keyframe: Option<bool>) -> Option<Block<'_>> {
         data: body.get(len + 3..)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_and_frames_read_back() {
+        let mut info = Vec::new();
+        ebml::write_uint(&mut info, id::TIMECODE_SCALE, 500_000);
+        let mut info_element = Vec::new();
+        ebml::write(&mut info_element, id::INFO, &info);
+        let mut entry = Vec::new();
+        ebml::write_uint(&mut entry, id::TRACK_NUMBER, 1);
+        ebml::write_uint(&mut entry, id::TRACK_TYPE, 1);
+        ebml::write(&mut entry, id::CODEC_ID, b"V_MPEG4/ISO/AVC");
+        ebml::write(&mut entry, id::CODEC_PRIVATE, &[1, 2, 3]);
+        let mut tracks = Vec::new();
+        ebml::write(&mut tracks, id::TRACK_ENTRY, &entry);
+        let mut tracks_element = Vec::new();
+        ebml::write(&mut tracks_element, id::TRACKS, &tracks);
+        let header = TrackHeader::new(info_element, tracks_element);
+        assert_eq!(header.timecode_scale_ns, 500_000);
+        assert_eq!(header.ticks_to_ms(4000), 2000);
+        let found = header.tracks();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].number, found[0].kind, found[0].codec_id.as_str()), (1, 1, "V_MPEG4/ISO/AVC"));
+        assert_eq!(found[0].codec_private, [1, 2, 3]);
+
+        let mut cluster = Vec::new();
+        ebml::write_uint(&mut cluster, id::TIMECODE, 4000);
+        ebml::write(&mut cluster, id::SIMPLE_BLOCK, &[0x81, 0, 0, 0x80, 0xAA]);
+        let mut group = Vec::new();
+        ebml::write(&mut group, id::BLOCK, &[0x82, 0, 40, 0, 0xBB]);
+        ebml::write(&mut group, id::REFERENCE_BLOCK, &[0xD8]);
+        ebml::write(&mut cluster, id::BLOCK_GROUP, &group);
+        let meta = FragmentMeta { number: 1, producer_ms: 0, server_ms: 0, duration_ms: 0, size: 0 };
+        let fragment = Fragment { meta, header: std::sync::Arc::new(header), cluster };
+        assert_eq!(fragment.timecode(), 4000);
+        let blocks: Vec<Block<'_>> = fragment.blocks().collect();
+        assert_eq!(blocks[0], Block { track: 1, relative_timecode: 0, keyframe: true, data: &[0xAA] });
+        assert_eq!(blocks[1], Block { track: 2, relative_timecode: 40, keyframe: false, data: &[0xBB] });
+    }
+}

@@ -326,6 +326,10 @@ mod tests {
         let fragment = reloaded.read(second.number).await.unwrap().unwrap();
         assert_eq!((fragment.cluster.as_slice(), fragment.meta.producer_ms), (&[3u8][..], 20));
         assert_eq!(reloaded.latest(), second.number);
+        // Two hours on, a one-hour retention keeps nothing, on disk either.
+        reloaded.expire(tideline_storage::now_ms() + 2 * 3_600_000, 1).await;
+        assert!(reloaded.list(0).is_empty());
+        assert!(MediaStore::new(Some(dir.path().to_owned())).stream("cam", 1).unwrap().list(0).is_empty());
         store.remove("cam");
         assert!(MediaStore::new(Some(dir.path().to_owned())).stream("cam", 1).unwrap().list(0).is_empty());
     }
