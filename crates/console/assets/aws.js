@@ -8,7 +8,7 @@ import { amzDate, canonicalQuery, sign } from "./sigv4.js";
 const CREDENTIALS_KEY = "tideline.console.credentials";
 
 /** An error answer, with AWS's error type and message. */
-export class AwsError extends Error {
+class AwsError extends Error {
   constructor(type, message, status) {
     super(message ? `${type}: ${message}` : type);
     this.type = type;

@@ -7,7 +7,7 @@ const LINE = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
 
 /** Prometheus text → [{ name, labels, value }] (comments and malformed lines skipped). */
-export function parseMetrics(text) {
+function parseMetrics(text) {
   const samples = [];
   for (const line of text.split("\n")) {
     const match = LINE.exec(line);

@@ -25,7 +25,7 @@ async function hmac(key, text) {
 }
 
 /** RFC 3986 percent-encoding: encodeURIComponent leaves !'()* alone, SigV4 does not. */
-export function uriEncode(text) {
+function uriEncode(text) {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 

@@ -9,7 +9,7 @@ import { byLabel, rates, readMetrics } from "./metrics.js";
 /** ListStreams pages read at most: the console shows the first 1,000 streams. */
 const MAX_PAGES = 10;
 
-export async function listStreamSummaries() {
+async function listStreamSummaries() {
   const summaries = [];
   let input = { Limit: 100 };
   for (let page = 0; page < MAX_PAGES; page += 1) {
