@@ -440,6 +440,7 @@ mod tests {
             account_id: "000000000000".into(),
             scheme: "http",
             max_streams: 10,
+            media_dir: None,
         };
         let video = VideoService::open(Storage::open(StorageConfig::in_memory()).unwrap(), config).unwrap();
         let meta = StreamMeta {
