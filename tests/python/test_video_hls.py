@@ -232,7 +232,20 @@ def test_on_demand_session_and_clip_play_in_ffprobe(server, video, archived, tmp
     assert probe["streams"][0]["nb_read_packets"] == "150"
     assert abs(float(probe["format"]["duration"]) - 6.0) < 0.2, probe["format"]
 
-    clip = archived.get_clip(StreamName=name, ClipFragmentSelector=selector)
+    # A replay from the start lists the same fragments and stays open for more.
+    replay = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="LIVE_REPLAY",
+        HLSFragmentSelector={"FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": {"StartTimestamp": before - 1}},
+    )["HLSStreamingSessionURL"]
+    replay_media = requests.get(urllib.parse.urljoin(replay, "getHLSMediaPlaylist.m3u8?" + replay.split("?", 1)[1]),
+                                timeout=10).text
+    assert "#EXT-X-ENDLIST" not in replay_media
+    assert replay_media.count("getMP4MediaFragment.mp4?FragmentNumber=") == len(persisted)
+
+    # The producer's clock selects the same media (RELATIVE timecodes from the start timestamp).
+    by_producer = {"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                   "TimestampRange": {"StartTimestamp": before - 5, "EndTimestamp": after + 5}}
+    clip = archived.get_clip(StreamName=name, ClipFragmentSelector=by_producer)
     assert clip["ContentType"] == "video/mp4"
     path = tmp_path / "clip.mp4"
     path.write_bytes(clip["Payload"].read())
