@@ -23,7 +23,8 @@ import requests
 import support
 from support import unique_name
 from test_video import error_of
-from test_video_media import new_stream, put_media
+# The Kinesis Video clients (`video`, `archived` fixtures), streams and the PutMedia client.
+from test_video_media import archived, new_stream, put_media, video  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYER = ROOT / "tests" / "hls-player"
@@ -45,16 +46,6 @@ def need(tool: str) -> str:
     if path is None:
         pytest.skip(f"{tool} is not installed (Debian package ffmpeg)")
     return path
-
-
-@pytest.fixture(scope="module")
-def video(server):
-    return server.client(service="kinesisvideo")
-
-
-@pytest.fixture(scope="module")
-def archived(server):
-    return server.client(service="kinesis-video-archived-media")
 
 
 @pytest.fixture(scope="module")
