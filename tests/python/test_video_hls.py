@@ -3,12 +3,11 @@ GetClip through boto3's `kinesis-video-archived-media` client, the HLS resources
 (public, checked by their session token), ffprobe opening the master playlist and the clip, and
 headless Chromium playing a live stream with hls.js (tests/hls-player).
 
-The media comes from ffmpeg (Debian `ffmpeg`) through PutMedia as a plain chunked POST; tests that
-need a tool or a PutMedia the server lacks say so and skip."""
+The media comes from ffmpeg (Debian `ffmpeg`) through PutMedia (test_video_media's client); tests
+that need a tool that is missing say so and skip."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ import requests
 import support
 from support import unique_name
 from test_video import error_of
+# The Kinesis Video clients (`video`, `archived` fixtures), streams and the PutMedia client.
+from test_video_media import archived, new_stream, put_media, video  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYER = ROOT / "tests" / "hls-player"
@@ -48,88 +49,20 @@ def need(tool: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def video(server):
-    return server.client(service="kinesisvideo")
-
-
-@pytest.fixture(scope="module")
-def archived(server):
-    return server.client(service="kinesis-video-archived-media")
-
-
-@pytest.fixture(scope="module")
 def unchecked_archived(server):
     return server.client(service="kinesis-video-archived-media", validate=False)
 
 
-def new_stream(video, retention_hours: int = 24) -> str:
-    name = unique_name("hls")
-    video.create_stream(StreamName=name, MediaType="video/h264,audio/aac", DataRetentionInHours=retention_hours)
-    return name
-
-
-# ---- PutMedia: a plain chunked POST of an MKV stream ------------------------------------------
-
-
-class PutMedia:
-    """Streams chunks to `POST /putMedia` and collects the acknowledgement events it answers."""
-
-    def __init__(self, endpoint: str, stream: str):
-        url = urllib.parse.urlparse(endpoint)
-        self.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-        self.connection.putrequest("POST", "/putMedia")
-        self.connection.putheader("x-amzn-stream-name", stream)
-        self.connection.putheader("x-amzn-fragment-timecode-type", "RELATIVE")
-        self.connection.putheader("x-amzn-producer-start-timestamp", f"{time.time():.3f}")
-        self.connection.putheader("Transfer-Encoding", "chunked")
-        self.connection.endheaders()
-        self.acks: list[dict] = []
-        # Set when the server answered early and closed its side: the answer says why.
-        self.refused = False
-
-    def send(self, chunk: bytes) -> None:
-        if chunk and not self.refused:
-            try:
-                self.connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            except (BrokenPipeError, ConnectionResetError):
-                self.refused = True
-
-    def finish(self) -> list[dict]:
-        if not self.refused:
-            try:
-                self.connection.send(b"0\r\n\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                self.refused = True
-        response = self.connection.getresponse()
-        body = response.read().decode()
-        self.connection.close()
-        assert response.status == 200, body
-        self.acks = [json.loads(line) for line in body.splitlines() if line.strip()]
-        return self.acks
-
-
-def require_put_media(endpoint: str) -> None:
-    """Skips when the server does not route PutMedia at all (a build without media ingest)."""
-    answer = requests.post(f"{endpoint}/putMedia", data=b"", timeout=10)
-    if "UnknownOperation" in answer.text:
-        pytest.skip("this build of tideline has no PutMedia")
-
-
-def put_ffmpeg(endpoint: str, stream: str, seconds: int, *, realtime: bool = False,
-               started: threading.Event | None = None) -> list[dict]:
-    """`seconds` of ffmpeg's test pattern into `stream` (at the speed of a camera with `realtime`);
-    the PERSISTED acknowledgements."""
+def put_ffmpeg(endpoint: str, stream: str, seconds: int, *, realtime: bool = False, on_ack=None) -> list[dict]:
+    """`seconds` of ffmpeg's test pattern streamed into `stream` through PutMedia as ffmpeg writes
+    it (at the speed of a camera with `realtime`); the PERSISTED acknowledgements."""
     ffmpeg = need("ffmpeg")
     command = [ffmpeg, "-loglevel", "error", *(["-re"] if realtime else []), *FFMPEG_MKV]
     command[command.index("pipe:1"):command.index("pipe:1")] = ["-t", str(seconds)]
-    put = PutMedia(endpoint, stream)
     with subprocess.Popen(command, stdout=subprocess.PIPE) as producer:
         assert producer.stdout is not None
-        while chunk := producer.stdout.read1(64 * 1024):
-            put.send(chunk)
-            if started is not None:
-                started.set()
-    acks = put.finish()
+        chunks = iter(lambda: producer.stdout.read1(64 * 1024), b"")
+        acks = put_media(endpoint, stream, chunks, timecode_type="RELATIVE", start=time.time(), on_ack=on_ack)
     persisted = [ack for ack in acks if ack.get("EventType") == "PERSISTED"]
     assert persisted, acks
     assert not [ack for ack in acks if ack.get("EventType") == "ERROR"], acks
@@ -208,7 +141,6 @@ def test_hls_resources_are_public_but_sessions_are_signed(server_factory, tmp_pa
 
 
 def test_on_demand_session_and_clip_play_in_ffprobe(server, video, archived, tmp_path):
-    require_put_media(server.endpoint)
     name = new_stream(video)
     before = time.time()
     persisted = put_ffmpeg(server.endpoint, name, 6)
@@ -232,7 +164,20 @@ def test_on_demand_session_and_clip_play_in_ffprobe(server, video, archived, tmp
     assert probe["streams"][0]["nb_read_packets"] == "150"
     assert abs(float(probe["format"]["duration"]) - 6.0) < 0.2, probe["format"]
 
-    clip = archived.get_clip(StreamName=name, ClipFragmentSelector=selector)
+    # A replay from the start lists the same fragments and stays open for more.
+    replay = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="LIVE_REPLAY",
+        HLSFragmentSelector={"FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": {"StartTimestamp": before - 1}},
+    )["HLSStreamingSessionURL"]
+    replay_media = requests.get(urllib.parse.urljoin(replay, "getHLSMediaPlaylist.m3u8?" + replay.split("?", 1)[1]),
+                                timeout=10).text
+    assert "#EXT-X-ENDLIST" not in replay_media
+    assert replay_media.count("getMP4MediaFragment.mp4?FragmentNumber=") == len(persisted)
+
+    # The producer's clock selects the same media (RELATIVE timecodes from the start timestamp).
+    by_producer = {"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                   "TimestampRange": {"StartTimestamp": before - 5, "EndTimestamp": after + 5}}
+    clip = archived.get_clip(StreamName=name, ClipFragmentSelector=by_producer)
     assert clip["ContentType"] == "video/mp4"
     path = tmp_path / "clip.mp4"
     path.write_bytes(clip["Payload"].read())
@@ -246,16 +191,20 @@ def test_live_stream_plays_in_headless_chromium(server, video, archived, tmp_pat
         pytest.skip("chromium is not installed (Debian package chromium)")
     if not (PLAYER / "node_modules" / "hls.js").is_dir() or shutil.which("node") is None:
         pytest.skip("tests/hls-player is not installed (cd tests/hls-player && npm ci)")
-    require_put_media(server.endpoint)
     name = new_stream(video)
-    started = threading.Event()
+    persisted = threading.Event()
     producer_acks: list[list[dict]] = []
+
+    def on_ack(ack: dict) -> None:
+        if ack.get("EventType") == "PERSISTED":
+            persisted.set()
+
     producer = threading.Thread(
-        target=lambda: producer_acks.append(put_ffmpeg(server.endpoint, name, 20, realtime=True, started=started)),
+        target=lambda: producer_acks.append(put_ffmpeg(server.endpoint, name, 20, realtime=True, on_ack=on_ack)),
         daemon=True,
     )
     producer.start()
-    assert started.wait(30), "ffmpeg produced nothing"
+    assert persisted.wait(30), "no fragment was persisted"
     # A LIVE session needs a fragment: the first one lands after the first cluster (~2 s).
     deadline = time.time() + 20
     while True:

@@ -107,8 +107,13 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     drop(stdout);
     let auth = verifier.is_some();
     let playback = video.playback();
-    let mut services: Vec<Arc<dyn Service>> =
-        vec![Arc::clone(&streams) as Arc<dyn Service>, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video, playback];
+    let mut services: Vec<Arc<dyn Service>> = vec![
+        Arc::clone(&streams) as Arc<dyn Service>,
+        Arc::clone(&firehose) as Arc<dyn Service>,
+        lambda,
+        video,
+        playback,
+    ];
     let console_config = tideline_console::ConsoleConfig { region: args.region.clone(), auth };
     services.push(tideline_console::ConsoleService::new(console_config, streams, services.clone()));
     tracing::info!("web console at {scheme}://{address}/");

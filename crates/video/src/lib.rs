@@ -4,7 +4,7 @@
 //! operation): video streams and their durable metadata (under `<data-dir>/video`), data
 //! retention, data endpoints and tags; the media side ([`media`]): PutMedia ingest, durable
 //! fragments under `<data-dir>/video/media`, GetMedia, ListFragments and
-//! GetMediaForFragmentList; and playback (`playback`: HLS sessions and GetClip, remuxed from
+//! GetMediaForFragmentList; and playback (`playback`: HLS sessions and GetClip, remuxed from the
 //! stored fragments). Does not own: HTTP serving or flags (the `tideline` binary).
 
 mod error;

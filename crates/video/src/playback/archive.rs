@@ -1,11 +1,15 @@
-//! What playback reads of a stream's stored fragments: the seam between playback and the
-//! fragment store. Playback lists fragments by time and reads one fragment's Matroska header
-//! (EBML header, Info, Tracks with codec private data) and cluster; it never writes.
+//! What playback reads of a stream's stored fragments, from the PutMedia fragment store
+//! ([`crate::media`]): fragments listed by time and read whole, and their track header and
+//! Cluster in the remuxer's terms. Playback never writes.
 
-use tideline_storage::StorageError;
+use std::sync::Arc;
 
-use super::mkv;
-use super::remux::{Frame, Header, RemuxError};
+use crate::media::{self, ebml, FragmentMeta, StreamFragments, TrackHeader};
+use crate::model::StreamMeta;
+use crate::service::VideoService;
+
+use super::error::PlaybackError;
+use super::remux::{Frame, Header, Track};
 
 /// Which of a fragment's timestamps a selector ranges over (`FragmentSelectorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,8 +25,9 @@ pub(crate) enum Clock {
 pub(crate) struct FragmentInfo {
     /// AWS's fragment number: a long digit string.
     pub number: String,
-    /// The fragment's position in its stream, counting up from 1 and never reused: HLS media
-    /// sequence numbers, which must be integers where fragment numbers may not fit one.
+    /// The fragment's position among the stream's fragments from its session's first one,
+    /// counting from 1: HLS media sequence numbers, which go up by one from fragment to
+    /// fragment where fragment numbers jump.
     pub sequence: u64,
     pub producer_ms: i64,
     pub server_ms: i64,
@@ -36,28 +41,6 @@ impl FragmentInfo {
             Clock::Producer => self.producer_ms,
             Clock::Server => self.server_ms,
         }
-    }
-}
-
-/// One stored fragment: its description and its Matroska bytes.
-#[derive(Debug, Clone)]
-pub(crate) struct Fragment {
-    pub info: FragmentInfo,
-    /// The stream's header as the fragment was ingested with: EBML header, Info and Tracks.
-    pub header: Vec<u8>,
-    /// The fragment's Cluster.
-    pub cluster: Vec<u8>,
-}
-
-impl Fragment {
-    /// The stream's tracks as the fragment was ingested with them.
-    pub fn tracks(&self) -> Result<Header, RemuxError> {
-        Ok(mkv::read_header(&self.header)?)
-    }
-
-    /// The fragment's frames, in the order stored.
-    pub fn frames(&self) -> Result<Vec<Frame<'_>>, RemuxError> {
-        Ok(mkv::read_cluster(&self.cluster)?.1)
     }
 }
 
@@ -76,88 +59,112 @@ impl Window {
     }
 }
 
-/// A stream's fragments, read by playback. Calls may read the disk: callers run them off the
-/// async runtime's threads.
-pub(crate) trait FragmentArchive: Send + Sync + 'static {
-    /// The fragments of `stream` inside `window`, oldest first, at most `limit`.
-    fn list(&self, stream: &str, window: Window, limit: usize) -> Result<Vec<FragmentInfo>, StorageError>;
-    /// The newest `limit` fragments of `stream`, oldest first.
-    fn latest(&self, stream: &str, limit: usize) -> Result<Vec<FragmentInfo>, StorageError>;
-    /// One fragment of `stream`; `None` when it does not exist (any more).
-    fn read(&self, stream: &str, number: &str) -> Result<Option<Fragment>, StorageError>;
-}
-
-/// The archive of a server that stores no fragments yet: every stream is empty. Playback is
-/// served over it until the fragment store of PutMedia takes its place.
-pub(crate) struct NoFragments;
-
-impl FragmentArchive for NoFragments {
-    fn list(&self, _: &str, _: Window, _: usize) -> Result<Vec<FragmentInfo>, StorageError> {
-        Ok(Vec::new())
-    }
-
-    fn latest(&self, _: &str, _: usize) -> Result<Vec<FragmentInfo>, StorageError> {
-        Ok(Vec::new())
-    }
-
-    fn read(&self, _: &str, _: &str) -> Result<Option<Fragment>, StorageError> {
-        Ok(None)
+impl FragmentInfo {
+    fn new(meta: &FragmentMeta, sequence: u64) -> Self {
+        Self {
+            number: meta.number_text(),
+            sequence,
+            producer_ms: meta.producer_ms,
+            server_ms: meta.server_ms,
+            duration_ms: u64::try_from(meta.duration_ms).unwrap_or(0),
+            size: meta.size,
+        }
     }
 }
 
-/// Fragments kept in memory, made from a Matroska stream: what the playback tests read.
-#[cfg(test)]
-pub(crate) mod memory {
-    use super::*;
+/// One stream's stored fragments, as one session sees them: numbered in sequence from the
+/// session's first fragment (`origin`, a fragment number; 0 before the session has one).
+pub(crate) struct Archive {
+    fragments: Arc<StreamFragments>,
+    origin: u64,
+}
 
-    pub(crate) struct MemoryArchive {
-        pub stream: String,
-        pub fragments: Vec<Fragment>,
+impl Archive {
+    pub fn of(video: &VideoService, stream: &StreamMeta, origin: u64) -> Result<Self, PlaybackError> {
+        Ok(Self { fragments: video.media().stream(&stream.name, stream.created_ms)?, origin })
     }
 
-    impl MemoryArchive {
-        /// One fragment per cluster of `mkv`, produced (and received) from `start_ms` on.
-        pub fn from_mkv(stream: &str, mkv_bytes: &[u8], start_ms: i64) -> Self {
-            let (header, clusters) = mkv::split_clusters(mkv_bytes).unwrap();
-            let timecodes: Vec<i64> =
-                clusters.iter().map(|cluster| mkv::read_cluster(cluster).unwrap().0 as i64).collect();
-            let fragments = clusters
-                .into_iter()
-                .enumerate()
-                .map(|(index, cluster)| {
-                    let at = start_ms + timecodes[index];
-                    let next = timecodes.get(index + 1).copied().unwrap_or(timecodes[index] + 2000);
-                    let info = FragmentInfo {
-                        number: format!("9134385233318143{:015}", index + 1),
-                        sequence: index as u64 + 1,
-                        producer_ms: at,
-                        server_ms: at + 50,
-                        duration_ms: (next - timecodes[index]) as u64,
-                        size: cluster.len() as u64,
-                    };
-                    Fragment { info, header: header.clone(), cluster }
-                })
-                .collect();
-            Self { stream: stream.to_owned(), fragments }
-        }
-
-        fn of<'a>(&'a self, stream: &'a str) -> impl Iterator<Item = &'a Fragment> + 'a {
-            self.fragments.iter().filter(move |_| stream == self.stream)
-        }
+    /// Every fragment from the origin on, oldest first. (Retention dropping the session's first
+    /// fragments would shift the sequence: sessions end within 12 hours, retention is hours.)
+    fn all(&self) -> Vec<FragmentInfo> {
+        let metas = self.fragments.list(self.origin);
+        metas.iter().zip(1..).map(|(meta, sequence)| FragmentInfo::new(meta, sequence)).collect()
     }
 
-    impl FragmentArchive for MemoryArchive {
-        fn list(&self, stream: &str, window: Window, limit: usize) -> Result<Vec<FragmentInfo>, StorageError> {
-            Ok(self.of(stream).map(|f| f.info.clone()).filter(|info| window.contains(info)).take(limit).collect())
-        }
-
-        fn latest(&self, stream: &str, limit: usize) -> Result<Vec<FragmentInfo>, StorageError> {
-            let all: Vec<FragmentInfo> = self.of(stream).map(|f| f.info.clone()).collect();
-            Ok(all[all.len().saturating_sub(limit)..].to_vec())
-        }
-
-        fn read(&self, stream: &str, number: &str) -> Result<Option<Fragment>, StorageError> {
-            Ok(self.of(stream).find(|f| f.info.number == number).cloned())
-        }
+    /// The fragments inside `window`, oldest first, at most `limit`.
+    pub fn list(&self, window: Window, limit: usize) -> Vec<FragmentInfo> {
+        self.all().into_iter().filter(|info| window.contains(info)).take(limit).collect()
     }
+
+    /// The newest `limit` fragments, oldest first.
+    pub fn latest(&self, limit: usize) -> Vec<FragmentInfo> {
+        let mut all = self.all();
+        all.split_off(all.len().saturating_sub(limit))
+    }
+
+    /// The description of fragment `number` (as the API spells it).
+    pub fn info(&self, number: &str) -> Option<FragmentInfo> {
+        self.all().into_iter().find(|info| info.number == number)
+    }
+
+    /// Fragment `number` (as the API spells it); `None` when it does not exist (any more).
+    pub async fn read(&self, number: &str) -> Result<Option<Arc<media::Fragment>>, PlaybackError> {
+        let Ok(number) = number.parse::<u64>() else { return Ok(None) };
+        Ok(self.fragments.read(number).await?)
+    }
+}
+
+// TrackEntry settings the store's header does not break out (Matroska element IDs).
+const DEFAULT_DURATION: u32 = 0x23_E383;
+const VIDEO: u32 = 0xE0;
+const PIXEL_WIDTH: u32 = 0xB0;
+const PIXEL_HEIGHT: u32 = 0xBA;
+const AUDIO: u32 = 0xE1;
+const SAMPLING_FREQUENCY: u32 = 0xB5;
+const CHANNELS: u32 = 0x9F;
+
+/// An EBML float: 4 or 8 bytes, big-endian.
+fn float(body: &[u8]) -> Option<f64> {
+    match body.len() {
+        4 => Some(f64::from(f32::from_be_bytes(body.try_into().ok()?))),
+        8 => Some(f64::from_be_bytes(body.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// The remuxer's view of a stream's track header.
+pub(crate) fn tracks(header: &TrackHeader) -> Header {
+    let tracks = header
+        .tracks()
+        .into_iter()
+        .map(|track| {
+            let setting = |group: u32, id: u32| ebml::child(&track.entry, group).and_then(|body| ebml::child(body, id));
+            let number =
+                |group, id| setting(group, id).and_then(ebml::uint).and_then(|value| u32::try_from(value).ok());
+            Track {
+                number: track.number,
+                default_duration_ns: ebml::child(&track.entry, DEFAULT_DURATION).and_then(ebml::uint),
+                width: number(VIDEO, PIXEL_WIDTH).unwrap_or(0),
+                height: number(VIDEO, PIXEL_HEIGHT).unwrap_or(0),
+                sample_rate: setting(AUDIO, SAMPLING_FREQUENCY).and_then(float).unwrap_or(8000.0),
+                channels: number(AUDIO, CHANNELS).unwrap_or(1),
+                codec_id: track.codec_id,
+                codec_private: track.codec_private,
+            }
+        })
+        .collect();
+    Header { timecode_scale_ns: header.timecode_scale_ns, tracks }
+}
+
+/// The frames of a stored Cluster (its children), timed from the stream's origin.
+pub(crate) fn frames(cluster: &[u8]) -> Vec<Frame<'_>> {
+    let base = i64::try_from(media::cluster_timecode(cluster)).unwrap_or(i64::MAX);
+    media::cluster_blocks(cluster)
+        .map(|block| Frame {
+            track: block.track,
+            timecode: base.saturating_add(i64::from(block.relative_timecode)),
+            keyframe: block.keyframe,
+            data: block.data,
+        })
+        .collect()
 }

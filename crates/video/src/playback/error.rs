@@ -2,7 +2,6 @@
 //! Kinesis Video archived-media API reference lists them).
 
 use tideline_proto::{AwsError, ErrorCode};
-use tideline_storage::StorageError;
 
 use super::remux::RemuxError;
 
@@ -20,7 +19,7 @@ pub(crate) enum PlaybackError {
     #[error("{0}")]
     Remux(#[from] RemuxError),
     #[error("Internal service failure: {0}")]
-    Storage(#[from] StorageError),
+    Io(#[from] std::io::Error),
     #[error("Internal service failure: the read was interrupted.")]
     Interrupted,
 }
@@ -44,10 +43,9 @@ impl From<PlaybackError> for AwsError {
                 }
                 RemuxError::MissingCodecPrivateData(_) => ("MissingCodecPrivateDataException", 400),
                 RemuxError::InvalidCodecPrivateData(_) => ("InvalidCodecPrivateDataException", 400),
-                RemuxError::Mkv(_) => ("InvalidMediaFrameException", 400),
                 RemuxError::Mp4(_) => return server_fault(message),
             },
-            PlaybackError::Storage(_) | PlaybackError::Interrupted => return server_fault(message),
+            PlaybackError::Io(_) | PlaybackError::Interrupted => return server_fault(message),
         };
         AwsError::new(ErrorCode::Named(name), message).with_status(status)
     }

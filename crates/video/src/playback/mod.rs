@@ -4,12 +4,11 @@
 //! Owns: `POST /getHLSStreamingSessionURL` and `POST /getClip` (signed like every archived-media
 //! call), the HLS resources under `/hls/v1/` (public: their session token, sealed by
 //! [`session`], is their credential), and the refusals of DASH, GetImages and MPEG-TS.
-//! Reads fragments through [`archive::FragmentArchive`]; owns neither ingest nor storage.
-//! Pieces: [`mkv`] reads a fragment, [`remux`] writes its MP4, [`playlist`] the HLS playlists.
+//! Reads the PutMedia fragment store through [`archive`]; owns neither ingest nor storage.
+//! Pieces: [`remux`] writes a fragment's MP4, [`playlist`] the HLS playlists.
 
 mod archive;
 mod error;
-mod mkv;
 mod ops;
 mod playlist;
 mod remux;
@@ -22,7 +21,6 @@ use std::sync::{Arc, LazyLock};
 use http::Method;
 use tideline_proto::{AwsError, BoxFuture, Call, Reply, RestOperations, Route, Service};
 
-use archive::FragmentArchive;
 use error::PlaybackError;
 use session::Sealer;
 
@@ -58,29 +56,21 @@ static OPERATIONS: LazyLock<RestOperations<PlaybackService>> = LazyLock::new(|| 
 /// Kinesis Video playback on Tideline's port.
 pub struct PlaybackService {
     video: Arc<VideoService>,
-    archive: Arc<dyn FragmentArchive>,
     sealer: Sealer,
 }
 
-impl PlaybackService {
-    pub(crate) fn new(video: Arc<VideoService>, archive: Arc<dyn FragmentArchive>) -> Arc<Self> {
-        Arc::new(Self { video, archive, sealer: Sealer::with_random_key() })
-    }
-
-    /// Runs `read` over the archive off the runtime's threads: it reads the disk and remuxes.
-    async fn read<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&dyn FragmentArchive) -> Result<T, PlaybackError> + Send + 'static,
-    ) -> Result<T, PlaybackError> {
-        let archive = Arc::clone(&self.archive);
-        tokio::task::spawn_blocking(move || read(archive.as_ref())).await.map_err(|_| PlaybackError::Interrupted)?
-    }
+/// Runs `work` (remuxing a fragment or a clip: CPU work in proportion to its size) off the
+/// runtime's threads.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PlaybackError> + Send + 'static,
+) -> Result<T, PlaybackError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| PlaybackError::Interrupted)?
 }
 
 impl VideoService {
     /// Playback of this service's streams, served beside it on the same port.
     pub fn playback(self: &Arc<Self>) -> Arc<PlaybackService> {
-        PlaybackService::new(Arc::clone(self), Arc::new(archive::NoFragments))
+        Arc::new(PlaybackService { video: Arc::clone(self), sealer: Sealer::with_random_key() })
     }
 }
 

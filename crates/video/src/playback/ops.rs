@@ -2,18 +2,20 @@
 //! resources a session's URLs name (public `GET`s checked by their session token), and the
 //! refusals of what Tideline does not package yet (DASH, images, MPEG-TS).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tideline_proto::{bytes_response, json_response, AwsError, Payload, RestRequest, Validator};
 
-use super::archive::{Clock, Fragment, FragmentInfo, Window};
+use super::archive::{frames, tracks, Archive, Clock, FragmentInfo, Window};
 use super::error::{no_fragments, PlaybackError};
 use super::playlist;
 use super::remux;
 use super::session::{DiscontinuityMode, Mode, Session};
-use super::PlaybackService;
+use super::{off_runtime, PlaybackService};
 use crate::error::VideoError;
+use crate::media::Fragment;
 use crate::service::StreamRef;
 use crate::validate;
 
@@ -169,6 +171,7 @@ impl SessionUrlInput {
             discontinuity,
             program_date_time: self.display_fragment_timestamp.as_deref() == Some("ALWAYS"),
             max_fragments: usize::try_from(max_fragments).unwrap_or(5),
+            origin: 0,
             expires_s: now_ms / 1000 + self.expires.unwrap_or(300),
         })
     }
@@ -193,48 +196,44 @@ pub(super) async fn hls_session_url(service: &PlaybackService, request: RestRequ
     }
     // As AWS does, a session is only handed out when it has something to play, in a form it
     // can package.
-    let checked = session.clone();
-    service
-        .read(move |archive| {
-            let fragments = select(archive, &checked, now)?;
-            let first = fragments.first().ok_or_else(no_fragments)?;
-            let fragment = archive.read(&checked.stream, &first.number)?.ok_or_else(no_fragments)?;
-            remux::init_segment(&fragment.tracks()?)?;
-            Ok(())
-        })
-        .await?;
+    let archive = Archive::of(&service.video, &meta, 0)?;
+    let first = first_fragment(&archive, &select(&archive, &session, now)).await?;
+    remux::init_segment(&tracks(&first.header)).map_err(PlaybackError::from)?;
+    let session = Session { origin: first.meta.number, ..session };
     let token = service.sealer.seal(&session);
     let url = format!("{endpoint}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken={token}");
     Ok(json_response(200, &SessionUrlOutput { url }))
 }
 
 /// The fragments a session's media playlist lists at `now_ms`: the newest ones of a LIVE
-/// session (none older than 30 s when the session starts), the window's oldest ones otherwise.
-fn select(
-    archive: &dyn super::archive::FragmentArchive,
-    session: &Session,
-    now_ms: i64,
-) -> Result<Vec<FragmentInfo>, PlaybackError> {
-    let fragments = match session.mode {
+/// session (none when the newest is older than 30 s), the window's oldest ones otherwise.
+fn select(archive: &Archive, session: &Session, now_ms: i64) -> Vec<FragmentInfo> {
+    match session.mode {
         Mode::Live => {
-            let latest = archive.latest(&session.stream, session.max_fragments)?;
+            let latest = archive.latest(session.max_fragments);
             let fresh =
-                latest.last().is_some_and(|last| last.server_ms + (last.duration_ms as i64) >= now_ms - LIVE_WINDOW_MS);
+                latest.last().is_some_and(|last| last.server_ms + last.duration_ms as i64 >= now_ms - LIVE_WINDOW_MS);
             if fresh {
                 latest
             } else {
                 Vec::new()
             }
         }
-        Mode::OnDemand => archive.list(&session.stream, session.window, session.max_fragments)?,
+        Mode::OnDemand => archive.list(session.window, session.max_fragments),
         // A replay's playlist grows from its start as fragments arrive, like an HLS EVENT playlist.
-        Mode::LiveReplay => archive.list(&session.stream, session.window, MAX_PLAYLIST_FRAGMENTS as usize)?,
-    };
-    Ok(fragments)
+        Mode::LiveReplay => archive.list(session.window, MAX_PLAYLIST_FRAGMENTS as usize),
+    }
 }
 
-/// The session a HLS resource request's token carries, for a stream that still exists.
-fn session_of(service: &PlaybackService, request: &RestRequest<'_>) -> Result<Session, AwsError> {
+/// The first of `fragments`, read whole: its track header describes the session's tracks.
+async fn first_fragment(archive: &Archive, fragments: &[FragmentInfo]) -> Result<Arc<Fragment>, PlaybackError> {
+    let first = fragments.first().ok_or_else(no_fragments)?;
+    archive.read(&first.number).await?.ok_or_else(no_fragments)
+}
+
+/// The session a HLS resource request's token carries, and the fragments of its stream (which
+/// must still be the stream the session was made for).
+fn session_of(service: &PlaybackService, request: &RestRequest<'_>) -> Result<(Session, Archive), AwsError> {
     let token = request.query("SessionToken").ok_or_else(|| {
         PlaybackError::InvalidArgument("1 validation error detected: SessionToken must not be null.".into())
     })?;
@@ -244,7 +243,8 @@ fn session_of(service: &PlaybackService, request: &RestRequest<'_>) -> Result<Se
     if meta.arn != session.arn {
         return Err(VideoError::StreamNotFound.into());
     }
-    Ok(session)
+    let archive = Archive::of(&service.video, &meta, session.origin)?;
+    Ok((session, archive))
 }
 
 /// An HLS resource: public, so that browsers can fetch it across origins.
@@ -258,69 +258,52 @@ const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const MP4: &str = "video/mp4";
 
 pub(super) async fn master_playlist(service: &PlaybackService, request: RestRequest<'_>) -> Response {
-    let session = session_of(service, &request)?;
-    let token = request.query("SessionToken").unwrap_or_default().into_owned();
-    let body = service
-        .read(move |archive| {
-            let fragments = select(archive, &session, now_ms())?;
-            let first = fragments.first().ok_or_else(no_fragments)?;
-            let fragment = archive.read(&session.stream, &first.number)?.ok_or_else(no_fragments)?;
-            let header = fragment.tracks()?;
-            Ok(playlist::master(&token, remux::codecs(&header)?, remux::resolution(&header), &fragments))
-        })
-        .await?;
-    Ok(resource(PLAYLIST, body))
+    let (session, archive) = session_of(service, &request)?;
+    let token = request.query("SessionToken").unwrap_or_default();
+    let fragments = select(&archive, &session, now_ms());
+    let header = tracks(&first_fragment(&archive, &fragments).await?.header);
+    let codecs = remux::codecs(&header).map_err(PlaybackError::from)?;
+    Ok(resource(PLAYLIST, playlist::master(&token, codecs, remux::resolution(&header), &fragments)))
 }
 
 pub(super) async fn media_playlist(service: &PlaybackService, request: RestRequest<'_>) -> Response {
-    let session = session_of(service, &request)?;
-    let token = request.query("SessionToken").unwrap_or_default().into_owned();
-    let body = service
-        .read(move |archive| {
-            let now = now_ms();
-            let fragments = select(archive, &session, now)?;
-            if fragments.is_empty() {
-                return Err(no_fragments());
-            }
-            Ok(playlist::media(&session, &token, &fragments, now))
-        })
-        .await?;
-    Ok(resource(PLAYLIST, body))
+    let (session, archive) = session_of(service, &request)?;
+    let token = request.query("SessionToken").unwrap_or_default();
+    let now = now_ms();
+    let fragments = select(&archive, &session, now);
+    if fragments.is_empty() {
+        return Err(no_fragments().into());
+    }
+    Ok(resource(PLAYLIST, playlist::media(&session, &token, &fragments, now)))
 }
 
 pub(super) async fn init_fragment(service: &PlaybackService, request: RestRequest<'_>) -> Response {
-    let session = session_of(service, &request)?;
-    let body = service
-        .read(move |archive| {
-            let fragments = select(archive, &session, now_ms())?;
-            let first = fragments.first().ok_or_else(no_fragments)?;
-            let fragment = archive.read(&session.stream, &first.number)?.ok_or_else(no_fragments)?;
-            Ok(remux::init_segment(&fragment.tracks()?)?)
-        })
-        .await?;
-    Ok(resource(MP4, body))
+    let (session, archive) = session_of(service, &request)?;
+    let first = first_fragment(&archive, &select(&archive, &session, now_ms())).await?;
+    let init = remux::init_segment(&tracks(&first.header)).map_err(PlaybackError::from)?;
+    Ok(resource(MP4, init))
 }
 
 pub(super) async fn media_fragment(service: &PlaybackService, request: RestRequest<'_>) -> Response {
-    let session = session_of(service, &request)?;
-    let Some(number) = request.query("FragmentNumber").map(|number| number.into_owned()) else {
+    let (session, archive) = session_of(service, &request)?;
+    let Some(number) = request.query("FragmentNumber") else {
         return Err(PlaybackError::InvalidArgument(
             "1 validation error detected: FragmentNumber must not be null.".into(),
         )
         .into());
     };
-    let body = service
-        .read(move |archive| {
-            let fragment = archive.read(&session.stream, &number)?.ok_or_else(no_fragments)?;
-            // A session serves its own window only.
-            if session.mode != Mode::Live && !session.window.contains(&fragment.info) {
-                return Err(no_fragments());
-            }
-            let sequence = u32::try_from(fragment.info.sequence).unwrap_or(u32::MAX);
-            Ok(remux::media_segment(&fragment.tracks()?, &fragment.frames()?, sequence, 0)?)
-        })
-        .await?;
-    Ok(resource(MP4, body))
+    let info = archive.info(&number).ok_or_else(no_fragments)?;
+    // A session serves its own window only.
+    if session.mode != Mode::Live && !session.window.contains(&info) {
+        return Err(no_fragments().into());
+    }
+    let fragment = archive.read(&number).await?.ok_or_else(no_fragments)?;
+    let sequence = u32::try_from(info.sequence).unwrap_or(u32::MAX);
+    let segment = off_runtime(move || {
+        Ok(remux::media_segment(&tracks(&fragment.header), &frames(&fragment.cluster), sequence, 0)?)
+    })
+    .await?;
+    Ok(resource(MP4, segment))
 }
 
 #[derive(Deserialize)]
@@ -354,25 +337,24 @@ pub(super) async fn clip(service: &PlaybackService, request: RestRequest<'_>) ->
     if meta.retention_hours == 0 {
         return Err(PlaybackError::NoDataRetention.into());
     }
-    let name = meta.name.clone();
-    let body = service
-        .read(move |archive| {
-            let fragments = archive.list(&name, window, MAX_CLIP_FRAGMENTS + 1)?;
-            if fragments.len() > MAX_CLIP_FRAGMENTS
-                || fragments.iter().map(|fragment| fragment.size).sum::<u64>() > MAX_CLIP_BYTES
-            {
-                let message = "The clip exceeds the limit of 200 fragments or 100 MB: ask for a shorter time range.";
-                return Err(PlaybackError::InvalidArgument(message.into()));
-            }
-            let mut stored = Vec::with_capacity(fragments.len());
-            for info in &fragments {
-                stored.extend(archive.read(&name, &info.number)?);
-            }
-            let first = stored.first().ok_or_else(no_fragments)?;
-            let frames = stored.iter().map(Fragment::frames).collect::<Result<Vec<_>, _>>()?;
-            Ok(remux::clip(&first.tracks()?, &frames)?)
-        })
-        .await?;
+    let archive = Archive::of(&service.video, &meta, 0)?;
+    let fragments = archive.list(window, MAX_CLIP_FRAGMENTS + 1);
+    if fragments.len() > MAX_CLIP_FRAGMENTS
+        || fragments.iter().map(|fragment| fragment.size).sum::<u64>() > MAX_CLIP_BYTES
+    {
+        let message = "The clip exceeds the limit of 200 fragments or 100 MB: ask for a shorter time range.";
+        return Err(PlaybackError::InvalidArgument(message.into()).into());
+    }
+    let mut stored = Vec::with_capacity(fragments.len());
+    for info in &fragments {
+        stored.extend(archive.read(&info.number).await?);
+    }
+    let first = Arc::clone(stored.first().ok_or_else(no_fragments)?);
+    let body = off_runtime(move || {
+        let frames: Vec<_> = stored.iter().map(|fragment| frames(&fragment.cluster)).collect();
+        Ok(remux::clip(&tracks(&first.header), &frames)?)
+    })
+    .await?;
     Ok(bytes_response(200, MP4, body))
 }
 
@@ -398,8 +380,7 @@ mod tests {
 
     use super::*;
     use crate::model::StreamMeta;
-    use crate::playback::archive::memory::MemoryArchive;
-    use crate::playback::{testing, OPERATIONS};
+    use crate::playback::OPERATIONS;
     use crate::{VideoConfig, VideoService};
 
     struct Answer {
@@ -434,12 +415,13 @@ mod tests {
         Answer { status: 200, content_type, body }
     }
 
-    fn service(retention_hours: u64, archive: MemoryArchive) -> Arc<PlaybackService> {
+    fn service(retention_hours: u64) -> Arc<PlaybackService> {
         let config = VideoConfig {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             scheme: "http",
             max_streams: 10,
+            media_dir: None,
         };
         let video = VideoService::open(Storage::open(StorageConfig::in_memory()).unwrap(), config).unwrap();
         let meta = StreamMeta {
@@ -455,60 +437,12 @@ mod tests {
         };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(video.commit(meta)).unwrap();
-        PlaybackService::new(video, Arc::new(archive))
-    }
-
-    /// The path and query of a URL this server handed out.
-    fn local(url: &str) -> &str {
-        url.strip_prefix("http://127.0.0.1:4567").unwrap()
-    }
-
-    #[test]
-    fn an_on_demand_session_plays_back_every_frame_through_its_playlists() {
-        let Some(mkv) = testing::kvs_mkv(6) else { return };
-        let start = now_ms() - 60_000;
-        let service = service(24, MemoryArchive::from_mkv("cam", &mkv, start));
-        let request = serde_json::json!({
-            "StreamName": "cam",
-            "PlaybackMode": "ON_DEMAND",
-            "HLSFragmentSelector": {
-                "FragmentSelectorType": "PRODUCER_TIMESTAMP",
-                "TimestampRange": {"StartTimestamp": start as f64 / 1000.0 - 1.0, "EndTimestamp": start as f64 / 1000.0 + 10.0},
-            },
-        });
-        let answer = call(&service, Method::POST, "/getHLSStreamingSessionURL", &request.to_string());
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        let url: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-        let url = url["HLSStreamingSessionURL"].as_str().unwrap();
-        assert!(url.starts_with("http://127.0.0.1:4567/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken="), "{url}");
-        let master = call(&service, Method::GET, local(url), "");
-        assert_eq!(master.content_type, "application/vnd.apple.mpegurl");
-        let media_uri = master.text().lines().find(|line| line.starts_with("getHLSMediaPlaylist")).unwrap().to_owned();
-        assert!(master.text().contains("CODECS=\"avc1.42c00d,mp4a.40.2\""), "{}", master.text());
-        let media = call(&service, Method::GET, &format!("/hls/v1/{media_uri}"), "").text();
-        assert!(media.contains("#EXT-X-ENDLIST"), "{media}");
-        // The init segment, then every fragment: one fMP4 file with the whole stream.
-        let init = media.lines().find_map(|line| line.strip_prefix("#EXT-X-MAP:URI=\"")).unwrap().trim_end_matches('"');
-        let mut mp4 = call(&service, Method::GET, &format!("/hls/v1/{init}"), "").body;
-        let fragments: Vec<&str> = media.lines().filter(|line| line.starts_with("getMP4MediaFragment")).collect();
-        assert_eq!(fragments.len(), 5, "{media}");
-        for fragment in fragments {
-            let answer = call(&service, Method::GET, &format!("/hls/v1/{fragment}"), "");
-            assert_eq!((answer.status, answer.content_type.as_str()), (200, "video/mp4"));
-            mp4.extend(answer.body);
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("session.mp4");
-        std::fs::write(&path, mp4).unwrap();
-        let Some(probe) = testing::probe(&path) else { return };
-        assert_eq!(probe["streams"][0]["nb_read_packets"], "150");
-        let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
-        assert!((duration - 6.0).abs() < 0.1, "duration {duration}");
+        video.playback()
     }
 
     #[test]
     fn tokens_are_checked_on_every_resource() {
-        let service = service(24, MemoryArchive { stream: "cam".into(), fragments: Vec::new() });
+        let service = service(24);
         for resource in ["getHLSMasterPlaylist.m3u8", "getHLSMediaPlaylist.m3u8", "getMP4InitFragment.mp4"] {
             let forged = call(&service, Method::GET, &format!("/hls/v1/{resource}?SessionToken=e30.AAAA"), "");
             assert_eq!((forged.status, forged.content_type.as_str()), (403, "NotAuthorizedException"));
@@ -523,6 +457,7 @@ mod tests {
             discontinuity: DiscontinuityMode::Always,
             program_date_time: false,
             max_fragments: 5,
+            origin: 0,
             expires_s: now_ms() / 1000 - 1,
         };
         let expired = service.sealer.seal(&session);
@@ -534,7 +469,7 @@ mod tests {
 
     #[test]
     fn sessions_and_clips_are_refused_as_aws_refuses_them() {
-        let service = service(0, MemoryArchive { stream: "cam".into(), fragments: Vec::new() });
+        let service = service(0);
         let refused = |path: &str, body: serde_json::Value| {
             let answer = call(&service, Method::POST, path, &body.to_string());
             let text = answer.text();

@@ -133,6 +133,7 @@ mod tests {
             discontinuity,
             program_date_time: true,
             max_fragments: 5,
+            origin: 0,
             expires_s: 0,
         }
     }

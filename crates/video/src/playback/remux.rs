@@ -8,8 +8,6 @@ use mp4_atom::{
     Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, Url, Visual, Vmhd,
 };
 
-use super::mkv;
-
 /// Ticks per second of video tracks: the usual MPEG clock, which divides every common frame rate.
 const VIDEO_TIMESCALE: u32 = 90_000;
 /// Samples per AAC frame: an AAC frame's exact duration at the track's sample-rate timescale.
@@ -21,8 +19,6 @@ const NON_SYNC_SAMPLE: u32 = 0x0101_0000;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RemuxError {
-    #[error("The fragment is not valid Matroska: {0}")]
-    Mkv(#[from] mkv::MkvError),
     #[error("The codec ID of track {track} is {codec_id}; playback supports V_MPEG4/ISO/AVC and A_AAC.")]
     UnsupportedCodec { track: u64, codec_id: String },
     #[error("No codec private data was found in track {0}.")]
@@ -392,10 +388,10 @@ mod tests {
     use crate::playback::testing;
     use mp4_atom::Decode;
 
+    use crate::playback::archive::frames;
+
     fn fragments(seconds: u32) -> Option<(Header, Vec<Vec<u8>>)> {
-        let stream = testing::kvs_mkv(seconds)?;
-        let (header, clusters) = mkv::split_clusters(&stream).unwrap();
-        Some((mkv::read_header(&header).unwrap(), clusters))
+        testing::fragments(seconds)
     }
 
     #[test]
@@ -415,7 +411,7 @@ mod tests {
         );
         // ffmpeg cuts clusters by time and size, not at key frames: the key frames (every 2 s)
         // and all 150 video frames are found across them, in order.
-        let frames: Vec<Frame> = clusters.iter().flat_map(|cluster| mkv::read_cluster(cluster).unwrap().1).collect();
+        let frames: Vec<Frame> = clusters.iter().flat_map(|cluster| frames(cluster)).collect();
         let video: Vec<&Frame<'_>> = frames.iter().filter(|frame| frame.track == 1).collect();
         assert_eq!(video.len(), 150);
         let keyframes: Vec<i64> = video.iter().filter(|frame| frame.keyframe).map(|frame| frame.timecode).collect();
@@ -426,7 +422,7 @@ mod tests {
     #[test]
     fn a_clip_is_an_mp4_ffprobe_plays_with_both_tracks_and_the_whole_duration() {
         let Some((header, clusters)) = fragments(6) else { return };
-        let fragments: Vec<Vec<Frame>> = clusters.iter().map(|cluster| mkv::read_cluster(cluster).unwrap().1).collect();
+        let fragments: Vec<Vec<Frame>> = clusters.iter().map(|cluster| frames(cluster)).collect();
         let mp4 = clip(&header, &fragments).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clip.mp4");
@@ -445,11 +441,10 @@ mod tests {
     #[test]
     fn each_media_segment_keeps_the_stream_clock() {
         let Some((header, clusters)) = fragments(6) else { return };
-        let starts_at_4023 = |cluster: &&Vec<u8>| {
-            mkv::read_cluster(cluster).unwrap().1.iter().any(|frame| frame.track == 1 && frame.timecode == 4023)
-        };
+        let starts_at_4023 =
+            |cluster: &&Vec<u8>| frames(cluster).iter().any(|frame| frame.track == 1 && frame.timecode == 4023);
         let cluster = clusters.iter().find(starts_at_4023).unwrap();
-        let segment = media_segment(&header, &mkv::read_cluster(cluster).unwrap().1, 2, 0).unwrap();
+        let segment = media_segment(&header, &frames(cluster), 2, 0).unwrap();
         let moof = Moof::decode(&mut segment.as_slice()).unwrap();
         assert_eq!(moof.mfhd.sequence_number, 2);
         let video = &moof.traf[0];

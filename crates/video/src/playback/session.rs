@@ -49,6 +49,8 @@ pub(crate) struct Session {
     /// `DisplayFragmentTimestamp` ALWAYS: each fragment's time as `EXT-X-PROGRAM-DATE-TIME`.
     pub program_date_time: bool,
     pub max_fragments: usize,
+    /// The number of the session's first fragment: media sequence numbers count from it.
+    pub origin: u64,
     /// Epoch seconds after which the token is refused.
     pub expires_s: i64,
 }
@@ -110,6 +112,7 @@ mod tests {
             discontinuity: DiscontinuityMode::Always,
             program_date_time: false,
             max_fragments: 5,
+            origin: 0,
             expires_s: 1_000,
         }
     }

@@ -43,3 +43,14 @@ pub(crate) fn probe(path: &Path) -> Option<serde_json::Value> {
     assert!(output.status.success(), "ffprobe refused the file: {}", String::from_utf8_lossy(&output.stderr));
     Some(serde_json::from_slice(&output.stdout).expect("ffprobe writes JSON"))
 }
+
+/// `seconds` of [`kvs_mkv`] split as PutMedia splits it: the stream's tracks, and each Cluster's
+/// children as the fragment store keeps them.
+pub(crate) fn fragments(seconds: u32) -> Option<(crate::playback::remux::Header, Vec<Vec<u8>>)> {
+    let stream = kvs_mkv(seconds)?;
+    let mut splitter = crate::media::ingest::Splitter::new();
+    let mut clusters = splitter.push(&stream).expect("ffmpeg writes valid Matroska");
+    clusters.extend(splitter.finish().expect("ffmpeg ends its stream"));
+    let header = crate::playback::archive::tracks(&clusters[0].header);
+    Some((header, clusters.into_iter().map(|cluster| cluster.body).collect()))
+}
