@@ -94,6 +94,8 @@ pub enum Scenario {
     Subscribe(LatencyArgs),
     /// Spawn a server repeatedly and time each start until its first ListStreams succeeds.
     Startup(StartupArgs),
+    /// No server: time appends of --record-size bytes + fdatasync on this disk, one at a time.
+    Fsync(FsyncArgs),
 }
 
 impl Scenario {
@@ -105,6 +107,7 @@ impl Scenario {
             Scenario::E2e(_) => "e2e",
             Scenario::Subscribe(_) => "subscribe",
             Scenario::Startup(_) => "startup",
+            Scenario::Fsync(_) => "fsync",
         }
     }
 }
@@ -146,6 +149,16 @@ pub struct StartupArgs {
     /// Server arguments; `--listen 127.0.0.1:0` is added unless --listen is given.
     #[arg(last = true, default_values_t = ["serve".to_string(), "--in-memory".to_string()])]
     pub server_args: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FsyncArgs {
+    /// Directory on the disk to measure (a temporary file is made in it and removed).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Syncs to time (the run also ends after --duration, default 10 s).
+    #[arg(long, default_value_t = 2000)]
+    pub syncs: usize,
 }
 
 impl Common {

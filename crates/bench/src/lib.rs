@@ -39,6 +39,7 @@ pub enum BenchError {
 pub enum Output {
     Run(Box<Report>),
     Startup(StartupReport),
+    Fsync(scenarios::fsync::FsyncReport),
 }
 
 impl Output {
@@ -46,6 +47,7 @@ impl Output {
         match self {
             Output::Run(report) => report.table(),
             Output::Startup(report) => report.table(),
+            Output::Fsync(report) => report.table(),
         }
     }
 
@@ -53,6 +55,7 @@ impl Output {
         match self {
             Output::Run(report) => report.to_json(),
             Output::Startup(report) => serde_json::to_value(report).unwrap_or_default(),
+            Output::Fsync(report) => serde_json::to_value(report).unwrap_or_default(),
         }
     }
 }
@@ -63,6 +66,14 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
     common.validate(&cli.scenario).map_err(BenchError::Config)?;
     if let Scenario::Startup(args) = &cli.scenario {
         return Ok(Output::Startup(scenarios::startup::run(args, &common.region).await?));
+    }
+    if let Scenario::Fsync(args) = &cli.scenario {
+        let bound = common.bounds().0.unwrap_or(std::time::Duration::from_secs(10));
+        let (args, record_size) = (args.clone(), common.record_size);
+        let report = tokio::task::spawn_blocking(move || scenarios::fsync::run(&args, record_size, bound))
+            .await
+            .map_err(|error| BenchError::Run(format!("fsync probe: {error}")))??;
+        return Ok(Output::Fsync(report));
     }
     let endpoint = common.endpoint.as_deref().ok_or_else(|| BenchError::Config("--endpoint is required".into()))?;
     let endpoint = Endpoint::parse(endpoint)?;
@@ -82,7 +93,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
         Scenario::GetRecords(args) => scenarios::get_records::run(&ctx, args.fill, args.limit).await,
         Scenario::E2e(args) => scenarios::e2e::run(&ctx, args).await,
         Scenario::Subscribe(args) => scenarios::subscribe::run(&ctx, args).await,
-        Scenario::Startup(_) => Err(BenchError::Run("unreachable".into())),
+        Scenario::Startup(_) | Scenario::Fsync(_) => Err(BenchError::Run("unreachable".into())),
     };
     let result = result.map(|mut report| {
         if let Some(secs) = ctx.server_cpu.as_ref().and_then(ServerCpu::used_since_armed) {

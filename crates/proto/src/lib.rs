@@ -5,7 +5,8 @@
 //! `ValidationException` message builder ([`Validator`]), SigV4 `Authorization` header parsing
 //! ([`auth`]), SigV4 signature verification ([`sigv4`]), event-stream frames for streaming
 //! responses ([`event_stream`]), and the seam every service is served through: the [`Service`]
-//! trait and the [`Operations`] table of typed handlers ([`service`]), and its REST-JSON
+//! trait (with streamed request bodies, [`BodyStream`]) and the [`Operations`] table of typed
+//! handlers ([`service`]), and its REST-JSON
 //! counterpart [`RestOperations`] ([`rest`]). Does not own: HTTP
 //! serving, where access keys come from, any service's operations, or storage.
 
@@ -22,6 +23,8 @@ mod validation;
 pub use codec::Codec;
 pub use error::{AwsError, ErrorCode};
 pub use rest::{bytes_response, json_response, RestOperations, RestRequest};
-pub use service::{BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Payload, Reply, Route, Service};
+pub use service::{
+    BodyStream, BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Payload, Reply, Route, Service,
+};
 pub use types::{Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
 pub use validation::{Pattern, Validator};

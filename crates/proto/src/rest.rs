@@ -39,6 +39,11 @@ impl RestRequest<'_> {
         form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value)
     }
 
+    /// The request's body as a stream ([`Call::take_body_stream`]).
+    pub fn take_body_stream(&self) -> Option<crate::service::BodyStream> {
+        crate::service::PendingBody::take(self.head)
+    }
+
     /// A header's value, when it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.headers.get(name).and_then(|value| value.to_str().ok())

@@ -57,10 +57,60 @@ pub struct Call<'a> {
 impl<'a> Call<'a> {
     /// A call made in process (a bench, a fuzzer, one service calling another): no HTTP request
     /// head of its own, no caller.
+    /// The request's body as a stream, for a service whose [`Service::streams_body`] said so
+    /// (then `body` is empty); `None` otherwise, or when taken already.
+    pub fn take_body_stream(&self) -> Option<BodyStream> {
+        PendingBody::take(self.head)
+    }
+
     pub fn in_process(operation: &'a str, codec: Codec, body: &'a [u8]) -> Self {
         static NO_HEAD: std::sync::OnceLock<http::request::Parts> = std::sync::OnceLock::new();
         let head = NO_HEAD.get_or_init(|| http::Request::new(()).into_parts().0);
         Self { operation, codec, body, caller: None, head }
+    }
+}
+
+/// A request body its service reads as it arrives rather than whole: a long-lived upload with no
+/// size bound (Kinesis Video's PutMedia). Services opt in with [`Service::streams_body`]; the HTTP
+/// layer then verifies only the request head, and its handler takes the body with
+/// [`Call::take_body_stream`]. Chunks come through a small bounded channel, so a handler that
+/// reads slowly slows its client down (TCP backpressure) instead of making the server buffer.
+pub struct BodyStream {
+    chunks: mpsc::Receiver<Result<Bytes, AwsError>>,
+}
+
+/// Chunks a [`BodyStream`] holds at once: enough to keep the connection busy while the handler
+/// works on one.
+const BODY_STREAM_CHUNKS: usize = 4;
+
+impl BodyStream {
+    /// A stream and the sender its producer (the HTTP layer) feeds; an `Err` chunk reports why the
+    /// body could not be read (a chunk that did not come in time, a broken connection).
+    pub fn channel() -> (mpsc::Sender<Result<Bytes, AwsError>>, Self) {
+        let (sender, chunks) = mpsc::channel(BODY_STREAM_CHUNKS);
+        (sender, Self { chunks })
+    }
+
+    /// The next chunk; `None` at the end of the body.
+    pub async fn next(&mut self) -> Option<Result<Bytes, AwsError>> {
+        self.chunks.recv().await
+    }
+}
+
+/// Carries a [`BodyStream`] in a request head's extensions until its handler takes it (a head is
+/// shared read-only with the handler, and extensions must be `Clone`).
+#[derive(Clone)]
+pub struct PendingBody(std::sync::Arc<std::sync::Mutex<Option<BodyStream>>>);
+
+impl PendingBody {
+    pub fn new(stream: BodyStream) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(stream))))
+    }
+
+    /// The body stream of `head`, once: `None` when the body was read whole or already taken.
+    pub fn take(head: &http::request::Parts) -> Option<BodyStream> {
+        let pending = head.extensions.get::<PendingBody>()?;
+        pending.0.lock().ok()?.take()
     }
 }
 
@@ -96,6 +146,12 @@ pub trait Service: Send + Sync + 'static {
     /// Whether a request may come without a SigV4 signature even when `--auth` is on (pages and
     /// assets a browser loads, URLs that carry their own token). Unsigned requests carry no caller.
     fn is_public(&self, _head: &http::request::Parts) -> bool {
+        false
+    }
+    /// Whether this request's body goes to the handler as a stream ([`Call::take_body_stream`])
+    /// instead of being read whole and bounded first. Such a request's SigV4 signature covers its
+    /// head only (`x-amz-content-sha256: UNSIGNED-PAYLOAD`).
+    fn streams_body(&self, _head: &http::request::Parts) -> bool {
         false
     }
     /// The service's metrics in the Prometheus text format.

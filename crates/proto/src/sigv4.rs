@@ -185,11 +185,34 @@ impl Verifier {
         }
         let expected =
             expected_signature(request, authorization, payload_hash, &scope, time, credentials).ok_or_else(mismatch)?;
-        if bool::from(expected.as_bytes().ct_eq(authorization.signature.as_bytes())) {
-            Ok(Principal { access_key_id: scope.access_key_id.to_owned() })
-        } else {
-            Err(mismatch())
+        compare(&expected, authorization, &scope)
+    }
+
+    /// Checks the signature of a request whose body is streamed to its handler as it arrives
+    /// (Kinesis Video's PutMedia): the signature covers the headers only, and the client must
+    /// say so with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, as S3 and Kinesis Video clients do
+    /// for long-lived uploads. `request.body` is ignored. Chunk-signed bodies
+    /// (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`) are refused: their per-chunk signatures are not
+    /// checked here, so accepting them would leave the body unprotected while claiming otherwise.
+    pub fn verify_unsigned_payload(
+        &self,
+        authorization: Option<&SigV4Header<'_>>,
+        request: &ReceivedRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Principal, AwsError> {
+        let Checked { authorization, scope, time, credentials } =
+            self.check_before_body(authorization, request, now)?;
+        let declared = request.header("x-amz-content-sha256").map(str::trim);
+        if declared != Some(UNSIGNED_PAYLOAD) {
+            return Err(AwsError::new(
+                ErrorCode::InvalidSignature,
+                format!("This operation streams its body: sign it with x-amz-content-sha256: {UNSIGNED_PAYLOAD}."),
+            ));
         }
+        let expected =
+            expected_signature(request, authorization, UNSIGNED_PAYLOAD.to_owned(), &scope, time, credentials)
+                .ok_or_else(mismatch)?;
+        compare(&expected, authorization, &scope)
     }
 
     /// The checks of [`check_headers`](Self::check_headers), returning what the signature check needs.
@@ -328,6 +351,18 @@ struct Scope<'h> {
     access_key_id: &'h str,
     region: &'h str,
     service: &'h str,
+}
+
+/// The `x-amz-content-sha256` value of a request whose body the signature does not cover.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// The verified caller when `expected` is the signature the request carries, in constant time.
+fn compare(expected: &str, authorization: &SigV4Header<'_>, scope: &Scope<'_>) -> Result<Principal, AwsError> {
+    if bool::from(expected.as_bytes().ct_eq(authorization.signature.as_bytes())) {
+        Ok(Principal { access_key_id: scope.access_key_id.to_owned() })
+    } else {
+        Err(mismatch())
+    }
 }
 
 fn mismatch() -> AwsError {

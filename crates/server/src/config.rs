@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tideline_firehose::{BucketsConfig, FirehoseConfig, KinesisStart};
 use tideline_proto::sigv4::{AccessKeys, KeyError, Verifier};
-use tideline_storage::{default_max_open_files, StorageConfig};
+use tideline_storage::{default_max_open_files, FsyncPolicy, StorageConfig};
 use tideline_streams::StreamsConfig;
 use tideline_video::VideoConfig;
 
@@ -220,6 +220,11 @@ pub struct ServeArgs {
     /// by it: they hold data not yet delivered.)
     #[arg(long, env = "TIDELINE_IN_MEMORY_MAX_BYTES", default_value_t = DEFAULT_IN_MEMORY_MAX_BYTES)]
     pub in_memory_max_bytes: u64,
+    /// When durable logs are fsync'ed: `always` (before each acknowledgement) or `interval=<ms>`
+    /// (acknowledge once written, fsync every <ms>: a power loss or kernel crash may lose the
+    /// last <ms> of acknowledged records; a killed process loses nothing).
+    #[arg(long, env = "TIDELINE_FSYNC", default_value = "always", value_parser = clap::value_parser!(FsyncPolicy))]
+    pub fsync: FsyncPolicy,
 }
 
 /// The default `--in-memory-max-bytes`: 1 GiB, so that a test server left ingesting does not
@@ -298,6 +303,7 @@ impl ServeArgs {
             segment_max_bytes: self.segment_max_bytes,
             max_open_files: self.max_open_files(),
             memory_cap_bytes: (self.in_memory && self.in_memory_max_bytes > 0).then_some(self.in_memory_max_bytes),
+            fsync: self.fsync,
             ..mode
         }
     }
@@ -316,7 +322,12 @@ impl ServeArgs {
     fn service_storage_config(&self, dir: &str) -> StorageConfig {
         let mode =
             if self.in_memory { StorageConfig::in_memory() } else { StorageConfig::durable(self.data_dir.join(dir)) };
-        StorageConfig { segment_max_bytes: self.segment_max_bytes, max_open_files: self.max_open_files(), ..mode }
+        StorageConfig {
+            segment_max_bytes: self.segment_max_bytes,
+            max_open_files: self.max_open_files(),
+            fsync: self.fsync,
+            ..mode
+        }
     }
 
     /// `scheme` is how clients reach this server (`https` with TLS), for the data endpoints
@@ -328,6 +339,7 @@ impl ServeArgs {
             scheme,
             // Tideline's bound on the number of video streams, so that metadata stays bounded.
             max_streams: 10_000,
+            media_dir: (!self.in_memory).then(|| self.data_dir.join("video").join("media")),
         }
     }
 

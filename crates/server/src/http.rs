@@ -15,8 +15,11 @@ use axum::routing::get;
 use axum::Router;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
+use tideline_proto::service::PendingBody;
 use tideline_proto::sigv4::{ReceivedRequest, Verifier};
-use tideline_proto::{auth, event_stream, AwsError, Call, Caller, Codec, ErrorCode, Payload, Reply, Route, Service};
+use tideline_proto::{
+    auth, event_stream, AwsError, BodyStream, Call, Caller, Codec, ErrorCode, Payload, Reply, Route, Service,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -236,13 +239,14 @@ fn error_response(style: ErrorStyle, error: &AwsError) -> Response {
 }
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (mut parts, body) = request.into_parts();
+    let header_text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let codec = header_text("content-type").and_then(Codec::from_content_type);
     let unknown =
         || error_response(ErrorStyle::Rpc(codec.unwrap_or(Codec::Json)), &AwsError::bare(ErrorCode::UnknownOperation));
-    let Some((service, operation)) = gateway.route(header_text("x-amz-target"), parts.uri.path()) else {
+    // Owned, so that a streamed body can be put into the head's extensions while they are used.
+    let (target, path) = (header_text("x-amz-target").map(str::to_owned), parts.uri.path().to_owned());
+    let Some((service, operation)) = gateway.route(target.as_deref(), &path) else {
         return unknown();
     };
     // REST-JSON bodies are JSON whatever their content type says (often none, on a GET).
@@ -253,7 +257,7 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
             None => return unknown(),
         },
     };
-    let mut response = serve(&gateway, service, operation, codec, style, &parts, body).await;
+    let mut response = serve(&gateway, service, operation, codec, style, &mut parts, body).await;
     let call = Call::in_process(operation, codec, &[]);
     let served = Served { service: service.name(), operation: service.operation_name(&Call { head: &parts, ..call }) };
     response.extensions_mut().insert(served);
@@ -267,9 +271,13 @@ async fn serve(
     operation: &str,
     codec: Codec,
     style: ErrorStyle,
-    parts: &axum::http::request::Parts,
+    parts: &mut axum::http::request::Parts,
     body: Body,
 ) -> Response {
+    if service.streams_body(parts) {
+        return serve_streamed(gateway, service, operation, codec, style, parts, body).await;
+    }
+    let parts = &*parts;
     let headers = &parts.headers;
     let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let public = service.is_public(parts);
@@ -317,6 +325,17 @@ async fn serve(
         None => None,
     };
     let call = Call { operation, codec, body: &body, caller: caller.as_ref(), head: parts };
+    dispatch(gateway, service, codec, style, call).await
+}
+
+/// Runs a call and writes its answer.
+async fn dispatch(
+    gateway: &Gateway,
+    service: &Arc<dyn Service>,
+    codec: Codec,
+    style: ErrorStyle,
+    call: Call<'_>,
+) -> Response {
     let answered = match service.handle(call).await {
         Ok(Reply::Body(body)) => gateway.body(body).await.map(|body| respond(200, codec, body)),
         Ok(Reply::Events(events)) => Ok(event_stream_response(events)),
@@ -324,6 +343,74 @@ async fn serve(
         Err(error) => Err(error),
     };
     answered.unwrap_or_else(|error| error_response(style, &error))
+}
+
+/// Serves a request whose body its handler reads as it arrives ([`Service::streams_body`]): the
+/// signature covers the head only, and the body goes to the handler through a [`BodyStream`]
+/// fed chunk by chunk, each within the body timeout, never more than the stream's few chunks
+/// ahead of the handler.
+async fn serve_streamed(
+    gateway: &Gateway,
+    service: &Arc<dyn Service>,
+    operation: &str,
+    codec: Codec,
+    style: ErrorStyle,
+    parts: &mut axum::http::request::Parts,
+    body: Body,
+) -> Response {
+    let header_text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let has_date = parts.headers.contains_key("x-amz-date") || parts.headers.contains_key(header::DATE);
+    let verifier = gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name()));
+    let caller = match verifier {
+        None => None,
+        Some(verifier) => {
+            let authorization = match auth::check_complete(header_text("authorization"), parts.uri.query(), has_date) {
+                Ok(authorization) => authorization,
+                Err(error) => return unread_body_closes(parts, error_response(style, &error)),
+            };
+            let pairs = header_pairs(&parts.uri, &parts.headers);
+            let received = received(&parts.method, &parts.uri, &pairs, &[]);
+            match verifier.verify_unsigned_payload(authorization.as_ref(), &received, SystemTime::now()) {
+                Ok(principal) => Some(Caller { access_key_id: principal.access_key_id }),
+                Err(error) => {
+                    tracing::debug!(%error, operation, "signature refused");
+                    return unread_body_closes(parts, error_response(style, &error));
+                }
+            }
+        }
+    };
+    let (chunks, stream) = BodyStream::channel();
+    tokio::spawn(feed_body(body, chunks, gateway.limits.body_timeout));
+    parts.extensions.insert(PendingBody::new(stream));
+    let call = Call { operation, codec, body: &[], caller: caller.as_ref(), head: parts };
+    dispatch(gateway, service, codec, style, call).await
+}
+
+/// Forwards a streamed request body to its handler, one chunk at a time: a chunk that does not
+/// arrive within `chunk_timeout` ends the body with an error, and a handler that stops reading
+/// ends the forwarding (and with it the reading of the connection).
+async fn feed_body(
+    mut body: Body,
+    chunks: tokio::sync::mpsc::Sender<Result<Bytes, AwsError>>,
+    chunk_timeout: Duration,
+) {
+    loop {
+        let chunk = match tokio::time::timeout(chunk_timeout, body.frame()).await {
+            Err(_) => Err(AwsError::new(ErrorCode::RequestTimeout, "Request body not received in time.")),
+            Ok(None) => return,
+            Ok(Some(Err(error))) => {
+                Err(AwsError::new(ErrorCode::Serialization, format!("Request body unreadable: {error}")))
+            }
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Ok(data),
+                Err(_) => continue,
+            },
+        };
+        let failed = chunk.is_err();
+        if chunks.send(chunk).await.is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// Marks a response given before the request's body was read (or read to its end) as the

@@ -107,7 +107,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(stdout, "tideline listening on {scheme}://{address}")?;
     stdout.flush()?;
     drop(stdout);
-    let services: Vec<Arc<dyn Service>> = vec![streams, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video];
+    let auth = verifier.is_some();
+    let mut services: Vec<Arc<dyn Service>> =
+        vec![Arc::clone(&streams) as Arc<dyn Service>, Arc::clone(&firehose) as Arc<dyn Service>, lambda, video];
+    let console_config = tideline_console::ConsoleConfig { region: args.region.clone(), auth };
+    services.push(tideline_console::ConsoleService::new(console_config, streams, services.clone()));
+    tracing::info!("web console at {scheme}://{address}/");
     let metrics = observe::ServerMetrics::new(limits.max_connections);
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));

@@ -56,3 +56,15 @@ fn a_taken_address_is_named_and_no_data_dir_is_left_behind() {
     assert!(stderr.contains(&format!("tideline: cannot listen on {address}: Address already in use")), "{stderr}");
     assert!(!data_dir.exists(), "a server that could not listen created {}", data_dir.display());
 }
+
+#[test]
+fn a_bad_fsync_policy_says_what_is_expected() {
+    for bad in ["sometimes", "interval=0", "interval=1s", "interval=600000"] {
+        let (success, stderr) = serve_must_fail(&["--listen", "127.0.0.1:0", "--in-memory", "--fsync", bad]);
+        assert!(!success, "--fsync {bad} accepted");
+        let expected = format!(
+            "invalid value '{bad}' for '--fsync <FSYNC>': expected `always` or `interval=<ms>` with <ms> from 1 to 60000"
+        );
+        assert!(stderr.contains(&expected), "{stderr}");
+    }
+}

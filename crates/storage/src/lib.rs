@@ -24,6 +24,7 @@ mod recovery;
 mod segment;
 mod shard;
 mod storage;
+mod sync;
 mod writer;
 
 #[cfg(test)]
@@ -59,6 +60,49 @@ pub struct StorageConfig {
     /// segments of any shard are dropped as retention drops them (never a shard's last
     /// segment), and segments are made small enough (a 32nd of the cap) for that to be fine.
     pub memory_cap_bytes: Option<u64>,
+    /// Durable mode: when appended records are fsync'ed, relative to their acknowledgement.
+    pub fsync: FsyncPolicy,
+}
+
+/// When a durable log fsyncs what it appends: the trade of Kafka's `flush.ms` and Redpanda's
+/// write caching. In memory mode nothing is synced and this does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// fdatasync before acknowledging: an acknowledged record survives a power loss.
+    #[default]
+    Always,
+    /// Acknowledge once written to the page cache, fdatasync every this long: a process crash
+    /// loses nothing acknowledged (the kernel still holds the pages), a power loss or kernel crash
+    /// loses up to the last interval of acknowledged records.
+    Interval(std::time::Duration),
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Interval(every) => write!(f, "interval={}", every.as_millis()),
+        }
+    }
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+
+    /// `always` or `interval=<ms>` with 1 ≤ ms ≤ 60,000.
+    fn from_str(text: &str) -> Result<Self, String> {
+        const EXPECTED: &str = "expected `always` or `interval=<ms>` with <ms> from 1 to 60000";
+        match text.trim() {
+            "always" => Ok(FsyncPolicy::Always),
+            other => {
+                let ms = other.strip_prefix("interval=").and_then(|ms| ms.parse::<u64>().ok());
+                match ms {
+                    Some(ms @ 1..=60_000) => Ok(FsyncPolicy::Interval(std::time::Duration::from_millis(ms))),
+                    _ => Err(EXPECTED.to_owned()),
+                }
+            }
+        }
+    }
 }
 
 impl StorageConfig {
@@ -70,6 +114,7 @@ impl StorageConfig {
             segment_max_bytes: Self::DEFAULT_SEGMENT_MAX_BYTES,
             max_open_files: default_max_open_files(),
             memory_cap_bytes: None,
+            fsync: FsyncPolicy::Always,
         }
     }
 

@@ -237,7 +237,8 @@ impl Segment {
         }
     }
 
-    /// Recovery: fdatasyncs whatever a killed process left in the page cache for this file.
+    /// fdatasyncs whatever is in the page cache for this file: at recovery, what a killed process
+    /// left; when the writer rolls to a new segment, everything written to this one.
     pub fn sync(&self) -> io::Result<()> {
         match &self.backing {
             Backing::File { slot, files } => files.handle(slot)?.sync_data(),

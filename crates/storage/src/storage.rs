@@ -86,6 +86,7 @@ pub struct Storage {
     requests: Option<mpsc::Sender<Request>>,
     writer: Option<std::thread::JoinHandle<bool>>,
     data_dir: Option<PathBuf>,
+    fsync: crate::FsyncPolicy,
     /// One trim at a time, so that unlinks happen oldest first across concurrent callers too.
     trimming: tokio::sync::Mutex<()>,
 }
@@ -142,12 +143,23 @@ impl Storage {
             faults: parking_lot::Mutex::new(Faults::default()),
         });
         let (requests, receiver) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&shared), recovered.writers, receiver);
+        let writer = Writer::new(Arc::clone(&shared), recovered.writers, (requests.clone(), receiver), config.fsync)
+            .map_err(|error| StorageError::io("starting the log sync thread", error))?;
         let writer = std::thread::Builder::new()
             .name("tideline-log-writer".into())
             .spawn(move || writer.run())
             .map_err(|error| StorageError::io("starting the log writer thread", error))?;
-        tracing::info!(shards = shard_count, elapsed_ms = started.elapsed().as_millis() as u64, "storage opened");
+        match &config.mode {
+            StorageMode::Durable(_) => tracing::info!(
+                shards = shard_count,
+                fsync = %config.fsync,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "storage opened"
+            ),
+            StorageMode::InMemory => {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "storage opened, in memory")
+            }
+        }
         let data_dir = match config.mode {
             StorageMode::Durable(data_dir) => Some(data_dir),
             StorageMode::InMemory => None,
@@ -158,12 +170,18 @@ impl Storage {
             requests: Some(requests),
             writer: Some(writer),
             data_dir,
+            fsync: config.fsync,
             trimming: tokio::sync::Mutex::new(()),
         }))
     }
 
     pub fn metadata(&self) -> &MetadataStore {
         &self.metadata
+    }
+
+    /// Durable mode: when appends are fsync'ed (None in memory).
+    pub fn fsync_policy(&self) -> Option<crate::FsyncPolicy> {
+        self.data_dir.as_ref().map(|_| self.fsync)
     }
 
     /// The in-memory cap's bound and its effect so far (None when there is no cap).
@@ -335,7 +353,10 @@ impl Drop for Storage {
     /// Stops the writer after it has answered everything already submitted, so a reopen of the
     /// same directory in this process finds the files quiet.
     fn drop(&mut self) {
-        self.requests.take();
+        // The writer's syncer holds a sender too: the channel never closes by itself.
+        if let Some(requests) = self.requests.take() {
+            let _ = requests.send(Request::Shutdown);
+        }
         let Some(writer) = self.writer.take() else { return };
         match writer.join() {
             Ok(true) => {

@@ -1165,3 +1165,73 @@ async fn in_memory_cap_drops_the_oldest_segments_of_any_shard() {
         .expect("open");
     assert!(durable.memory_use().is_none());
 }
+
+#[test]
+fn fsync_policies_parse_and_print() {
+    assert_eq!("always".parse::<FsyncPolicy>(), Ok(FsyncPolicy::Always));
+    assert_eq!("interval=5".parse::<FsyncPolicy>(), Ok(FsyncPolicy::Interval(Duration::from_millis(5))));
+    assert_eq!(FsyncPolicy::Interval(Duration::from_millis(250)).to_string(), "interval=250");
+    for bad in ["", "never", "interval=", "interval=0", "interval=60001", "interval=-1", "interval=1.5", "interval 5"] {
+        assert!(bad.parse::<FsyncPolicy>().is_err(), "{bad:?} accepted");
+    }
+}
+
+fn durable_interval(dir: &Path, every_ms: u64) -> Arc<Storage> {
+    let fsync = FsyncPolicy::Interval(Duration::from_millis(every_ms));
+    Storage::open(StorageConfig { fsync, segment_max_bytes: 4096, ..StorageConfig::durable(dir) }).expect("open")
+}
+
+#[tokio::test]
+async fn interval_fsync_acknowledges_in_order_and_a_clean_shutdown_syncs_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = durable_interval(dir.path(), 20);
+    let shard = key(4, 0);
+    let mut tasks = Vec::new();
+    for task in 0..8u64 {
+        let storage = Arc::clone(&storage);
+        tasks.push(tokio::spawn(async move {
+            let mut placed = Vec::new();
+            for round in 0..30u64 {
+                let record = record(task << 8 | round, 100);
+                placed.push((append_one(&storage, shard, vec![record.clone()]).await.0, record));
+                if round == 15 {
+                    // Past a periodic sync, so that some records are synced by it.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+            placed
+        }));
+    }
+    let mut expected = BTreeMap::new();
+    for task in tasks {
+        let placed = task.await.expect("task");
+        assert!(placed.windows(2).all(|pair| pair[0].0 < pair[1].0), "one caller's records in its order");
+        expected.extend(placed);
+    }
+    assert_eq!(expected.len(), 240);
+    let check = |storage: &Storage| {
+        let stored = read_all(storage, shard);
+        assert_eq!(stored.len(), 240, "acknowledged means readable");
+        for (stored, (index, record)) in stored.iter().zip(&expected) {
+            assert_same(stored, *index, record);
+        }
+    };
+    check(&storage);
+    drop(storage);
+    assert!(dir.path().join("clean-shutdown").exists(), "the shutdown synced everything written");
+    check(&durable(dir.path()));
+}
+
+#[tokio::test]
+async fn interval_fsync_failure_stops_the_shard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = durable_interval(dir.path(), 1);
+    let (a, b) = (key(5, 0), key(5, 1));
+    append_one(&storage, a, vec![record(0, 10)]).await;
+    storage.faults().sync.insert(a);
+    let failed = storage.append(vec![batch(a, vec![record(1, 10)])]).await;
+    assert!(matches!(failed, Err(StorageError::Io { .. })), "{failed:?}");
+    let refused = storage.append(vec![batch(a, vec![record(2, 10)])]).await;
+    assert!(matches!(refused, Err(StorageError::ShardFailed { .. })), "{refused:?}");
+    assert_eq!(append_one(&storage, b, vec![record(3, 10)]).await.0, 0, "other shards go on");
+}

@@ -1,13 +1,20 @@
 //! The writer thread: the only code that changes shard logs. It takes every request waiting in
-//! its channel as one group, writes the group's frames (one write per shard), fdatasyncs each
-//! file the group dirtied once, and only then publishes the new tails and answers the waiters.
-//! So N concurrent writers share one fsync, and no reader sees a record that is not durable.
+//! its channel as one group, writes the group's frames (one write per shard), has the syncer
+//! thread fdatasync each file the group dirtied once, and only then publishes the new tails and
+//! answers the waiters. So N concurrent writers share one fsync, and no reader sees a record that
+//! is not durable. While a group's syncs run, the next group gathers and is encoded; it is written
+//! and synced as soon as the previous one is answered, so the device is never left idle while
+//! requests wait (a two-stage commit pipeline; groups are answered in order).
+//!
+//! With `FsyncPolicy::Interval` a group is published and answered once written, and the files
+//! written since the last sync are synced every interval instead.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -16,16 +23,14 @@ use crate::open_files::OpenFiles;
 use crate::segment::Segment;
 use crate::shard::{SegmentView, ShardLog};
 use crate::storage::Shared;
-use crate::{AppendBatch, AppendOutcome, NewRecord, ShardKey, StorageError};
+use crate::sync::{SyncJob, SyncPurpose, SyncTarget, Syncer};
+use crate::{AppendBatch, AppendOutcome, FsyncPolicy, NewRecord, ShardKey, StorageError};
 
 /// Stop adding requests to a group past this much payload, so one group's latency stays bounded.
 const GROUP_MAX_BYTES: usize = 32 * 1024 * 1024;
 const GROUP_MAX_REQUESTS: usize = 4096;
 /// Capacity a shard's encode buffer keeps between groups.
 const PENDING_KEEP_BYTES: usize = 1024 * 1024;
-/// Threads that fdatasync a group's files in parallel. Each sync waits on the device, not the
-/// CPU, so overlapping them lets the file system batch them into fewer journal commits.
-const SYNC_THREADS: usize = 4;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
@@ -59,6 +64,10 @@ pub(crate) enum ControlRequest {
 pub(crate) enum Request {
     Data(DataRequest),
     Control(ControlRequest),
+    /// From the syncer: a batch of syncs is done.
+    Synced(SyncPurpose, Vec<SyncJob>),
+    /// From `Storage::drop`: answer everything before, sync everything written, and stop.
+    Shutdown,
 }
 
 impl DataRequest {
@@ -81,16 +90,15 @@ pub(crate) struct Tail {
     pub segment: Arc<Segment>,
     /// Bytes in the file; frames not yet written sit in `WriterShard::pending`.
     pub written: u64,
-    /// Written in the current group and not yet synced.
-    pub dirty: bool,
-    /// The handle the group's bytes were written through, until it is synced: the set of open
-    /// files may close its own copy meanwhile, and the bytes must be synced through this one.
+    /// The handle the group's bytes were written through, until its sync is scheduled: the set
+    /// of open files may close its own copy meanwhile, and the bytes must be synced through this
+    /// one (it is the handle whose write errors the sync reports).
     pub unsynced: Option<Arc<File>>,
 }
 
 impl Tail {
     pub fn new(segment: Arc<Segment>, written: u64) -> Self {
-        Tail { segment, written, dirty: false, unsynced: None }
+        Tail { segment, written, unsynced: None }
     }
 }
 
@@ -111,6 +119,16 @@ struct Group {
     poison: bool,
 }
 
+/// A group whose frames are written, with where it left the shard: what it publishes once its
+/// syncs are done (the next group may have moved the shard on meanwhile).
+struct WrittenGroup {
+    group: Group,
+    next_index: u64,
+    last_arrival_ms: Option<i64>,
+    sealed: bool,
+    tail: Option<(Arc<Segment>, u64)>,
+}
+
 /// The writer's private state for one shard: assigned (not yet committed) positions.
 pub(crate) struct WriterShard {
     log: Arc<ShardLog>,
@@ -122,7 +140,10 @@ pub(crate) struct WriterShard {
     failed: Option<String>,
     tail: Option<Tail>,
     pending: Vec<u8>,
+    /// The group gathering now.
     group: Option<Group>,
+    /// The group written before it, until its syncs are done.
+    syncing: Option<WrittenGroup>,
     /// Bytes an in-memory segment reserves when it is created (0: it grows as needed).
     memory_segment_capacity: usize,
 }
@@ -146,6 +167,7 @@ impl WriterShard {
             tail,
             pending: Vec::new(),
             group: None,
+            syncing: None,
             memory_segment_capacity: 0,
         }
     }
@@ -171,6 +193,14 @@ impl WriterShard {
         if let Some(group) = self.group.as_mut() {
             group.poison |= poison;
             group.error.get_or_insert(error);
+        }
+    }
+
+    /// A sync of the written group failed: nothing it wrote can be trusted.
+    fn fail_sync(&mut self, error: StorageError) {
+        if let Some(written) = self.syncing.as_mut() {
+            written.group.poison = true;
+            written.group.error.get_or_insert(error);
         }
     }
 
@@ -214,7 +244,6 @@ impl WriterShard {
             sparse.note(index, offset, arrival_ms, self.pending.len() - before);
         }
         drop(sparse);
-        tail.dirty = true;
         self.next_index += records.len() as u64;
         self.last_arrival_ms = Some(arrival_ms);
         outcome
@@ -266,12 +295,13 @@ impl WriterShard {
     /// Closes the tail segment and starts a new one. The old segment is synced *before* the new
     /// file exists: recovery only checks the last segment, so every earlier one must be whole on
     /// disk by the time a later one can be found there.
+    /// Synced here whatever the fsync policy, and even with nothing of this group in it: the
+    /// previous group's sync may still be running, or (interval policy) not due yet.
     fn roll(&mut self) -> Result<(), (StorageError, bool)> {
         self.flush().map_err(|error| (error, false))?;
         let old = self.tail.as_mut().ok_or_else(no_tail)?;
-        if let Some(file) = old.unsynced.take() {
-            file.sync_data().map_err(|error| (old.segment.io_error("syncing", error), true))?;
-        }
+        old.unsynced = None;
+        old.segment.sync().map_err(|error| (old.segment.io_error("syncing", error), true))?;
         let view = SegmentView { segment: Arc::clone(&old.segment), len: old.written, end_index: self.next_index };
         let new = self.new_segment()?;
         view.segment.release_handle();
@@ -306,40 +336,53 @@ impl WriterShard {
         Err(StorageError::io("writing (injected)", error))
     }
 
-    /// Ends the group: publishes it, or undoes it and returns the error its waiters get.
-    fn finish(&mut self) -> Option<StorageError> {
-        let mut group = self.group.take()?;
-        match group.error.take() {
-            None => {
-                self.publish(group);
-                None
-            }
-            Some(error) => {
-                self.roll_back(group, &error);
-                Some(error)
-            }
-        }
+    /// The gathering group's frames are written: it waits for its syncs as `syncing`.
+    fn written(&mut self) {
+        let Some(group) = self.group.take() else { return };
+        self.syncing = Some(WrittenGroup {
+            group,
+            next_index: self.next_index,
+            last_arrival_ms: self.last_arrival_ms,
+            sealed: self.sealed,
+            tail: self.tail.as_ref().map(|tail| (Arc::clone(&tail.segment), tail.written)),
+        });
     }
 
-    fn publish(&mut self, group: Group) {
-        let next_index = self.next_index;
+    /// Ends the synced group: publishes it, or undoes it and returns the error its waiters get.
+    fn finish(&mut self) -> Option<StorageError> {
+        let mut written = self.syncing.take()?;
+        let Some(error) = written.group.error.take() else {
+            self.publish(written);
+            return None;
+        };
+        match self.group.as_mut() {
+            // The gathering group was built on this one's frames: it fails with it, and undoing
+            // it must go back to where this one started.
+            Some(gathering) => {
+                let failed = written.group;
+                let mut created = failed.created;
+                created.append(&mut gathering.created);
+                *gathering = Group { created, error: Some(error.duplicate()), poison: true, ..failed };
+            }
+            None => self.roll_back(written.group, &error),
+        }
+        Some(error)
+    }
+
+    fn publish(&mut self, written: WrittenGroup) {
+        let WrittenGroup { group, next_index, last_arrival_ms, sealed, tail } = written;
         {
             let mut committed = self.log.committed.write();
             if group.tail.is_some() {
                 committed.segments.pop();
             }
             committed.segments.extend(group.finished);
-            if let Some(tail) = self.tail.as_mut() {
-                tail.dirty = false;
-                committed.segments.push(SegmentView {
-                    segment: Arc::clone(&tail.segment),
-                    len: tail.written,
-                    end_index: next_index,
-                });
+            if let Some((segment, len)) = tail {
+                committed.segments.push(SegmentView { segment, len, end_index: next_index });
             }
             committed.next_index = next_index;
-            committed.last_arrival_ms = self.last_arrival_ms;
-            committed.sealed = self.sealed;
+            committed.last_arrival_ms = last_arrival_ms;
+            committed.sealed = sealed;
         }
         self.log.watch.send_if_modified(|value| std::mem::replace(value, next_index) != next_index);
     }
@@ -374,6 +417,33 @@ impl WriterShard {
     }
 }
 
+/// The writer's state for a shard, created for a shard new to the writer.
+fn shard_entry<'a>(
+    shared: &Shared,
+    shards: &'a mut HashMap<ShardKey, WriterShard>,
+    key: ShardKey,
+) -> &'a mut WriterShard {
+    shards.entry(key).or_insert_with(|| {
+        let mut shard =
+            WriterShard::new(shared.log_or_insert(key), (shared.shard_dir(key), &shared.files), 0, None, None);
+        if shared.memory_cap.is_some() {
+            shard.memory_segment_capacity = usize::try_from(shared.segment_max_bytes).unwrap_or(0);
+        }
+        shard
+    })
+}
+
+/// Appends of a request that would touch a shard refusing writes fail before anything of
+/// theirs is written, so the request is all-or-nothing in the usual case.
+fn refusal(shards: &HashMap<ShardKey, WriterShard>, batches: &[AppendBatch]) -> Option<StorageError> {
+    batches.iter().find_map(|batch| {
+        let shard = shards.get(&batch.shard)?;
+        let reason = shard.failed.as_ref()?;
+        (!shard.sealed && !batch.records.is_empty())
+            .then(|| StorageError::ShardFailed { shard: batch.shard, reason: reason.clone() })
+    })
+}
+
 fn no_group() -> (StorageError, bool) {
     (StorageError::io("appending", io::Error::other("shard written outside a group")), false)
 }
@@ -387,54 +457,6 @@ enum Waiter {
     Seal { reply: Reply<u64>, shard: ShardKey, next_index: u64 },
 }
 
-enum SyncTarget {
-    File(Arc<File>, String),
-    Dir(PathBuf),
-}
-
-struct SyncJob {
-    target: SyncTarget,
-    shards: Vec<ShardKey>,
-    result: Option<Result<(), StorageError>>,
-}
-
-impl SyncJob {
-    fn run(&mut self) {
-        if self.result.is_some() {
-            return;
-        }
-        self.result = Some(match &self.target {
-            SyncTarget::File(file, name) => {
-                file.sync_data().map_err(|error| StorageError::io(format!("syncing {name}"), error))
-            }
-            SyncTarget::Dir(path) => File::open(path)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|error| StorageError::io_at("syncing directory", path, error)),
-        });
-    }
-}
-
-/// Runs the syncs, several at a time: the device can work on them concurrently.
-fn run_syncs(jobs: &mut [SyncJob]) {
-    if jobs.len() > 1 && SYNC_THREADS > 1 {
-        let per_thread = jobs.len().div_ceil(SYNC_THREADS.min(jobs.len()));
-        std::thread::scope(|scope| {
-            let mut chunks = jobs.chunks_mut(per_thread);
-            let own = chunks.next();
-            for chunk in chunks {
-                // If no thread can be started, the jobs stay unrun and are run below.
-                let _ = std::thread::Builder::new()
-                    .name("tideline-sync".into())
-                    .spawn_scoped(scope, move || chunk.iter_mut().for_each(SyncJob::run));
-            }
-            if let Some(chunk) = own {
-                chunk.iter_mut().for_each(SyncJob::run);
-            }
-        });
-    }
-    jobs.iter_mut().for_each(SyncJob::run);
-}
-
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     shards: HashMap<ShardKey, WriterShard>,
@@ -442,66 +464,216 @@ pub(crate) struct Writer {
     /// In memory mode: record bytes written, counted up as groups are written and recounted
     /// from the committed logs when the cap is passed.
     stored_bytes: u64,
+    fsync: FsyncPolicy,
+    syncer: Syncer,
+    /// The group gathering now (its frames are encoded as its requests arrive).
+    gathering: Gathering,
+    /// The group whose syncs run now, answered when they are done.
+    syncing: Option<Gathering>,
+    /// Requests held back, in order, until the gathering group is written: it is full, or a
+    /// control request waits for every group before it.
+    backlog: VecDeque<Request>,
+    /// `FsyncPolicy::Interval`: what was written since the last periodic sync, keyed by the
+    /// handle's address (the map holds the handle, so the address stays its own).
+    unsynced_files: HashMap<usize, SyncJob>,
+    unsynced_dirs: BTreeMap<PathBuf, Vec<ShardKey>>,
+    /// When the next periodic sync is due (None: nothing to sync).
+    periodic_due: Option<Instant>,
+    periodic_running: bool,
+}
+
+/// One group's waiters and the shards it touched.
+#[derive(Default)]
+struct Gathering {
+    waiters: Vec<Waiter>,
+    touched: Vec<ShardKey>,
+    requests: usize,
+    bytes: usize,
+}
+
+impl Gathering {
+    fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes >= GROUP_MAX_BYTES || self.requests >= GROUP_MAX_REQUESTS
+    }
 }
 
 impl Writer {
-    pub fn new(shared: Arc<Shared>, shards: HashMap<ShardKey, WriterShard>, requests: mpsc::Receiver<Request>) -> Self {
-        Writer { shared, shards, requests, stored_bytes: 0 }
+    /// `sender` is a sender of `requests`: the syncer answers there.
+    pub fn new(
+        shared: Arc<Shared>,
+        shards: HashMap<ShardKey, WriterShard>,
+        (sender, requests): (mpsc::Sender<Request>, mpsc::Receiver<Request>),
+        fsync: FsyncPolicy,
+    ) -> io::Result<Self> {
+        Ok(Writer {
+            shared,
+            shards,
+            requests,
+            stored_bytes: 0,
+            fsync,
+            syncer: Syncer::start(sender)?,
+            gathering: Gathering::default(),
+            syncing: None,
+            backlog: VecDeque::new(),
+            unsynced_files: HashMap::new(),
+            unsynced_dirs: BTreeMap::new(),
+            periodic_due: None,
+            periodic_running: false,
+        })
     }
 
-    /// Serves requests until every sender is gone. Returns whether the logs are clean: every
-    /// byte written is synced (no shard was left failed with unsynced frames).
+    /// Serves requests until `Request::Shutdown` (or every sender is gone). Returns whether the
+    /// logs are clean: every byte written is synced (no shard was left failed with unsynced
+    /// frames).
     pub fn run(mut self) -> bool {
-        let mut carried = None;
         loop {
-            let first = match carried.take() {
-                Some(request) => request,
-                None => match self.requests.recv() {
-                    Ok(request) => request,
-                    Err(_) => return self.shards.values().all(|shard| shard.failed.is_none()),
-                },
-            };
-            let mut group = Vec::new();
-            let mut bytes = 0;
-            let mut next = Some(first);
-            while let Some(request) = next.take() {
-                match request {
-                    Request::Control(control) if group.is_empty() => {
-                        self.control(control);
-                        break;
-                    }
-                    // Keeps its place in the order: it runs after the group before it.
-                    control @ Request::Control(_) => {
-                        carried = Some(control);
-                        break;
-                    }
-                    Request::Data(data) => {
-                        bytes += data.payload_bytes();
-                        group.push(data);
-                    }
-                }
-                if bytes >= GROUP_MAX_BYTES || group.len() >= GROUP_MAX_REQUESTS {
-                    break;
-                }
-                next = self.requests.try_recv().ok();
+            let Some(request) = self.next_request() else { break };
+            if matches!(request, Request::Shutdown) {
+                break;
             }
-            if !group.is_empty() {
-                self.commit_group(group);
-                self.enforce_memory_cap();
+            self.handle(request);
+            // Everything waiting is taken into the group before it is written.
+            while let Ok(request) = self.requests.try_recv() {
+                if matches!(request, Request::Shutdown) {
+                    return self.shut_down();
+                }
+                self.handle(request);
+            }
+            self.start_group_if_idle();
+            self.start_periodic_sync_if_due();
+        }
+        self.shut_down()
+    }
+
+    /// The next request, or None once every sender is gone. Under the interval policy it waits
+    /// no later than the next periodic sync, and reports that time as `Synced(Periodic, [])`.
+    fn next_request(&mut self) -> Option<Request> {
+        match self.periodic_due.filter(|_| !self.periodic_running) {
+            Some(due) => match self.requests.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(request) => Some(request),
+                Err(mpsc::RecvTimeoutError::Timeout) => Some(Request::Synced(SyncPurpose::Periodic, Vec::new())),
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+            None => self.requests.recv().ok(),
+        }
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Synced(SyncPurpose::Group, jobs) => {
+                self.finish_group(jobs);
+                self.start_group_if_idle();
+                self.replay_backlog();
+            }
+            Request::Synced(SyncPurpose::Periodic, jobs) => self.periodic_synced(jobs),
+            Request::Shutdown => {}
+            request if !self.backlog.is_empty() => self.backlog.push_back(request),
+            request => {
+                if let Err(request) = self.accept(request) {
+                    self.backlog.push_back(request);
+                }
             }
         }
     }
 
-    fn shard(&mut self, key: ShardKey) -> &mut WriterShard {
-        let shared = &self.shared;
-        self.shards.entry(key).or_insert_with(|| {
-            let mut shard =
-                WriterShard::new(shared.log_or_insert(key), (shared.shard_dir(key), &shared.files), 0, None, None);
-            if shared.memory_cap.is_some() {
-                shard.memory_segment_capacity = usize::try_from(shared.segment_max_bytes).unwrap_or(0);
+    /// Takes a request into the gathering group (or runs a control request, between groups).
+    /// Hands it back if it must wait for the groups before it.
+    fn accept(&mut self, request: Request) -> Result<(), Request> {
+        match request {
+            Request::Data(data) if !self.gathering.is_full() => {
+                self.gather(data);
+                Ok(())
             }
-            shard
-        })
+            Request::Control(control) if self.syncing.is_none() && self.gathering.is_empty() => {
+                self.control(control);
+                Ok(())
+            }
+            request => Err(request),
+        }
+    }
+
+    /// Takes held-back requests in order until one must wait again.
+    fn replay_backlog(&mut self) {
+        while let Some(request) = self.backlog.pop_front() {
+            if let Err(request) = self.accept(request) {
+                self.backlog.push_front(request);
+                // A control request waits for the gathering group; nothing else would start it.
+                self.start_group_if_idle();
+                if self.syncing.is_some() || !self.gathering.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the gathering group and schedules its syncs, unless the previous group's syncs
+    /// are still running. Without syncs to wait for (in memory, interval policy) the group is
+    /// answered at once.
+    fn start_group_if_idle(&mut self) {
+        if self.syncing.is_some() || self.gathering.is_empty() {
+            return;
+        }
+        let group = std::mem::take(&mut self.gathering);
+        // Every file written stays open until it is synced: a group touching more shards than
+        // files may be open is written and synced a slice at a time, all but the last here.
+        let mut jobs = Vec::new();
+        for slice in group.touched.chunks(self.shared.files.capacity()) {
+            if !jobs.is_empty() && self.fsync == FsyncPolicy::Always {
+                crate::sync::run_syncs(&mut jobs);
+                self.note_sync_results(std::mem::take(&mut jobs));
+            }
+            jobs.extend(self.write_out(slice));
+        }
+        let jobs = match self.fsync {
+            FsyncPolicy::Always => jobs,
+            FsyncPolicy::Interval(_) => self.defer_syncs(jobs),
+        };
+        self.syncing = Some(group);
+        if jobs.is_empty() {
+            self.finish_group(jobs);
+            self.replay_backlog();
+            return;
+        }
+        if let Err((_, jobs)) = self.syncer.submit(SyncPurpose::Group, jobs) {
+            self.finish_group(jobs);
+            self.replay_backlog();
+        }
+    }
+
+    /// Interval policy: keeps the group's syncs for the next periodic sync, except the ones
+    /// that already failed (an injected fault), which fail the group as usual.
+    fn defer_syncs(&mut self, jobs: Vec<SyncJob>) -> Vec<SyncJob> {
+        let FsyncPolicy::Interval(every) = self.fsync else { return jobs };
+        let mut failed = Vec::new();
+        for job in jobs {
+            if job.result.is_some() {
+                failed.push(job);
+                continue;
+            }
+            match &job.target {
+                // A file is one shard's: a second write through the same handle adds nothing.
+                SyncTarget::File(file, _) => {
+                    self.unsynced_files.entry(Arc::as_ptr(file) as usize).or_insert(job);
+                }
+                SyncTarget::Dir(path) => {
+                    let shards = self.unsynced_dirs.entry(path.clone()).or_default();
+                    shards.extend(job.shards.iter().filter(|key| !shards.contains(key)).collect::<Vec<_>>());
+                }
+            }
+        }
+        if self.unsynced_files.is_empty() && self.unsynced_dirs.is_empty() {
+            return failed;
+        }
+        let due = self.periodic_due.get_or_insert_with(|| Instant::now() + every);
+        // The kept handles count against the bound on open files: sync early rather than pass it.
+        if self.unsynced_files.len() >= self.shared.files.capacity() {
+            *due = Instant::now();
+        }
+        failed
     }
 
     /// In memory mode with a cap: once the records held pass it, drops the oldest segments
@@ -551,76 +723,50 @@ impl Writer {
             .map(|(_, key, oldest)| (key, oldest))
     }
 
-    /// Appends of a request that would touch a shard refusing writes fail before anything of
-    /// theirs is written, so the request is all-or-nothing in the usual case.
-    fn refusal(&self, batches: &[AppendBatch]) -> Option<StorageError> {
-        batches.iter().find_map(|batch| {
-            let shard = self.shards.get(&batch.shard)?;
-            let reason = shard.failed.as_ref()?;
-            (!shard.sealed && !batch.records.is_empty())
-                .then(|| StorageError::ShardFailed { shard: batch.shard, reason: reason.clone() })
-        })
-    }
-
-    fn commit_group(&mut self, group: Vec<DataRequest>) {
-        self.shared.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Encodes a request's records into the gathering group (they are written when it starts).
+    fn gather(&mut self, request: DataRequest) {
+        self.gathering.requests += 1;
+        self.gathering.bytes += request.payload_bytes();
         let now = now_ms();
         let max = self.shared.segment_max_bytes;
-        let mut touched = Vec::new();
-        let mut waiters = Vec::with_capacity(group.len());
-        for request in group {
-            match request {
-                DataRequest::Append { batches, reply } => {
-                    if let Some(error) = self.refusal(&batches) {
-                        let _ = reply.send(Err(error));
-                        continue;
-                    }
-                    let mut outcomes = Vec::with_capacity(batches.len());
-                    let mut shards = Vec::with_capacity(batches.len());
-                    for batch in batches {
-                        outcomes.push(self.shard(batch.shard).append(
-                            batch.shard,
-                            batch.records,
-                            now,
-                            max,
-                            &mut touched,
-                        ));
-                        shards.push(batch.shard);
-                    }
-                    waiters.push(Waiter::Append { reply, outcomes, shards });
+        let touched = &mut self.gathering.touched;
+        match request {
+            DataRequest::Append { batches, reply } => {
+                if let Some(error) = refusal(&self.shards, &batches) {
+                    let _ = reply.send(Err(error));
+                    return;
                 }
-                DataRequest::Seal { shard: key, reply } => {
-                    let shard = self.shard(key);
-                    shard.begin(key, &mut touched);
-                    shard.sealed = true;
-                    waiters.push(Waiter::Seal { reply, shard: key, next_index: shard.next_index });
+                let mut outcomes = Vec::with_capacity(batches.len());
+                let mut shards = Vec::with_capacity(batches.len());
+                for batch in batches {
+                    let shard = shard_entry(&self.shared, &mut self.shards, batch.shard);
+                    outcomes.push(shard.append(batch.shard, batch.records, now, max, touched));
+                    shards.push(batch.shard);
                 }
+                self.gathering.waiters.push(Waiter::Append { reply, outcomes, shards });
+            }
+            DataRequest::Seal { shard: key, reply } => {
+                let shard = shard_entry(&self.shared, &mut self.shards, key);
+                shard.begin(key, touched);
+                shard.sealed = true;
+                self.gathering.waiters.push(Waiter::Seal { reply, shard: key, next_index: shard.next_index });
             }
         }
+    }
 
-        // Every file written stays open until it is synced: a group touching more shards than
-        // files may be open is written and synced a slice at a time.
-        for slice in touched.chunks(self.shared.files.capacity()) {
-            let mut jobs = self.write_out(slice);
-            run_syncs(&mut jobs);
-            for job in jobs {
-                if let Some(Err(error)) = job.result {
-                    for key in job.shards {
-                        if let Some(shard) = self.shards.get_mut(&key) {
-                            shard.fail(error.duplicate(), true);
-                        }
-                    }
-                }
-            }
-        }
-
+    /// The syncing group's syncs are done: publishes or undoes each shard's part and answers
+    /// its waiters.
+    fn finish_group(&mut self, jobs: Vec<SyncJob>) {
+        let Some(group) = self.syncing.take() else { return };
+        self.shared.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.note_sync_results(jobs);
         let mut failures = HashMap::new();
-        for key in touched {
+        for key in group.touched {
             if let Some(error) = self.shards.get_mut(&key).and_then(WriterShard::finish) {
                 failures.insert(key, error);
             }
         }
-        for waiter in waiters {
+        for waiter in group.waiters {
             match waiter {
                 Waiter::Append { reply, outcomes, shards } => {
                     let failed = shards.iter().find_map(|key| failures.get(key));
@@ -637,9 +783,84 @@ impl Writer {
                 }
             }
         }
+        self.enforce_memory_cap();
     }
 
-    /// Writes every touched shard's pending frames and lists what must be synced.
+    /// Interval policy: the periodic sync is due (`jobs` empty) or done.
+    fn periodic_synced(&mut self, jobs: Vec<SyncJob>) {
+        if jobs.is_empty() && !self.periodic_running {
+            self.start_periodic_sync();
+            return;
+        }
+        self.periodic_running = false;
+        for job in jobs {
+            let Some(Err(error)) = job.result else { continue };
+            // The records are acknowledged already: all that is left is to stop taking more
+            // that could not be made durable either.
+            tracing::error!(%error, "periodic sync failed; the shard refuses appends until restart");
+            for key in job.shards {
+                if let Some(shard) = self.shards.get_mut(&key) {
+                    shard.failed.get_or_insert_with(|| error.to_string());
+                }
+            }
+        }
+    }
+
+    fn start_periodic_sync_if_due(&mut self) {
+        if self.periodic_due.is_some_and(|due| due <= Instant::now()) {
+            self.start_periodic_sync();
+        }
+    }
+
+    fn start_periodic_sync(&mut self) {
+        if self.periodic_running {
+            return;
+        }
+        self.periodic_due = None;
+        let jobs = self.take_unsynced();
+        if jobs.is_empty() {
+            return;
+        }
+        self.periodic_running = true;
+        if let Err((_, jobs)) = self.syncer.submit(SyncPurpose::Periodic, jobs) {
+            self.periodic_synced(jobs);
+        }
+    }
+
+    fn take_unsynced(&mut self) -> Vec<SyncJob> {
+        let files = std::mem::take(&mut self.unsynced_files).into_values();
+        let dirs = std::mem::take(&mut self.unsynced_dirs).into_iter().map(|(dir, shards)| SyncJob::dir(dir, shards));
+        files.chain(dirs).collect()
+    }
+
+    /// Answers everything gathered or held back, syncs whatever the interval policy has not
+    /// yet, and returns whether the logs are clean.
+    fn shut_down(mut self) -> bool {
+        loop {
+            self.start_group_if_idle();
+            self.replay_backlog();
+            if self.syncing.is_none() && self.backlog.is_empty() && !self.periodic_running {
+                break;
+            }
+            // Only the syncer is left to answer (requests after Shutdown are not taken).
+            match self.requests.recv() {
+                Ok(Request::Synced(SyncPurpose::Group, jobs)) => {
+                    self.finish_group(jobs);
+                    self.replay_backlog();
+                }
+                Ok(Request::Synced(SyncPurpose::Periodic, jobs)) => self.periodic_synced(jobs),
+                Ok(request) => self.backlog.push_back(request),
+                Err(_) => break,
+            }
+        }
+        let mut jobs = self.take_unsynced();
+        crate::sync::run_syncs(&mut jobs);
+        let synced = jobs.iter().all(|job| matches!(job.result, Some(Ok(()))));
+        synced && self.shards.values().all(|shard| shard.failed.is_none())
+    }
+
+    /// Writes every touched shard's pending frames and lists what must be synced; the shards'
+    /// groups become their `syncing` ones.
     fn write_out(&mut self, touched: &[ShardKey]) -> Vec<SyncJob> {
         let mut files = Vec::new();
         let mut dirs: BTreeMap<PathBuf, Vec<ShardKey>> = BTreeMap::new();
@@ -655,33 +876,38 @@ impl Writer {
                 Ok(()) => self.stored_bytes = self.stored_bytes.saturating_add(pending),
                 Err(error) => shard.fail(error, false),
             }
-            let Some(group) = shard.group.as_ref() else { continue };
-            if group.error.is_some() {
-                continue;
+            if let Some(group) = shard.group.as_ref().filter(|group| group.error.is_none()) {
+                for dir in &group.dirs {
+                    dirs.entry(dir.clone()).or_default().push(key);
+                }
+                if let Some(tail) = shard.tail.as_mut() {
+                    if let Some(file) = tail.unsynced.take() {
+                        files.push(SyncJob::file(file, tail.segment.describe(), key));
+                    }
+                }
             }
-            for dir in &group.dirs {
-                dirs.entry(dir.clone()).or_default().push(key);
-            }
-            let Some(tail) = shard.tail.as_mut().filter(|tail| tail.dirty) else { continue };
-            if let Some(file) = tail.unsynced.take() {
-                files.push(SyncJob {
-                    target: SyncTarget::File(file, tail.segment.describe()),
-                    shards: vec![key],
-                    result: None,
-                });
-            }
+            shard.written();
         }
         for job in &mut files {
             if let Some(error) = job.shards.first().and_then(|key| self.shared.injected_sync_fault(*key)) {
                 job.result = Some(Err(StorageError::io("syncing", error)));
             }
         }
-        files.extend(dirs.into_iter().map(|(dir, shards)| SyncJob {
-            target: SyncTarget::Dir(dir),
-            shards,
-            result: None,
-        }));
+        files.extend(dirs.into_iter().map(|(dir, shards)| SyncJob::dir(dir, shards)));
         files
+    }
+
+    /// Fails the syncing groups of the shards whose syncs failed.
+    fn note_sync_results(&mut self, jobs: Vec<SyncJob>) {
+        for job in jobs {
+            if let Some(Err(error)) = job.result {
+                for key in job.shards {
+                    if let Some(shard) = self.shards.get_mut(&key) {
+                        shard.fail_sync(error.duplicate());
+                    }
+                }
+            }
+        }
     }
 
     fn control(&mut self, request: ControlRequest) {

@@ -163,6 +163,25 @@ pub fn memory_cap_text(cap: u64, usage: tideline_storage::MemoryUse) -> String {
             usage.trimmed_bytes,
         ),
     ];
+    series_text(&series)
+}
+
+/// The durable logs' fsync policy (`--fsync`): 0 when every acknowledgement waits for its
+/// fsync, else the interval between syncs.
+pub fn fsync_text(policy: tideline_storage::FsyncPolicy) -> String {
+    let interval_ms = match policy {
+        tideline_storage::FsyncPolicy::Always => 0,
+        tideline_storage::FsyncPolicy::Interval(every) => u64::try_from(every.as_millis()).unwrap_or(u64::MAX),
+    };
+    series_text(&[(
+        "tideline_fsync_interval_milliseconds",
+        "gauge",
+        "Milliseconds between fsyncs of acknowledged records (0: fsync before every acknowledgement)",
+        interval_ms,
+    )])
+}
+
+fn series_text(series: &[(&str, &str, &str, u64)]) -> String {
     series
         .iter()
         .map(|(name, kind, help, value)| format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"))

@@ -35,6 +35,8 @@ pub struct ShardInfo {
     pub parents: Vec<String>,
     /// Still taking records (not yet split or merged away).
     pub open: bool,
+    /// Records ever written to the shard (durable ones): sampled twice, the shard's write rate.
+    pub records_written: u64,
 }
 
 /// A stream and its current (unexpired) shards, parents before their children.
@@ -79,6 +81,10 @@ impl StreamsService {
                 shard_id: shard_id(index as u32),
                 parents: shard.parent.into_iter().chain(shard.adjacent_parent).map(shard_id).collect(),
                 open: shard.is_open(),
+                records_written: self
+                    .storage
+                    .tail(ShardKey { stream_id: meta.id, shard_index: index as u32 })
+                    .next_index,
             })
             .collect();
         Ok(StreamInfo { arn: self.arn(&meta), name, shards })

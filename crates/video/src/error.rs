@@ -24,6 +24,10 @@ pub(crate) enum VideoError {
     Storage(#[from] StorageError),
     #[error("Internal service failure: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("Internal service failure: {0}")]
+    Media(#[from] std::io::Error),
+    #[error("Fragment {0} is not found.")]
+    FragmentNotFound(String),
 }
 
 impl From<VideoError> for AwsError {
@@ -32,12 +36,12 @@ impl From<VideoError> for AwsError {
         let (name, status) = match &error {
             VideoError::InvalidArgument(_) => ("InvalidArgumentException", 400),
             VideoError::InvalidResourceFormat(_) => ("InvalidResourceFormatException", 400),
-            VideoError::StreamNotFound => ("ResourceNotFoundException", 404),
+            VideoError::StreamNotFound | VideoError::FragmentNotFound(_) => ("ResourceNotFoundException", 404),
             VideoError::StreamExists(_) => ("ResourceInUseException", 400),
             VideoError::VersionMismatch { .. } => ("VersionMismatchException", 400),
             VideoError::TooManyTags { .. } => ("TagsPerResourceExceededLimitException", 400),
             VideoError::AccountStreamLimit { .. } => ("AccountStreamLimitExceededException", 400),
-            VideoError::Storage(_) | VideoError::Encode(_) => {
+            VideoError::Storage(_) | VideoError::Encode(_) | VideoError::Media(_) => {
                 // The server's fault, never the client's.
                 tracing::error!(%message, "video storage failure");
                 return AwsError::new(ErrorCode::ServiceUnavailableException, message);

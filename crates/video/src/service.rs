@@ -1,12 +1,14 @@
 //! The Kinesis Video service: the set of video streams and their persistence.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 use tideline_storage::{MetaOp, Storage};
 
 use crate::error::VideoError;
+use crate::media::MediaStore;
 use crate::model::StreamMeta;
 
 #[derive(Debug, Clone)]
@@ -18,6 +20,8 @@ pub struct VideoConfig {
     /// Most streams per account (`AccountStreamLimitExceededException` beyond): keeps the
     /// metadata, and the listings clients page through, bounded.
     pub max_streams: usize,
+    /// Where fragments are stored (`<data-dir>/video/media`); `None` keeps them in memory.
+    pub media_dir: Option<PathBuf>,
 }
 
 pub struct VideoService {
@@ -28,6 +32,9 @@ pub struct VideoService {
     /// Control-plane changes run one at a time, so that check-then-commit sequences (version
     /// checks, name uniqueness, tag limits) don't race.
     pub(crate) changes: tokio::sync::Mutex<()>,
+    media: MediaStore,
+    /// The service itself, for the tasks a request leaves running (PutMedia's ingest).
+    me: Weak<VideoService>,
 }
 
 const META_PREFIX: &str = "videostream/";
@@ -55,7 +62,30 @@ impl VideoService {
             }
         }
         tracing::info!(video_streams = streams.len(), "video streams loaded");
-        Ok(Arc::new(Self { config, storage, streams: RwLock::new(streams), changes: tokio::sync::Mutex::new(()) }))
+        let media = MediaStore::new(config.media_dir.clone());
+        Ok(Arc::new_cyclic(|me| Self {
+            config,
+            storage,
+            streams: RwLock::new(streams),
+            changes: tokio::sync::Mutex::new(()),
+            media,
+            me: me.clone(),
+        }))
+    }
+
+    /// The streams' fragments.
+    pub fn media(&self) -> &MediaStore {
+        &self.media
+    }
+
+    /// The service, shared: `None` only while it is being dropped.
+    pub(crate) fn shared(&self) -> Option<Arc<Self>> {
+        self.me.upgrade()
+    }
+
+    /// A stream's current description, by name.
+    pub(crate) fn stream_meta(&self, name: &str) -> Option<Arc<StreamMeta>> {
+        self.streams.read().get(name).cloned()
     }
 
     pub(crate) fn arn(&self, name: &str, created_ms: i64) -> String {
@@ -122,6 +152,7 @@ impl VideoService {
     pub(crate) async fn remove(&self, name: &str) -> Result<(), VideoError> {
         self.storage.metadata().commit(vec![MetaOp::Delete(meta_key(name))]).await?;
         self.streams.write().remove(name);
+        self.media.remove(name);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! One file per scenario; `ingest` and `latency` hold what several of them share.
 
 pub mod e2e;
+pub mod fsync;
 pub mod get_records;
 pub mod ingest;
 pub mod latency;

@@ -138,6 +138,11 @@ impl TestServer {
     fn log_path(&self) -> PathBuf {
         self.log_dir.path().join("server.log")
     }
+
+    /// Everything the server (and its restarts) logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
 }
 
 impl Drop for TestServer {

@@ -90,6 +90,9 @@ impl Service for StreamsService {
         if let Some((cap, usage)) = self.storage.memory_use() {
             text.push_str(&crate::metrics::memory_cap_text(cap, usage));
         }
+        if let Some(policy) = self.storage.fsync_policy() {
+            text.push_str(&crate::metrics::fsync_text(policy));
+        }
         text
     }
 }

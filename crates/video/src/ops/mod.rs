@@ -2,6 +2,8 @@
 //! its typed request (validated next to its type) and answers its typed response. The operation
 //! table here is the service's side of the seam (`tideline_proto::Service`).
 
+mod get_media;
+mod put_media;
 mod streams;
 mod tags;
 
@@ -39,6 +41,10 @@ const PATHS: &[&str] = &[
     "/TagResource",
     "/UntagResource",
     "/ListTagsForResource",
+    "/putMedia",
+    "/getMedia",
+    "/listFragments",
+    "/getMediaForFragmentList",
 ];
 
 /// Every control-plane operation: `POST /<operation>`, spelled as the API reference does.
@@ -57,6 +63,17 @@ static OPERATIONS: LazyLock<RestOperations<VideoService>> = LazyLock::new(|| {
         .route(Method::POST, "/TagResource", "TagResource", tags::tag_resource)
         .route(Method::POST, "/UntagResource", "UntagResource", tags::untag_resource)
         .route(Method::POST, "/ListTagsForResource", "ListTagsForResource", tags::list_for_resource)
+        // The media side: kinesis-video-media and kinesis-video-archived-media sign as
+        // `kinesisvideo` too, so one service serves them all.
+        .route(Method::POST, "/putMedia", "PutMedia", put_media::put_media)
+        .route(Method::POST, "/getMedia", "GetMedia", get_media::get_media)
+        .route(Method::POST, "/listFragments", "ListFragments", get_media::list_fragments)
+        .route(
+            Method::POST,
+            "/getMediaForFragmentList",
+            "GetMediaForFragmentList",
+            get_media::get_media_for_fragment_list,
+        )
 });
 
 /// The Kinesis Video control plane on Tideline's port.
@@ -77,6 +94,11 @@ impl Service for VideoService {
         OPERATIONS.name_of(call)
     }
 
+    /// PutMedia's body is one long-lived media stream.
+    fn streams_body(&self, head: &http::request::Parts) -> bool {
+        head.uri.path() == "/putMedia"
+    }
+
     fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, AwsError>> {
         Box::pin(OPERATIONS.dispatch(self, call))
     }
@@ -93,6 +115,6 @@ mod tests {
             let call = Call { head: &head, ..Call::in_process(path, tideline_proto::Codec::Json, b"") };
             assert!(OPERATIONS.name_of(&call).is_some(), "{path} is routed but has no operation");
         }
-        assert_eq!(PATHS.len(), 13);
+        assert_eq!(PATHS.len(), 17);
     }
 }

@@ -1,0 +1,129 @@
+//! The log syncer: a thread that fdatasyncs what the writer thread wrote, so that the writer can
+//! gather and write the next group while the device works on this one (a two-stage commit
+//! pipeline). It answers on the writer's own request channel, so that the writer waits for new
+//! requests and finished syncs in one place.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+
+use crate::writer::Request;
+use crate::{ShardKey, StorageError};
+
+/// Threads that fdatasync one batch's files in parallel. Each sync waits on the device, not the
+/// CPU, so overlapping them lets the file system batch them into fewer journal commits.
+const SYNC_THREADS: usize = 4;
+
+pub(crate) enum SyncTarget {
+    File(Arc<File>, String),
+    Dir(PathBuf),
+}
+
+pub(crate) struct SyncJob {
+    pub target: SyncTarget,
+    /// The shards whose writes this sync makes durable (they fail if it fails).
+    pub shards: Vec<ShardKey>,
+    /// Set when run (or beforehand by an injected fault).
+    pub result: Option<Result<(), StorageError>>,
+}
+
+impl SyncJob {
+    pub fn file(file: Arc<File>, name: String, shard: ShardKey) -> Self {
+        SyncJob { target: SyncTarget::File(file, name), shards: vec![shard], result: None }
+    }
+
+    pub fn dir(path: PathBuf, shards: Vec<ShardKey>) -> Self {
+        SyncJob { target: SyncTarget::Dir(path), shards, result: None }
+    }
+
+    fn run(&mut self) {
+        if self.result.is_some() {
+            return;
+        }
+        self.result = Some(match &self.target {
+            SyncTarget::File(file, name) => {
+                file.sync_data().map_err(|error| StorageError::io(format!("syncing {name}"), error))
+            }
+            SyncTarget::Dir(path) => File::open(path)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|error| StorageError::io_at("syncing directory", path, error)),
+        });
+    }
+}
+
+/// Runs the syncs, several at a time: the device can work on them concurrently.
+pub(crate) fn run_syncs(jobs: &mut [SyncJob]) {
+    if jobs.len() > 1 && SYNC_THREADS > 1 {
+        let per_thread = jobs.len().div_ceil(SYNC_THREADS.min(jobs.len()));
+        std::thread::scope(|scope| {
+            let mut chunks = jobs.chunks_mut(per_thread);
+            let own = chunks.next();
+            for chunk in chunks {
+                // If no thread can be started, the jobs stay unrun and are run below.
+                let _ = std::thread::Builder::new()
+                    .name("tideline-sync".into())
+                    .spawn_scoped(scope, move || chunk.iter_mut().for_each(SyncJob::run));
+            }
+            if let Some(chunk) = own {
+                chunk.iter_mut().for_each(SyncJob::run);
+            }
+        });
+    }
+    jobs.iter_mut().for_each(SyncJob::run);
+}
+
+/// What a batch of syncs was for, which says what the writer does once they are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncPurpose {
+    /// The group being committed: its waiters are answered after.
+    Group,
+    /// `FsyncPolicy::Interval`'s periodic sync of records already acknowledged.
+    Periodic,
+}
+
+/// The handle to the syncer thread; dropping it stops the thread once its work is done.
+pub(crate) struct Syncer {
+    jobs: Option<mpsc::Sender<(SyncPurpose, Vec<SyncJob>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    /// Starts the thread; finished batches come back as `Request::Synced` on `done`.
+    pub fn start(done: mpsc::Sender<Request>) -> std::io::Result<Syncer> {
+        let (jobs, receiver) = mpsc::channel::<(SyncPurpose, Vec<SyncJob>)>();
+        let thread = std::thread::Builder::new().name("tideline-log-sync".into()).spawn(move || {
+            for (purpose, mut batch) in receiver {
+                run_syncs(&mut batch);
+                if done.send(Request::Synced(purpose, batch)).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Syncer { jobs: Some(jobs), thread: Some(thread) })
+    }
+
+    /// Hands a batch to the thread. If the thread is gone (it only ends when dropped), the batch
+    /// is synced here and handed back, for the caller to finish at once.
+    pub fn submit(&self, purpose: SyncPurpose, batch: Vec<SyncJob>) -> Result<(), (SyncPurpose, Vec<SyncJob>)> {
+        let Some(jobs) = self.jobs.as_ref() else {
+            return Err(synced_here(purpose, batch));
+        };
+        jobs.send((purpose, batch)).map_err(|mpsc::SendError((purpose, batch))| synced_here(purpose, batch))
+    }
+}
+
+fn synced_here(purpose: SyncPurpose, mut batch: Vec<SyncJob>) -> (SyncPurpose, Vec<SyncJob>) {
+    run_syncs(&mut batch);
+    (purpose, batch)
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the log sync thread panicked");
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! PutMedia (`POST /putMedia`): a long-lived request whose body is one Matroska stream. Every
+//! Cluster becomes a fragment, stored durably before it is acknowledged; the response is a
+//! stream of JSON acknowledgements, one a line:
+//! `{"EventType":"BUFFERING"|"RECEIVED"|"PERSISTED"|"ERROR"|"IDLE","FragmentTimecode":n,
+//! "FragmentNumber":"…","ErrorId":n}` (API_dataplane_PutMedia in the Kinesis Video guide).
+//! An ERROR ends the session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tideline_proto::{AwsError, BodyStream, Payload, RestRequest};
+use tokio::sync::mpsc;
+
+use super::Response;
+use crate::error::VideoError;
+use crate::media::ingest::{Cluster, SplitError, Splitter};
+use crate::media::{cluster_blocks, cluster_timecode, StreamFragments};
+use crate::service::{StreamRef, VideoService};
+
+/// How long a session may send nothing before it is told IDLE (and again after as long).
+const IDLE_ACK_INTERVAL: Duration = Duration::from_secs(3);
+/// Acknowledgements not yet taken by the client; past that the session stops reading media
+/// until the client catches up.
+const ACK_BACKLOG: usize = 32;
+
+/// Kinesis Video's PutMedia error ids (the `ErrorId` of an ERROR acknowledgement).
+mod error_id {
+    pub const STREAM_READ_ERROR: u32 = 4000;
+    pub const MAX_FRAGMENT_SIZE_REACHED: u32 = 4001;
+    pub const FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS: u32 = 4004;
+    pub const INVALID_MKV_DATA: u32 = 4006;
+    pub const STREAM_NOT_ACTIVE: u32 = 4008;
+    pub const ARCHIVAL_ERROR: u32 = 5001;
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Ack {
+    event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fragment_timecode: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fragment_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_id: Option<u32>,
+}
+
+impl Ack {
+    fn event(event_type: &'static str, fragment_timecode: Option<u64>) -> Self {
+        Self { event_type, fragment_timecode, fragment_number: None, error_id: None }
+    }
+
+    fn error(error_id: u32, fragment_timecode: Option<u64>) -> Self {
+        Self { error_id: Some(error_id), ..Self::event("ERROR", fragment_timecode) }
+    }
+
+    fn line(&self) -> Bytes {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+}
+
+/// How the producer's Cluster timecodes map to timestamps.
+#[derive(Clone, Copy)]
+enum Timing {
+    /// Cluster timecodes are epoch times.
+    Absolute,
+    /// Cluster timecodes count from the producer's start, given in epoch milliseconds.
+    Relative { start_ms: i64 },
+}
+
+impl Timing {
+    fn from_headers(request: &RestRequest<'_>) -> Result<Self, VideoError> {
+        let start = request.header("x-amzn-producer-start-timestamp");
+        let start_ms = start
+            .map(|text| {
+                let seconds = text.trim().parse::<f64>().ok().filter(|seconds| seconds.is_finite() && *seconds >= 0.0);
+                let seconds = seconds.ok_or_else(|| {
+                    VideoError::InvalidArgument(format!("x-amzn-producer-start-timestamp {text} is not a timestamp."))
+                })?;
+                Ok::<_, VideoError>((seconds * 1000.0).round() as i64)
+            })
+            .transpose()?;
+        match (request.header("x-amzn-fragment-timecode-type"), start_ms) {
+            (Some("ABSOLUTE"), _) => Ok(Self::Absolute),
+            (Some("RELATIVE"), Some(start_ms)) => Ok(Self::Relative { start_ms }),
+            (Some("RELATIVE"), None) => Err(VideoError::InvalidArgument(
+                "x-amzn-producer-start-timestamp is required with RELATIVE fragment timecodes.".into(),
+            )),
+            _ => Err(VideoError::InvalidArgument("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE.".into())),
+        }
+    }
+
+    fn producer_ms(self, timecode_ms: i64) -> i64 {
+        match self {
+            Self::Absolute => timecode_ms,
+            Self::Relative { start_ms } => start_ms.saturating_add(timecode_ms),
+        }
+    }
+}
+
+pub(super) async fn put_media(service: &VideoService, request: RestRequest<'_>) -> Response {
+    let stream = StreamRef { name: request.header("x-amzn-stream-name"), arn: request.header("x-amzn-stream-arn") };
+    let meta = service.locate(stream, VideoError::InvalidArgument)?;
+    let timing = Timing::from_headers(&request)?;
+    let body = request
+        .take_body_stream()
+        .ok_or_else(|| VideoError::InvalidArgument("PutMedia takes its media as the request body.".into()))?;
+    let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
+    let service = service.shared().ok_or_else(|| AwsError::from(VideoError::StreamNotFound))?;
+    let (acks, ack_lines) = mpsc::channel(ACK_BACKLOG);
+    let session = Session { service, stream_name: meta.name.clone(), fragments, timing, acks, last_producer_ms: None };
+    tokio::spawn(session.run(body));
+    let mut response = http::Response::new(Payload::Stream(ack_lines));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// One PutMedia connection's ingest.
+struct Session {
+    service: Arc<VideoService>,
+    stream_name: String,
+    fragments: Arc<StreamFragments>,
+    timing: Timing,
+    acks: mpsc::Sender<Bytes>,
+    last_producer_ms: Option<i64>,
+}
+
+impl Session {
+    async fn run(mut self, mut body: BodyStream) {
+        let mut splitter = Splitter::new();
+        loop {
+            let chunk = match tokio::time::timeout(IDLE_ACK_INTERVAL, body.next()).await {
+                Err(_) => match self.ack(Ack::event("IDLE", None)).await {
+                    true => continue,
+                    false => return,
+                },
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
+                    tracing::debug!(%error, stream = %self.stream_name, "PutMedia body ended");
+                    self.ack(Ack::error(error_id::STREAM_READ_ERROR, None)).await;
+                    return;
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let clusters = match splitter.push(&chunk) {
+                Ok(clusters) => clusters,
+                Err(error) => return self.refuse(error).await,
+            };
+            for cluster in clusters {
+                if !self.store(cluster).await {
+                    return;
+                }
+            }
+        }
+        match splitter.finish() {
+            Ok(Some(cluster)) => {
+                self.store(cluster).await;
+            }
+            Ok(None) => {}
+            Err(error) => self.refuse(error).await,
+        }
+    }
+
+    /// Sends an acknowledgement; false when the client is gone.
+    async fn ack(&self, ack: Ack) -> bool {
+        self.acks.send(ack.line()).await.is_ok()
+    }
+
+    async fn refuse(&self, error: SplitError) {
+        let id = match error {
+            SplitError::Invalid(reason) => {
+                tracing::debug!(%reason, stream = %self.stream_name, "PutMedia refused invalid MKV");
+                error_id::INVALID_MKV_DATA
+            }
+            SplitError::TooLarge => error_id::MAX_FRAGMENT_SIZE_REACHED,
+        };
+        self.ack(Ack::error(id, None)).await;
+    }
+
+    /// Stores one Cluster and acknowledges it; false when the session ends (an error, or the
+    /// client gone).
+    async fn store(&mut self, cluster: Cluster) -> bool {
+        let Cluster { header, body } = cluster;
+        let timecode = cluster_timecode(&body);
+        let timecode_ms = header.ticks_to_ms(i64::try_from(timecode).unwrap_or(i64::MAX));
+        let producer_ms = self.timing.producer_ms(timecode_ms);
+        if self.last_producer_ms.is_some_and(|last| producer_ms < last) {
+            self.ack(Ack::error(error_id::FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS, Some(timecode))).await;
+            return false;
+        }
+        self.last_producer_ms = Some(producer_ms);
+        if !self.ack(Ack::event("BUFFERING", Some(timecode))).await
+            || !self.ack(Ack::event("RECEIVED", Some(timecode))).await
+        {
+            return false;
+        }
+        // Retention as it is now: it may have changed since the session began.
+        let retention_hours = match self.service.stream_meta(&self.stream_name) {
+            Some(meta) => meta.retention_hours,
+            None => {
+                self.ack(Ack::error(error_id::STREAM_NOT_ACTIVE, Some(timecode))).await;
+                return false;
+            }
+        };
+        let duration_ms = header.ticks_to_ms(duration_ticks(&body));
+        match self.fragments.append(header, body, producer_ms, duration_ms, retention_hours).await {
+            Ok(meta) => {
+                let persisted =
+                    Ack { fragment_number: Some(meta.number_text()), ..Ack::event("PERSISTED", Some(timecode)) };
+                self.ack(persisted).await
+            }
+            Err(error) => {
+                tracing::error!(%error, stream = %self.stream_name, "could not store a video fragment");
+                self.ack(Ack::error(error_id::ARCHIVAL_ERROR, Some(timecode))).await;
+                false
+            }
+        }
+    }
+}
+
+/// A Cluster's duration in timecode ticks: from its start to its last frame, plus the gap
+/// between its last two frames of that track (one frame's duration).
+fn duration_ticks(cluster: &[u8]) -> i64 {
+    let blocks: Vec<_> = cluster_blocks(cluster).collect();
+    let Some(last) = blocks.iter().max_by_key(|block| block.relative_timecode) else { return 0 };
+    let mut same_track: Vec<i16> =
+        blocks.iter().filter(|block| block.track == last.track).map(|block| block.relative_timecode).collect();
+    same_track.sort_unstable();
+    same_track.dedup();
+    let frame = match same_track.as_slice() {
+        [.., before, end] => i64::from(*end) - i64::from(*before),
+        _ => 0,
+    };
+    i64::from(last.relative_timecode).max(0) + frame
+}

@@ -1,0 +1,306 @@
+"""Kinesis Video media through the real `tideline` binary: ffmpeg's H.264+AAC Matroska sent with
+PutMedia (a plain chunked, SigV4-signed POST, and `tideline video put`), acknowledged per
+Cluster; read back with boto3's `kinesis-video-archived-media` (ListFragments,
+GetMediaForFragmentList) and `kinesis-video-media` (GetMedia) clients, the output re-parsed by
+ffprobe; timecodes going backwards refused with ERROR 4004; kill -9 during PutMedia loses no
+PERSISTED fragment."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import botocore.exceptions
+import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+import support
+from support import ACCESS_KEY, REGION, SECRET_KEY, unique_name
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+                                reason="ffmpeg/ffprobe not installed (apt-get install ffmpeg)")
+
+CLUSTER_ID = bytes.fromhex("1F43B675")
+SOURCES = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=f=440:r=44100"]
+FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", *SOURCES]
+# The same sources read at their native rate, as a camera produces them.
+LIVE_FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", *SOURCES[:4], "-re", *SOURCES[4:]]
+ENCODE = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "50", "-keyint_min", "50",
+          "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-f", "matroska", "-cluster_time_limit", "2000",
+          "-live", "1", "pipe:1"]
+
+
+def mkv(seconds: int) -> bytes:
+    return subprocess.run([*FFMPEG, "-t", str(seconds), *ENCODE], check=True, capture_output=True,
+                          timeout=120).stdout
+
+
+def cluster_count(media: bytes) -> int:
+    # A 4-byte ID occurring by chance in 100 kB of media is a one-in-40000 event.
+    return media.count(CLUSTER_ID)
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    return mkv(6)
+
+
+def put_media(endpoint: str, stream: str, chunks, *, timecode_type: str = "ABSOLUTE",
+              start: float | None = None, on_ack=None, timeout: float = 60) -> list[dict]:
+    """PutMedia as the KVS producers send it: headers signed with an unsigned payload, the body
+    chunked and sent while the acknowledgements are read (requests would read the response only
+    after the whole body); answers the acknowledgements, each also given to `on_ack` on arrival."""
+    url = urllib.parse.urlsplit(endpoint)
+    headers = {"x-amzn-stream-name": stream, "x-amzn-fragment-timecode-type": timecode_type,
+               "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    if start is not None:
+        headers["x-amzn-producer-start-timestamp"] = f"{start:.3f}"
+    request = AWSRequest(method="POST", url=f"{endpoint}/putMedia", headers=headers)
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(request)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    connection.putrequest("POST", "/putMedia", skip_accept_encoding=True)
+    for key, value in request.headers.items():
+        connection.putheader(key, value)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+
+    sock = connection.sock
+
+    def send():
+        try:
+            for chunk in chunks:
+                if chunk:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server ended the session (an ERROR) or went away
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    acks = []
+    try:
+        response = connection.getresponse()
+        assert response.status == 200, response.read()
+        for line in response:
+            if line.strip():
+                acks.append(json.loads(line))
+                if on_ack:
+                    on_ack(acks[-1])
+    finally:
+        connection.close()
+        sender.join(timeout=10)
+    return acks
+
+
+def pieces(data: bytes, size: int = 4096):
+    for at in range(0, len(data), size):
+        yield data[at:at + size]
+
+
+@pytest.fixture(scope="module")
+def video(server):
+    return server.client(service="kinesisvideo")
+
+
+@pytest.fixture(scope="module")
+def archived(server):
+    return server.client(service="kinesis-video-archived-media")
+
+
+@pytest.fixture(scope="module")
+def media(server):
+    return server.client(service="kinesis-video-media")
+
+
+def new_stream(video, retention: int = 24) -> str:
+    name = unique_name("cam")
+    video.create_stream(StreamName=name, MediaType="video/h264", DataRetentionInHours=retention)
+    return name
+
+
+def persisted(acks: list[dict]) -> list[dict]:
+    return [ack for ack in acks if ack["EventType"] == "PERSISTED"]
+
+
+def ffprobe(media: bytes, *args: str) -> dict:
+    result = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *args, "-i", "pipe:0"], input=media,
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def test_put_media_acknowledges_every_cluster(server, video, archived, clip):
+    name = new_stream(video)
+    acks = put_media(server.endpoint, name, pieces(clip))
+    clusters = cluster_count(clip)
+    assert clusters >= 3
+    assert [ack["EventType"] for ack in acks if ack["EventType"] != "IDLE"] == \
+        ["BUFFERING", "RECEIVED", "PERSISTED"] * clusters
+    numbers = [ack["FragmentNumber"] for ack in persisted(acks)]
+    assert all(re.fullmatch(r"[0-9]+", number) for number in numbers)
+    assert numbers == sorted(numbers, key=int) and len(set(numbers)) == clusters
+    timecodes = [ack["FragmentTimecode"] for ack in persisted(acks)]
+    assert timecodes[0] == 0 and timecodes == sorted(timecodes)
+
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert [fragment["FragmentNumber"] for fragment in listed] == numbers
+    # ABSOLUTE timecodes from 0 are producer timestamps at the epoch, in milliseconds.
+    assert [round(fragment["ProducerTimestamp"].timestamp() * 1000) for fragment in listed] == timecodes
+    assert all(abs(fragment["ServerTimestamp"].timestamp() - time.time()) < 120 for fragment in listed)
+    assert sum(fragment["FragmentLengthInMilliseconds"] for fragment in listed) == pytest.approx(6000, abs=300)
+    assert all(fragment["FragmentSizeInBytes"] > 0 for fragment in listed)
+
+    page = archived.list_fragments(StreamName=name, MaxResults=2)
+    assert len(page["Fragments"]) == 2
+    rest = archived.list_fragments(StreamName=name, NextToken=page["NextToken"])["Fragments"]
+    assert [f["FragmentNumber"] for f in page["Fragments"] + rest] == numbers
+    server_start = listed[1]["ServerTimestamp"]
+    selected = archived.list_fragments(StreamName=name, FragmentSelector={
+        "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+        "TimestampRange": {"StartTimestamp": listed[1]["ProducerTimestamp"],
+                           "EndTimestamp": listed[-1]["ProducerTimestamp"]}})["Fragments"]
+    assert [f["FragmentNumber"] for f in selected] == numbers[1:]
+    by_server = archived.list_fragments(StreamName=name, FragmentSelector={
+        "FragmentSelectorType": "SERVER_TIMESTAMP",
+        "TimestampRange": {"StartTimestamp": server_start, "EndTimestamp": time.time() + 60}})["Fragments"]
+    expected = [fragment["FragmentNumber"] for fragment in listed if fragment["ServerTimestamp"] >= server_start]
+    assert [f["FragmentNumber"] for f in by_server] == expected
+
+
+def test_get_media_and_fragment_list_play_back(server, video, archived, media, clip):
+    name = new_stream(video)
+    acks = put_media(server.endpoint, name, pieces(clip, 1000))
+    numbers = [ack["FragmentNumber"] for ack in persisted(acks)]
+
+    output = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
+    assert output["ContentType"] == "video/webm"
+    data = output["Payload"].read()
+    streams = ffprobe(data, "-show_streams")["streams"]
+    assert sorted(stream["codec_name"] for stream in streams) == ["aac", "h264"]
+    frames = ffprobe(data, "-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets")
+    assert int(frames["streams"][0]["nb_read_packets"]) == 150  # 6 s at 25 frames/s
+    for number in numbers:
+        assert b"AWS_KINESISVIDEO_FRAGMENT_NUMBER" in data and number.encode() in data
+    assert data.count(b"AWS_KINESISVIDEO_CONTINUATION_TOKEN") == len(numbers)
+    assert data.count(b"AWS_KINESISVIDEO_SERVER_TIMESTAMP") == len(numbers)
+    assert data.count(b"AWS_KINESISVIDEO_PRODUCER_TIMESTAMP") == len(numbers)
+
+    after = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "FRAGMENT_NUMBER",
+                                                            "AfterFragmentNumber": numbers[0]})["Payload"].read()
+    assert cluster_count(after) == len(numbers) - 1 and numbers[0].encode() not in after
+
+    chosen = archived.get_media_for_fragment_list(StreamName=name, Fragments=[numbers[1]])
+    one = chosen["Payload"].read()
+    assert cluster_count(one) == 1 and numbers[1].encode() in one
+    assert b"AWS_KINESISVIDEO_SERVER_SIDE_TIMESTAMP" in one
+    assert sorted(s["codec_name"] for s in ffprobe(one, "-show_streams")["streams"]) == ["aac", "h264"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        archived.get_media_for_fragment_list(StreamName=name, Fragments=["12345"])
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        media.get_media(StreamName=unique_name("none"), StartSelector={"StartSelectorType": "EARLIEST"})
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_get_media_follows_the_live_edge(server, video, media, clip):
+    name = new_stream(video)
+    put_media(server.endpoint, name, pieces(clip))
+    output = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "NOW"})["Payload"]
+    received = bytearray()
+    reader = threading.Thread(target=lambda: received.extend(output.read()))
+    reader.start()
+    time.sleep(0.5)
+    acks = put_media(server.endpoint, name, pieces(mkv(4)), timecode_type="RELATIVE", start=time.time())
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    # The latest fragment of the first upload, then every fragment of the second.
+    for ack in persisted(acks):
+        assert ack["FragmentNumber"].encode() in received
+    assert cluster_count(bytes(received)) == len(persisted(acks)) + 1
+
+
+def test_timecodes_going_backwards_are_refused(server, video, clip):
+    name = new_stream(video)
+    first = put_media(server.endpoint, name, pieces(clip))
+    twice = clip + clip  # a second document whose clusters start at 0 again
+    acks = put_media(server.endpoint, name, pieces(twice))
+    kept = persisted(acks)
+    assert len(kept) == len(persisted(first))
+    assert acks[-1]["EventType"] == "ERROR" and acks[-1]["ErrorId"] == 4004
+    assert acks[-1]["FragmentTimecode"] == 0
+
+    garbage = put_media(server.endpoint, name, [b"this is not matroska"])
+    assert garbage[-1]["EventType"] == "ERROR" and garbage[-1]["ErrorId"] == 4006
+
+
+def test_put_media_errors(server, video):
+    url = f"{server.endpoint}/putMedia"
+    response = requests.post(url, data=b"", headers={"x-amzn-stream-name": unique_name("none"),
+                                                     "x-amzn-fragment-timecode-type": "ABSOLUTE"}, timeout=10)
+    assert response.status_code == 404
+    assert response.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    name = new_stream(video)
+    response = requests.post(url, data=b"", headers={"x-amzn-stream-name": name,
+                                                     "x-amzn-fragment-timecode-type": "SIDEWAYS"}, timeout=10)
+    assert (response.status_code, response.headers["x-amzn-ErrorType"]) == (400, "InvalidArgumentException")
+
+
+def test_signed_put_media_with_auth(server_factory, tmp_path, clip):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    srv = server_factory("--auth", "--credentials", str(credentials))
+    video = srv.client(service="kinesisvideo")
+    name = new_stream(video)
+    acks = put_media(srv.endpoint, name, pieces(clip))
+    assert len(persisted(acks)) == cluster_count(clip)
+    # The body must be declared unsigned: a signature over a body that streams cannot be checked.
+    request = AWSRequest(method="POST", url=f"{srv.endpoint}/putMedia",
+                         headers={"x-amzn-stream-name": name, "x-amzn-fragment-timecode-type": "ABSOLUTE"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(request)
+    refused = requests.post(f"{srv.endpoint}/putMedia", data=clip, headers=dict(request.headers.items()), timeout=10)
+    assert (refused.status_code, refused.headers["x-amzn-ErrorType"]) == (400, "InvalidSignatureException")
+    assert "UNSIGNED-PAYLOAD" in refused.json()["message"]
+
+
+def test_kill_during_put_media_loses_no_persisted_fragment(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    srv = server_factory(data_dir=data_dir)
+    video = srv.client(service="kinesisvideo")
+    name = new_stream(video)
+    ffmpeg = subprocess.Popen([*LIVE_FFMPEG, "-t", "30", *ENCODE], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    seen: list[dict] = []
+
+    def upload():
+        try:
+            put_media(srv.endpoint, name, iter(lambda: ffmpeg.stdout.read(4096), b""), on_ack=seen.append)
+        except (OSError, http.client.HTTPException, json.JSONDecodeError):
+            pass  # the server was killed
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    uploader.start()
+    support.wait_for(lambda: len(persisted(seen)) >= 3, timeout=30, what="three PERSISTED acks")
+    srv.kill()
+    ffmpeg.kill()
+    ffmpeg.wait()
+    uploader.join(timeout=10)
+    acknowledged = [ack["FragmentNumber"] for ack in persisted(seen)]
+
+    restarted = server_factory(data_dir=data_dir)
+    archived = restarted.client(service="kinesis-video-archived-media")
+    listed = [f["FragmentNumber"] for f in archived.list_fragments(StreamName=name)["Fragments"]]
+    assert set(acknowledged) <= set(listed)
+    media = restarted.client(service="kinesis-video-media")
+    data = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
+    assert cluster_count(data) == len(listed)
+    assert {s["codec_name"] for s in ffprobe(data, "-show_streams")["streams"]} == {"aac", "h264"}
