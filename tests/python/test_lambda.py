@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import subprocess
 import time
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 import support
 from support import wait_for
+from firehose_support import ROLE_ARN, folder_objects, s3_config
 from lambda_support import ROLE, create_function, lambda_flags, read_lines, wait_mapping_idle, zip_source
 
 # The AWS tutorial's producer, as written there: boto3 picks up AWS_ENDPOINT_URL, so it talks to
@@ -59,7 +63,11 @@ def lambda_handler(event, context):
 
 @pytest.fixture(scope="module")
 def lambda_server(tideline_binary, tmp_path_factory):
-    srv = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("lambda-server"))
+    workdir = tmp_path_factory.mktemp("lambda-server")
+    # Buckets are folders here, so that the tests can read what Firehose and on-failure deliver.
+    buckets = workdir / "buckets"
+    srv = support.TidelineServer(tideline_binary, [*lambda_flags(), "--s3-dir", str(buckets)], workdir)
+    srv.buckets = buckets
     srv.start()
     yield srv
     srv.stop()
@@ -350,5 +358,228 @@ def test_kill_9_during_processing_skips_nothing(tideline_binary, tmp_path, tmp_p
         assert sorted(delivered, key=int) == sorted(delivered, key=int)
         first_seen = list(dict.fromkeys(delivered))
         assert first_seen == sequences, "in order, nothing skipped"
+    finally:
+        server.stop()
+
+
+# A Firehose transformation, as the blueprint writes it: upper-cases each record, drops `drop`,
+# fails `fail`.
+TRANSFORM = """
+import base64
+
+def lambda_handler(event, context):
+    assert event['deliveryStreamArn'].startswith('arn:aws:firehose:') and event['region'] and event['invocationId']
+    output = []
+    for record in event['records']:
+        data = base64.b64decode(record['data']).decode()
+        assert isinstance(record['approximateArrivalTimestamp'], int)
+        result = {'drop': 'Dropped', 'fail': 'ProcessingFailed'}.get(data, 'Ok')
+        output.append({'recordId': record['recordId'], 'result': result,
+                       'data': base64.b64encode((data.upper() + '\\n').encode()).decode()})
+    return {'records': output}
+"""
+
+
+def test_firehose_transforms_through_a_function_arn(lambda_server, awslambda):
+    name, delivery = support.unique_name("upper"), support.unique_name("xform")
+    arn = create_function(awslambda, name, TRANSFORM)["FunctionArn"]
+    firehose = lambda_server.client(service="firehose")
+    bucket = support.unique_name("xformed")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=delivery,
+        ExtendedS3DestinationConfiguration=s3_config(
+            bucket,
+            Prefix="out/",
+            ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+            ProcessingConfiguration={"Enabled": True, "Processors": [
+                {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn", "ParameterValue": arn},
+                                                  {"ParameterName": "NumberOfRetries", "ParameterValue": "0"}]}]},
+        ),
+    )
+    firehose.put_record_batch(DeliveryStreamName=delivery,
+                              Records=[{"Data": data} for data in [b"a", b"drop", b"fail", b"b"]])
+
+    def settled():
+        objects = folder_objects(lambda_server.buckets / bucket)
+        return objects if {key.split("/")[0] for key in objects} >= {"out", "errors"} else None
+
+    objects = wait_for(settled, timeout=30, what="transformed records and the error output")
+    assert b"".join(v for k, v in objects.items() if k.startswith("out/")) == b"A\nB\n"
+    [(error_key, error_content)] = [(k, v) for k, v in objects.items() if k.startswith("errors/")]
+    assert error_key.startswith("errors/processing-failed/"), error_key
+    failure = json.loads(error_content)
+    assert failure["errorCode"] == "Lambda.ProcessingFailedStatus"
+    assert base64.b64decode(failure["rawData"]) == b"fail"
+
+
+def test_poison_record_reaches_a_delivery_stream_and_a_bucket(lambda_server, awslambda, kinesis_client, tmp_path):
+    stream, name = support.unique_name("poi2"), support.unique_name("poi2fn")
+    support.create_stream(kinesis_client, stream, 1)
+    create_function(awslambda, name, POISON, env={"OUT": str(tmp_path / "out")})
+    firehose = lambda_server.client(service="firehose")
+    delivery, dlq_bucket, failures_bucket = (support.unique_name("dlq"), support.unique_name("dlqobjects"),
+                                            support.unique_name("failures"))
+    firehose.create_delivery_stream(DeliveryStreamName=delivery,
+                                    ExtendedS3DestinationConfiguration=s3_config(dlq_bucket))
+    delivery_arn = firehose.describe_delivery_stream(
+        DeliveryStreamName=delivery)["DeliveryStreamDescription"]["DeliveryStreamARN"]
+    sequences = put_all(kinesis_client, stream, [("k", d) for d in ["a", "poison", "b"]])
+    mappings = {}
+    for destination in [delivery_arn, f"arn:aws:s3:::{failures_bucket}"]:
+        mappings[destination] = mapping(awslambda, name, stream, BatchSize=3, BisectBatchOnFunctionError=True,
+                                        MaximumRetryAttempts=1,
+                                        DestinationConfig={"OnFailure": {"Destination": destination}})
+    got = awslambda.get_event_source_mapping(UUID=mappings[delivery_arn])
+    assert got["DestinationConfig"] == {"OnFailure": {"Destination": delivery_arn}}
+
+    delivered = wait_for(lambda: folder_objects(lambda_server.buckets / dlq_bucket), timeout=30,
+                         what="the on-failure record through the delivery stream")
+    document = json.loads(b"".join(delivered.values()))
+    assert document["KinesisBatchInfo"]["startSequenceNumber"] == sequences[1]
+    assert document["KinesisBatchInfo"]["batchSize"] == 1
+    assert document["version"] == "1.0" and document["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert document["requestContext"]["approximateInvokeCount"] == 2
+
+    objects = wait_for(lambda: folder_objects(lambda_server.buckets / failures_bucket), timeout=30,
+                       what="the on-failure object in the bucket")
+    [(key, content)] = objects.items()
+    uuid = mappings[f"arn:aws:s3:::{failures_bucket}"]
+    assert key.startswith(f"aws/lambda/{uuid}/{support.shard_id(0)}/"), key
+    document = json.loads(content)
+    assert document["KinesisBatchInfo"]["endSequenceNumber"] == sequences[1]
+    [record] = document["payload"]["Records"]
+    assert base64.b64decode(record["kinesis"]["data"]) == b"poison"
+
+    with pytest.raises(ClientError) as error:
+        mapping(awslambda, name, stream, DestinationConfig={"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:q"}})
+    support.assert_client_error(error, "InvalidParameterValueException")
+
+
+# Counts records per tumbling window; every invocation writes a line, the final one `final`.
+COUNTING_WINDOW = """
+import json, os
+
+def lambda_handler(event, context):
+    total = (event.get('state') or {}).get('total', 0) + len(event['Records'])
+    with open(os.environ['OUT'], 'a') as out:
+        out.write(json.dumps({'total': total, 'final': event['isFinalInvokeForWindow']}) + '\\n')
+    return {} if event['isFinalInvokeForWindow'] else {'state': {'total': total}}
+"""
+
+
+def test_tumbling_window_state_survives_a_kill_9(tideline_binary, tmp_path, tmp_path_factory):
+    out = tmp_path / "out"
+    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("window"),
+                                    data_dir=tmp_path / "data")
+    server.start()
+    try:
+        awslambda, kinesis = server.client(service="lambda"), server.client()
+        stream, name = support.unique_name("tumk"), support.unique_name("tumkfn")
+        support.create_stream(kinesis, stream, 1)
+        create_function(awslambda, name, COUNTING_WINDOW, env={"OUT": str(out)})
+        mapping(awslambda, name, stream, TumblingWindowInSeconds=15)
+        if time.time() % 15 > 3:  # windows are aligned to the epoch: start near the beginning of one
+            time.sleep(15 - time.time() % 15 + 0.1)
+        put_all(kinesis, stream, [("k", f"r{i}") for i in range(3)])
+        wait_for(lambda: any(line["total"] == 3 for line in read_lines(out)), timeout=30, what="the first invocation")
+        time.sleep(1.0)  # the checkpoint (with the window's state) is saved after the invocation returns
+        assert not any(line["final"] for line in read_lines(out)), "the window is still open at the kill"
+        server.kill()
+        server.start()
+        put_all(server.client(), stream, [("k", f"s{i}") for i in range(2)])
+        # Whether or not the 5 records fell in one window, the final invocations count them all only
+        # if the state given before the kill came back after it.
+        finals = wait_for(lambda: (f := [line for line in read_lines(out) if line["final"]])
+                          and sum(line["total"] for line in f) >= 5 and f, timeout=45, what="the final invocations")
+        assert sum(line["total"] for line in finals) == 5, finals
+    finally:
+        server.stop()
+
+
+SLOW = """
+import time
+
+def lambda_handler(event, context):
+    time.sleep(1.0)
+    return {}
+"""
+
+
+def test_mapping_counts_throttles_when_the_function_is_at_its_concurrency(tideline_binary, tmp_path_factory):
+    server = support.TidelineServer(tideline_binary, [*lambda_flags(), "--lambda-max-concurrency", "1"],
+                                    tmp_path_factory.mktemp("throttle"))
+    server.start()
+    try:
+        awslambda, kinesis = server.client(service="lambda"), server.client()
+        stream, name = support.unique_name("thr"), support.unique_name("thrfn")
+        support.create_stream(kinesis, stream, 2)
+        create_function(awslambda, name, SLOW)
+        put_all(kinesis, stream, [(f"key-{i}", f"r{i}") for i in range(40)])
+        uuid = mapping(awslambda, name, stream, BatchSize=1)
+
+        def counters():
+            text = requests.get(f"{server.endpoint}/metrics", timeout=5).text
+            values = {}
+            for metric in ["invocations", "throttles", "errors"]:
+                match = re.search(rf'tideline_lambda_mapping_{metric}_total{{[^}}]*uuid="{uuid}"[^}}]*}} (\d+)', text)
+                values[metric] = int(match.group(1)) if match else 0
+            return values
+
+        # Two shards, one slot: the second shard's invocations find the slot taken.
+        values = wait_for(lambda: (v := counters())["throttles"] > 0 and v["invocations"] >= 2 and v, timeout=30,
+                          what="throttles in /metrics")
+        assert values["errors"] == 0
+        assert re.search(rf'tideline_lambda_mapping_iterator_age_milliseconds{{[^}}]*uuid="{uuid}"',
+                         requests.get(f"{server.endpoint}/metrics", timeout=5).text)
+        state = awslambda.get_event_source_mapping(UUID=uuid)
+        assert state["State"] == "Enabled" and state["LastProcessingResult"] in ("OK", "No records processed")
+    finally:
+        server.stop()
+
+
+# npm `aws-lambda-ric` (3.3.0, the newest release that runs on Node 20); scripts/test installs it
+# and names its command here.
+NODE_RIC = os.environ.get("TIDELINE_TEST_NODE_RIC", "")
+
+NODE_HANDLER = """
+const fs = require('fs');
+
+exports.handler = async (event) => {
+  if (event.Records) {
+    for (const record of event.Records) {
+      const data = Buffer.from(record.kinesis.data, 'base64').toString();
+      fs.appendFileSync(process.env.OUT, JSON.stringify({ seq: record.kinesis.sequenceNumber, data }) + '\\n');
+    }
+    return {};
+  }
+  return { doubled: event.n * 2, node: process.version };
+};
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(NODE_RIC), reason="npm aws-lambda-ric is not installed (TIDELINE_TEST_NODE_RIC)")
+def test_node_handler_runs_through_invoke_and_a_mapping(tideline_binary, tmp_path, tmp_path_factory):
+    out = tmp_path / "out"
+    server = support.TidelineServer(tideline_binary, [*lambda_flags(), "--lambda-node-ric", NODE_RIC],
+                                    tmp_path_factory.mktemp("node"))
+    server.start()
+    try:
+        awslambda, kinesis = server.client(service="lambda"), server.client()
+        stream, name = support.unique_name("node"), support.unique_name("nodefn")
+        awslambda.create_function(FunctionName=name, Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+                                  Code={"ZipFile": zip_source({"index.js": NODE_HANDLER})},
+                                  Environment={"Variables": {"OUT": str(out)}})
+        response = awslambda.invoke(FunctionName=name, Payload=b'{"n": 21}', LogType="Tail")
+        assert "FunctionError" not in response
+        answer = json.loads(response["Payload"].read())
+        assert answer["doubled"] == 42 and answer["node"].startswith("v")
+        assert "Executing 'index.handler'" in base64.b64decode(response["LogResult"]).decode()
+
+        support.create_stream(kinesis, stream, 1)
+        sequences = put_all(kinesis, stream, [("k", f"n{i}") for i in range(5)])
+        uuid = mapping(awslambda, name, stream, BatchSize=2)
+        lines = wait_mapping_idle(awslambda, uuid, out, 5)
+        assert [line["seq"] for line in lines] == sequences
+        assert [line["data"] for line in lines] == [f"n{i}" for i in range(5)]
     finally:
         server.stop()

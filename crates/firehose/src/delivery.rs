@@ -117,6 +117,7 @@ impl Pipeline {
             Some(processor) => Some(Transformer::new(
                 processor,
                 service.http.clone(),
+                std::sync::Arc::clone(&service.functions),
                 InvocationContext {
                     delivery_stream_arn: meta.arn.clone(),
                     region: service.config.region.clone(),

@@ -12,6 +12,7 @@
 mod delivery;
 mod destinations;
 mod error;
+mod in_process;
 mod metrics;
 mod model;
 mod naming;
@@ -21,6 +22,7 @@ mod service;
 mod source;
 
 pub use destinations::stores::BucketsConfig;
+pub use processing::functions::{FunctionInvoker, InvokeFailure};
 /// KPL de-aggregation, also used by `tideline tail` (tideline-cli).
 pub use processing::kpl::{deaggregate, KplRecord};
 pub use service::{FirehoseConfig, FirehoseService, KinesisStart};

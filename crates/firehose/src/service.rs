@@ -16,6 +16,7 @@ use crate::destinations::stores::{Buckets, BucketsConfig};
 use crate::error::FirehoseError;
 use crate::metrics::FirehoseMetrics;
 use crate::model::DeliveryStreamMeta;
+use crate::processing::functions::{FunctionInvoker, FunctionSlot};
 use crate::processing::parquet::Catalog;
 
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct FirehoseService {
     pub(crate) buckets: Arc<Buckets>,
     pub(crate) catalog: Catalog,
     pub(crate) http: reqwest::Client,
+    /// Runs the transformation functions named by ARN, once the server installs it.
+    pub(crate) functions: FunctionSlot,
     pub(crate) metrics: FirehoseMetrics,
     pub(crate) delivery_streams: RwLock<BTreeMap<String, Arc<DeliveryStream>>>,
     /// Control-plane changes run one at a time, so that check-then-commit sequences don't race.
@@ -101,6 +104,7 @@ impl FirehoseService {
             streams,
             catalog,
             http,
+            functions: FunctionSlot::default(),
             metrics: FirehoseMetrics::new(),
             delivery_streams: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
@@ -121,6 +125,14 @@ impl FirehoseService {
         service.storage.retain_streams(&live)?;
         tracing::info!(delivery_streams = live.len(), "firehose delivery streams loaded");
         Ok(service)
+    }
+
+    /// Installs what runs the transformation functions named by ARN (Tideline's Lambda service,
+    /// which opens after Firehose); a second call is ignored.
+    pub fn use_functions(&self, invoker: Arc<dyn FunctionInvoker>) {
+        if self.functions.set(invoker).is_err() {
+            tracing::warn!("firehose already has a function invoker");
+        }
     }
 
     /// Stops every worker between two delivery attempts (for a graceful shutdown).

@@ -5,7 +5,9 @@
 //! ([`functions`], [`invoke`], [`mappings`]) behind REST-JSON routing ([`rest`]); the function
 //! runner ([`runner`]): sandboxes, each a runtime process (awslambdaric, aws-lambda-ric, a
 //! `provided` bootstrap) fed through its own Lambda Runtime API listener; mapping workers reading
-//! streams through the typed in-process Data Streams API; and Lambda's files under
+//! streams through the typed in-process Data Streams API (and writing on-failure records through
+//! the typed writer or Firehose's in-process API); Firehose's transformation functions named by ARN
+//! ([`tideline_firehose::FunctionInvoker`]); and Lambda's files under
 //! `<data-dir>/lambda/` ([`store`]). Does not own: HTTP serving, SigV4, or the streams themselves.
 
 pub mod code;
@@ -17,6 +19,7 @@ pub mod rest;
 pub mod runner;
 mod service;
 pub mod store;
+mod transform;
 
 pub use error::LambdaError;
 pub use runner::runtimes::RuntimeConfig;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
+use tideline_firehose::FirehoseService;
 use tideline_streams::StreamsService;
 use tokio::sync::Semaphore;
 
@@ -37,6 +38,8 @@ pub struct LambdaService {
     pub(crate) runner: Arc<Runner>,
     pub(crate) functions: RwLock<HashMap<String, StoredFunction>>,
     pub(crate) streams: Arc<StreamsService>,
+    /// Where on-failure records for delivery streams and buckets go.
+    pub(crate) firehose: Arc<FirehoseService>,
     pub(crate) mappings: Mappings,
     pub(crate) metrics: Metrics,
     pub(crate) async_slots: Arc<Semaphore>,
@@ -48,7 +51,11 @@ pub struct LambdaService {
 impl LambdaService {
     /// Opens the store, gives the runner the functions kept from an earlier run and restarts
     /// their mappings from their checkpoints.
-    pub fn open(config: LambdaConfig, streams: Arc<StreamsService>) -> Result<Arc<Self>> {
+    pub fn open(
+        config: LambdaConfig,
+        streams: Arc<StreamsService>,
+        firehose: Arc<FirehoseService>,
+    ) -> Result<Arc<Self>> {
         let store = Arc::new(Store::open(config.data_dir.as_deref())?);
         let runner = Arc::new(Runner::new(config.runtime.clone(), config.max_concurrency));
         let service = Arc::new_cyclic(|me| Self {
@@ -59,12 +66,18 @@ impl LambdaService {
             runner,
             functions: RwLock::new(HashMap::new()),
             streams,
+            firehose,
             mappings: Mappings::default(),
             metrics: Metrics::default(),
         });
         service.load_functions();
         service.load_mappings();
         Ok(service)
+    }
+
+    /// A strong handle on this service, for callers holding only a reference.
+    pub(crate) fn shared(&self) -> Option<Arc<Self>> {
+        self.me.upgrade()
     }
 
     pub fn function_arn(&self, name: &str) -> String {

@@ -84,7 +84,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let lambda = tideline_lambda::LambdaService::open(
         args.lambda_config(format!("{scheme}://{address}")),
         Arc::clone(&streams),
+        Arc::clone(&firehose),
     )?;
+    firehose.use_functions(Arc::clone(&lambda) as Arc<dyn tideline_firehose::FunctionInvoker>);
     if !args.in_memory {
         std::fs::create_dir_all(args.data_dir.join("video"))?;
     }

@@ -3,7 +3,8 @@
 //! Owns: streams and their shard trees, partition-key routing over the 128-bit hash key space,
 //! sequence numbers, shard iterator tokens, resharding, one handler per Data Streams API operation
 //! (typed request/response structs with their validation, in one operation table), and the typed
-//! in-process API other services read streams with ([`StreamsService::open_reader`]). Records and metadata are kept
+//! in-process API other services read streams with ([`StreamsService::open_reader`]) and write
+//! to them with ([`StreamsService::put_entries`]). Records and metadata are kept
 //! by `tideline-storage`; bodies are decoded and errors shaped by `tideline-proto`. Does not own:
 //! HTTP serving or configuration parsing (the `tideline` binary).
 
@@ -17,6 +18,7 @@ mod model;
 pub mod offline;
 mod ops;
 mod policy;
+mod producer;
 mod reader;
 mod resharding;
 mod rules;
@@ -24,6 +26,7 @@ mod sequence;
 mod service;
 mod writer;
 
+pub use producer::{NewEntry, PutOutcome};
 pub use reader::{Batch, Position, Record, ShardInfo, ShardReader, StreamInfo};
 pub use service::{Caller, StreamsConfig, StreamsService};
 

@@ -5,7 +5,7 @@
 mod configuration;
 mod delivery_streams;
 mod encryption;
-mod records;
+pub(crate) mod records;
 mod tags;
 
 use std::sync::{Arc, LazyLock};

@@ -13,7 +13,7 @@ use crate::model::{record_id, DeliveryStreamType};
 use crate::service::FirehoseService;
 
 /// Largest record, before base64 (1,000 KiB).
-const MAX_RECORD_BYTES: usize = 1_024_000;
+pub(crate) const MAX_RECORD_BYTES: usize = 1_024_000;
 /// PutRecordBatch: at most 500 records and 4 MiB in all.
 const MAX_BATCH_RECORDS: usize = 500;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -66,7 +66,11 @@ fn validate_record(v: &mut Validator, path: &str, record: &Record) {
 }
 
 /// Appends to the buffer; returns the first index and whether the stream encrypts at rest.
-async fn accept(service: &FirehoseService, name: &str, data: Vec<bytes::Bytes>) -> Result<(u64, u64, bool), AwsError> {
+pub(crate) async fn accept(
+    service: &FirehoseService,
+    name: &str,
+    data: Vec<bytes::Bytes>,
+) -> Result<(u64, u64, bool), AwsError> {
     let stream = service.get(name)?;
     if stream.meta.kind != DeliveryStreamType::DirectPut {
         return Err(AwsError::invalid_argument(format!(

@@ -1,8 +1,10 @@
-//! The data transformation hook: a Processor of Type `Lambda`. Tideline runs no functions, so its
-//! `LambdaArn` parameter is the URL of the function's invoke endpoint: an `http(s)://` URL that
-//! receives Firehose's transformation event as a POST and answers with the records, as a Lambda
-//! handler returns them (a function behind the Lambda Runtime Interface Emulator, at
-//! `http://host:9000/2015-03-31/functions/function/invocations`, works as is). The event, the
+//! The data transformation hook: a Processor of Type `Lambda`. Its `LambdaArn` parameter is either
+//! a function ARN (`arn:aws:lambda:<region>:<account>:function:<name>`), run by Tideline's Lambda
+//! runner through the [`FunctionInvoker`] the server installs, or the URL of a function's invoke
+//! endpoint: an `http(s)://` URL that receives Firehose's transformation event as a POST and
+//! answers with the records, as a Lambda handler returns them (a function behind the Lambda
+//! Runtime Interface Emulator, at `http://host:9000/2015-03-31/functions/function/invocations`,
+//! works as is). The event, the
 //! status model and the error codes are Firehose's
 //! (<https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>,
 //! <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>,
@@ -15,6 +17,7 @@ use base64::Engine;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
+use super::functions::{is_function_arn, FunctionInvoker, FunctionSlot, InvokeFailure};
 use super::{FailedRecord, OutRecord};
 use crate::destinations::http::{error_chain, read_limited};
 use crate::error::{FirehoseError, RecordError};
@@ -43,11 +46,25 @@ pub struct InvocationContext {
     pub source_kinesis_stream_arn: Option<String>,
 }
 
-/// The transformation hook: a Processor of Type `Lambda` whose `LambdaArn` parameter Tideline
-/// resolves to an HTTP URL.
+/// Where the transformation event goes.
+enum Target {
+    Url { client: reqwest::Client, url: reqwest::Url },
+    Function { arn: String, functions: FunctionSlot },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Url { url, .. } => write!(f, "{url}"),
+            Target::Function { arn, .. } => write!(f, "{arn}"),
+        }
+    }
+}
+
+/// The transformation hook: a Processor of Type `Lambda` whose `LambdaArn` parameter names a
+/// function (run by the installed [`FunctionInvoker`]) or an HTTP URL.
 pub struct Transformer {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    target: Target,
     retries: u32,
     /// Records go to the function in invocations of at most this many bytes (BufferSizeInMBs).
     invocation_bytes: usize,
@@ -69,25 +86,31 @@ struct InvocationError {
 }
 
 impl Transformer {
-    /// Parameters: `LambdaArn` (required: the invoke URL), `NumberOfRetries` (0–300, default 3),
+    /// Parameters: `LambdaArn` (required: a function ARN or the invoke URL), `NumberOfRetries` (0–300, default 3),
     /// `BufferSizeInMBs` (how much data one invocation carries, default 1). `BufferIntervalInSeconds`
     /// is not used: the delivery loop's buffer decides when a batch is transformed.
     pub fn new(
         processor: &Processor,
         client: reqwest::Client,
+        functions: FunctionSlot,
         invocation: InvocationContext,
     ) -> Result<Self, FirehoseError> {
         let invalid = FirehoseError::InvalidProcessor;
         let target = processor
             .parameter("LambdaArn")
             .ok_or_else(|| invalid("the Lambda processor needs a LambdaArn parameter".into()))?;
-        let url = reqwest::Url::parse(target).ok().filter(|url| matches!(url.scheme(), "http" | "https")).ok_or_else(
-            || {
+        let target = if is_function_arn(target) {
+            Target::Function { arn: target.to_string(), functions }
+        } else {
+            let url = reqwest::Url::parse(target).ok().filter(|url| matches!(url.scheme(), "http" | "https"));
+            let url = url.ok_or_else(|| {
                 invalid(format!(
-                    "LambdaArn {target:?}: Tideline invokes the transformation at an http(s):// URL, not an ARN"
+                    "LambdaArn {target:?}: Tideline invokes the transformation at a function \
+                     (arn:aws:lambda:REGION:ACCOUNT:function:NAME) or an http(s):// URL"
                 ))
-            },
-        )?;
+            })?;
+            Target::Url { client, url }
+        };
         let retries = match processor.parameter("NumberOfRetries") {
             None => DEFAULT_RETRIES,
             Some(value) => value
@@ -104,7 +127,7 @@ impl Transformer {
                 .filter(|mb| *mb > 0.0 && *mb <= 3.0)
                 .ok_or_else(|| invalid(format!("BufferSizeInMBs {value:?} is not a number from 0.2 to 3")))?,
         };
-        Ok(Self { client, url, retries, invocation_bytes: (buffer_mb * 1024.0 * 1024.0) as usize, invocation })
+        Ok(Self { target, retries, invocation_bytes: (buffer_mb * 1024.0 * 1024.0) as usize, invocation })
     }
 
     /// Err when an invocation still fails after its retries: the whole batch then counts as
@@ -154,7 +177,7 @@ impl Transformer {
             match self.invoke(event).await {
                 Ok(response) => return Ok(apply_response(records, &response)),
                 Err(error) => {
-                    tracing::debug!(url = %self.url, attempt, code = error.code, "transformation invocation failed: {}", error.message);
+                    tracing::debug!(target = %self.target, attempt, code = error.code, "transformation invocation failed: {}", error.message);
                     last = error;
                 }
             }
@@ -181,53 +204,80 @@ impl Transformer {
     }
 
     async fn invoke(&self, event: String) -> Result<Vec<u8>, InvocationError> {
-        let request = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(event)
-            .send();
-        let exchange = async {
-            let response = request.await?;
-            let status = response.status();
-            let function_error = response.headers().contains_key("x-amz-function-error");
-            Ok::<_, reqwest::Error>((status, function_error, read_limited(response, MAX_RESPONSE_BYTES).await?))
-        };
-        let (status, function_error, body) = match tokio::time::timeout(INVOCATION_TIMEOUT, exchange).await {
-            Err(_) => return Err(timed_out()),
-            Ok(Err(error)) if error.is_timeout() => return Err(timed_out()),
-            Ok(Err(error)) => {
-                let code = if error.is_connect() { "Lambda.ResourceNotFound" } else { FUNCTION_ERROR };
-                return Err(InvocationError {
-                    code,
-                    message: format!("invoking {}: {}", self.url, error_chain(&error)),
-                });
-            }
-            Ok(Ok(exchange)) => exchange,
-        };
-        let Some(body) = body else {
-            return Err(InvocationError {
-                code: FUNCTION_ERROR,
-                message: "The Lambda function returned a response larger than 6 MB.".into(),
-            });
-        };
-        let quoted = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
-        // The codes Lambda's Invoke API answers with, for endpoints that imitate it.
-        let code = match status.as_u16() {
-            _ if status.is_success() && !function_error && !is_error_payload(&body) => return Ok(body),
-            403 => "Lambda.InvokeAccessDenied",
-            404 => "Lambda.ResourceNotFound",
-            429 => "Lambda.InvokeLimitExceeded",
-            _ => FUNCTION_ERROR,
-        };
-        Err(InvocationError {
-            code,
-            message: format!(
-                "The Lambda function was successfully invoked but it returned an error result. {}: {quoted}",
-                status.as_u16()
-            ),
-        })
+        match &self.target {
+            Target::Url { client, url } => invoke_url(client, url, event).await,
+            Target::Function { arn, functions } => match functions.get() {
+                Some(invoker) => invoke_function(invoker.as_ref(), arn, event).await,
+                None => Err(InvocationError {
+                    code: "Lambda.ResourceNotFound",
+                    message: format!("{arn}: this server runs no Lambda functions"),
+                }),
+            },
+        }
     }
+}
+
+/// Runs the function by ARN, with the same time limit and error codes as the URL form.
+async fn invoke_function(invoker: &dyn FunctionInvoker, arn: &str, event: String) -> Result<Vec<u8>, InvocationError> {
+    let answer = match tokio::time::timeout(INVOCATION_TIMEOUT, invoker.invoke(arn, event.into_bytes())).await {
+        Err(_) => return Err(timed_out()),
+        Ok(answer) => answer,
+    };
+    let (code, message) = match answer {
+        Ok(body) if body.len() > MAX_RESPONSE_BYTES => {
+            (FUNCTION_ERROR, "The Lambda function returned a response larger than 6 MB.".to_string())
+        }
+        Ok(body) => return Ok(body),
+        Err(InvokeFailure::NotFound(message)) => ("Lambda.ResourceNotFound", message),
+        Err(InvokeFailure::Throttled(message)) => ("Lambda.InvokeLimitExceeded", message),
+        Err(InvokeFailure::FunctionError(payload)) => (
+            FUNCTION_ERROR,
+            format!("The Lambda function was successfully invoked but it returned an error result. {payload}"),
+        ),
+    };
+    Err(InvocationError { code, message })
+}
+
+/// POSTs the event to an invoke endpoint (the URL form).
+async fn invoke_url(client: &reqwest::Client, url: &reqwest::Url, event: String) -> Result<Vec<u8>, InvocationError> {
+    let request = client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(event).send();
+    let exchange = async {
+        let response = request.await?;
+        let status = response.status();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        Ok::<_, reqwest::Error>((status, function_error, read_limited(response, MAX_RESPONSE_BYTES).await?))
+    };
+    let (status, function_error, body) = match tokio::time::timeout(INVOCATION_TIMEOUT, exchange).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Err(error)) if error.is_timeout() => return Err(timed_out()),
+        Ok(Err(error)) => {
+            let code = if error.is_connect() { "Lambda.ResourceNotFound" } else { FUNCTION_ERROR };
+            return Err(InvocationError { code, message: format!("invoking {url}: {}", error_chain(&error)) });
+        }
+        Ok(Ok(exchange)) => exchange,
+    };
+    let Some(body) = body else {
+        return Err(InvocationError {
+            code: FUNCTION_ERROR,
+            message: "The Lambda function returned a response larger than 6 MB.".into(),
+        });
+    };
+    let quoted = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
+    // The codes Lambda's Invoke API answers with, for endpoints that imitate it.
+    let code = match status.as_u16() {
+        _ if status.is_success() && !function_error && !is_error_payload(&body) => return Ok(body),
+        403 => "Lambda.InvokeAccessDenied",
+        404 => "Lambda.ResourceNotFound",
+        429 => "Lambda.InvokeLimitExceeded",
+        _ => FUNCTION_ERROR,
+    };
+    Err(InvocationError {
+        code,
+        message: format!(
+            "The Lambda function was successfully invoked but it returned an error result. {}: {quoted}",
+            status.as_u16()
+        ),
+    })
 }
 
 fn timed_out() -> InvocationError {
@@ -357,6 +407,8 @@ fn outcome(entry: &Value) -> Outcome {
 mod tests {
     use bytes::Bytes;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::destinations::http::test_endpoint::{Endpoint, Received, Reply};
     use crate::model::ProcessorParameter;
@@ -382,7 +434,8 @@ mod tests {
 
     fn transformer(url: &str, parameters: &[(&str, &str)]) -> Transformer {
         let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().expect("client");
-        Transformer::new(&processor(url, parameters), client, context(None)).expect("transformer")
+        Transformer::new(&processor(url, parameters), client, FunctionSlot::default(), context(None))
+            .expect("transformer")
     }
 
     fn records(data: &[&str]) -> Vec<OutRecord> {
@@ -467,7 +520,9 @@ mod tests {
         let endpoint = Endpoint::start(function).await;
         let source = "arn:aws:kinesis:us-east-1:000000000000:stream/clicks";
         let client = reqwest::Client::new();
-        let transformer = Transformer::new(&processor(&endpoint.url, &[]), client, context(Some(source))).expect("new");
+        let transformer =
+            Transformer::new(&processor(&endpoint.url, &[]), client, FunctionSlot::default(), context(Some(source)))
+                .expect("new");
         transformer.transform(records(&["ok"])).await.expect("ok");
         assert_eq!(event(&endpoint.received()[0])["sourceKinesisStreamArn"], source);
     }
@@ -576,10 +631,60 @@ mod tests {
         assert_eq!(endpoint.received().len(), 2, "nothing to invoke");
     }
 
+    /// Answers every record `Ok`, upper-cased, as a function would.
+    struct Upper;
+
+    impl FunctionInvoker for Upper {
+        fn invoke<'a>(
+            &'a self,
+            _arn: &'a str,
+            event: Vec<u8>,
+        ) -> tideline_proto::BoxFuture<'a, Result<Vec<u8>, InvokeFailure>> {
+            Box::pin(async move {
+                let event: Value =
+                    serde_json::from_slice(&event).map_err(|e| InvokeFailure::FunctionError(e.to_string()))?;
+                let records: Vec<Value> = event["records"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|record| {
+                        let data = base64::engine::general_purpose::STANDARD
+                            .decode(record["data"].as_str().unwrap_or_default())
+                            .unwrap_or_default()
+                            .to_ascii_uppercase();
+                        serde_json::json!({ "recordId": record["recordId"], "result": "Ok", "data": b64(&String::from_utf8_lossy(&data)) })
+                    })
+                    .collect();
+                Ok(serde_json::json!({ "records": records }).to_string().into_bytes())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_function_arn_runs_through_the_installed_invoker() {
+        let arn = "arn:aws:lambda:us-east-1:000000000000:function:upper";
+        let functions = FunctionSlot::default();
+        let retries = [("NumberOfRetries", "0")];
+        let transformer =
+            Transformer::new(&processor(arn, &retries), reqwest::Client::new(), Arc::clone(&functions), context(None));
+        let transformer = transformer.expect("transformer");
+        let Err(RecordError::Transformation { code, .. }) = transformer.transform(records(&["a"])).await else {
+            panic!("no invoker installed yet")
+        };
+        assert_eq!(code, "Lambda.ResourceNotFound");
+        let _ = functions.set(Arc::new(Upper));
+        let transformed = transformer.transform(records(&["a", "b"])).await.map_err(|_| "transform").expect("ok");
+        let data: Vec<&[u8]> = transformed.records.iter().map(|record| &record.data[..]).collect();
+        assert_eq!(data, [b"A", b"B"]);
+    }
+
     #[test]
     fn parameters_are_checked() {
-        let new = |processor: &Processor| Transformer::new(processor, reqwest::Client::new(), context(None));
-        assert!(new(&processor("arn:aws:lambda:us-east-1:000000000000:function:f", &[])).is_err());
+        let new = |processor: &Processor| {
+            Transformer::new(processor, reqwest::Client::new(), FunctionSlot::default(), context(None))
+        };
+        assert!(new(&processor("arn:aws:lambda:us-east-1:000000000000:function:f", &[])).is_ok());
+        assert!(new(&processor("arn:aws:s3:::bucket", &[])).is_err());
         assert!(new(&processor("http://127.0.0.1:9/", &[("NumberOfRetries", "301")])).is_err());
         assert!(new(&processor("http://127.0.0.1:9/", &[("NumberOfRetries", "x")])).is_err());
         assert!(new(&processor("http://127.0.0.1:9/", &[("BufferSizeInMBs", "4")])).is_err());

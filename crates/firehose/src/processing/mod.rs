@@ -4,6 +4,7 @@
 
 pub mod bounded;
 pub mod compression;
+pub mod functions;
 pub mod kpl;
 pub mod lambda;
 pub mod parquet;

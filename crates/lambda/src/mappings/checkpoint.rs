@@ -1,11 +1,14 @@
-//! A mapping's durable progress: per shard, the last sequence number whose batch is done and
-//! whether the shard has been read to its end. Saved after every batch, so after a crash at most
-//! the batches in flight run again.
+//! A mapping's durable progress: per shard, the last sequence number whose batch is done,
+//! whether the shard has been read to its end, and the open tumbling windows (their bounds and
+//! the state the function last returned, one per ParallelizationFactor lane). Saved after every
+//! batch, the windows with the sequence number they include, so after a crash at most the
+//! batches in flight run again and a window's state carries on from the last one saved.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::store::{Kind, Store};
@@ -16,6 +19,16 @@ pub struct ShardProgress {
     pub sequence_number: Option<String>,
     #[serde(default)]
     pub finished: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Option<WindowState>>,
+}
+
+/// One tumbling window of one lane: its bounds and the state the function returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowState {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub state: Value,
 }
 
 pub struct Checkpoints {
@@ -39,13 +52,21 @@ impl Checkpoints {
         self.shards.lock().await.get(shard).is_some_and(|progress| progress.finished)
     }
 
-    pub async fn advance(&self, shard: &str, sequence_number: Option<String>, finished: bool) {
+    pub async fn advance(
+        &self,
+        shard: &str,
+        sequence_number: Option<String>,
+        finished: bool,
+        windows: &[Option<WindowState>],
+    ) {
         let mut shards = self.shards.lock().await;
         let progress = shards.entry(shard.to_string()).or_default();
         if sequence_number.is_some() {
             progress.sequence_number = sequence_number;
         }
         progress.finished |= finished;
+        // No open window is kept as no entry, so a mapping without windows saves what it did.
+        progress.windows = if windows.iter().all(Option::is_none) { Vec::new() } else { windows.to_vec() };
         let snapshot = shards.clone();
         let (store, uuid) = (Arc::clone(&self.store), self.uuid.clone());
         let saved = tokio::task::spawn_blocking(move || store.save(Kind::Checkpoint, &uuid, &snapshot)).await;

@@ -150,9 +150,11 @@ pub fn validate(settings: &Settings, starting_position: Option<&str>) -> Result<
     if let Some(destination) =
         settings.destination_config.as_ref().and_then(|config| config.on_failure.destination.as_deref())
     {
-        if super::destination_stream(destination).is_none() {
+        if super::destination::Destination::parse(destination).is_none() {
             return Err(LambdaError::invalid(format!(
-                "Tideline delivers on-failure records to Kinesis streams only (arn:aws:kinesis:...:stream/NAME): {destination}"
+                "Tideline delivers on-failure records to a Kinesis stream (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME), \
+                 a Firehose delivery stream (arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME) or a bucket \
+                 (arn:aws:s3:::BUCKET): {destination}"
             )));
         }
     }

@@ -1,5 +1,6 @@
-//! Per-mapping metrics for `/metrics`: invocations, function errors, records sent to the
-//! on-failure destination, and the iterator age (how far behind the newest record the mapping is).
+//! Per-mapping metrics for `/metrics`: invocations, function errors, throttles (invocations
+//! refused for the function's concurrency, then retried), records sent to the on-failure
+//! destination, and the iterator age (how far behind the newest record the mapping is).
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
@@ -7,6 +8,7 @@ pub struct Metrics {
     pub registry: Registry,
     invocations: IntCounterVec,
     errors: IntCounterVec,
+    throttles: IntCounterVec,
     discarded: IntCounterVec,
     iterator_age_ms: IntGaugeVec,
 }
@@ -16,6 +18,7 @@ pub struct Metrics {
 pub struct MappingMetrics {
     pub invocations: IntCounter,
     pub errors: IntCounter,
+    pub throttles: IntCounter,
     pub discarded: IntCounter,
     pub iterator_age_ms: IntGauge,
 }
@@ -41,6 +44,10 @@ impl Metrics {
             "tideline_lambda_mapping_errors_total",
             "Invocations of a mapping that failed (function error, timeout, reported item failures)",
         )?;
+        let throttles = counter(
+            "tideline_lambda_mapping_throttles_total",
+            "Invocations of a mapping refused because the function's concurrency was in use (then retried)",
+        )?;
         let discarded = counter(
             "tideline_lambda_mapping_discarded_records_total",
             "Records a mapping gave up on (retries exhausted, too old)",
@@ -53,7 +60,7 @@ impl Metrics {
             labels,
         )?;
         registry.register(Box::new(iterator_age_ms.clone()))?;
-        Ok(Self { registry, invocations, errors, discarded, iterator_age_ms })
+        Ok(Self { registry, invocations, errors, throttles, discarded, iterator_age_ms })
     }
 
     pub fn mapping(&self, uuid: &str, function: &str) -> MappingMetrics {
@@ -61,6 +68,7 @@ impl Metrics {
         MappingMetrics {
             invocations: self.invocations.with_label_values(labels),
             errors: self.errors.with_label_values(labels),
+            throttles: self.throttles.with_label_values(labels),
             discarded: self.discarded.with_label_values(labels),
             iterator_age_ms: self.iterator_age_ms.with_label_values(labels),
         }
@@ -71,6 +79,7 @@ impl Metrics {
         let labels = &[uuid, function];
         let _ = self.invocations.remove_label_values(labels);
         let _ = self.errors.remove_label_values(labels);
+        let _ = self.throttles.remove_label_values(labels);
         let _ = self.discarded.remove_label_values(labels);
         let _ = self.iterator_age_ms.remove_label_values(labels);
     }

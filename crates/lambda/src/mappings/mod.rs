@@ -82,11 +82,6 @@ pub fn source_stream(arn: &str) -> Option<String> {
     (service == "kinesis").then(|| name.split('/').next().unwrap_or(name).to_string()).filter(|name| !name.is_empty())
 }
 
-/// The stream an on-failure destination ARN names (streams only, no consumers).
-pub fn destination_stream(arn: &str) -> Option<String> {
-    source_stream(arn).filter(|_| !arn.contains("/consumer/"))
-}
-
 fn epoch_seconds() -> f64 {
     chrono::Utc::now().timestamp_millis() as f64 / 1000.0
 }
@@ -194,6 +189,7 @@ impl LambdaService {
             .unwrap_or_else(|_| configuration.event_source_arn.clone());
         let context = worker::Context {
             streams: Arc::clone(&self.streams),
+            firehose: Arc::clone(&self.firehose),
             runner: Arc::clone(&self.runner),
             configuration: configuration.clone(),
             metrics: self.metrics.mapping(&configuration.uuid, &function_name),

@@ -12,17 +12,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
+use tideline_firehose::FirehoseService;
 use tideline_streams::{Position, Record, ShardReader, StreamsService};
 use tokio::task::JoinSet;
 
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{Checkpoints, WindowState};
 use super::config::MappingConfiguration;
+use super::destination::{deliver, Destination, FailureRecord};
 use super::event::{self, EventSource, Window};
 use super::filter::Filters;
 use super::metrics::MappingMetrics;
 use super::Status;
+use crate::error::LambdaError;
 use crate::runner::sandbox::Outcome;
-use crate::runner::{Admission, Runner};
+use crate::runner::{Admission, InvokeResult, Runner};
 
 /// The invocation payload limit (6 MB), less room for the event's own fields.
 const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
@@ -36,6 +39,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 /// What a mapping's tasks share.
 pub struct Context {
     pub streams: Arc<StreamsService>,
+    pub firehose: Arc<FirehoseService>,
     pub runner: Arc<Runner>,
     pub configuration: MappingConfiguration,
     pub function_name: String,
@@ -92,7 +96,8 @@ pub async fn run(context: Arc<Context>) {
 /// Reads one shard to its end (or forever, while it is open).
 async fn run_shard(context: &Arc<Context>, shard_id: &str, is_child: bool) {
     let configuration = &context.configuration;
-    let position = match context.checkpoints.progress(shard_id).await.and_then(|progress| progress.sequence_number) {
+    let progress = context.checkpoints.progress(shard_id).await.unwrap_or_default();
+    let position = match progress.sequence_number {
         Some(sequence) => Position::AfterSequenceNumber(sequence),
         None if is_child => Position::TrimHorizon,
         None => match configuration.starting_position.as_str() {
@@ -113,7 +118,12 @@ async fn run_shard(context: &Arc<Context>, shard_id: &str, is_child: bool) {
         }
     };
     let lanes = configuration.parallelization_factor.clamp(1, 10) as usize;
-    let mut windows: Vec<Option<WindowState>> = (0..lanes).map(|_| None).collect();
+    // The windows saved with the checkpoint, unless ParallelizationFactor changed since: records
+    // then fall in other lanes, and those windows start afresh.
+    let mut windows: Vec<Option<WindowState>> = match progress.windows {
+        saved if saved.len() == lanes => saved,
+        _ => (0..lanes).map(|_| None).collect(),
+    };
     loop {
         let gathered = match gather(context, &mut reader, &windows).await {
             Ok(gathered) => gathered,
@@ -129,9 +139,10 @@ async fn run_shard(context: &Arc<Context>, shard_id: &str, is_child: bool) {
         }
         let kept: Vec<Record> =
             gathered.records.into_iter().filter(|record| context.filters.accepts(&record.data)).collect();
+        let before = windows.clone();
         windows = deliver_lanes(context, shard_id, kept, windows).await;
-        if last.is_some() || gathered.end_of_shard {
-            context.checkpoints.advance(shard_id, last, gathered.end_of_shard).await;
+        if last.is_some() || gathered.end_of_shard || windows != before {
+            context.checkpoints.advance(shard_id, last, gathered.end_of_shard, &windows).await;
         }
         if gathered.end_of_shard {
             for window in windows.iter_mut() {
@@ -226,14 +237,6 @@ async fn deliver_lanes(
         }
     }
     states
-}
-
-/// One tumbling window of one lane: its bounds and the state the function returned.
-#[derive(Debug, Clone)]
-pub struct WindowState {
-    start_ms: i64,
-    end_ms: i64,
-    state: Value,
 }
 
 async fn deliver_lane(
@@ -350,8 +353,7 @@ async fn invoke_until_done(
             is_final,
         });
         let payload = Bytes::from(event::build(&source, &batch, window_event));
-        context.metrics.invocations.inc();
-        let result = context.runner.invoke(&context.function_name, payload, Admission::Wait, false).await;
+        let result = invoke(context, payload).await;
         // The index of the first record to retry, and whether the whole batch failed.
         let failed_from = match result {
             Ok(result) => match result.outcome {
@@ -402,6 +404,22 @@ async fn invoke_until_done(
     new_state
 }
 
+/// Invokes the function once. An invocation over the function's concurrency is a throttle
+/// (AWS's Throttles metric, not an Invocation), and the mapping then waits for a slot: a
+/// throttled batch is retried, not failed.
+async fn invoke(context: &Context, payload: Bytes) -> Result<InvokeResult, LambdaError> {
+    let runner = &context.runner;
+    let result = match runner.invoke(&context.function_name, payload.clone(), Admission::Refuse, false).await {
+        Err(LambdaError::TooManyRequests(_)) => {
+            context.metrics.throttles.inc();
+            runner.invoke(&context.function_name, payload, Admission::Wait, false).await
+        }
+        result => result,
+    };
+    context.metrics.invocations.inc();
+    result
+}
+
 /// Sends the on-failure record (metadata of the discarded records, as AWS's `KinesisBatchInfo`)
 /// to the mapping's destination, if it has one.
 async fn discard(context: &Context, shard_id: &str, records: &[Record], reason: Discard, invocations: i64) {
@@ -411,7 +429,7 @@ async fn discard(context: &Context, shard_id: &str, records: &[Record], reason: 
         tracing::warn!(mapping = %context.configuration.uuid, records = records.len(), ?reason, "records discarded");
         return;
     };
-    let Some(stream) = super::destination_stream(destination) else { return };
+    let Some(destination) = Destination::parse(destination) else { return };
     let time = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -437,9 +455,11 @@ async fn discard(context: &Context, shard_id: &str, records: &[Record], reason: 
             "streamArn": context.stream_arn,
         },
     });
-    if let Err(error) =
-        super::destination::put(&context.streams, &stream, shard_id, document.to_string().into_bytes()).await
-    {
+    let source =
+        EventSource { stream_arn: &context.stream_arn, region: &context.region, role: &context.role, shard_id };
+    let event = event::build(&source, records, None);
+    let failure = FailureRecord { mapping_uuid: &context.configuration.uuid, shard_id, document, event: &event };
+    if let Err(error) = deliver(&context.streams, &context.firehose, &destination, failure).await {
         tracing::error!(mapping = %context.configuration.uuid, %error, "cannot deliver the on-failure record");
     }
 }

@@ -14,7 +14,7 @@ use crate::sequence::{SequenceNumber, SequenceText};
 use crate::service::{Caller, StreamsService};
 use crate::writer::{append, Placement};
 
-fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsError> {
+pub(crate) fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsError> {
     match explicit {
         None => Ok(hash_key_of(partition_key)),
         Some(text) => parse_hash_key(text).ok_or_else(|| {
@@ -26,7 +26,7 @@ fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsErr
 }
 
 /// Records over the stream's maximum record size (the default 1 MiB) are refused as AWS does.
-fn check_record_size(data: &[u8]) -> Result<(), AwsError> {
+pub(crate) fn check_record_size(data: &[u8]) -> Result<(), AwsError> {
     if data.len() <= rules::MAX_RECORD_BYTES {
         return Ok(());
     }
@@ -123,7 +123,7 @@ pub async fn put_record(
 }
 
 /// AWS's message for a record refused by its shard's write limit.
-fn rate_exceeded(service: &StreamsService, stream: &str, shard_index: u32) -> String {
+pub(crate) fn rate_exceeded(service: &StreamsService, stream: &str, shard_index: u32) -> String {
     format!("Rate exceeded for shard {} in stream {stream} under account {}.", shard_id(shard_index), service.account())
 }
 
@@ -195,6 +195,16 @@ impl PutRecordsInput {
     }
 }
 
+/// PutRecords' limit on a request's data and partition keys together.
+pub(crate) fn check_total_size(total: usize) -> Result<(), AwsError> {
+    if total <= rules::MAX_PUT_RECORDS_BYTES {
+        return Ok(());
+    }
+    Err(AwsError::invalid_argument(format!(
+        "Records size exceeds 5 MB limit. Total size of the records in the request was {total} bytes."
+    )))
+}
+
 pub async fn put_records(
     service: &StreamsService,
     caller: Option<&Caller>,
@@ -209,11 +219,7 @@ pub async fn put_records(
         .iter()
         .map(|e| e.data.as_ref().map_or(0, Bytes::len) + e.partition_key.as_ref().map_or(0, Bytes::len))
         .sum();
-    if total > rules::MAX_PUT_RECORDS_BYTES {
-        return Err(AwsError::invalid_argument(format!(
-            "Records size exceeds 5 MB limit. Total size of the records in the request was {total} bytes."
-        )));
-    }
+    check_total_size(total)?;
     let mut records = Vec::with_capacity(entries.len());
     for record in entries {
         let partition_key = record.partition_key.unwrap_or_default();

@@ -1,0 +1,39 @@
+//! The typed in-process way into Firehose for Tideline's other services (Lambda's on-failure
+//! destinations): a record put to a delivery stream as PutRecord puts it (same size limit, same
+//! errors, durable before it returns), and an object written to a bucket of the store Firehose's
+//! S3 destination writes to (`--s3-dir` folders by default, or `--s3-endpoint`).
+
+use bytes::Bytes;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+use tideline_proto::AwsError;
+
+use crate::model::record_id;
+use crate::ops::records::{accept, MAX_RECORD_BYTES};
+use crate::service::FirehoseService;
+
+impl FirehoseService {
+    /// Puts one record to a DirectPut delivery stream; returns its RecordId.
+    pub async fn put_record_in_process(&self, delivery_stream: &str, data: Bytes) -> Result<String, AwsError> {
+        if data.len() > MAX_RECORD_BYTES {
+            return Err(AwsError::new(
+                tideline_proto::ErrorCode::Validation,
+                format!(
+                    "1 validation error detected: Value at 'record.data' failed to satisfy constraint: Member must \
+                 have length less than or equal to {MAX_RECORD_BYTES}"
+                ),
+            ));
+        }
+        let (stream_id, index, _) = accept(self, delivery_stream, vec![data]).await?;
+        Ok(record_id(stream_id, index))
+    }
+
+    /// Writes one object to `bucket` under `key`.
+    pub async fn put_object(&self, bucket: &str, key: &str, data: Bytes) -> Result<(), AwsError> {
+        let failed = |code: &str, message: String| AwsError::internal(format!("{code}: {message}"));
+        let store = self.buckets.bucket(bucket).map_err(|error| failed(&error.code, error.message))?;
+        let path = ObjectPath::parse(key).map_err(|error| failed("S3.InvalidKey", error.to_string()))?;
+        store.put(&path, PutPayload::from(data)).await.map_err(|error| failed("S3.PutObject", error.to_string()))?;
+        Ok(())
+    }
+}
