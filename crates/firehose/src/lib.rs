@@ -21,8 +21,6 @@ mod service;
 mod source;
 
 pub use destinations::stores::BucketsConfig;
-/// KPL de-aggregation, also used by `tideline tail` (tideline-cli).
-pub use processing::kpl::{deaggregate, KplRecord};
 pub use service::{FirehoseConfig, FirehoseService, KinesisStart};
 
 /// The `X-Amz-Target` prefix of the Firehose API.
