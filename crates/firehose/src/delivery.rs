@@ -129,7 +129,7 @@ impl Pipeline {
             .and_then(|processing| processing.processor("MetadataExtraction"))
             .and_then(|processor| processor.parameter("MetadataExtractionQuery"))
         {
-            Some(query) => Some(Arc::new(MetadataQuery::compile(query).map_err(FirehoseError::InvalidQuery)?)),
+            Some(query) => Some(Arc::new(MetadataQuery::compile(query)?)),
             None => None,
         };
         let delimiter =
