@@ -1,5 +1,6 @@
 //! The checkpoint file: for each flow, the files it tails by identity (device and inode, which
-//! survive a rename) and the offset up to which their records are acknowledged. Written after
+//! survive a rename), a digest of their first bytes, and the offset up to which their records are
+//! acknowledged. Written after
 //! each acknowledged batch, by writing a temporary file and renaming it over the old one, so a
 //! crash leaves either the old or the new checkpoints, never a torn file.
 
@@ -23,6 +24,17 @@ pub struct Entry {
     #[serde(flatten)]
     pub identity: FileIdentity,
     pub offset: u64,
+    /// The file's first bytes when checkpointed: other bytes there at a restart mean it was
+    /// truncated and written again meanwhile. Absent in checkpoints of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Head>,
+}
+
+/// How many first bytes of the file, and their MD5 (hex).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Head {
+    pub bytes: u64,
+    pub md5: String,
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -10,9 +10,15 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 
 use crate::error::{AgentError, Result};
+use crate::processing;
 
-/// The Kinesis Agent's default checkpoint database path.
-const DEFAULT_CHECKPOINT_FILE: &str = "/opt/aws-kinesis-agent/run/checkpoints";
+// Defaults and ranges are the Kinesis Agent's (awslabs/amazon-kinesis-agent @ aa0d908:
+// `config/AgentConfiguration.java`, `Constants.java`, `tailing/FileFlow.java`,
+// `tailing/KinesisConstants.java`, `tailing/FirehoseConstants.java`).
+/// `DEFAULT_CHECKPOINTS_FILE` in AgentConfiguration.java.
+const DEFAULT_CHECKPOINT_FILE: &str = "/var/run/aws-kinesis-agent/checkpoints";
+/// `log.statusReportingPeriodSeconds`: how often the progress summary goes to the log.
+const DEFAULT_STATUS_REPORTING_SECONDS: u64 = 30;
 const DEFAULT_BUFFER_AGE_MILLIS: u64 = 60_000;
 const BUFFER_AGE_RANGE: (u64, u64) = (1_000, 900_000);
 /// PutRecords and PutRecordBatch both take at most 500 records.
@@ -37,6 +43,8 @@ struct RawConfig {
     access_key_id: Option<String>,
     #[serde(rename = "awsSecretAccessKey")]
     secret_access_key: Option<String>,
+    #[serde(rename = "log.statusReportingPeriodSeconds")]
+    status_reporting_seconds: Option<u64>,
     #[serde(default)]
     flows: Vec<RawFlow>,
 }
@@ -57,13 +65,7 @@ struct RawFlow {
     multi_line_start_pattern: Option<String>,
     truncated_record_terminator: Option<String>,
     #[serde(default)]
-    data_processing_options: Vec<RawProcessingOption>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawProcessingOption {
-    option_name: String,
+    data_processing_options: Vec<processing::RawOption>,
 }
 
 /// The validated configuration.
@@ -73,6 +75,7 @@ pub struct Config {
     pub firehose_endpoint: Option<String>,
     /// `awsAccessKeyId` and `awsSecretAccessKey`, which override every other credential source.
     pub credentials: Option<(String, String)>,
+    pub status_reporting_period: Duration,
     pub flows: Vec<FlowConfig>,
 }
 
@@ -108,8 +111,8 @@ pub struct FlowConfig {
     pub skip_header_lines: u64,
     pub multi_line_start: Option<Regex>,
     pub truncated_record_terminator: Vec<u8>,
-    /// SINGLELINE: a multi-line record is sent as one line.
-    pub single_line: bool,
+    /// `dataProcessingOptions`, applied to each record in order.
+    pub processing: processing::Chain,
 }
 
 impl FlowConfig {
@@ -150,6 +153,9 @@ impl Config {
             kinesis_endpoint: raw.kinesis_endpoint.map(with_scheme),
             firehose_endpoint: raw.firehose_endpoint.map(with_scheme),
             credentials,
+            status_reporting_period: Duration::from_secs(
+                raw.status_reporting_seconds.unwrap_or(DEFAULT_STATUS_REPORTING_SECONDS).max(1),
+            ),
             flows,
         })
     }
@@ -213,13 +219,7 @@ impl RawFlow {
         if truncated_record_terminator.len() >= max_record_bytes {
             return Err("truncatedRecordTerminator is longer than a record".into());
         }
-        let mut single_line = false;
-        for option in self.data_processing_options {
-            match option.option_name.as_str() {
-                "SINGLELINE" => single_line = true,
-                other => return Err(format!("dataProcessingOptions {other:?} is not supported by tideline agent")),
-            }
-        }
+        let processing = processing::Chain::new(self.data_processing_options)?;
         Ok(FlowConfig {
             file_pattern,
             destination,
@@ -233,7 +233,7 @@ impl RawFlow {
             skip_header_lines: self.skip_header_lines,
             multi_line_start,
             truncated_record_terminator,
-            single_line,
+            processing,
         })
     }
 }
@@ -267,5 +267,7 @@ mod tests {
         assert!(error(r#""kinesisStream": "s", "deliveryStream": "d""#).contains("not both"));
         assert!(error(r#""kinesisStream": "s", "multiLineStartPattern": "(""#).contains("multiLineStartPattern"));
         assert!(flow(r#""kinesisStream": "s", "dataProcessingOptions": [{"optionName": "SINGLELINE"}]"#).is_ok());
+        assert!(error(r#""kinesisStream": "s", "dataProcessingOptions": [{"optionName": "ADDEOL"}]"#)
+            .contains("dataProcessingOptions[0]: optionName \"ADDEOL\""));
     }
 }

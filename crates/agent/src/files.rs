@@ -1,20 +1,30 @@
 //! The files a flow tails. A file is known by its identity (device and inode), not its name, so a
 //! rename-and-create rotation is followed: the renamed file is read to its end (and a little
 //! longer, for a writer that has not reopened yet) while the new file is picked up from its start.
-//! A file that shrinks below the read position was truncated in place (copytruncate) and is read
-//! again from its start. Unread bytes held per file are bounded by one record plus one read.
+//! A file truncated in place (copytruncate) is read again from its start. The Kinesis Agent tells
+//! that only by the file shrinking below its size (`TrackedFileRotationAnalyzer.java`, whose
+//! comments name the gap: a file truncated and written past its old size before the agent looks);
+//! Tideline also keeps the file's first bytes (up to [`HEAD_BYTES`]) and compares them whenever
+//! the file's size or modification time changed, and keeps their MD5 in the checkpoint so a
+//! restart notices a truncation that happened while the agent was down. (A truncated file whose
+//! first bytes are written again identically still goes unnoticed.)
+//! Unread bytes held per file are bounded by one record plus one read.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::checkpoint::{Entry, FileIdentity};
+use crate::checkpoint::{Entry, FileIdentity, Head};
 use crate::config::{FlowConfig, InitialPosition};
-use crate::records::{Cut, Flush, Splitter};
+use crate::metrics::FlowMetrics;
+use crate::records::{truncated, Cut, Flush, Splitter};
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How much of a file's start identifies its content (a log line or more).
+const HEAD_BYTES: usize = 1024;
 /// How long a rotated-away file must stay unchanged at its end before it is closed: the writer
 /// may append to it until it reopens its log.
 const ROTATED_GRACE: Duration = Duration::from_secs(2);
@@ -41,10 +51,16 @@ struct TrackedFile {
     /// Everything up to the file's current length has been read.
     at_end: bool,
     last_change: Instant,
+    /// The file's first bytes, as far as read (at most HEAD_BYTES).
+    head: Vec<u8>,
+    /// Size and modification time at the last look: a change makes the head be compared.
+    len: u64,
+    modified: Option<SystemTime>,
 }
 
 pub struct FileSet {
     config: FlowConfig,
+    metrics: FlowMetrics,
     files: Vec<TrackedFile>,
     /// Whether files first seen start at their beginning (after a first run) or follow
     /// `initialPosition`.
@@ -77,23 +93,56 @@ fn find_by_identity(directory: &Path, wanted: FileIdentity) -> Option<PathBuf> {
         .find(|path| std::fs::metadata(path).is_ok_and(|metadata| metadata.is_file() && identity(&metadata) == wanted))
 }
 
+fn digest(head: &[u8]) -> String {
+    format!("{:x}", Md5::digest(head))
+}
+
+/// The first `len` bytes of the file (fewer if it is shorter).
+async fn read_head(file: &mut tokio::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    file.seek(std::io::SeekFrom::Start(0)).await?;
+    let mut head = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut head).await?;
+    Ok(head)
+}
+
+/// Opens a file to read from `offset`; `head` is the checkpointed digest of its first bytes.
 async fn open(
     path: PathBuf,
     identity: FileIdentity,
     offset: u64,
+    head: Option<&Head>,
     config: &FlowConfig,
     rotated: bool,
 ) -> Option<TrackedFile> {
-    let file = match tokio::fs::File::open(&path).await {
+    let mut file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
         Err(error) => {
             tracing::warn!("cannot open {}: {error}", path.display());
             return None;
         }
     };
-    let len = file.metadata().await.ok()?.len();
-    // A checkpoint past the end: truncated while the agent was down.
-    let offset = if offset > len { 0 } else { offset };
+    let metadata = file.metadata().await.ok()?;
+    let start = match read_head(&mut file, offset.min(HEAD_BYTES as u64) as usize).await {
+        Ok(start) => start,
+        Err(error) => {
+            tracing::warn!("cannot read {}: {error}", path.display());
+            return None;
+        }
+    };
+    let rewritten = head.is_some_and(|head| {
+        let compared = &start[..start.len().min(head.bytes as usize)];
+        compared.len() as u64 != head.bytes || digest(compared) != head.md5
+    });
+    // A checkpoint past the end, or other first bytes: truncated while the agent was down.
+    let offset = if offset > metadata.len() || rewritten {
+        tracing::warn!(
+            "{} was truncated (copytruncate) while the agent was down; reading it from its start",
+            path.display()
+        );
+        0
+    } else {
+        offset
+    };
     tracing::info!("tailing {} from offset {offset}", path.display());
     Some(TrackedFile {
         identity,
@@ -105,31 +154,47 @@ async fn open(
         rotated,
         at_end: false,
         last_change: Instant::now(),
+        head: if offset == 0 { Vec::new() } else { start },
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
     })
 }
 
-/// Takes a cut off the front of the file's unread bytes; its record, if it makes one.
-fn take(file: &mut TrackedFile, cut: Cut, config: &FlowConfig) -> Option<Vec<u8>> {
-    file.splitter.took(&cut, config, &file.unread);
+/// Takes a cut off the front of the file's unread bytes.
+fn take(file: &mut TrackedFile, cut: &Cut, config: &FlowConfig) {
+    file.splitter.took(cut, config, &file.unread);
     file.unread.drain(..cut.consumed);
     file.offset += cut.consumed as u64;
-    cut.data
+}
+
+/// Whether the file's first bytes are no longer those read: truncated and written again.
+async fn head_changed(file: &mut TrackedFile) -> bool {
+    match read_head(&mut file.file, file.head.len()).await {
+        Ok(now) => now != file.head,
+        Err(error) => {
+            tracing::warn!("cannot read {}: {error}", file.path.display());
+            false
+        }
+    }
 }
 
 /// Reads the next chunk of the file; false when there is nothing more to read now.
 async fn read_more(file: &mut TrackedFile, config: &FlowConfig) -> bool {
     let position = file.offset + file.unread.len() as u64;
-    let len = match file.file.metadata().await {
-        Ok(metadata) => metadata.len(),
+    let (len, modified) = match file.file.metadata().await {
+        Ok(metadata) => (metadata.len(), metadata.modified().ok()),
         Err(error) => {
             tracing::warn!("cannot stat {}: {error}", file.path.display());
             return false;
         }
     };
-    if len < position {
+    let changed = (len, modified) != (file.len, file.modified);
+    (file.len, file.modified) = (len, modified);
+    if len < position || (changed && !file.head.is_empty() && head_changed(file).await) {
         tracing::warn!("{} was truncated (copytruncate); reading it again from its start", file.path.display());
         file.offset = 0;
         file.unread.clear();
+        file.head.clear();
         file.splitter = Splitter::new(config, 0);
         file.last_change = Instant::now();
         return true;
@@ -149,6 +214,10 @@ async fn read_more(file: &mut TrackedFile, config: &FlowConfig) -> bool {
     match read {
         Ok(read) => {
             file.unread.truncate(start + read);
+            if file.head.len() as u64 == position && file.head.len() < HEAD_BYTES {
+                let wanted = (HEAD_BYTES - file.head.len()).min(read);
+                file.head.extend_from_slice(&file.unread[start..start + wanted]);
+            }
             if read > 0 {
                 file.last_change = Instant::now();
             }
@@ -163,8 +232,8 @@ async fn read_more(file: &mut TrackedFile, config: &FlowConfig) -> bool {
 }
 
 impl FileSet {
-    pub async fn start(config: FlowConfig, checkpoint: Option<Vec<Entry>>) -> FileSet {
-        let mut set = FileSet { config, files: Vec::new(), seen_before: checkpoint.is_some() };
+    pub async fn start(config: FlowConfig, checkpoint: Option<Vec<Entry>>, metrics: FlowMetrics) -> FileSet {
+        let mut set = FileSet { config, metrics, files: Vec::new(), seen_before: checkpoint.is_some() };
         let pattern = set.config.file_pattern.clone();
         let now = tokio::task::spawn_blocking(move || matching(&pattern)).await.unwrap_or_default();
         for entry in checkpoint.unwrap_or_default() {
@@ -178,7 +247,9 @@ impl FileSet {
             };
             if let Some(path) = path {
                 let rotated = !now.iter().any(|(_, id)| *id == entry.identity);
-                if let Some(file) = open(path, entry.identity, entry.offset, &set.config, rotated).await {
+                if let Some(file) =
+                    open(path, entry.identity, entry.offset, entry.head.as_ref(), &set.config, rotated).await
+                {
                     set.files.push(file);
                 }
             }
@@ -216,7 +287,7 @@ impl FileSet {
             }
             let from_end = at_start && !self.seen_before && self.config.initial_position == InitialPosition::EndOfFile;
             let offset = if from_end { std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) } else { 0 };
-            if let Some(file) = open(path, id, offset, &self.config, false).await {
+            if let Some(file) = open(path, id, offset, None, &self.config, false).await {
                 self.files.push(file);
             }
         }
@@ -237,11 +308,28 @@ impl FileSet {
                     (false, false) => Flush::Complete,
                 };
                 if let Some(cut) = file.splitter.next(&file.unread, config, flush) {
-                    if cut.data.as_ref().is_some_and(|data| !fits(data.len())) {
+                    let Some(raw) = &cut.data else {
+                        take(file, &cut, config);
+                        continue;
+                    };
+                    let mut truncations = u64::from(cut.truncated);
+                    let record = config.processing.apply(raw.clone()).map(|record| {
+                        if record.len() <= config.max_record_bytes {
+                            return record;
+                        }
+                        truncations += 1;
+                        truncated(&record, config)
+                    });
+                    if record.as_ref().is_some_and(|record| !fits(record.len())) {
                         return Next::DoesNotFit;
                     }
-                    if let Some(data) = take(file, cut, config) {
-                        return Next::Record(data);
+                    take(file, &cut, config);
+                    self.metrics.records_parsed.inc();
+                    self.metrics.bytes_parsed.inc_by(cut.consumed as u64);
+                    self.metrics.records_truncated.inc_by(truncations);
+                    match record {
+                        Some(record) => return Next::Record(record),
+                        None => self.metrics.records_skipped.inc(),
                     }
                     continue;
                 }
@@ -269,11 +357,82 @@ impl FileSet {
     pub fn checkpoint(&self) -> Vec<Entry> {
         self.files
             .iter()
-            .map(|file| Entry { path: file.path.clone(), identity: file.identity, offset: file.offset })
+            .map(|file| {
+                // Only acknowledged bytes: a restart reads the head up to the offset.
+                let head = &file.head
+                    [..usize::try_from(file.offset).map_or(file.head.len(), |offset| offset.min(file.head.len()))];
+                Entry {
+                    path: file.path.clone(),
+                    identity: file.identity,
+                    offset: file.offset,
+                    head: Some(Head { bytes: head.len() as u64, md5: digest(head) }),
+                }
+            })
             .collect()
+    }
+
+    /// Bytes of the files not read yet, as of their last look.
+    pub fn bytes_behind(&self) -> u64 {
+        self.files.iter().map(|file| file.len.saturating_sub(file.offset + file.unread.len() as u64)).sum()
     }
 
     pub fn len(&self) -> usize {
         self.files.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Destination, PartitionKeyOption};
+    use crate::metrics::Metrics;
+
+    fn config(pattern: &Path) -> FlowConfig {
+        FlowConfig {
+            file_pattern: pattern.display().to_string(),
+            destination: Destination::KinesisStream("s".into()),
+            partition_key: PartitionKeyOption::Random,
+            initial_position: InitialPosition::StartOfFile,
+            max_buffer_age: Duration::from_secs(60),
+            max_buffer_records: 500,
+            max_buffer_bytes: 1 << 20,
+            max_record_bytes: 1 << 20,
+            skip_header_lines: 0,
+            multi_line_start: None,
+            truncated_record_terminator: b"\n".to_vec(),
+            processing: Default::default(),
+        }
+    }
+
+    async fn records(files: &mut FileSet, count: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < count {
+            match files.next_record(|_| true).await {
+                Next::Record(record) => out.push(String::from_utf8_lossy(&record).into_owned()),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_restart_resumes_at_the_checkpoint_and_notices_other_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, (0..100).map(|n| format!("line-{n:03}\n")).collect::<String>()).unwrap();
+        let metrics = Metrics::new(&["f".into()]).unwrap().flow("f").unwrap();
+        let mut files = FileSet::start(config(&path), None, metrics.clone()).await;
+        assert_eq!(records(&mut files, 10).await.last().map(String::as_str), Some("line-009\n"));
+        // More than the ten records was read (and kept as the head), but only they are checkpointed.
+        let checkpoint = files.checkpoint();
+        assert_eq!(checkpoint[0].head.as_ref().map(|head| head.bytes), Some(90));
+
+        let mut restarted = FileSet::start(config(&path), Some(checkpoint.clone()), metrics.clone()).await;
+        assert_eq!(records(&mut restarted, 1).await, ["line-010\n"]);
+
+        // Truncated and written past the checkpoint with other lines while the agent was down.
+        std::fs::write(&path, (0..100).map(|n| format!("next-{n:03}\n")).collect::<String>()).unwrap();
+        let mut restarted = FileSet::start(config(&path), Some(checkpoint), metrics).await;
+        assert_eq!(records(&mut restarted, 1).await, ["next-000\n"]);
     }
 }

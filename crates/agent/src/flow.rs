@@ -8,21 +8,12 @@ use std::time::{Duration, Instant};
 use crate::checkpoint::Checkpoints;
 use crate::config::FlowConfig;
 use crate::files::{FileSet, Next};
+use crate::metrics::FlowMetrics;
 use crate::sink::Sink;
 
-/// How often files are looked at when there is nothing to read.
+/// How often files are looked at when there is nothing to read (the Kinesis Agent's
+/// `minTimeBetweenFilePollsMillis` default).
 const POLL: Duration = Duration::from_millis(100);
-/// How often the flow's progress goes to the log (when something changed).
-const REPORT_EVERY: Duration = Duration::from_secs(10);
-
-#[derive(Default, PartialEq, Clone, Copy)]
-struct Progress {
-    records: u64,
-    bytes: u64,
-    batches: u64,
-    retried_records: u64,
-    failed_calls: u64,
-}
 
 struct Batch {
     records: Vec<Vec<u8>>,
@@ -30,13 +21,11 @@ struct Batch {
     started: Option<Instant>,
 }
 
-pub async fn run(config: FlowConfig, sink: Sink, checkpoints: Arc<Checkpoints>) {
+pub async fn run(config: FlowConfig, sink: Sink, checkpoints: Arc<Checkpoints>, metrics: FlowMetrics) {
     let id = config.id();
-    let mut files = FileSet::start(config.clone(), checkpoints.flow(&id).await).await;
+    let mut files = FileSet::start(config.clone(), checkpoints.flow(&id).await, metrics.clone()).await;
     tracing::info!("flow {id}: started with {} file(s)", files.len());
     let mut batch = Batch { records: Vec::new(), bytes: 0, started: None };
-    let mut progress = Progress::default();
-    let mut reported = (progress, Instant::now());
     loop {
         files.discover().await;
         let mut full = false;
@@ -59,12 +48,13 @@ pub async fn run(config: FlowConfig, sink: Sink, checkpoints: Arc<Checkpoints>) 
         let old = batch.started.is_some_and(|started| started.elapsed() >= config.max_buffer_age);
         if !batch.records.is_empty() && (full || old) {
             let records = std::mem::take(&mut batch.records);
-            progress.records += records.len() as u64;
-            progress.bytes += batch.bytes as u64;
-            progress.batches += 1;
+            let count = records.len() as u64;
             let sent = sink.send(records).await;
-            progress.retried_records += sent.retried_records;
-            progress.failed_calls += sent.failed_calls;
+            metrics.records_sent.inc_by(count);
+            metrics.bytes_sent.inc_by(batch.bytes as u64);
+            metrics.batches_sent.inc();
+            metrics.records_retried.inc_by(sent.retried_records);
+            metrics.failed_calls.inc_by(sent.failed_calls);
             batch.bytes = 0;
             batch.started = None;
             files.close_finished();
@@ -77,17 +67,7 @@ pub async fn run(config: FlowConfig, sink: Sink, checkpoints: Arc<Checkpoints>) 
             }
             tokio::time::sleep(POLL).await;
         }
-        if reported.0 != progress && reported.1.elapsed() >= REPORT_EVERY {
-            tracing::info!(
-                "flow {id}: {} records sent ({} bytes) in {} batches, {} records retried, {} failed calls, {} file(s) tailed",
-                progress.records,
-                progress.bytes,
-                progress.batches,
-                progress.retried_records,
-                progress.failed_calls,
-                files.len()
-            );
-            reported = (progress, Instant::now());
-        }
+        metrics.files_tailed.set(files.len() as i64);
+        metrics.bytes_behind.set(files.bytes_behind() as i64);
     }
 }

@@ -1,7 +1,7 @@
 //! Cutting a file's bytes into records, as the Kinesis Agent does: one line per record (newline
 //! included), or with `multiLineStartPattern` a record from one start line to the next; the first
 //! `skipHeaderLines` lines of a file dropped; a record longer than a service record truncated and
-//! ended with `truncatedRecordTerminator`; SINGLELINE joining a multi-line record's trimmed lines.
+//! ended with `truncatedRecordTerminator` (and so is a record that processing made too long).
 
 use crate::config::FlowConfig;
 
@@ -28,6 +28,8 @@ pub struct Splitter {
 pub struct Cut {
     pub consumed: usize,
     pub data: Option<Vec<u8>>,
+    /// The record was longer than a service record and was cut.
+    pub truncated: bool,
 }
 
 impl Splitter {
@@ -44,9 +46,9 @@ impl Splitter {
         }
         if self.discarding || self.header_lines_left > 0 {
             return match line_end(buf, 0) {
-                Some(end) => Some(Cut { consumed: end, data: None }),
+                Some(end) => Some(Cut { consumed: end, data: None, truncated: false }),
                 None if buf.len() > config.max_record_bytes || flush == Flush::All => {
-                    Some(Cut { consumed: buf.len(), data: None })
+                    Some(Cut { consumed: buf.len(), data: None, truncated: false })
                 }
                 None => None,
             };
@@ -74,14 +76,11 @@ impl Splitter {
             None => return None,
         };
         if end > config.max_record_bytes {
-            let keep = config.max_record_bytes - config.truncated_record_terminator.len();
-            let mut data = buf[..keep].to_vec();
-            data.extend_from_slice(&config.truncated_record_terminator);
-            return Some(Cut { consumed: keep, data: Some(data) });
+            let data = truncated(buf, config);
+            let consumed = data.len() - config.truncated_record_terminator.len();
+            return Some(Cut { consumed, data: Some(data), truncated: true });
         }
-        let record = &buf[..end];
-        let data = if config.single_line { single_line(record) } else { record.to_vec() };
-        Some(Cut { consumed: end, data: Some(data) })
+        Some(Cut { consumed: end, data: Some(buf[..end].to_vec()), truncated: false })
     }
 
     /// Marks a cut as taken.
@@ -112,13 +111,12 @@ fn line(buf: &[u8], from: usize) -> &[u8] {
     buf[from..end].strip_suffix(b"\n").unwrap_or(&buf[from..end])
 }
 
-/// SINGLELINE: the record's lines, each trimmed of spaces, joined, ending in one newline.
-fn single_line(record: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(record.len());
-    for line in record.split(|&b| b == b'\n') {
-        out.extend_from_slice(line.trim_ascii());
-    }
-    out.push(b'\n');
+/// The longest start of `data` that, ended with `truncatedRecordTerminator`, makes a record of the
+/// maximum size (the terminator is shorter than a record: checked at start).
+pub fn truncated(data: &[u8], config: &FlowConfig) -> Vec<u8> {
+    let keep = config.max_record_bytes - config.truncated_record_terminator.len();
+    let mut out = data[..keep.min(data.len())].to_vec();
+    out.extend_from_slice(&config.truncated_record_terminator);
     out
 }
 
@@ -140,7 +138,7 @@ mod tests {
             skip_header_lines: 0,
             multi_line_start: None,
             truncated_record_terminator: b"~\n".to_vec(),
-            single_line: false,
+            processing: Default::default(),
         }
     }
 
@@ -174,7 +172,5 @@ mod tests {
         let text = b"[1] a\n  b\n[2] c\n  d\n";
         assert_eq!(cut_all(&config, text, Flush::Complete), ["[1] a\n  b\n"]);
         assert_eq!(cut_all(&config, text, Flush::Idle), ["[1] a\n  b\n", "[2] c\n  d\n"]);
-        config.single_line = true;
-        assert_eq!(cut_all(&config, text, Flush::Idle), ["[1] ab\n", "[2] cd\n"]);
     }
 }

@@ -329,7 +329,7 @@ struct UserRecord<'a> {
 fn print_record(format: RecordFormat, shard: &str, record: &Record, out: &mut impl Write) -> Result<()> {
     let data = Bytes::from(record.data.clone().into_inner());
     let arrival = record.approximate_arrival_timestamp.and_then(|at| at.fmt(Format::DateTime).ok());
-    let aggregated = tideline_firehose::deaggregate(&data);
+    let aggregated = tideline_proto::kpl::deaggregate(&data);
     let users: Vec<UserRecord> = match &aggregated {
         Some(inner) => inner
             .iter()

@@ -17,11 +17,11 @@ use crate::destinations::s3::ObjectWriter;
 use crate::destinations::{Batch, DeliveryError, Destination};
 use crate::error::{ErrorOutput, FirehoseError, RecordError};
 use crate::model::{record_id, DeliveryStreamMeta, DeliveryStreamType};
-use crate::processing::kpl::deaggregate;
 use crate::processing::lambda::{InvocationContext, Transformer};
 use crate::processing::partitioning::MetadataQuery;
 use crate::processing::{FailedRecord, KinesisRecordMetadata, OutRecord};
 use crate::service::{now_ms, FirehoseService};
+use tideline_proto::kpl::deaggregate;
 
 pub(crate) fn checkpoint_key(id: u64) -> String {
     format!("delivered/{id}")
@@ -130,7 +130,7 @@ impl Pipeline {
             .and_then(|processing| processing.processor("MetadataExtraction"))
             .and_then(|processor| processor.parameter("MetadataExtractionQuery"))
         {
-            Some(query) => Some(Arc::new(MetadataQuery::compile(query).map_err(FirehoseError::InvalidQuery)?)),
+            Some(query) => Some(Arc::new(MetadataQuery::compile(query)?)),
             None => None,
         };
         let delimiter =

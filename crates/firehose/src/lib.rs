@@ -23,8 +23,6 @@ mod source;
 
 pub use destinations::stores::BucketsConfig;
 pub use processing::functions::{FunctionInvoker, InvokeFailure};
-/// KPL de-aggregation, also used by `tideline tail` (tideline-cli).
-pub use processing::kpl::{deaggregate, KplRecord};
 pub use service::{FirehoseConfig, FirehoseService, KinesisStart};
 
 /// The `X-Amz-Target` prefix of the Firehose API.

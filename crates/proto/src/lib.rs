@@ -6,14 +6,15 @@
 //! ([`auth`]), SigV4 signature verification ([`sigv4`]), event-stream frames for streaming
 //! responses ([`event_stream`]), and the seam every service is served through: the [`Service`]
 //! trait (with streamed request bodies, [`BodyStream`]) and the [`Operations`] table of typed
-//! handlers ([`service`]), and its REST-JSON
-//! counterpart [`RestOperations`] ([`rest`]). Does not own: HTTP
+//! handlers ([`service`]), and its REST-JSON counterpart [`RestOperations`] ([`rest`]); the KPL
+//! aggregated-record format ([`kpl`]). Does not own: HTTP
 //! serving, where access keys come from, any service's operations, or storage.
 
 pub mod auth;
 mod codec;
 mod error;
 pub mod event_stream;
+pub mod kpl;
 pub mod rest;
 pub mod service;
 pub mod sigv4;

@@ -1,11 +1,11 @@
-//! What happens to buffered records between the buffer and a destination: KPL de-aggregation,
+//! What happens to buffered records between the buffer and a destination: KPL de-aggregation
+//! (`tideline_proto::kpl`, applied in `delivery`),
 //! the Lambda-style transformation hook, dynamic-partitioning key extraction, format conversion
 //! and compression. One file per step; `pipeline` (in `delivery`) chains them.
 
 pub mod bounded;
 pub mod compression;
 pub mod functions;
-pub mod kpl;
 pub mod lambda;
 pub mod parquet;
 pub mod partitioning;

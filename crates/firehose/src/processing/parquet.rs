@@ -24,6 +24,8 @@ use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::error::FirehoseError;
+
 /// Table definitions standing in for the AWS Glue Data Catalog (`--glue-catalog FILE`):
 ///
 /// ```json
@@ -97,9 +99,12 @@ struct ColumnFile {
 }
 
 impl Catalog {
-    pub fn load(path: &Path) -> Result<Catalog, String> {
-        let text = std::fs::read(path).map_err(|e| format!("glue catalog {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("glue catalog {}: {e}", path.display()))
+    /// The `--glue-catalog` file; an unreadable or malformed one is [`FirehoseError::InvalidCatalog`].
+    pub fn load(path: &Path) -> Result<Catalog, FirehoseError> {
+        let invalid =
+            |e: &dyn std::fmt::Display| FirehoseError::InvalidCatalog(format!("glue catalog {}: {e}", path.display()));
+        let text = std::fs::read(path).map_err(|e| invalid(&e))?;
+        Self::parse(&text).map_err(|e| invalid(&e))
     }
 
     fn parse(text: &[u8]) -> Result<Catalog, String> {
@@ -1195,7 +1200,8 @@ mod tests {
         let table = r#"{"database": "d", "name": "t", "columns": [{"name": "a", "type": "int"}]}"#;
         assert!(err(&format!(r#"{{"tables": [{table}, {table}]}}"#)).contains("table d.t is defined twice"));
 
-        let missing = Catalog::load(Path::new("/nonexistent/glue.json")).err().unwrap_or_default();
+        let missing =
+            Catalog::load(Path::new("/nonexistent/glue.json")).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(missing.starts_with("glue catalog /nonexistent/glue.json: "), "{missing}");
     }
 

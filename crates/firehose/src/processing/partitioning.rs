@@ -8,6 +8,7 @@ use jaq_core::{compile, data, Compiler, Ctx, Vars};
 use jaq_json::{Num, Val};
 
 use super::bounded::{self, Bounded};
+use crate::error::FirehoseError;
 
 /// Queries compute with bounded values, so that no record can make one allocate or run without
 /// limit (`processing::bounded`).
@@ -19,16 +20,16 @@ pub struct MetadataQuery {
 }
 
 impl MetadataQuery {
-    /// Compiles e.g. `{customer_id: .customer_id, year: .event.year}`; Err carries a message fit for
-    /// an InvalidArgumentException.
-    pub fn compile(query: &str) -> Result<Self, String> {
+    /// Compiles e.g. `{customer_id: .customer_id, year: .event.year}`; a query that does not compile
+    /// is an InvalidArgumentException.
+    pub fn compile(query: &str) -> Result<Self, FirehoseError> {
         if let Some(name) = unbounded_names(query).next() {
-            return Err(format!(
+            return Err(FirehoseError::InvalidQuery(format!(
                 "MetadataExtractionQuery uses `{name}`, which Tideline does not run: the query runs inside the \
                  server, where unbounded recursion or iteration would take it down. Queries may use paths, \
                  object construction and the other built-ins, but not {}.",
                 UNBOUNDED.join(", ")
-            ));
+            )));
         }
         let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
         // `env` would hand the server's environment (credentials included) to whoever may create a
@@ -36,9 +37,13 @@ impl MetadataQuery {
         let funs =
             jaq_core::funs().chain(jaq_std::funs().filter(|(name, _, _)| *name != "env")).chain(bounded::json_funs());
         let arena = Arena::default();
-        let modules =
-            Loader::new(defs).load(&arena, File { code: query, path: () }).map_err(|errs| load_error(query, errs))?;
-        let filter = Compiler::default().with_funs(funs).compile(modules).map_err(|errs| compile_error(query, errs))?;
+        let modules = Loader::new(defs)
+            .load(&arena, File { code: query, path: () })
+            .map_err(|errs| FirehoseError::InvalidQuery(load_error(query, errs)))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errs| FirehoseError::InvalidQuery(compile_error(query, errs)))?;
         Ok(Self { filter })
     }
 
@@ -249,7 +254,7 @@ mod tests {
     use super::*;
 
     fn keys(query: &str, record: &str) -> Result<Vec<(String, String)>, String> {
-        MetadataQuery::compile(query)?.extract(record.as_bytes())
+        MetadataQuery::compile(query).map_err(|e| e.to_string())?.extract(record.as_bytes())
     }
 
     fn query(query: &str) -> MetadataQuery {
@@ -368,18 +373,18 @@ mod tests {
 
     #[test]
     fn environment_is_not_reachable() {
-        let err = MetadataQuery::compile("{p: env.PATH}").err().unwrap_or_default();
+        let err = MetadataQuery::compile("{p: env.PATH}").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("undefined filter env"), "{err}");
-        let err = MetadataQuery::compile("{p: $ENV.PATH}").err().unwrap_or_default();
+        let err = MetadataQuery::compile("{p: $ENV.PATH}").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("undefined variable"), "{err}");
     }
 
     #[test]
     fn syntax_errors_are_reported() {
-        let err = MetadataQuery::compile("{a: .a").err().unwrap_or_default();
+        let err = MetadataQuery::compile("{a: .a").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.starts_with("invalid MetadataExtractionQuery"), "{err}");
         assert!(err.contains("expected"), "{err}");
-        let err = MetadataQuery::compile("{a: nosuchfn}").err().unwrap_or_default();
+        let err = MetadataQuery::compile("{a: nosuchfn}").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("undefined filter nosuchfn"), "{err}");
         assert!(MetadataQuery::compile(r#"import "x" as x; {}"#).is_err());
     }
@@ -402,7 +407,7 @@ mod tests {
             "{k: [range(1e18)] | length}",
             "{k: [.[] | recurse(.+1)]}",
         ] {
-            let error = MetadataQuery::compile(query).err().expect(query);
+            let error = MetadataQuery::compile(query).err().map(|e| e.to_string()).expect(query);
             assert!(error.contains("Tideline does not run"), "{query}: {error}");
         }
         // The same words as field names or inside strings are fine.

@@ -79,7 +79,7 @@ impl RedshiftDestination {
     pub fn new(config: &RedshiftConfig) -> Result<Self, FirehoseError> {
         let invalid = |message: &str| FirehoseError::InvalidRedshift(message.into());
         let url = config.cluster_jdbc_url.as_deref().ok_or_else(|| invalid("ClusterJDBCURL is required"))?;
-        let endpoint = Endpoint::parse(url).map_err(FirehoseError::InvalidRedshift)?;
+        let endpoint = Endpoint::parse(url)?;
         let copy = config.copy_command.as_ref().ok_or_else(|| invalid("CopyCommand is required"))?;
         if copy.data_table_name.trim().is_empty() {
             return Err(invalid("CopyCommand.DataTableName must not be empty"));
@@ -211,8 +211,8 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn parse(url: &str) -> Result<Self, String> {
-        let invalid = |why: &str| format!("ClusterJDBCURL {url:?} is invalid: {why}");
+    fn parse(url: &str) -> Result<Self, FirehoseError> {
+        let invalid = |why: &str| FirehoseError::InvalidRedshift(format!("ClusterJDBCURL {url:?} is invalid: {why}"));
         let (rest, default_port) = if let Some(rest) = url.strip_prefix("jdbc:redshift://") {
             (rest, 5439)
         } else if let Some(rest) = url.strip_prefix("jdbc:postgresql://") {
@@ -964,7 +964,8 @@ mod tests {
 
     #[test]
     fn jdbc_urls() {
-        let endpoint = Endpoint::parse("jdbc:redshift://example.abc.us-east-1.redshift.amazonaws.com:5439/dev");
+        let endpoint = Endpoint::parse("jdbc:redshift://example.abc.us-east-1.redshift.amazonaws.com:5439/dev")
+            .map_err(|e| e.to_string());
         assert_eq!(
             endpoint,
             Ok(Endpoint {
@@ -973,9 +974,9 @@ mod tests {
                 database: "dev".into()
             })
         );
-        let endpoint = Endpoint::parse("jdbc:postgresql://127.0.0.1/db?ssl=true");
+        let endpoint = Endpoint::parse("jdbc:postgresql://127.0.0.1/db?ssl=true").map_err(|e| e.to_string());
         assert_eq!(endpoint, Ok(Endpoint { host: "127.0.0.1".into(), port: 5432, database: "db".into() }));
-        let endpoint = Endpoint::parse("jdbc:redshift://[::1]:6000/x");
+        let endpoint = Endpoint::parse("jdbc:redshift://[::1]:6000/x").map_err(|e| e.to_string());
         assert_eq!(endpoint, Ok(Endpoint { host: "::1".into(), port: 6000, database: "x".into() }));
         for bad in ["postgres://h:1/db", "jdbc:redshift://h:1", "jdbc:redshift://h:99999/db", "jdbc:redshift://:1/db"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");

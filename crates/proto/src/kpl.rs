@@ -1,5 +1,5 @@
-//! De-aggregation of Kinesis Producer Library (KPL) aggregated records, as Firehose does for a Kinesis
-//! data stream source.
+//! De-aggregation of Kinesis Producer Library (KPL) aggregated records: the KPL's wire format, shared
+//! by Firehose (a Kinesis data stream source delivers the user records) and `tideline tail`.
 //!
 //! Layout: the magic `F3 89 9A C2`, a protobuf `AggregatedRecord`, then the MD5 of the protobuf bytes.
 //! Anything else, or an aggregate that fails a check, is delivered as it is (as the KCL does).
