@@ -107,6 +107,7 @@ impl Ctx {
             "requests": requests,
             "warmup_secs": self.common.warmup,
             "threads": self.common.threads,
+            "cpu_hogs": self.common.cpu_hogs,
         })
     }
 }
