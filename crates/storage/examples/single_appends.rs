@@ -2,20 +2,25 @@
 //! half of PutRecord with one record per call, without HTTP. Prints appends/s and the latency
 //! percentiles of one append (submit to durable acknowledgement).
 //!
-//! `single_appends DIR CALLERS SECONDS` (4 shards, 100-byte records).
+//! `single_appends DIR CALLERS SECONDS [FSYNC]` (4 shards, 100-byte records; FSYNC as `--fsync`:
+//! `always`, the default, or `interval=<ms>`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tideline_storage::{AppendBatch, NewRecord, ShardKey, Storage, StorageConfig};
+use tideline_storage::{AppendBatch, FsyncPolicy, NewRecord, ShardKey, Storage, StorageConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(dir), Some(Ok(callers)), Some(Ok(seconds))) =
         (args.first(), args.get(1).map(|a| a.parse::<usize>()), args.get(2).map(|a| a.parse::<f64>()))
     else {
-        eprintln!("usage: single_appends DIR CALLERS SECONDS");
+        eprintln!("usage: single_appends DIR CALLERS SECONDS [FSYNC]");
         std::process::exit(2);
+    };
+    let fsync = match args.get(3).map(|text| text.parse::<FsyncPolicy>()).transpose() {
+        Ok(fsync) => fsync.unwrap_or_default(),
+        Err(error) => panic!("FSYNC: {error}"),
     };
     let dir = match tempfile::Builder::new().prefix("single-appends-").tempdir_in(dir) {
         Ok(dir) => dir,
@@ -25,7 +30,7 @@ fn main() {
         Ok(runtime) => runtime,
         Err(error) => panic!("runtime: {error}"),
     };
-    let storage = match Storage::open(StorageConfig::durable(dir.path())) {
+    let storage = match Storage::open(StorageConfig { fsync, ..StorageConfig::durable(dir.path()) }) {
         Ok(storage) => storage,
         Err(error) => panic!("open: {error}"),
     };
@@ -67,7 +72,7 @@ fn main() {
         latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3)
     };
     println!(
-        "{callers} callers: {:.0} appends/s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
+        "{callers} callers, fsync {fsync}: {:.0} appends/s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
         latencies.len() as f64 / seconds,
         at(0.5),
         at(0.99),
