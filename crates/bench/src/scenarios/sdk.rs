@@ -73,13 +73,7 @@ async fn run(ctx: &Ctx, scenario: &str, per_request: usize) -> Result<Report, Be
             tokio::spawn(async move { worker_loop(worker, client, clock, &batches, per_request, record_size).await })
         })
         .collect();
-    let mut tally = Tally::default();
-    for worker in workers {
-        match worker.await {
-            Ok(t) => tally.merge(&t),
-            Err(error) => tally.error(format!("worker failed: {error}")),
-        }
-    }
+    let tally = crate::run::join_workers(workers, "worker").await;
     let mut config = ctx.config();
     config["batch_size"] = per_request.into();
     config["client"] = "aws-sdk-kinesis".into();
