@@ -78,6 +78,10 @@ pub struct Common {
     /// Print one JSON object on stdout instead of the table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Run a competing process with this many CPU-bound threads for the length of the run
+    /// (latency under contention; 0: none).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub cpu_hogs: usize,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -86,6 +90,10 @@ pub enum Scenario {
     PutRecords,
     /// PutRecord ingest: one record per call.
     PutRecord,
+    /// PutRecords ingest sent by aws-sdk-kinesis (plain-HTTP hyper client, retries off).
+    SdkPutRecords,
+    /// PutRecord ingest sent by aws-sdk-kinesis (plain-HTTP hyper client, retries off).
+    SdkPutRecord,
     /// Fill the streams, then measure GetRecords read-back throughput across shards.
     GetRecords(GetRecordsArgs),
     /// PutRecord → GetRecords end-to-end latency, with one polling consumer per shard.
@@ -96,6 +104,9 @@ pub enum Scenario {
     Startup(StartupArgs),
     /// No server: time appends of --record-size bytes + fdatasync on this disk, one at a time.
     Fsync(FsyncArgs),
+    /// The --cpu-hogs process (internal).
+    #[command(hide = true)]
+    Spin(SpinArgs),
 }
 
 impl Scenario {
@@ -103,11 +114,14 @@ impl Scenario {
         match self {
             Scenario::PutRecords => "put-records",
             Scenario::PutRecord => "put-record",
+            Scenario::SdkPutRecords => "sdk-put-records",
+            Scenario::SdkPutRecord => "sdk-put-record",
             Scenario::GetRecords(_) => "get-records",
             Scenario::E2e(_) => "e2e",
             Scenario::Subscribe(_) => "subscribe",
             Scenario::Startup(_) => "startup",
             Scenario::Fsync(_) => "fsync",
+            Scenario::Spin(_) => "spin",
         }
     }
 }
@@ -161,6 +175,15 @@ pub struct FsyncArgs {
     pub syncs: usize,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct SpinArgs {
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Spin for this long, then exit.
+    #[arg(long)]
+    pub seconds: f64,
+}
+
 impl Common {
     /// The measured-phase bounds: (duration, requests). At least one is always set.
     pub fn bounds(&self) -> (Option<Duration>, Option<u64>) {
@@ -170,6 +193,13 @@ impl Common {
             (None, None) => Some(Duration::from_secs(10)),
         };
         (duration, self.requests)
+    }
+
+    /// The longest a run can take (what a helper process may live for): the warm-up, the measured
+    /// time (10 minutes when only --requests bounds it) and a margin for fills and grace periods.
+    pub fn run_bound(&self) -> Duration {
+        let measured = self.bounds().0.unwrap_or(Duration::from_secs(600));
+        self.warmup() + measured + Duration::from_secs(120)
     }
 
     pub fn warmup(&self) -> Duration {
@@ -191,7 +221,7 @@ impl Common {
         if self.record_size == 0 || self.record_size > crate::body::MAX_RECORD_BYTES {
             return Err(format!("--record-size must be between 1 and {} bytes", crate::body::MAX_RECORD_BYTES));
         }
-        if matches!(scenario, Scenario::PutRecords | Scenario::GetRecords(_)) {
+        if matches!(scenario, Scenario::PutRecords | Scenario::SdkPutRecords | Scenario::GetRecords(_)) {
             let batch_bytes = self.batch_size * (self.record_size + crate::body::LONGEST_KEY);
             if batch_bytes > crate::body::MAX_PUT_RECORDS_BYTES {
                 return Err(format!(

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod cli;
 pub mod client;
+pub mod contention;
 pub mod run;
 pub mod scenarios;
 pub mod server_cpu;
@@ -86,15 +87,22 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
         None => tracing::info!("server process not found: no CPU figure (see --server-pid)"),
     }
     let ctx = Ctx { common: common.clone(), endpoint, streams, server_cpu };
-    tracing::info!(scenario = cli.scenario.name(), "running");
+    let hogs = match common.cpu_hogs {
+        0 => None,
+        threads => Some(contention::CpuHogs::start(threads, common.run_bound())?),
+    };
+    tracing::info!(scenario = cli.scenario.name(), cpu_hogs = common.cpu_hogs, "running");
     let result = match &cli.scenario {
         Scenario::PutRecords => scenarios::ingest::put_records(&ctx).await,
         Scenario::PutRecord => scenarios::ingest::put_record(&ctx).await,
+        Scenario::SdkPutRecords => scenarios::sdk::put_records(&ctx).await,
+        Scenario::SdkPutRecord => scenarios::sdk::put_record(&ctx).await,
         Scenario::GetRecords(args) => scenarios::get_records::run(&ctx, args.fill, args.limit).await,
         Scenario::E2e(args) => scenarios::e2e::run(&ctx, args).await,
         Scenario::Subscribe(args) => scenarios::subscribe::run(&ctx, args).await,
-        Scenario::Startup(_) | Scenario::Fsync(_) => Err(BenchError::Run("unreachable".into())),
+        Scenario::Startup(_) | Scenario::Fsync(_) | Scenario::Spin(_) => Err(BenchError::Run("unreachable".into())),
     };
+    drop(hogs);
     let result = result.map(|mut report| {
         if let Some(secs) = ctx.server_cpu.as_ref().and_then(ServerCpu::used_since_armed) {
             report.set_server_cpu(secs);

@@ -7,6 +7,10 @@ use tideline_bench::cli::Cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let tideline_bench::cli::Scenario::Spin(args) = &cli.scenario {
+        tideline_bench::contention::spin(args);
+        return std::process::ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -107,8 +107,25 @@ impl Ctx {
             "requests": requests,
             "warmup_secs": self.common.warmup,
             "threads": self.common.threads,
+            "cpu_hogs": self.common.cpu_hogs,
         })
     }
+}
+
+/// Waits for every worker and merges their tallies; a worker that failed (panicked) is counted
+/// as an error named after its `role`.
+pub async fn join_workers(
+    workers: Vec<tokio::task::JoinHandle<crate::stats::Tally>>,
+    role: &str,
+) -> crate::stats::Tally {
+    let mut tally = crate::stats::Tally::default();
+    for worker in workers {
+        match worker.await {
+            Ok(t) => tally.merge(&t),
+            Err(error) => tally.error(format!("{role} failed: {error}")),
+        }
+    }
+    tally
 }
 
 /// After a failed call, wait a little so a down endpoint does not turn a worker into a busy loop.

@@ -88,12 +88,14 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    /// Starts the thread; finished batches come back as `Request::Synced` on `done`.
+    /// Starts the thread (and its helpers); finished batches come back as `Request::Synced` on
+    /// `done`.
     pub fn start(done: mpsc::Sender<Request>) -> std::io::Result<Syncer> {
+        let helpers = (1..SYNC_THREADS).map(|_| Helper::start()).collect::<std::io::Result<Vec<_>>>()?;
         let (jobs, receiver) = mpsc::channel::<(SyncPurpose, Vec<SyncJob>)>();
         let thread = std::thread::Builder::new().name("tideline-log-sync".into()).spawn(move || {
-            for (purpose, mut batch) in receiver {
-                run_syncs(&mut batch);
+            for (purpose, batch) in receiver {
+                let batch = run_with_helpers(&helpers, batch);
                 if done.send(Request::Synced(purpose, batch)).is_err() {
                     return;
                 }
@@ -110,6 +112,61 @@ impl Syncer {
         };
         jobs.send((purpose, batch)).map_err(|mpsc::SendError((purpose, batch))| synced_here(purpose, batch))
     }
+}
+
+/// A thread kept for syncing part of a batch: starting threads per batch (as `run_syncs` does)
+/// costs tens of microseconds each, and under CPU contention a new thread may wait long for its
+/// first time slice.
+struct Helper {
+    work: mpsc::Sender<Vec<SyncJob>>,
+    done: mpsc::Receiver<Vec<SyncJob>>,
+}
+
+impl Helper {
+    fn start() -> std::io::Result<Helper> {
+        let (work, inbox) = mpsc::channel::<Vec<SyncJob>>();
+        let (outbox, done) = mpsc::channel();
+        std::thread::Builder::new().name("tideline-sync".into()).spawn(move || {
+            for mut chunk in inbox {
+                chunk.iter_mut().for_each(SyncJob::run);
+                if outbox.send(chunk).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Helper { work, done })
+    }
+}
+
+/// Runs a batch's syncs on this thread and the helpers, several at a time, and returns them.
+fn run_with_helpers(helpers: &[Helper], mut batch: Vec<SyncJob>) -> Vec<SyncJob> {
+    let per_thread = batch.len().div_ceil(helpers.len() + 1).max(1);
+    let mut handed = Vec::new();
+    for helper in helpers {
+        if batch.len() <= per_thread {
+            break;
+        }
+        let chunk = batch.split_off(batch.len() - per_thread);
+        let shards: Vec<ShardKey> = chunk.iter().flat_map(|job| job.shards.iter().copied()).collect();
+        // A helper that is gone hands the chunk back in the error; it is run below.
+        match helper.work.send(chunk) {
+            Ok(()) => handed.push((helper, shards)),
+            Err(mpsc::SendError(chunk)) => batch.extend(chunk),
+        }
+    }
+    batch.iter_mut().for_each(SyncJob::run);
+    for (helper, shards) in handed {
+        match helper.done.recv() {
+            Ok(chunk) => batch.extend(chunk),
+            // Its syncs cannot be known to have run: their shards fail, never pass unsynced.
+            Err(_) => batch.push(SyncJob {
+                target: SyncTarget::Dir(PathBuf::new()),
+                shards,
+                result: Some(Err(StorageError::io("syncing", std::io::Error::other("a sync thread ended")))),
+            }),
+        }
+    }
+    batch
 }
 
 fn synced_here(purpose: SyncPurpose, mut batch: Vec<SyncJob>) -> (SyncPurpose, Vec<SyncJob>) {

@@ -544,6 +544,7 @@ impl Writer {
                 self.handle(request);
             }
             self.start_group_if_idle();
+            self.replay_backlog();
             self.start_periodic_sync_if_due();
         }
         self.shut_down()
@@ -612,7 +613,7 @@ impl Writer {
 
     /// Writes the gathering group and schedules its syncs, unless the previous group's syncs
     /// are still running. Without syncs to wait for (in memory, interval policy) the group is
-    /// answered at once.
+    /// answered at once; the caller then replays the backlog (in a loop, not by recursion).
     fn start_group_if_idle(&mut self) {
         if self.syncing.is_some() || self.gathering.is_empty() {
             return;
@@ -635,12 +636,10 @@ impl Writer {
         self.syncing = Some(group);
         if jobs.is_empty() {
             self.finish_group(jobs);
-            self.replay_backlog();
             return;
         }
         if let Err((_, jobs)) = self.syncer.submit(SyncPurpose::Group, jobs) {
             self.finish_group(jobs);
-            self.replay_backlog();
         }
     }
 

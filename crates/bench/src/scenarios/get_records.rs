@@ -63,13 +63,7 @@ pub async fn run(ctx: &Ctx, fill: Option<u64>, limit: u32) -> Result<Report, Ben
             tokio::spawn(async move { read_worker(client, clock, mine, limit).await })
         })
         .collect();
-    let mut tally = Tally::default();
-    for reader in readers {
-        match reader.await {
-            Ok(t) => tally.merge(&t),
-            Err(error) => tally.error(format!("reader failed: {error}")),
-        }
-    }
+    let tally = crate::run::join_workers(readers, "reader").await;
     let end = Instant::now();
     let mut config = ctx.config();
     config["fill_records"] = fill.into();

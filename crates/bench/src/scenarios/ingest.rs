@@ -84,13 +84,7 @@ pub async fn drive(ctx: &Ctx, clock: &Clock, bodies: Arc<Vec<Bytes>>, shape: Sha
             tokio::spawn(async move { ingest_worker(worker, client, clock, bodies, shape).await })
         })
         .collect();
-    let mut tally = Tally::default();
-    for worker in workers {
-        match worker.await {
-            Ok(t) => tally.merge(&t),
-            Err(error) => tally.error(format!("worker failed: {error}")),
-        }
-    }
+    let tally = crate::run::join_workers(workers, "worker").await;
     (tally, Instant::now())
 }
 

@@ -5,5 +5,6 @@ pub mod fsync;
 pub mod get_records;
 pub mod ingest;
 pub mod latency;
+pub mod sdk;
 pub mod startup;
 pub mod subscribe;
