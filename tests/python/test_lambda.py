@@ -209,6 +209,23 @@ def test_mapping_delivers_every_record_in_shard_order(awslambda, kinesis_client,
     assert state["State"] == "Enabled"
 
 
+def test_mapping_reads_through_an_enhanced_fan_out_consumer(awslambda, kinesis_client, tmp_path):
+    stream, name, out = support.unique_name("efo"), support.unique_name("efofn"), tmp_path / "out"
+    support.create_stream(kinesis_client, stream, 1)
+    consumer = kinesis_client.register_stream_consumer(StreamARN=support.stream_arn(stream), ConsumerName="esm")
+    consumer_arn = consumer["Consumer"]["ConsumerARN"]
+    create_function(awslambda, name, RECORDER, env={"OUT": str(out)})
+    items = [("k", f"record-{i}") for i in range(12)]
+    sequences = put_all(kinesis_client, stream, items)
+    created = awslambda.create_event_source_mapping(
+        FunctionName=name, EventSourceArn=consumer_arn, StartingPosition="TRIM_HORIZON", BatchSize=5)
+    assert created["EventSourceArn"] == consumer_arn
+    lines = wait_mapping_idle(awslambda, created["UUID"], out, len(items))
+    assert [line["seq"] for line in lines] == sequences, "every record once, in order"
+    # The records are the stream's: each event names the stream, the mapping names the consumer.
+    assert {line["source"] for line in lines} == {support.stream_arn(stream)}
+
+
 def test_batching_window_gathers_records(awslambda, kinesis_client, tmp_path):
     stream, name, out = support.unique_name("win"), support.unique_name("winfn"), tmp_path / "out"
     support.create_stream(kinesis_client, stream, 1)
