@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 import support
 from support import wait_for
-from firehose_support import ROLE_ARN, folder_objects, s3_config
+from firehose_support import folder_objects, s3_config
 from lambda_support import ROLE, create_function, lambda_flags, read_lines, wait_mapping_idle, zip_source
 
 # The AWS tutorial's producer, as written there: boto3 picks up AWS_ENDPOINT_URL, so it talks to
@@ -342,7 +342,7 @@ def test_filters_send_only_matching_records(awslambda, kinesis_client, tmp_path)
     put_all(kinesis_client, stream, items)
     pattern = json.dumps({"data": {"type": ["keep"], "n": [{"numeric": [">=", 0]}]}})
     uuid = mapping(awslambda, name, stream, FilterCriteria={"Filters": [{"Pattern": pattern}]})
-    lines = wait_mapping_idle(awslambda, uuid, out, 2)
+    wait_mapping_idle(awslambda, uuid, out, 2)
     time.sleep(1.0)
     assert [json.loads(line["data"])["n"] for line in read_lines(out)] == [0, 2]
     with pytest.raises(ClientError) as error:
