@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
-use tideline_proto::AwsError;
+use tideline_proto::{AwsError, Validator};
 
 use crate::model::record_id;
 use crate::ops::records::{accept, MAX_RECORD_BYTES};
@@ -15,15 +15,10 @@ use crate::service::FirehoseService;
 impl FirehoseService {
     /// Puts one record to a DirectPut delivery stream; returns its RecordId.
     pub async fn put_record_in_process(&self, delivery_stream: &str, data: Bytes) -> Result<String, AwsError> {
-        if data.len() > MAX_RECORD_BYTES {
-            return Err(AwsError::new(
-                tideline_proto::ErrorCode::Validation,
-                format!(
-                    "1 validation error detected: Value at 'record.data' failed to satisfy constraint: Member must \
-                 have length less than or equal to {MAX_RECORD_BYTES}"
-                ),
-            ));
-        }
+        // The same length check, and the same ValidationException, as PutRecord's `record.data`.
+        let mut v = Validator::new();
+        v.blob("record.data", Some(&data[..]), MAX_RECORD_BYTES);
+        v.finish()?;
         let (stream_id, index, _) = accept(self, delivery_stream, vec![data]).await?;
         Ok(record_id(stream_id, index))
     }
