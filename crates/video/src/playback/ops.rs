@@ -450,15 +450,9 @@ mod tests {
             assert_eq!(missing.status, 400);
         }
         let session = Session {
-            stream: "cam".into(),
             arn: service.video.arn("cam", 1),
-            mode: Mode::Live,
-            window: Window { clock: Clock::Server, start_ms: None, end_ms: None },
-            discontinuity: DiscontinuityMode::Always,
-            program_date_time: false,
-            max_fragments: 5,
-            origin: 0,
             expires_s: now_ms() / 1000 - 1,
+            ..crate::playback::testing::live_session()
         };
         let expired = service.sealer.seal(&session);
         let uri = format!("/hls/v1/getMP4MediaFragment.mp4?FragmentNumber=1&SessionToken={expired}");

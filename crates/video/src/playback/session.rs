@@ -101,21 +101,7 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::playback::archive::Clock;
-
-    fn session() -> Session {
-        Session {
-            stream: "cam".into(),
-            arn: "arn:aws:kinesisvideo:us-east-1:000000000000:stream/cam/1".into(),
-            mode: Mode::Live,
-            window: Window { clock: Clock::Server, start_ms: None, end_ms: None },
-            discontinuity: DiscontinuityMode::Always,
-            program_date_time: false,
-            max_fragments: 5,
-            origin: 0,
-            expires_s: 1_000,
-        }
-    }
+    use crate::playback::testing::live_session as session;
 
     #[test]
     fn a_sealed_session_opens_until_it_expires() {

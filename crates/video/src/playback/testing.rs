@@ -1,8 +1,12 @@
 //! Test media: a KVS-shaped Matroska stream made by ffmpeg, and ffprobe's view of what playback
 //! makes of it. Both tools are optional: tests that need them say so and pass when one is absent.
+//! Also the one HLS session the token and resource tests start from.
 
 use std::path::Path;
 use std::process::Command;
+
+use super::archive::{Clock, Window};
+use super::session::{DiscontinuityMode, Mode, Session};
 
 fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("-version").output().is_ok_and(|output| output.status.success());
@@ -53,4 +57,19 @@ pub(crate) fn fragments(seconds: u32) -> Option<(crate::playback::remux::Header,
     clusters.extend(splitter.finish().expect("ffmpeg ends its stream"));
     let header = crate::playback::archive::tracks(&clusters[0].header);
     Some((header, clusters.into_iter().map(|cluster| cluster.body).collect()))
+}
+
+/// A LIVE session of stream `cam` on server time, five fragments a playlist.
+pub(crate) fn live_session() -> Session {
+    Session {
+        stream: "cam".into(),
+        arn: "arn:aws:kinesisvideo:us-east-1:000000000000:stream/cam/1".into(),
+        mode: Mode::Live,
+        window: Window { clock: Clock::Server, start_ms: None, end_ms: None },
+        discontinuity: DiscontinuityMode::Always,
+        program_date_time: false,
+        max_fragments: 5,
+        origin: 0,
+        expires_s: 1_000,
+    }
 }
