@@ -219,7 +219,7 @@ def test_live_stream_plays_in_headless_chromium(server, video, archived, tmp_pat
     media = requests.get(urllib.parse.urljoin(url, "getHLSMediaPlaylist.m3u8?" + url.split("?", 1)[1]), timeout=10)
     assert "#EXT-X-ENDLIST" not in media.text, "a LIVE playlist keeps growing"
     screenshot = tmp_path / "live-playing.png"
-    play = subprocess.run(["node", str(PLAYER / "play.mjs"), url, str(screenshot), "3"], capture_output=True,
+    play = subprocess.run(["node", str(PLAYER / "play.mjs"), url, str(screenshot), "3", "live"], capture_output=True,
                           text=True, timeout=90, cwd=PLAYER)
     # The frame that played is kept as the test's artifact.
     artifacts = ROOT / "target" / "test-artifacts"
