@@ -31,13 +31,13 @@ PLAYER = ROOT / "tests" / "hls-player"
 CHROMIUM = Path("/usr/bin/chromium")
 NO_FRAGMENTS = "No fragments found in the stream for the streaming request."
 
-# H.264 (baseline, no B-frames, a key frame every 2 s) + AAC in Matroska, as `ffmpeg -live 1`
-# streams it to PutMedia (docs: Kinesis Video playback requirements).
+# H.264 (baseline, no B-frames, a key frame every 2 s, a Cluster at each) + AAC in Matroska, as
+# `ffmpeg -live 1` streams it to PutMedia (docs: Kinesis Video playback requirements).
 FFMPEG_MKV = [
     "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=f=440:r=44100",
     "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "50", "-keyint_min", "50",
-    "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-f", "matroska", "-cluster_time_limit", "2000",
-    "-live", "1", "pipe:1",
+    "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-f", "matroska", "-cluster_time_limit", "5000",
+    "-cluster_size_limit", "10000000", "-live", "1", "pipe:1",
 ]
 
 

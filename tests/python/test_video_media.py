@@ -34,9 +34,11 @@ SOURCES = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", *SOURCES]
 # The same sources read at their native rate, as a camera produces them.
 LIVE_FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", *SOURCES[:4], "-re", *SOURCES[4:]]
+# A key frame every 2 s, and a Cluster at each key frame (the limits on a Cluster's time and size
+# are above a GOP's), as the KVS producer SDKs send fragments.
 ENCODE = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "50", "-keyint_min", "50",
-          "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-f", "matroska", "-cluster_time_limit", "2000",
-          "-live", "1", "pipe:1"]
+          "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-f", "matroska", "-cluster_time_limit", "5000",
+          "-cluster_size_limit", "10000000", "-live", "1", "pipe:1"]
 
 
 def mkv(seconds: int) -> bytes:
@@ -222,6 +224,40 @@ def test_get_media_and_fragment_list_play_back(server, video, archived, media, c
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         media.get_media(StreamName=unique_name("none"), StartSelector={"StartSelectorType": "EARLIEST"})
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def first_video_frames(media: bytes) -> list[str]:
+    """The flags of the first video frame of each Cluster of `media` (`K_` for a key frame)."""
+    packets = ffprobe(media, "-select_streams", "v:0", "-show_entries", "packet=pos,flags")["packets"]
+    starts = [at for at in range(len(media)) if media.startswith(CLUSTER_ID, at)]
+    firsts = []
+    for start, end in zip(starts, starts[1:] + [len(media)]):
+        inside = [packet for packet in packets if start < int(packet["pos"]) < end]
+        if inside:
+            firsts.append(inside[0]["flags"])
+    return firsts
+
+
+def test_clusters_cut_between_key_frames_are_stored_from_a_key_frame(server, video, archived, media):
+    # ffmpeg's Cluster limits (0.7 s) shorter than its 2 s GOP: most Clusters start mid-GOP.
+    encode = [*ENCODE[:ENCODE.index("-cluster_time_limit")], "-cluster_time_limit", "700", "-live", "1", "pipe:1"]
+    sent = subprocess.run([*FFMPEG, "-t", "6", *encode], check=True, capture_output=True, timeout=120).stdout
+    starts = first_video_frames(sent)
+    assert "K_" in starts and any(flags != "K_" for flags in starts)
+    name = new_stream(video)
+    acks = put_media(server.endpoint, name, pieces(sent))
+    assert [ack["EventType"] for ack in acks if ack["EventType"] in ("BUFFERING", "ERROR")] == \
+        ["BUFFERING"] * len(starts)
+    numbers = [ack["FragmentNumber"] for ack in persisted(acks)]
+    assert len(numbers) == starts.count("K_")
+    for number in numbers:
+        fragment = archived.get_media_for_fragment_list(StreamName=name, Fragments=[number])["Payload"].read()
+        assert first_video_frames(fragment) == ["K_"], number
+    data = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
+    frames = ffprobe(data, "-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets")
+    assert int(frames["streams"][0]["nb_read_packets"]) == 150  # every frame sent, none lost
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert [fragment["FragmentLengthInMilliseconds"] for fragment in listed] == pytest.approx([2000] * 3, abs=100)
 
 
 def test_get_media_follows_the_live_edge(server, video, media, clip):

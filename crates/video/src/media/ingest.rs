@@ -85,6 +85,14 @@ impl Splitter {
         }
     }
 
+    /// The children received so far of the Cluster still open, and its track header.
+    pub fn open_cluster(&self) -> Option<(&TrackHeader, &[u8])> {
+        match self.level {
+            Level::Cluster => Some((self.header.as_deref()?, &self.cluster)),
+            _ => None,
+        }
+    }
+
     /// Handles the element at the start of `bytes`; `Ok(None)` when more bytes are needed, else
     /// how many bytes it consumed.
     fn step(&mut self, bytes: &[u8], events: &mut Vec<Cluster>) -> Result<Option<usize>, SplitError> {

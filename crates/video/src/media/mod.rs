@@ -2,7 +2,8 @@
 //! (GetMedia, GetMediaForFragmentList, ListFragments).
 //!
 //! A *fragment* is one Matroska Cluster as a producer sent it (Kinesis Video's definition: a
-//! Cluster that starts at a key frame), stored with the track header in force when it was sent.
+//! Cluster that starts at a key frame), stored with the track header in force when it was sent;
+//! a Cluster that does not start at a video key frame is appended to the fragment before it.
 //!
 //! The store's API, for readers of fragments (the HLS/GetClip remuxer builds on it):
 //! - [`MediaStore::stream`] → a stream's [`StreamFragments`], by stream name and creation time;
@@ -14,11 +15,13 @@
 //!   and Tracks elements are there too) and the Cluster's children bytes (Timecode, SimpleBlocks)
 //!   ([`Fragment::cluster`]), which [`Fragment::blocks`] walks frame by frame.
 //!
-//! Submodules: [`ebml`] (element primitives), [`ingest`] (incremental splitter), [`store`]
+//! Submodules: [`ebml`] (element primitives), [`ingest`] (incremental splitter), [`keyframe`]
+//! (fragments start at video key frames), [`store`]
 //! (durable fragment files and their index), [`mkv`] (the MKV that readers get back).
 
 pub(crate) mod ebml;
 pub(crate) mod ingest;
+pub(crate) mod keyframe;
 pub(crate) mod mkv;
 mod store;
 

@@ -1,5 +1,7 @@
 //! PutMedia (`POST /putMedia`): a long-lived request whose body is one Matroska stream. Every
-//! Cluster becomes a fragment, stored durably before it is acknowledged; the response is a
+//! Cluster starting at a video key frame begins a fragment (a Cluster that does not continues the
+//! fragment before it, see `media::keyframe`), stored durably before it is acknowledged
+//! PERSISTED; every Cluster is acknowledged BUFFERING and RECEIVED on arrival. The response is a
 //! stream of JSON acknowledgements, one a line:
 //! `{"EventType":"BUFFERING"|"RECEIVED"|"PERSISTED"|"ERROR"|"IDLE","FragmentTimecode":n,
 //! "FragmentNumber":"…","ErrorId":n}` (API_dataplane_PutMedia in the Kinesis Video guide).
@@ -16,6 +18,7 @@ use tokio::sync::mpsc;
 use super::Response;
 use crate::error::VideoError;
 use crate::media::ingest::{Cluster, SplitError, Splitter};
+use crate::media::keyframe::{starts_at_key_frame, BeyondBlockRange, OpenFragment};
 use crate::media::{cluster_blocks, cluster_timecode, StreamFragments};
 use crate::service::{StreamRef, VideoService};
 
@@ -29,6 +32,7 @@ const ACK_BACKLOG: usize = 32;
 mod error_id {
     pub const STREAM_READ_ERROR: u32 = 4000;
     pub const MAX_FRAGMENT_SIZE_REACHED: u32 = 4001;
+    pub const MAX_FRAGMENT_DURATION_REACHED: u32 = 4002;
     pub const FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS: u32 = 4004;
     pub const INVALID_MKV_DATA: u32 = 4006;
     pub const STREAM_NOT_ACTIVE: u32 = 4008;
@@ -112,7 +116,15 @@ pub(super) async fn put_media(service: &VideoService, request: RestRequest<'_>) 
     let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
     let service = service.shared().ok_or_else(|| AwsError::from(VideoError::StreamNotFound))?;
     let (acks, ack_lines) = mpsc::channel(ACK_BACKLOG);
-    let session = Session { service, stream_name: meta.name.clone(), fragments, timing, acks, last_producer_ms: None };
+    let session = Session {
+        service,
+        stream_name: meta.name.clone(),
+        fragments,
+        timing,
+        acks,
+        last_producer_ms: None,
+        open: None,
+    };
     tokio::spawn(session.run(body));
     let mut response = http::Response::new(Payload::Stream(ack_lines));
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
@@ -127,6 +139,8 @@ struct Session {
     timing: Timing,
     acks: mpsc::Sender<Bytes>,
     last_producer_ms: Option<i64>,
+    /// The fragment whose group of pictures may go on in the next Cluster.
+    open: Option<OpenFragment>,
 }
 
 impl Session {
@@ -141,7 +155,7 @@ impl Session {
                 Ok(None) => break,
                 Ok(Some(Err(error))) => {
                     tracing::debug!(%error, stream = %self.stream_name, "PutMedia body ended");
-                    self.ack(Ack::error(error_id::STREAM_READ_ERROR, None)).await;
+                    self.fail(Ack::error(error_id::STREAM_READ_ERROR, None)).await;
                     return;
                 }
                 Ok(Some(Ok(chunk))) => chunk,
@@ -151,18 +165,29 @@ impl Session {
                 Err(error) => return self.refuse(error).await,
             };
             for cluster in clusters {
-                if !self.store(cluster).await {
+                if !self.receive(cluster).await {
                     return;
                 }
+            }
+            // The next Cluster starts at a key frame: the open fragment is complete, and is
+            // persisted without waiting for the end of that Cluster.
+            let next_starts_fragment = splitter
+                .open_cluster()
+                .is_some_and(|(header, cluster)| starts_at_key_frame(header, cluster) == Some(true));
+            if next_starts_fragment && !self.persist().await {
+                return;
             }
         }
         match splitter.finish() {
             Ok(Some(cluster)) => {
-                self.store(cluster).await;
+                if !self.receive(cluster).await {
+                    return;
+                }
             }
             Ok(None) => {}
-            Err(error) => self.refuse(error).await,
+            Err(error) => return self.refuse(error).await,
         }
+        self.persist().await;
     }
 
     /// Sends an acknowledgement; false when the client is gone.
@@ -170,7 +195,15 @@ impl Session {
         self.acks.send(ack.line()).await.is_ok()
     }
 
-    async fn refuse(&self, error: SplitError) {
+    /// Ends the session with an ERROR; the open fragment, made of complete Clusters, is
+    /// persisted first.
+    async fn fail(&mut self, error: Ack) {
+        if self.persist().await {
+            self.ack(error).await;
+        }
+    }
+
+    async fn refuse(&mut self, error: SplitError) {
         let id = match error {
             SplitError::Invalid(reason) => {
                 tracing::debug!(%reason, stream = %self.stream_name, "PutMedia refused invalid MKV");
@@ -178,26 +211,60 @@ impl Session {
             }
             SplitError::TooLarge => error_id::MAX_FRAGMENT_SIZE_REACHED,
         };
-        self.ack(Ack::error(id, None)).await;
+        self.fail(Ack::error(id, None)).await;
     }
 
-    /// Stores one Cluster and acknowledges it; false when the session ends (an error, or the
-    /// client gone).
-    async fn store(&mut self, cluster: Cluster) -> bool {
+    /// Takes one complete Cluster: it starts the next fragment (the open one is then persisted),
+    /// or continues the open one when its first video frame is not a key frame. False when the
+    /// session ends (an error, or the client gone).
+    async fn receive(&mut self, cluster: Cluster) -> bool {
         let Cluster { header, body } = cluster;
         let timecode = cluster_timecode(&body);
         let timecode_ms = header.ticks_to_ms(i64::try_from(timecode).unwrap_or(i64::MAX));
         let producer_ms = self.timing.producer_ms(timecode_ms);
         if self.last_producer_ms.is_some_and(|last| producer_ms < last) {
-            self.ack(Ack::error(error_id::FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS, Some(timecode))).await;
+            self.fail(Ack::error(error_id::FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS, Some(timecode))).await;
             return false;
         }
         self.last_producer_ms = Some(producer_ms);
+        let starts_fragment = starts_at_key_frame(&header, &body);
+        let continues = self.open.as_ref().is_some_and(|open| Arc::ptr_eq(&open.header, &header));
+        let begins = match (starts_fragment, continues) {
+            (Some(true), _) | (None, false) => true,
+            (_, true) => false,
+            // Frames that reference a key frame this session never sent cannot be decoded.
+            (Some(false), false) => {
+                tracing::debug!(stream = %self.stream_name, "PutMedia refused a session starting after a key frame");
+                self.fail(Ack::error(error_id::INVALID_MKV_DATA, Some(timecode))).await;
+                return false;
+            }
+        };
+        // The fragment before is complete (and acknowledged) before this Cluster is.
+        if begins && !self.persist().await {
+            return false;
+        }
         if !self.ack(Ack::event("BUFFERING", Some(timecode))).await
             || !self.ack(Ack::event("RECEIVED", Some(timecode))).await
         {
             return false;
         }
+        match self.open.as_mut() {
+            Some(open) if !begins => {
+                if open.extend(&body) == Err(BeyondBlockRange) {
+                    self.fail(Ack::error(error_id::MAX_FRAGMENT_DURATION_REACHED, Some(timecode))).await;
+                    return false;
+                }
+            }
+            _ => self.open = Some(OpenFragment { header, body, producer_ms }),
+        }
+        true
+    }
+
+    /// Stores the open fragment, if any, and acknowledges it; false when the session ends (an
+    /// error, or the client gone).
+    async fn persist(&mut self) -> bool {
+        let Some(OpenFragment { header, body, producer_ms }) = self.open.take() else { return true };
+        let timecode = cluster_timecode(&body);
         // Retention as it is now: it may have changed since the session began.
         let retention_hours = match self.service.stream_meta(&self.stream_name) {
             Some(meta) => meta.retention_hours,
