@@ -232,3 +232,98 @@ def test_live_stream_plays_in_headless_chromium(server, video, archived, tmp_pat
     assert (result["width"], result["height"]) == (320, 240)
     producer.join(60)
     assert producer_acks, "the producer failed"
+
+
+# ---- The media segments: what a player stitches together ---------------------------------------
+
+
+def boxes(data: bytes, start: int = 0, end: int | None = None):
+    """The MP4 boxes of `data[start:end]`: (type, body start, body end)."""
+    end = len(data) if end is None else end
+    while start + 8 <= end:
+        size, kind = int.from_bytes(data[start:start + 4], "big"), data[start + 4:start + 8].decode("latin-1")
+        yield kind, start + 8, start + size
+        start += size
+
+
+def runs(segment: bytes) -> dict[int, dict]:
+    """Per track ID of a media segment: its tfdt and its samples' durations and flags."""
+    found = {}
+    for kind, body, end in boxes(segment):
+        if kind != "moof":
+            continue
+        for traf_kind, traf, traf_end in boxes(segment, body, end):
+            if traf_kind != "traf":
+                continue
+            children = {child: (at, child_end) for child, at, child_end in boxes(segment, traf, traf_end)}
+            track = int.from_bytes(segment[children["tfhd"][0] + 4:children["tfhd"][0] + 8], "big")
+            tfdt_at = children["tfdt"][0]
+            version = segment[tfdt_at]
+            tfdt = int.from_bytes(segment[tfdt_at + 4:tfdt_at + (12 if version else 8)], "big")
+            trun = children["trun"][0]
+            flags = int.from_bytes(segment[trun + 1:trun + 4], "big")
+            count = int.from_bytes(segment[trun + 4:trun + 8], "big")
+            at = trun + 8 + (4 if flags & 0x1 else 0) + (4 if flags & 0x4 else 0)
+            fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
+            samples = []
+            for _ in range(count):
+                values = {}
+                for bit in fields:
+                    values[bit] = int.from_bytes(segment[at:at + 4], "big")
+                    at += 4
+                samples.append(values)
+            found[track] = {"tfdt": tfdt, "durations": [sample[0x100] for sample in samples],
+                            "sync": [not sample[0x400] & 0x10000 for sample in samples]}
+    return found
+
+
+def timescales(init: bytes) -> dict[int, int]:
+    """Per track ID of an init segment: its media timescale."""
+    found = {}
+
+    def walk(start: int, end: int, track: list[int]) -> None:
+        for kind, body, box_end in boxes(init, start, end):
+            if kind in ("moov", "trak", "mdia"):
+                walk(body, box_end, track)
+            elif kind == "tkhd":
+                track.append(int.from_bytes(init[body + (20 if init[body] else 12):][:4], "big"))
+            elif kind == "mdhd":
+                found[track[-1]] = int.from_bytes(init[body + (20 if init[body] else 12):][:4], "big")
+
+    walk(0, len(init), [])
+    return found
+
+
+def test_media_segments_continue_each_other(server, video, archived):
+    name = new_stream(video)
+    persisted = put_ffmpeg(server.endpoint, name, 8)
+    url = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="LIVE_REPLAY", MaxMediaPlaylistFragmentResults=10,
+        HLSFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                             "TimestampRange": {"StartTimestamp": time.time() - 600}},
+    )["HLSStreamingSessionURL"]
+    query = url.split("?", 1)[1]
+    playlist = requests.get(urllib.parse.urljoin(url, f"getHLSMediaPlaylist.m3u8?{query}"), timeout=10).text
+    init = requests.get(urllib.parse.urljoin(url, f"getMP4InitFragment.mp4?{query}"), timeout=10).content
+    scales = timescales(init)
+    lines = playlist.splitlines()
+    extinfs = [float(line.split(":")[1].rstrip(",")) for line in lines if line.startswith("#EXTINF")]
+    target = int(next(line for line in lines if line.startswith("#EXT-X-TARGETDURATION")).split(":")[1])
+    segments = [runs(requests.get(urllib.parse.urljoin(url, line), timeout=10).content)
+                for line in lines if line.startswith("getMP4MediaFragment")]
+    assert len(segments) == len(persisted) >= 4
+    video_track, audio_track = sorted(scales)
+    for before, after, extinf in zip(segments, segments[1:], extinfs):
+        for track in (video_track, audio_track):
+            end = before[track]["tfdt"] + sum(before[track]["durations"])
+            gap = (after[track]["tfdt"] - end) / scales[track]
+            assert abs(gap) < 0.0005, (track, gap)  # no gap, no overlap, in decode time
+        # The playlist's duration is the time to the next fragment, on the earliest track.
+        start = min(before[track]["tfdt"] / scales[track] for track in (video_track, audio_track))
+        next_start = min(after[track]["tfdt"] / scales[track] for track in (video_track, audio_track))
+        assert abs(extinf - (next_start - start)) < 0.0005, (extinf, next_start - start)
+    for segment in segments:
+        assert segment[video_track]["sync"][0]
+    # RFC 8216 §4.3.3.1: the longest EXTINF rounded; a larger target makes hls.js hold back
+    # further from the live edge and reload the playlist less often than fragments arrive.
+    assert target == max(round(extinf) for extinf in extinfs) == 2

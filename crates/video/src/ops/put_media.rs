@@ -19,7 +19,7 @@ use super::Response;
 use crate::error::VideoError;
 use crate::media::ingest::{Cluster, SplitError, Splitter};
 use crate::media::keyframe::{starts_at_key_frame, BeyondBlockRange, OpenFragment};
-use crate::media::{cluster_blocks, cluster_timecode, StreamFragments};
+use crate::media::{cluster_blocks, cluster_timecode, StreamFragments, TrackHeader};
 use crate::service::{StreamRef, VideoService};
 
 /// How long a session may send nothing before it is told IDLE (and again after as long).
@@ -171,10 +171,10 @@ impl Session {
             }
             // The next Cluster starts at a key frame: the open fragment is complete, and is
             // persisted without waiting for the end of that Cluster.
-            let next_starts_fragment = splitter
-                .open_cluster()
-                .is_some_and(|(header, cluster)| starts_at_key_frame(header, cluster) == Some(true));
-            if next_starts_fragment && !self.persist().await {
+            let next_fragment = splitter.open_cluster().and_then(|(header, cluster)| {
+                (starts_at_key_frame(header, cluster) == Some(true)).then(|| cluster_timecode(cluster))
+            });
+            if next_fragment.is_some() && !self.persist(next_fragment).await {
                 return;
             }
         }
@@ -187,7 +187,7 @@ impl Session {
             Ok(None) => {}
             Err(error) => return self.refuse(error).await,
         }
-        self.persist().await;
+        self.persist(None).await;
     }
 
     /// Sends an acknowledgement; false when the client is gone.
@@ -198,7 +198,7 @@ impl Session {
     /// Ends the session with an ERROR; the open fragment, made of complete Clusters, is
     /// persisted first.
     async fn fail(&mut self, error: Ack) {
-        if self.persist().await {
+        if self.persist(None).await {
             self.ack(error).await;
         }
     }
@@ -240,7 +240,7 @@ impl Session {
             }
         };
         // The fragment before is complete (and acknowledged) before this Cluster is.
-        if begins && !self.persist().await {
+        if begins && !self.persist(Some(timecode)).await {
             return false;
         }
         if !self.ack(Ack::event("BUFFERING", Some(timecode))).await
@@ -260,9 +260,10 @@ impl Session {
         true
     }
 
-    /// Stores the open fragment, if any, and acknowledges it; false when the session ends (an
-    /// error, or the client gone).
-    async fn persist(&mut self) -> bool {
+    /// Stores the open fragment, if any, and acknowledges it; `next_timecode` is the timecode of
+    /// the Cluster that follows it, when known. False when the session ends (an error, or the
+    /// client gone).
+    async fn persist(&mut self, next_timecode: Option<u64>) -> bool {
         let Some(OpenFragment { header, body, producer_ms }) = self.open.take() else { return true };
         let timecode = cluster_timecode(&body);
         // Retention as it is now: it may have changed since the session began.
@@ -273,7 +274,7 @@ impl Session {
                 return false;
             }
         };
-        let duration_ms = header.ticks_to_ms(duration_ticks(&body));
+        let duration_ms = duration_ms(&header, &body, next_timecode);
         match self.fragments.append(header, body, producer_ms, duration_ms, retention_hours).await {
             Ok(meta) => {
                 let persisted =
@@ -287,6 +288,23 @@ impl Session {
             }
         }
     }
+}
+
+/// How far a fragment's next one may start from the end of its last frame and still be taken as
+/// its continuation.
+const CONTINUATION_TOLERANCE_MS: i64 = 50;
+
+/// A fragment's duration: until the next fragment's start when that one follows on (so that
+/// the durations of a continuous stream add up exactly, as HLS players place segments by their
+/// playlist durations), else to the end of its last frame.
+fn duration_ms(header: &TrackHeader, cluster: &[u8], next_timecode: Option<u64>) -> i64 {
+    let measured_ms = header.ticks_to_ms(duration_ticks(cluster));
+    let start = cluster_timecode(cluster);
+    let until_next = next_timecode.and_then(|next| i64::try_from(next.checked_sub(start)?).ok());
+    until_next
+        .map(|ticks| header.ticks_to_ms(ticks))
+        .filter(|until_ms| (until_ms - measured_ms).abs() <= CONTINUATION_TOLERANCE_MS)
+        .unwrap_or(measured_ms)
 }
 
 /// A Cluster's duration in timecode ticks: from its start to its last frame, plus the gap

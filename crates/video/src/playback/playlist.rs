@@ -92,7 +92,9 @@ pub(crate) fn media(session: &Session, token: &str, fragments: &[FragmentInfo], 
     };
     let playlist = MediaPlaylist {
         version: Some(7),
-        target_duration: longest_ms.div_ceil(1000).max(1),
+        // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer is at most the target;
+        // a larger target only makes players hold back further and reload less often.
+        target_duration: ((longest_ms + 500) / 1000).max(1),
         media_sequence: first_sequence,
         discontinuity_sequence,
         segments,
