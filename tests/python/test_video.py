@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import botocore.exceptions
 import pytest
@@ -38,10 +39,39 @@ def describe(video, name: str) -> dict:
     return video.describe_stream(StreamName=name)["StreamInfo"]
 
 
+def wait_for_status(video, name: str, status: str | None, timeout: float = 10) -> None:
+    """Polls DescribeStream until the stream's status is `status` (None: until it is gone), as
+    clients of AWS's asynchronous CreateStream and DeleteStream do."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if describe(video, name)["Status"] == status:
+                return
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Code"] == "ResourceNotFoundException"
+            if status is None:
+                return
+        assert time.monotonic() < deadline, f"{name} never became {status}"
+        time.sleep(0.05)
+
+
+def create_active(video, **kwargs) -> str:
+    """CreateStream, then waits until the stream is ACTIVE; answers its ARN."""
+    arn = video.create_stream(**kwargs)["StreamARN"]
+    wait_for_status(video, kwargs["StreamName"], "ACTIVE")
+    return arn
+
+
 def test_create_and_describe(video):
     name = unique_name("cam")
+    started = time.monotonic()
     arn = video.create_stream(StreamName=name, DeviceName="front-door", MediaType="video/h264,audio/aac",
                               DataRetentionInHours=24, Tags={"site": "lab"})["StreamARN"]
+    creating = describe(video, name)["Status"]
+    # CreateStream is asynchronous: CREATING for a moment (a quarter of a second), then ACTIVE.
+    if time.monotonic() - started < 0.2:
+        assert creating == "CREATING"
+    wait_for_status(video, name, "ACTIVE")
     match = ARN.match(arn)
     assert match and match.group(1) == name
     info = describe(video, name)
@@ -125,7 +155,19 @@ def test_list_with_prefix_and_pagination(video):
 
 def test_update_stream_and_versions(video):
     name = unique_name("upd")
+    started = time.monotonic()
     video.create_stream(StreamName=name, DeviceName="old", MediaType="video/h264")
+    version = describe(video, name)["Version"]
+    try:
+        video.update_stream(StreamName=name, CurrentVersion=version, DeviceName="early")
+        updated_early = True
+    except botocore.exceptions.ClientError as error:
+        assert error.response["Error"]["Code"] == "ResourceInUseException"
+        assert "is not ACTIVE: its status is CREATING" in error.response["Error"]["Message"]
+        updated_early = False
+    # A stream still CREATING takes no update.
+    assert not updated_early or time.monotonic() - started >= 0.2
+    wait_for_status(video, name, "ACTIVE")
     before = describe(video, name)
     code, status, _ = error_of(video.update_stream, StreamName=name, CurrentVersion="stale1", DeviceName="new")
     assert (code, status) == ("VersionMismatchException", 400)
@@ -141,7 +183,7 @@ def test_update_stream_and_versions(video):
 
 def test_update_data_retention(video, unchecked_video):
     name = unique_name("ret")
-    video.create_stream(StreamName=name, DataRetentionInHours=10)
+    create_active(video, StreamName=name, DataRetentionInHours=10)
     version = describe(video, name)["Version"]
     video.update_data_retention(StreamName=name, CurrentVersion=version, Operation="INCREASE_DATA_RETENTION",
                                 DataRetentionChangeInHours=14)
@@ -170,7 +212,17 @@ def test_delete_with_version(video):
     code, status, _ = error_of(video.delete_stream, StreamARN=arn, CurrentVersion="stale1")
     assert (code, status) == ("VersionMismatchException", 400)
     assert describe(video, name)["StreamARN"] == arn
+    started = time.monotonic()
     video.delete_stream(StreamARN=arn, CurrentVersion=version)
+    # DeleteStream is asynchronous: DELETING for a moment, the name still taken, then gone.
+    try:
+        deleting = describe(video, name)["Status"]
+        retaken = error_of(video.create_stream, StreamName=name)[:2]
+    except botocore.exceptions.ClientError as error:
+        deleting, retaken = error.response["Error"]["Code"], None
+    if time.monotonic() - started < 0.2:
+        assert (deleting, retaken) == ("DELETING", ("ResourceInUseException", 400))
+    wait_for_status(video, name, None)
     assert error_of(video.describe_stream, StreamName=name)[:2] == ("ResourceNotFoundException", 404)
     # The name is free again; the new stream has a new ARN only if created in another millisecond,
     # but the old ARN's stream is gone either way.
@@ -237,6 +289,7 @@ def test_aws_cli(server):
     stale = cli("delete-stream", "--stream-arn", created["StreamARN"], "--current-version", "stale1", check=False)
     assert stale.returncode != 0 and "VersionMismatchException" in stale.stderr
     cli("delete-stream", "--stream-arn", created["StreamARN"], "--current-version", info["Version"])
+    wait_for_status(server.client(service="kinesisvideo"), name, None)
     missing = cli("describe-stream", "--stream-name", name, check=False)
     assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
 
@@ -246,8 +299,8 @@ def test_metadata_survives_restart(server_factory, tmp_path):
     first = server_factory(data_dir=data_dir)
     video = first.client(service="kinesisvideo")
     name = unique_name("keep")
-    arn = video.create_stream(StreamName=name, DeviceName="dev", MediaType="video/h264", DataRetentionInHours=3,
-                              Tags={"k": "v"})["StreamARN"]
+    arn = create_active(video, StreamName=name, DeviceName="dev", MediaType="video/h264", DataRetentionInHours=3,
+                        Tags={"k": "v"})
     version = describe(video, name)["Version"]
     video.update_data_retention(StreamName=name, CurrentVersion=version, Operation="INCREASE_DATA_RETENTION",
                                 DataRetentionChangeInHours=2)

@@ -25,6 +25,7 @@ from botocore.credentials import Credentials
 
 import support
 from support import ACCESS_KEY, REGION, SECRET_KEY, unique_name
+from test_video import create_active, wait_for_status
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
                                 reason="ffmpeg/ffprobe not installed (apt-get install ffmpeg)")
@@ -125,7 +126,7 @@ def media(server):
 
 def new_stream(video, retention: int = 24) -> str:
     name = unique_name("cam")
-    video.create_stream(StreamName=name, MediaType="video/h264", DataRetentionInHours=retention)
+    create_active(video, StreamName=name, MediaType="video/h264", DataRetentionInHours=retention)
     return name
 
 
@@ -310,6 +311,26 @@ def test_put_media_errors(server, video):
     response = requests.post(url, data=b"", headers={"x-amzn-stream-name": name,
                                                      "x-amzn-fragment-timecode-type": "SIDEWAYS"}, timeout=10)
     assert (response.status_code, response.headers["x-amzn-ErrorType"]) == (400, "InvalidArgumentException")
+
+
+def test_media_waits_for_an_active_stream(server, video, media, clip):
+    name = unique_name("new")
+    started = time.monotonic()
+    video.create_stream(StreamName=name, DataRetentionInHours=1)
+    try:
+        media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
+        early_read = "read"
+    except botocore.exceptions.ClientError as error:
+        early_read = error.response["Error"]["Code"]
+    early_acks = put_media(server.endpoint, name, [clip])
+    # While the stream is CREATING (a quarter of a second), it is "not found or not active" to
+    # readers, and PutMedia's first fragment gets STREAM_NOT_ACTIVE.
+    if time.monotonic() - started < 0.2:
+        assert early_read == "ResourceNotFoundException"
+        assert early_acks[-1] == {"EventType": "ERROR", "FragmentTimecode": 0, "ErrorId": 4008}
+        assert not persisted(early_acks)
+    wait_for_status(video, name, "ACTIVE")
+    assert len(persisted(put_media(server.endpoint, name, [clip]))) == cluster_count(clip)
 
 
 def test_signed_put_media_with_auth(server_factory, tmp_path, clip):

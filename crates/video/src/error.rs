@@ -14,6 +14,8 @@ pub(crate) enum VideoError {
     StreamNotFound,
     #[error("The stream {0} already exists.")]
     StreamExists(String),
+    #[error("The stream {name} is not ACTIVE: its status is {status}.")]
+    NotActive { name: String, status: &'static str },
     #[error("The stream version {given} does not match the current version {current}.")]
     VersionMismatch { given: String, current: String },
     #[error("The stream has reached the limit of {limit} tags.")]
@@ -30,6 +32,17 @@ pub(crate) enum VideoError {
     FragmentNotFound(String),
 }
 
+impl VideoError {
+    /// The data APIs (GetMedia, ListFragments, playback) answer for a stream that is not ACTIVE
+    /// as for one that does not exist: "not found or not active".
+    pub fn inactive_as_not_found(self) -> Self {
+        match self {
+            Self::NotActive { .. } => Self::StreamNotFound,
+            other => other,
+        }
+    }
+}
+
 impl From<VideoError> for AwsError {
     fn from(error: VideoError) -> Self {
         let message = error.to_string();
@@ -37,7 +50,7 @@ impl From<VideoError> for AwsError {
             VideoError::InvalidArgument(_) => ("InvalidArgumentException", 400),
             VideoError::InvalidResourceFormat(_) => ("InvalidResourceFormatException", 400),
             VideoError::StreamNotFound | VideoError::FragmentNotFound(_) => ("ResourceNotFoundException", 404),
-            VideoError::StreamExists(_) => ("ResourceInUseException", 400),
+            VideoError::StreamExists(_) | VideoError::NotActive { .. } => ("ResourceInUseException", 400),
             VideoError::VersionMismatch { .. } => ("VersionMismatchException", 400),
             VideoError::TooManyTags { .. } => ("TagsPerResourceExceededLimitException", 400),
             VideoError::AccountStreamLimit { .. } => ("AccountStreamLimitExceededException", 400),

@@ -20,6 +20,39 @@ pub(crate) struct StreamMeta {
     pub tags: BTreeMap<String, String>,
 }
 
+/// How long a new stream stays CREATING. AWS creates streams asynchronously and clients poll
+/// DescribeStream until the status is ACTIVE; Tideline's streams are usable at once, so this
+/// is only long enough for clients to see the transition.
+pub(crate) const CREATING_MS: i64 = 250;
+
+/// A stream's `Status`: CREATING, then ACTIVE until DeleteStream makes it DELETING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Creating,
+    Active,
+    Deleting,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "CREATING",
+            Self::Active => "ACTIVE",
+            Self::Deleting => "DELETING",
+        }
+    }
+}
+
+impl StreamMeta {
+    /// The status of a stream that is not being deleted, at `now_ms`.
+    pub fn status(&self, now_ms: i64) -> Status {
+        match now_ms < self.created_ms.saturating_add(CREATING_MS) {
+            true => Status::Creating,
+            false => Status::Active,
+        }
+    }
+}
+
 /// A fresh stream version: AWS's are opaque alphanumeric strings.
 pub(crate) fn new_version() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -44,8 +77,8 @@ pub(crate) struct StreamInfo {
     data_retention_in_hours: u64,
 }
 
-impl From<&StreamMeta> for StreamInfo {
-    fn from(meta: &StreamMeta) -> Self {
+impl StreamInfo {
+    pub fn new(meta: &StreamMeta, status: Status) -> Self {
         Self {
             device_name: meta.device_name.clone(),
             stream_name: meta.name.clone(),
@@ -53,9 +86,7 @@ impl From<&StreamMeta> for StreamInfo {
             media_type: meta.media_type.clone(),
             kms_key_id: meta.kms_key_id.clone(),
             version: meta.version.clone(),
-            // Creation and updates take effect when committed: a stream that can be described
-            // is active.
-            status: "ACTIVE",
+            status: status.as_str(),
             creation_time: meta.created_ms as f64 / 1000.0,
             data_retention_in_hours: meta.retention_hours,
         }

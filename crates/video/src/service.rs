@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tideline_storage::{MetaOp, Storage};
 
 use crate::error::VideoError;
 use crate::media::MediaStore;
-use crate::model::StreamMeta;
+use crate::model::{Status, StreamMeta};
 
 #[derive(Debug, Clone)]
 pub struct VideoConfig {
@@ -33,11 +33,17 @@ pub struct VideoService {
     /// checks, name uniqueness, tag limits) don't race.
     pub(crate) changes: tokio::sync::Mutex<()>,
     media: MediaStore,
+    /// Streams deleted in the last [`DELETING_MS`], with when: described as DELETING, and their
+    /// names not yet free for a new stream.
+    deleting: Mutex<Vec<(Arc<StreamMeta>, i64)>>,
     /// The service itself, for the tasks a request leaves running (PutMedia's ingest).
     me: Weak<VideoService>,
 }
 
 const META_PREFIX: &str = "videostream/";
+/// How long a deleted stream stays DELETING (AWS deletes asynchronously; clients poll
+/// DescribeStream until ResourceNotFoundException).
+const DELETING_MS: i64 = 250;
 
 fn meta_key(name: &str) -> String {
     format!("{META_PREFIX}{name}")
@@ -69,6 +75,7 @@ impl VideoService {
             streams: RwLock::new(streams),
             changes: tokio::sync::Mutex::new(()),
             media,
+            deleting: Mutex::new(Vec::new()),
             me: me.clone(),
         }))
     }
@@ -131,6 +138,28 @@ impl VideoService {
         }
     }
 
+    /// The stream a request names, if it is ACTIVE (a stream still CREATING is `NotActive`).
+    pub(crate) fn locate_active(
+        &self,
+        stream: StreamRef<'_>,
+        malformed: fn(String) -> VideoError,
+    ) -> Result<Arc<StreamMeta>, VideoError> {
+        let meta = self.locate(stream, malformed)?;
+        match meta.status(tideline_storage::now_ms()) {
+            Status::Active => Ok(meta),
+            status => Err(VideoError::NotActive { name: meta.name.clone(), status: status.as_str() }),
+        }
+    }
+
+    /// The stream `stream` names if DeleteStream deleted it less than [`DELETING_MS`] ago.
+    pub(crate) fn deleting(&self, stream: StreamRef<'_>) -> Option<Arc<StreamMeta>> {
+        let mut deleting = self.deleting.lock();
+        let now = tideline_storage::now_ms();
+        deleting.retain(|(_, since)| now < since.saturating_add(DELETING_MS));
+        let named = |meta: &StreamMeta| stream.name == Some(&meta.name) || stream.arn == Some(&meta.arn);
+        deleting.iter().find(|(meta, _)| named(meta)).map(|(meta, _)| Arc::clone(meta))
+    }
+
     /// Streams in name order, from the first name after `after`, whose names start with `prefix`.
     pub(crate) fn list(&self, after: Option<&str>, prefix: &str, limit: usize) -> Vec<Arc<StreamMeta>> {
         let streams = self.streams.read();
@@ -161,7 +190,13 @@ impl VideoService {
 
     pub(crate) async fn remove(&self, name: &str) -> Result<(), VideoError> {
         self.storage.metadata().commit(vec![MetaOp::Delete(meta_key(name))]).await?;
-        self.streams.write().remove(name);
+        if let Some(meta) = self.streams.write().remove(name) {
+            let now = tideline_storage::now_ms();
+            let mut deleting = self.deleting.lock();
+            // Bounded: only the last DELETING_MS's deletions stay.
+            deleting.retain(|(_, since)| now < since.saturating_add(DELETING_MS));
+            deleting.push((meta, now));
+        }
         self.media.remove(name);
         Ok(())
     }

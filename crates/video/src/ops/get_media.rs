@@ -110,7 +110,9 @@ pub(super) async fn get_media(service: &VideoService, request: RestRequest<'_>) 
         check.string("startSelector.continuationToken", selector.continuation_token.as_deref(), 1, 128, None);
     }
     validate::finish(check)?;
-    let meta = service.locate(input.stream.as_ref(), VideoError::InvalidArgument)?;
+    let meta = service
+        .locate_active(input.stream.as_ref(), VideoError::InvalidArgument)
+        .map_err(VideoError::inactive_as_not_found)?;
     let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
     let selector = input.start_selector.as_ref().ok_or(VideoError::StreamNotFound)?;
     let from = start_number(selector, &fragments)?;
@@ -210,7 +212,9 @@ pub(super) async fn list_fragments(service: &VideoService, request: RestRequest<
         }
     }
     validate::finish(check)?;
-    let meta = service.locate(input.stream.as_ref(), VideoError::InvalidArgument)?;
+    let meta = service
+        .locate_active(input.stream.as_ref(), VideoError::InvalidArgument)
+        .map_err(VideoError::inactive_as_not_found)?;
     let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
     let from = match input.next_token.as_deref() {
         Some(token) => {
@@ -261,7 +265,9 @@ pub(super) async fn get_media_for_fragment_list(service: &VideoService, request:
     let count = input.fragments.as_ref().map(|list| i64::try_from(list.len()).unwrap_or(i64::MAX));
     check.integer("fragments", count, 1, 1000);
     validate::finish(check)?;
-    let meta = service.locate(input.stream.as_ref(), VideoError::InvalidArgument)?;
+    let meta = service
+        .locate_active(input.stream.as_ref(), VideoError::InvalidArgument)
+        .map_err(VideoError::inactive_as_not_found)?;
     let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
     let mut numbers = Vec::new();
     for text in input.fragments.iter().flatten() {

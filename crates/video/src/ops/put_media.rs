@@ -20,6 +20,7 @@ use crate::error::VideoError;
 use crate::media::ingest::{Cluster, SplitError, Splitter};
 use crate::media::keyframe::{starts_at_key_frame, BeyondBlockRange, OpenFragment};
 use crate::media::{cluster_blocks, cluster_timecode, StreamFragments, TrackHeader};
+use crate::model::Status;
 use crate::service::{StreamRef, VideoService};
 
 /// How long a session may send nothing before it is told IDLE (and again after as long).
@@ -119,6 +120,7 @@ pub(super) async fn put_media(service: &VideoService, request: RestRequest<'_>) 
     let session = Session {
         service,
         stream_name: meta.name.clone(),
+        created_ms: meta.created_ms,
         fragments,
         timing,
         acks,
@@ -135,6 +137,8 @@ pub(super) async fn put_media(service: &VideoService, request: RestRequest<'_>) 
 struct Session {
     service: Arc<VideoService>,
     stream_name: String,
+    /// When the stream began: a stream deleted and created again under its name is another.
+    created_ms: i64,
     fragments: Arc<StreamFragments>,
     timing: Timing,
     acks: mpsc::Sender<Bytes>,
@@ -266,8 +270,11 @@ impl Session {
     async fn persist(&mut self, next_timecode: Option<u64>) -> bool {
         let Some(OpenFragment { header, body, producer_ms }) = self.open.take() else { return true };
         let timecode = cluster_timecode(&body);
-        // Retention as it is now: it may have changed since the session began.
-        let retention_hours = match self.service.stream_meta(&self.stream_name) {
+        // Retention as it is now: it may have changed since the session began. The stream must
+        // still be the one the session began with, and ACTIVE.
+        let now = tideline_storage::now_ms();
+        let current = self.service.stream_meta(&self.stream_name).filter(|meta| meta.created_ms == self.created_ms);
+        let retention_hours = match current.filter(|meta| meta.status(now) == Status::Active) {
             Some(meta) => meta.retention_hours,
             None => {
                 self.ack(Ack::error(error_id::STREAM_NOT_ACTIVE, Some(timecode))).await;

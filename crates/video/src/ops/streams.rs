@@ -9,7 +9,7 @@ use tideline_proto::{AwsError, RestRequest, Validator};
 
 use super::{ok, Empty, Response};
 use crate::error::VideoError;
-use crate::model::{new_version, StreamInfo, StreamMeta};
+use crate::model::{new_version, Status, StreamInfo, StreamMeta};
 use crate::service::{StreamRef, VideoService};
 use crate::validate::{self, MAX_RETENTION_HOURS, MAX_TAGS, MEDIA_TYPE, NAME, VERSION};
 
@@ -58,6 +58,9 @@ pub(super) async fn create(service: &VideoService, request: RestRequest<'_>) -> 
     let _change = service.changes.lock().await;
     if service.exists(&name) {
         return Err(VideoError::StreamExists(name).into());
+    }
+    if service.deleting(StreamRef { name: Some(&name), arn: None }).is_some() {
+        return Err(VideoError::NotActive { name, status: Status::Deleting.as_str() }.into());
     }
     if service.count() >= service.config.max_streams {
         return Err(VideoError::AccountStreamLimit { limit: service.config.max_streams }.into());
@@ -109,8 +112,17 @@ pub(super) async fn describe(service: &VideoService, request: RestRequest<'_>) -
     let mut check = Validator::new();
     input.check(&mut check);
     validate::finish(check)?;
-    let meta = service.locate(input.as_ref(), VideoError::InvalidArgument)?;
-    ok(&DescribeStreamOutput { stream_info: StreamInfo::from(meta.as_ref()) })
+    let (meta, status) = match service.locate(input.as_ref(), VideoError::InvalidArgument) {
+        Ok(meta) => {
+            let status = meta.status(tideline_storage::now_ms());
+            (meta, status)
+        }
+        Err(VideoError::StreamNotFound) => {
+            (service.deleting(input.as_ref()).ok_or(VideoError::StreamNotFound)?, Status::Deleting)
+        }
+        Err(error) => return Err(error.into()),
+    };
+    ok(&DescribeStreamOutput { stream_info: StreamInfo::new(&meta, status) })
 }
 
 #[derive(Deserialize)]
@@ -176,7 +188,8 @@ pub(super) async fn list(service: &VideoService, request: RestRequest<'_>) -> Re
         page.truncate(limit);
         page.last().map(|meta| encode_token(&meta.name))
     });
-    let stream_info_list = page.iter().map(|meta| StreamInfo::from(meta.as_ref())).collect();
+    let now = tideline_storage::now_ms();
+    let stream_info_list = page.iter().map(|meta| StreamInfo::new(meta, meta.status(now))).collect();
     ok(&ListStreamsOutput { stream_info_list, next_token: next_token.flatten() })
 }
 
@@ -236,7 +249,7 @@ impl VersionedInput {
         change: impl FnOnce(&mut StreamMeta) -> Result<(), VideoError>,
     ) -> Result<(), VideoError> {
         let _change = service.changes.lock().await;
-        let meta = service.locate(self.stream.as_ref(), VideoError::InvalidArgument)?;
+        let meta = service.locate_active(self.stream.as_ref(), VideoError::InvalidArgument)?;
         check_version(&meta, self.current_version.as_deref())?;
         let mut updated = StreamMeta::clone(&meta);
         change(&mut updated)?;

@@ -187,7 +187,8 @@ pub(super) async fn hls_session_url(service: &PlaybackService, request: RestRequ
     let input: SessionUrlInput = request.json()?;
     input.validate()?;
     let stream = StreamRef { name: input.stream_name.as_deref(), arn: input.stream_arn.as_deref() };
-    let meta = service.video.locate(stream, VideoError::InvalidArgument)?;
+    let meta =
+        service.video.locate_active(stream, VideoError::InvalidArgument).map_err(VideoError::inactive_as_not_found)?;
     let endpoint = service.video.endpoint(request.head)?;
     let now = now_ms();
     let session = input.session(meta.name.clone(), meta.arn.clone(), now)?;
@@ -239,7 +240,8 @@ fn session_of(service: &PlaybackService, request: &RestRequest<'_>) -> Result<(S
     })?;
     let session = service.sealer.open(&token, now_ms() / 1000)?;
     let stream = StreamRef { name: Some(&session.stream), arn: None };
-    let meta = service.video.locate(stream, VideoError::InvalidArgument)?;
+    let meta =
+        service.video.locate_active(stream, VideoError::InvalidArgument).map_err(VideoError::inactive_as_not_found)?;
     if meta.arn != session.arn {
         return Err(VideoError::StreamNotFound.into());
     }
@@ -333,7 +335,8 @@ pub(super) async fn clip(service: &PlaybackService, request: RestRequest<'_>) ->
     }
     check_range(&window)?;
     let stream = StreamRef { name: input.stream_name.as_deref(), arn: input.stream_arn.as_deref() };
-    let meta = service.video.locate(stream, VideoError::InvalidArgument)?;
+    let meta =
+        service.video.locate_active(stream, VideoError::InvalidArgument).map_err(VideoError::inactive_as_not_found)?;
     if meta.retention_hours == 0 {
         return Err(PlaybackError::NoDataRetention.into());
     }
