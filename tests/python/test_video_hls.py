@@ -186,6 +186,28 @@ def test_on_demand_session_and_clip_play_in_ffprobe(server, video, archived, tmp
     assert abs(float(probe["format"]["duration"]) - 6.0) < 0.1, probe["format"]
 
 
+def test_session_url_survives_a_restart(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    first = server_factory(data_dir=data_dir)
+    video, archived = first.client(service="kinesisvideo"), first.client(service="kinesis-video-archived-media")
+    name = new_stream(video)
+    put_ffmpeg(first.endpoint, name, 4)
+    url = archived.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="ON_DEMAND", Expires=600,
+        HLSFragmentSelector={"FragmentSelectorType": "SERVER_TIMESTAMP",
+                             "TimestampRange": {"StartTimestamp": time.time() - 600, "EndTimestamp": time.time()}},
+    )["HLSStreamingSessionURL"]
+    assert requests.get(url, timeout=10).status_code == 200
+    first.kill()
+
+    second = server_factory(data_dir=data_dir)
+    # The same session token, at the restarted server's address (its port is new).
+    again = url.replace(first.endpoint, second.endpoint)
+    probe = ffprobe(again)
+    assert [stream["codec_name"] for stream in probe["streams"]] == ["h264", "aac"]
+    assert probe["streams"][0]["nb_read_packets"] == "100"  # 4 s at 25 frames/s
+
+
 def test_live_stream_plays_in_headless_chromium(server, video, archived, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("chromium is not installed (Debian package chromium)")

@@ -108,7 +108,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     stdout.flush()?;
     drop(stdout);
     let auth = verifier.is_some();
-    let playback = video.playback();
+    let playback = video.playback().await?;
     let mut services: Vec<Arc<dyn Service>> = vec![
         Arc::clone(&streams) as Arc<dyn Service>,
         Arc::clone(&firehose) as Arc<dyn Service>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
-use tideline_storage::{MetaOp, Storage};
+use tideline_storage::{MetaOp, Storage, StorageError};
 
 use crate::error::VideoError;
 use crate::media::MediaStore;
@@ -176,6 +176,18 @@ impl VideoService {
         self.storage.metadata().commit(vec![MetaOp::Put(meta_key(&meta.name), bytes)]).await?;
         self.streams.write().insert(meta.name.clone(), Arc::new(meta));
         Ok(())
+    }
+
+    /// A 32-byte secret kept under `name` in the video metadata: drawn at random the first time,
+    /// the same one after every restart.
+    pub(crate) async fn durable_secret(&self, name: &str) -> Result<[u8; 32], StorageError> {
+        let kept = self.storage.metadata().get(name)?.and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+        if let Some(secret) = kept {
+            return Ok(secret);
+        }
+        let secret: [u8; 32] = rand::random();
+        self.storage.metadata().commit(vec![MetaOp::Put(name.to_owned(), secret.to_vec())]).await?;
+        Ok(secret)
     }
 
     /// The base URL a request reached this server by: every data API is served on this same

@@ -67,10 +67,15 @@ async fn off_runtime<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.map_err(|_| PlaybackError::Interrupted)?
 }
 
+/// The name, in the video metadata store, of the key session tokens are sealed with: kept, so
+/// that session URLs handed out before a restart still play after it (until they expire).
+const SESSION_KEY: &str = "hls-session-key";
+
 impl VideoService {
     /// Playback of this service's streams, served beside it on the same port.
-    pub fn playback(self: &Arc<Self>) -> Arc<PlaybackService> {
-        Arc::new(PlaybackService { video: Arc::clone(self), sealer: Sealer::with_random_key() })
+    pub async fn playback(self: &Arc<Self>) -> Result<Arc<PlaybackService>, tideline_storage::StorageError> {
+        let key = self.durable_secret(SESSION_KEY).await?;
+        Ok(Arc::new(PlaybackService { video: Arc::clone(self), sealer: Sealer::new(key) }))
     }
 }
 

@@ -440,7 +440,7 @@ mod tests {
         };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(video.commit(meta)).unwrap();
-        video.playback()
+        runtime.block_on(video.playback()).unwrap()
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! HLS streaming sessions: what a session serves, sealed into the token of its URLs.
 //!
 //! The token carries the session itself (stream, mode, window, options, expiry), signed with
-//! HMAC-SHA256 under a key this server process draws at start: any HLS request can be checked
-//! and served from its token alone, without session state to keep or expire. A restart draws a
-//! new key, which ends the sessions handed out before (clients ask for a new URL).
+//! HMAC-SHA256 under a key drawn once per data directory and kept in its metadata: any HLS
+//! request can be checked and served from its token alone, without session state to keep or
+//! expire, and a session URL outlives a restart of the server until it expires.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -63,9 +63,8 @@ pub(crate) struct Sealer {
 }
 
 impl Sealer {
-    /// A sealer with a fresh random key.
-    pub fn with_random_key() -> Self {
-        Self { key: rand::random() }
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
     }
 
     fn mac(&self, payload: &str) -> HmacSha256 {
@@ -105,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_sealed_session_opens_until_it_expires() {
-        let sealer = Sealer::with_random_key();
+        let sealer = Sealer::new(rand::random());
         let token = sealer.seal(&session());
         assert!(token.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte)), "URL-safe");
         assert_eq!(sealer.open(&token, 1_000).unwrap(), session());
@@ -115,7 +114,7 @@ mod tests {
 
     #[test]
     fn forged_altered_and_foreign_tokens_are_refused() {
-        let sealer = Sealer::with_random_key();
+        let sealer = Sealer::new(rand::random());
         let token = sealer.seal(&session());
         let (payload, signature) = token.split_once('.').unwrap();
         let longer = Session { expires_s: i64::MAX, ..session() };
@@ -123,6 +122,6 @@ mod tests {
         for token in [altered, format!("{payload}.AAAA"), payload.to_owned(), String::new(), "..".into()] {
             assert!(matches!(sealer.open(&token, 0), Err(PlaybackError::NotAuthorized(_))), "{token}");
         }
-        assert!(Sealer::with_random_key().open(&sealer.seal(&session()), 0).is_err(), "another server's key");
+        assert!(Sealer::new(rand::random()).open(&sealer.seal(&session()), 0).is_err(), "another server's key");
     }
 }
