@@ -333,6 +333,80 @@ def test_media_waits_for_an_active_stream(server, video, media, clip):
     assert len(persisted(put_media(server.endpoint, name, [clip]))) == cluster_count(clip)
 
 
+def test_connections_per_stream_are_limited(server, video, media, clip):
+    name = new_stream(video)
+    put_media(server.endpoint, name, pieces(clip))
+    # Three GetMedia connections per stream; the fourth is throttled.
+    readers = [media.get_media(StreamName=name, StartSelector={"StartSelectorType": "NOW"})["Payload"]
+               for _ in range(3)]
+    code = error_of_media(media, name)
+    for reader in readers:
+        reader.close()
+    assert code == "ConnectionLimitExceededException"
+
+    # One PutMedia connection per stream: a second one while the first is open is throttled.
+    release = threading.Event()
+
+    def held():
+        yield clip[:4096]
+        release.wait(30)
+
+    first = threading.Thread(target=put_media, args=(server.endpoint, name, held()), daemon=True)
+    first.start()
+    deadline = time.monotonic() + 10
+    while True:
+        second = requests.post(f"{server.endpoint}/putMedia", data=b"", timeout=10, headers={
+            "x-amzn-stream-name": name, "x-amzn-fragment-timecode-type": "ABSOLUTE"})
+        if second.status_code != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # the first connection was not open yet
+    release.set()
+    first.join(30)
+    assert (second.status_code, second.headers["x-amzn-ErrorType"]) == (400, "ConnectionLimitExceededException")
+    # Its slot is free again once it ended.
+    assert len(persisted(put_media(server.endpoint, name, pieces(clip)))) == cluster_count(clip)
+
+
+def error_of_media(media, name: str) -> str:
+    try:
+        media.get_media(StreamName=name, StartSelector={"StartSelectorType": "NOW"})["Payload"].close()
+    except botocore.exceptions.ClientError as error:
+        return error.response["Error"]["Code"]
+    return "no error"
+
+
+def test_get_media_ends_with_error_tags_when_a_fragment_is_missing(server_factory, tmp_path, clip):
+    data_dir = tmp_path / "data"
+    srv = server_factory(data_dir=data_dir)
+    video, media = srv.client(service="kinesisvideo"), srv.client(service="kinesis-video-media")
+    name = new_stream(video)
+    numbers = [ack["FragmentNumber"] for ack in persisted(put_media(srv.endpoint, name, pieces(clip)))]
+    assert len(numbers) == 3
+    # The second fragment's file vanishes from under the server.
+    [lost] = list((data_dir / "video" / "media" / name).rglob(f"{numbers[1]}.frag"))
+    lost.unlink()
+    data = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
+    # GetMedia stops there: the first fragment, then a last Tags element saying why.
+    assert cluster_count(data) == 1 and numbers[0].encode() in data and numbers[2].encode() not in data
+    tags = {match.group(1): data[match.end():match.end() + int.from_bytes(match.group(2), "big")]
+            for match in re.finditer(rb"(AWS_KINESISVIDEO_ERROR_[A-Z]+)\x44\x87\x01(.{7})", data, re.DOTALL)}
+    assert tags == {b"AWS_KINESISVIDEO_ERROR_CODE": b"Requested fragment is not found",
+                    b"AWS_KINESISVIDEO_ERROR_ID": b"4000"}, data[-300:]
+
+
+def test_fragments_longer_than_20_seconds_are_refused(server, video, archived):
+    # A key frame every 24 s: the Clusters ffmpeg cuts every 5 s continue one fragment past 20 s.
+    encode = [*ENCODE]
+    encode[encode.index("-g") + 1] = encode[encode.index("-keyint_min") + 1] = "600"
+    sent = subprocess.run([*FFMPEG, "-t", "25", *encode], check=True, capture_output=True, timeout=120).stdout
+    name = new_stream(video)
+    acks = put_media(server.endpoint, name, pieces(sent, 64 * 1024))
+    errors = [ack for ack in acks if ack["EventType"] == "ERROR"]
+    assert [error["ErrorId"] for error in errors] == [4002]  # MAX_FRAGMENT_DURATION_REACHED
+    listed = archived.list_fragments(StreamName=name)["Fragments"]
+    assert listed and all(fragment["FragmentLengthInMilliseconds"] <= 20000 for fragment in listed)
+
+
 def test_signed_put_media_with_auth(server_factory, tmp_path, clip):
     credentials = tmp_path / "credentials"
     credentials.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")

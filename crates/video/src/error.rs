@@ -30,6 +30,10 @@ pub(crate) enum VideoError {
     Media(#[from] std::io::Error),
     #[error("Fragment {0} is not found.")]
     FragmentNotFound(String),
+    #[error(
+        "Kinesis Video Streams has throttled the request because you have exceeded the limit of allowed client connections."
+    )]
+    ConnectionLimit,
 }
 
 impl VideoError {
@@ -54,6 +58,7 @@ impl From<VideoError> for AwsError {
             VideoError::VersionMismatch { .. } => ("VersionMismatchException", 400),
             VideoError::TooManyTags { .. } => ("TagsPerResourceExceededLimitException", 400),
             VideoError::AccountStreamLimit { .. } => ("AccountStreamLimitExceededException", 400),
+            VideoError::ConnectionLimit => ("ConnectionLimitExceededException", 400),
             VideoError::Storage(_) | VideoError::Encode(_) | VideoError::Media(_) => {
                 // The server's fault, never the client's.
                 tracing::error!(%message, "video storage failure");

@@ -15,10 +15,11 @@
 //!   and Tracks elements are there too) and the Cluster's children bytes (Timecode, SimpleBlocks)
 //!   ([`Fragment::cluster`]), which [`Fragment::blocks`] walks frame by frame.
 //!
-//! Submodules: [`ebml`] (element primitives), [`ingest`] (incremental splitter), [`keyframe`]
+//! Submodules: [`connections`] (per-stream connection limits), [`ebml`] (element primitives), [`ingest`] (incremental splitter), [`keyframe`]
 //! (fragments start at video key frames), [`store`]
 //! (durable fragment files and their index), [`mkv`] (the MKV that readers get back).
 
+pub(crate) mod connections;
 pub(crate) mod ebml;
 pub(crate) mod ingest;
 pub(crate) mod keyframe;

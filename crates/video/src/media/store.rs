@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::connections::Connections;
 use super::{Fragment, TrackHeader};
 
 const MAGIC: &[u8; 4] = b"TLVF";
@@ -108,6 +109,8 @@ pub struct StreamFragments {
     latest: watch::Sender<u64>,
     /// Appends run one at a time, so that numbers are handed out in file order.
     append: tokio::sync::Mutex<()>,
+    /// The stream's open PutMedia and GetMedia connections.
+    pub(crate) connections: Connections,
 }
 
 impl StreamFragments {
@@ -131,7 +134,13 @@ impl StreamFragments {
             }
         }
         let newest = index.keys().next_back().copied().unwrap_or(0);
-        Ok(Self { dir, index: RwLock::new(index), latest: watch::channel(newest).0, append: Default::default() })
+        Ok(Self {
+            dir,
+            index: RwLock::new(index),
+            latest: watch::channel(newest).0,
+            append: Default::default(),
+            connections: Connections::default(),
+        })
     }
 
     /// Stores a fragment durably and gives it the next number; `retention_hours` then decides

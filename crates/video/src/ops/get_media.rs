@@ -2,7 +2,6 @@
 //! the live edge) and, from `kinesis-video-archived-media`, ListFragments and
 //! GetMediaForFragmentList. All three sign as `kinesisvideo`, like the control plane.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +12,7 @@ use tokio::sync::mpsc;
 use super::streams::StreamInput;
 use super::{ok, Response};
 use crate::error::VideoError;
+use crate::media::connections::Connection;
 use crate::media::mkv::{tag_seconds, MkvWriter};
 use crate::media::{FragmentMeta, StreamFragments};
 use crate::service::VideoService;
@@ -116,21 +116,51 @@ pub(super) async fn get_media(service: &VideoService, request: RestRequest<'_>) 
     let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
     let selector = input.start_selector.as_ref().ok_or(VideoError::StreamNotFound)?;
     let from = start_number(selector, &fragments)?;
+    let connection = fragments.connections.claim(Connection::GetMedia).ok_or(VideoError::ConnectionLimit)?;
     let (chunks, receiver) = mpsc::channel(MEDIA_BACKLOG);
-    tokio::spawn(follow(fragments, from, chunks));
+    tokio::spawn(async move {
+        follow(&fragments, from, chunks).await;
+        drop(connection);
+    });
     media_response(receiver)
 }
 
+/// GetMedia's error ids (the `AWS_KINESISVIDEO_ERROR_ID` tag of the chunk that ends a response
+/// early, with `AWS_KINESISVIDEO_ERROR_CODE` describing it), from the API reference.
+mod error_id {
+    pub const FRAGMENT_NOT_FOUND: (u32, &str) = (4000, "Requested fragment is not found");
+    pub const INTERNAL_ERROR: (u32, &str) = (5000, "Internal error");
+}
+
 /// Sends fragments from number `from` on, then new ones as they arrive, until none came for
-/// [`LIVE_EDGE_WAIT`] or the client is gone.
-async fn follow(fragments: Arc<StreamFragments>, mut from: u64, chunks: mpsc::Sender<Bytes>) {
+/// [`LIVE_EDGE_WAIT`] or the client is gone; a fragment that cannot be read ends the response
+/// with GetMedia's error tags.
+async fn follow(fragments: &StreamFragments, mut from: u64, chunks: mpsc::Sender<Bytes>) {
     let mut writer = MkvWriter::default();
     let mut added = fragments.subscribe();
     loop {
         added.mark_unchanged();
         for meta in fragments.list(from) {
+            let fragment = match fragments.read(meta.number).await {
+                Ok(Some(fragment)) => fragment,
+                failed => {
+                    let (id, code) = match failed {
+                        Ok(_) => error_id::FRAGMENT_NOT_FOUND,
+                        Err(error) => {
+                            tracing::error!(%error, fragment = meta.number, "GetMedia could not read a fragment");
+                            error_id::INTERNAL_ERROR
+                        }
+                    };
+                    let tags = [
+                        ("AWS_KINESISVIDEO_ERROR_CODE", code.to_owned()),
+                        ("AWS_KINESISVIDEO_ERROR_ID", id.to_string()),
+                        ("AWS_KINESISVIDEO_CONTINUATION_TOKEN", meta.number_text()),
+                    ];
+                    let _ = chunks.send(Bytes::from(writer.tags_only(&tags))).await;
+                    return;
+                }
+            };
             from = meta.number + 1;
-            let Ok(Some(fragment)) = fragments.read(meta.number).await else { continue };
             let behind_ms = (tideline_storage::now_ms() - meta.server_ms).max(0);
             let tags = [
                 ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", meta.number_text()),
@@ -277,8 +307,11 @@ pub(super) async fn get_media_for_fragment_list(service: &VideoService, request:
         }
         numbers.push(number);
     }
+    let connection =
+        fragments.connections.claim(Connection::GetMediaForFragmentList).ok_or(VideoError::ConnectionLimit)?;
     let (chunks, receiver) = mpsc::channel(MEDIA_BACKLOG);
     tokio::spawn(async move {
+        let _connection = connection;
         let mut writer = MkvWriter::default();
         for number in numbers {
             let Ok(Some(fragment)) = fragments.read(number).await else { continue };

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::Response;
 use crate::error::VideoError;
+use crate::media::connections::{Claim, Connection};
 use crate::media::ingest::{Cluster, SplitError, Splitter};
 use crate::media::keyframe::{starts_at_key_frame, BeyondBlockRange, OpenFragment};
 use crate::media::{cluster_blocks, cluster_timecode, StreamFragments, TrackHeader};
@@ -28,6 +29,9 @@ const IDLE_ACK_INTERVAL: Duration = Duration::from_secs(3);
 /// Acknowledgements not yet taken by the client; past that the session stops reading media
 /// until the client catches up.
 const ACK_BACKLOG: usize = 32;
+
+/// The longest fragment Kinesis Video takes (its PutMedia quota: 20 seconds).
+const MAX_FRAGMENT_DURATION_MS: i64 = 20_000;
 
 /// Kinesis Video's PutMedia error ids (the `ErrorId` of an ERROR acknowledgement).
 mod error_id {
@@ -115,9 +119,11 @@ pub(super) async fn put_media(service: &VideoService, request: RestRequest<'_>) 
         .take_body_stream()
         .ok_or_else(|| VideoError::InvalidArgument("PutMedia takes its media as the request body.".into()))?;
     let fragments = service.media().stream(&meta.name, meta.created_ms).map_err(VideoError::from)?;
+    let connection = fragments.connections.claim(Connection::PutMedia).ok_or(VideoError::ConnectionLimit)?;
     let service = service.shared().ok_or_else(|| AwsError::from(VideoError::StreamNotFound))?;
     let (acks, ack_lines) = mpsc::channel(ACK_BACKLOG);
     let session = Session {
+        _connection: connection,
         service,
         stream_name: meta.name.clone(),
         created_ms: meta.created_ms,
@@ -135,6 +141,9 @@ pub(super) async fn put_media(service: &VideoService, request: RestRequest<'_>) 
 
 /// One PutMedia connection's ingest.
 struct Session {
+    /// The stream's one PutMedia slot; declared first, so that it is given back before the
+    /// acknowledgements end (a producer may reconnect as soon as they do).
+    _connection: Claim,
     service: Arc<VideoService>,
     stream_name: String,
     /// When the stream began: a stream deleted and created again under its name is another.
@@ -243,6 +252,15 @@ impl Session {
                 return false;
             }
         };
+        // How long the fragment would last with this Cluster's frames.
+        let span_ticks = match (&self.open, begins) {
+            (Some(open), false) => i64::try_from(timecode.saturating_sub(open.timecode())).unwrap_or(i64::MAX),
+            _ => 0,
+        };
+        if header.ticks_to_ms(span_ticks.saturating_add(duration_ticks(&body))) > MAX_FRAGMENT_DURATION_MS {
+            self.fail(Ack::error(error_id::MAX_FRAGMENT_DURATION_REACHED, Some(timecode))).await;
+            return false;
+        }
         // The fragment before is complete (and acknowledged) before this Cluster is.
         if begins && !self.persist(Some(timecode)).await {
             return false;
