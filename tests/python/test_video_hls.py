@@ -76,6 +76,10 @@ def ffprobe(target: str) -> dict:
     return json.loads(probe.stdout)
 
 
+def video_stream(probe: dict) -> dict:
+    return next(stream for stream in probe["streams"] if stream["codec_name"] == "h264")
+
+
 # ---- Without media: what a session or clip refuses -------------------------------------------
 
 
@@ -159,9 +163,10 @@ def test_on_demand_session_and_clip_play_in_ffprobe(server, video, archived, tmp
     assert "#EXT-X-ENDLIST" in media
     assert media.count("getMP4MediaFragment.mp4?FragmentNumber=") == len(persisted)
 
+    # The master playlist's video variant and audio rendition, both opened by ffprobe.
     probe = ffprobe(url)
-    assert [stream["codec_name"] for stream in probe["streams"]] == ["h264", "aac"]
-    assert probe["streams"][0]["nb_read_packets"] == "150"
+    assert sorted(stream["codec_name"] for stream in probe["streams"]) == ["aac", "h264"]
+    assert video_stream(probe)["nb_read_packets"] == "150"
     assert abs(float(probe["format"]["duration"]) - 6.0) < 0.2, probe["format"]
 
     # A replay from the start lists the same fragments and stays open for more.
@@ -204,8 +209,8 @@ def test_session_url_survives_a_restart(server_factory, tmp_path):
     # The same session token, at the restarted server's address (its port is new).
     again = url.replace(first.endpoint, second.endpoint)
     probe = ffprobe(again)
-    assert [stream["codec_name"] for stream in probe["streams"]] == ["h264", "aac"]
-    assert probe["streams"][0]["nb_read_packets"] == "100"  # 4 s at 25 frames/s
+    assert sorted(stream["codec_name"] for stream in probe["streams"]) == ["aac", "h264"]
+    assert video_stream(probe)["nb_read_packets"] == "100"  # 4 s at 25 frames/s
 
 
 def test_live_stream_plays_in_headless_chromium(server, video, archived, tmp_path):
@@ -346,6 +351,22 @@ def test_media_segments_continue_each_other(server, video, archived):
         assert abs(extinf - (next_start - start)) < 0.0005, (extinf, next_start - start)
     for segment in segments:
         assert segment[video_track]["sync"][0]
+
+    # As AWS's: one media playlist per track, the audio one as the video variant's AUDIO rendition;
+    # each track's init and media segments hold that track alone.
+    master = requests.get(url, timeout=10).text
+    assert f'URI="getHLSMediaPlaylist.m3u8?{query}&TrackNumber=2"' in master and 'AUDIO="audio"' in master
+    assert f"\ngetHLSMediaPlaylist.m3u8?{query}&TrackNumber=1\n" in master
+    for track in (video_track, audio_track):
+        track_query = f"{query}&TrackNumber={track}"
+        lines = requests.get(urllib.parse.urljoin(url, f"getHLSMediaPlaylist.m3u8?{track_query}"), timeout=10).text
+        assert f'#EXT-X-MAP:URI="getMP4InitFragment.mp4?{track_query}"' in lines
+        uris = [line for line in lines.splitlines() if line.startswith("getMP4MediaFragment")]
+        assert len(uris) == len(segments) and all(uri.endswith(f"&TrackNumber={track}") for uri in uris)
+        init = requests.get(urllib.parse.urljoin(url, f"getMP4InitFragment.mp4?{track_query}"), timeout=10).content
+        assert timescales(init) == {track: scales[track]}
+        alone = runs(requests.get(urllib.parse.urljoin(url, uris[1]), timeout=10).content)
+        assert alone == {track: segments[1][track]}
     # RFC 8216 §4.3.3.1: the longest EXTINF rounded; a larger target makes hls.js hold back
     # further from the live edge and reload the playlist less often than fragments arrive.
     assert target == max(round(extinf) for extinf in extinfs) == 2

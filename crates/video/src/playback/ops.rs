@@ -256,6 +256,24 @@ fn resource(content_type: &'static str, body: Vec<u8>) -> http::Response<Payload
     response
 }
 
+/// The `TrackNumber` an HLS resource is asked for: the media playlists the master playlist names
+/// carry it, one per track; without it a resource holds every track, muxed.
+fn track_number(request: &RestRequest<'_>) -> Result<Option<u64>, PlaybackError> {
+    let Some(text) = request.query("TrackNumber") else { return Ok(None) };
+    let number = text.parse::<u64>().ok().filter(|number| (1..=3).contains(number));
+    number.map(Some).ok_or_else(|| PlaybackError::InvalidArgument(format!("TrackNumber {text} is not a track number.")))
+}
+
+/// `header` for one track, or whole.
+fn of_track(header: remux::Header, track: Option<u64>) -> Result<remux::Header, PlaybackError> {
+    match track {
+        None => Ok(header),
+        Some(number) => header
+            .only(number)
+            .ok_or_else(|| PlaybackError::InvalidArgument(format!("The stream has no track {number}."))),
+    }
+}
+
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const MP4: &str = "video/mp4";
 
@@ -265,7 +283,8 @@ pub(super) async fn master_playlist(service: &PlaybackService, request: RestRequ
     let fragments = select(&archive, &session, now_ms());
     let header = tracks(&first_fragment(&archive, &fragments).await?.header);
     let codecs = remux::codecs(&header).map_err(PlaybackError::from)?;
-    Ok(resource(PLAYLIST, playlist::master(&token, codecs, remux::resolution(&header), &fragments)))
+    let per_track = header.video_and_audio().map_err(PlaybackError::from)?;
+    Ok(resource(PLAYLIST, playlist::master(&token, codecs, remux::resolution(&header), &fragments, per_track)))
 }
 
 pub(super) async fn media_playlist(service: &PlaybackService, request: RestRequest<'_>) -> Response {
@@ -276,13 +295,15 @@ pub(super) async fn media_playlist(service: &PlaybackService, request: RestReque
     if fragments.is_empty() {
         return Err(no_fragments().into());
     }
-    Ok(resource(PLAYLIST, playlist::media(&session, &token, &fragments, now)))
+    let query = playlist::query(&token, track_number(&request)?);
+    Ok(resource(PLAYLIST, playlist::media(&session, &query, &fragments, now)))
 }
 
 pub(super) async fn init_fragment(service: &PlaybackService, request: RestRequest<'_>) -> Response {
     let (session, archive) = session_of(service, &request)?;
     let first = first_fragment(&archive, &select(&archive, &session, now_ms())).await?;
-    let init = remux::init_segment(&tracks(&first.header)).map_err(PlaybackError::from)?;
+    let header = of_track(tracks(&first.header), track_number(&request)?)?;
+    let init = remux::init_segment(&header).map_err(PlaybackError::from)?;
     Ok(resource(MP4, init))
 }
 
@@ -299,10 +320,12 @@ pub(super) async fn media_fragment(service: &PlaybackService, request: RestReque
     if session.mode != Mode::Live && !session.window.contains(&info) {
         return Err(no_fragments().into());
     }
+    let track = track_number(&request)?;
     let fragment = archive.read(&number).await?.ok_or_else(no_fragments)?;
     let sequence = u32::try_from(info.sequence).unwrap_or(u32::MAX);
     let segment = off_runtime(move || {
-        Ok(remux::media_segment(&tracks(&fragment.header), &frames(&fragment.cluster), sequence, 0)?)
+        let header = of_track(tracks(&fragment.header), track)?;
+        Ok(remux::media_segment(&header, &frames(&fragment.cluster), sequence, 0)?)
     })
     .await?;
     Ok(resource(MP4, segment))

@@ -1,9 +1,14 @@
-//! HLS playlists of a session (RFC 8216): the master playlist naming the one media playlist
-//! (video and audio travel together in each MP4 fragment), and media playlists listing the
-//! session's fragments. URIs are relative: the player resolves them against the playlist's URL.
+//! HLS playlists of a session (RFC 8216): the master playlist naming one media playlist per
+//! track, as AWS's do (the video track's as the variant, the audio track's as its `AUDIO`
+//! rendition), and media playlists listing the session's fragments, each fragment's media
+//! segment holding that one track. URIs are relative: the player resolves them against the
+//! playlist's URL.
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution, VariantStream};
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution,
+    VariantStream,
+};
 
 use super::archive::FragmentInfo;
 use super::session::{DiscontinuityMode, Mode, Session};
@@ -11,10 +16,17 @@ use super::session::{DiscontinuityMode, Mode, Session};
 /// A gap or overlap between fragments larger than this is a discontinuity (`ON_DISCONTINUITY`).
 const DISCONTINUITY_TOLERANCE_MS: i64 = 50;
 
-/// Tokens are URL-safe as sealed: they go into query strings as they are.
-fn query(token: &str) -> String {
-    format!("SessionToken={token}")
+/// The query naming a session's resources for one track (`None`: every track, muxed). Tokens
+/// are URL-safe as sealed: they go into query strings as they are.
+pub(crate) fn query(token: &str, track: Option<u64>) -> String {
+    match track {
+        Some(track) => format!("SessionToken={token}&TrackNumber={track}"),
+        None => format!("SessionToken={token}"),
+    }
 }
+
+/// The group ID of the audio rendition.
+const AUDIO_GROUP: &str = "audio";
 
 fn write(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -23,32 +35,52 @@ fn write(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
     out
 }
 
-/// The master playlist: one variant, the session's media playlist, with the stream's codecs,
-/// picture size and peak bit rate (from the fragments' sizes and durations).
+/// The master playlist: one variant, the video track's media playlist, with the stream's codecs,
+/// picture size and peak bit rate (from the fragments' sizes and durations), and the audio
+/// track's media playlist as its audio rendition when there is one.
 pub(crate) fn master(
     token: &str,
     codecs: String,
     resolution: Option<(u32, u32)>,
     fragments: &[FragmentInfo],
+    (video, audio): (u64, Option<u64>),
 ) -> Vec<u8> {
     let bandwidth =
         fragments.iter().map(|fragment| fragment.size * 8 * 1000 / fragment.duration_ms.max(1)).max().unwrap_or(0);
     let variant = VariantStream {
-        uri: format!("getHLSMediaPlaylist.m3u8?{}", query(token)),
+        uri: format!("getHLSMediaPlaylist.m3u8?{}", query(token, Some(video))),
         bandwidth,
         codecs: Some(codecs),
         resolution: resolution.map(|(width, height)| Resolution { width: width.into(), height: height.into() }),
+        audio: audio.map(|_| AUDIO_GROUP.to_owned()),
         ..Default::default()
     };
-    let playlist =
-        MasterPlaylist { version: Some(7), variants: vec![variant], independent_segments: true, ..Default::default() };
+    let alternatives = audio
+        .map(|audio| AlternativeMedia {
+            media_type: AlternativeMediaType::Audio,
+            uri: Some(format!("getHLSMediaPlaylist.m3u8?{}", query(token, Some(audio)))),
+            group_id: AUDIO_GROUP.to_owned(),
+            name: AUDIO_GROUP.to_owned(),
+            default: true,
+            autoselect: true,
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
+    let playlist = MasterPlaylist {
+        version: Some(7),
+        variants: vec![variant],
+        alternatives,
+        independent_segments: true,
+        ..Default::default()
+    };
     write(|out| playlist.write_to(out))
 }
 
-/// A media playlist of `fragments`: LIVE ones keep growing (no `EXT-X-ENDLIST`), ON_DEMAND ones
-/// are complete, LIVE_REPLAY ones are complete once their window's end has passed (`now_ms`).
-pub(crate) fn media(session: &Session, token: &str, fragments: &[FragmentInfo], now_ms: i64) -> Vec<u8> {
-    let query = query(token);
+/// A media playlist of `fragments`, its resources named with `query` (see [`query`]): LIVE ones
+/// keep growing (no `EXT-X-ENDLIST`), ON_DEMAND ones are complete, LIVE_REPLAY ones are complete
+/// once their window's end has passed (`now_ms`).
+pub(crate) fn media(session: &Session, query: &str, fragments: &[FragmentInfo], now_ms: i64) -> Vec<u8> {
     let clock = session.window.clock;
     let mut previous: Option<&FragmentInfo> = None;
     let segments = fragments
@@ -142,21 +174,25 @@ mod tests {
 
     #[test]
     fn the_master_playlist_names_the_media_playlist_with_codecs_size_and_rate() {
-        let text =
-            String::from_utf8(master("a.b", "avc1.42c00d,mp4a.40.2".into(), Some((320, 240)), &[fragment(1, 0)]))
-                .unwrap();
+        let codecs = "avc1.42c00d,mp4a.40.2".to_owned();
+        let text = String::from_utf8(master("a.b", codecs, Some((320, 240)), &[fragment(1, 0)], (1, Some(2)))).unwrap();
         assert!(text.starts_with("#EXTM3U"), "{text}");
         assert!(text.contains("BANDWIDTH=200000"), "{text}");
         assert!(text.contains("CODECS=\"avc1.42c00d,mp4a.40.2\""), "{text}");
         assert!(text.contains("RESOLUTION=320x240"), "{text}");
-        assert!(text.contains("\ngetHLSMediaPlaylist.m3u8?SessionToken=a.b\n"), "{text}");
+        assert!(text.contains("AUDIO=\"audio\""), "{text}");
+        assert!(text.contains("\ngetHLSMediaPlaylist.m3u8?SessionToken=a.b&TrackNumber=1\n"), "{text}");
+        assert!(text.contains("#EXT-X-MEDIA:TYPE=AUDIO,"), "{text}");
+        assert!(text.contains("URI=\"getHLSMediaPlaylist.m3u8?SessionToken=a.b&TrackNumber=2\""), "{text}");
+        let video_only = String::from_utf8(master("a.b", "avc1.42c00d".into(), None, &[], (1, None))).unwrap();
+        assert!(!video_only.contains("EXT-X-MEDIA:") && !video_only.contains("AUDIO="), "{video_only}");
     }
 
     #[test]
     fn on_demand_playlists_end_and_live_ones_grow() {
         let fragments = [fragment(7, 0), fragment(8, 2000), fragment(9, 9000)];
         let text = |mode, discontinuity| {
-            String::from_utf8(media(&session(mode, discontinuity), "t", &fragments, 5_000)).unwrap()
+            String::from_utf8(media(&session(mode, discontinuity), "SessionToken=t", &fragments, 5_000)).unwrap()
         };
         let on_demand = text(Mode::OnDemand, DiscontinuityMode::OnDiscontinuity);
         assert!(on_demand.contains("#EXT-X-ENDLIST") && on_demand.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{on_demand}");

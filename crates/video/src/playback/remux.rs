@@ -51,6 +51,24 @@ pub(crate) struct Header {
     pub tracks: Vec<Track>,
 }
 
+impl Header {
+    /// The header of track `number` alone (one track's init and media segments); `None` when
+    /// the stream has no such track.
+    pub fn only(&self, number: u64) -> Option<Header> {
+        let track = self.tracks.iter().find(|track| track.number == number)?;
+        Some(Header { timecode_scale_ns: self.timecode_scale_ns, tracks: vec![track.clone()] })
+    }
+
+    /// The numbers of the video track and, if any, of the audio track (what playback packages).
+    pub fn video_and_audio(&self) -> Result<(u64, Option<u64>), RemuxError> {
+        let tracks = playable(self)?;
+        let video = tracks.iter().find(|track| matches!(track.kind, Kind::Video { .. }));
+        let audio = tracks.iter().find(|track| matches!(track.kind, Kind::Audio { .. }));
+        let first = tracks.first().ok_or(RemuxError::NoPlayableTrack)?;
+        Ok((video.unwrap_or(first).track.number, audio.filter(|_| video.is_some()).map(|audio| audio.track.number)))
+    }
+}
+
 /// One frame of a fragment, in the order stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frame<'a> {
