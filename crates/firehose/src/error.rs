@@ -137,12 +137,12 @@ const FORMAT_CONVERSION: &str = "DataFormatConversion.MalformedData";
 
 impl RecordError {
     /// Firehose's error code (`errorCode` of the error record).
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> &'static str {
         match self {
             Self::Transformation { code, .. } => code,
             Self::Partitioning(_) => PARTITIONING,
             Self::FormatConversion(_) => FORMAT_CONVERSION,
-            Self::Delivery { error, .. } => &error.code,
+            Self::Delivery { error, .. } => error.code,
         }
     }
 

@@ -26,7 +26,7 @@ impl FirehoseService {
     /// Writes one object to `bucket` under `key`.
     pub async fn put_object(&self, bucket: &str, key: &str, data: Bytes) -> Result<(), AwsError> {
         let failed = |code: &str, message: String| AwsError::internal(format!("{code}: {message}"));
-        let store = self.buckets.bucket(bucket).map_err(|error| failed(&error.code, error.message))?;
+        let store = self.buckets.bucket(bucket).map_err(|error| failed(error.code, error.message))?;
         let path = ObjectPath::parse(key).map_err(|error| failed("S3.InvalidKey", error.to_string()))?;
         store.put(&path, PutPayload::from(data)).await.map_err(|error| failed("S3.PutObject", error.to_string()))?;
         Ok(())

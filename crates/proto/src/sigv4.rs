@@ -228,7 +228,7 @@ impl Verifier {
         let time = request_time(request)?;
         check_clock_skew(time, now)?;
         let signed_headers: Vec<&str> = authorization.signed_headers.split(';').collect();
-        if !signed_headers.iter().any(|name| name.eq_ignore_ascii_case("host")) {
+        if !signed_headers.iter().any(|name| name.eq_ignore_ascii_case("host") || *name == AUTHORITY) {
             return Err(AwsError::new(
                 ErrorCode::InvalidSignature,
                 "'Host' must be a 'SignedHeader' in the AWS Authorization.",
@@ -305,6 +305,9 @@ fn expected_signature(
     credentials: &Credentials,
 ) -> Option<String> {
     let signed_headers: Vec<&str> = authorization.signed_headers.split(';').collect();
+    if signed_headers.contains(&AUTHORITY) {
+        return authority_signature(request, &signed_headers, &payload_hash, scope, time, credentials);
+    }
     let headers: Vec<(&str, &str)> = request
         .headers
         .iter()
@@ -345,6 +348,91 @@ fn expected_signature(
     let computed = instructions.headers().find(|(name, _)| *name == "authorization")?.1;
     let computed_signed_headers = computed.split(", ").find_map(|part| part.strip_prefix("SignedHeaders="))?;
     (computed_signed_headers == authorization.signed_headers).then_some(signature)
+}
+
+/// HTTP/2's pseudo-header for the host, which the AWS SDK for JavaScript v3 signs in place of
+/// `host` over HTTP/2 (AWS accepts it). The HTTP layer passes it as a header of this name.
+pub const AUTHORITY: &str = ":authority";
+
+/// [`expected_signature`] for a request that signed [`AUTHORITY`]. `aws-sigv4` cannot compute
+/// this one: a pseudo-header is not a header name it takes, and it always signs `host`. So the
+/// canonical request is built here as the SigV4 documentation defines it for services other than
+/// S3 (path segments normalised and encoded twice, query sorted and encoded once); the key
+/// derivation and the HMAC still come from `aws-sigv4`.
+fn authority_signature(
+    request: &ReceivedRequest<'_>,
+    signed_headers: &[&str],
+    payload_hash: &str,
+    scope: &Scope<'_>,
+    time: SystemTime,
+    credentials: &Credentials,
+) -> Option<String> {
+    let (path, query) = request.path_and_query.split_once('?').unwrap_or((request.path_and_query, ""));
+    let mut canonical = format!("{}\n{}\n{}\n", request.method, canonical_path(path), canonical_query(query));
+    for name in signed_headers {
+        let values: Vec<String> = request
+            .headers
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        canonical.push_str(&format!("{name}:{}\n", values.join(",")));
+    }
+    canonical.push_str(&format!("\n{}\n{payload_hash}", signed_headers.join(";")));
+    let iso = format_iso8601(time);
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{iso}\n{}/{}/{}/aws4_request\n{:x}",
+        &iso[..8],
+        scope.region,
+        scope.service,
+        Sha256::digest(canonical.as_bytes())
+    );
+    let key = v4::generate_signing_key(credentials.secret_access_key(), time, scope.region, scope.service);
+    Some(v4::calculate_signature(key, string_to_sign.as_bytes()))
+}
+
+/// What SigV4 leaves unencoded: RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// The canonical URI of a path as received (still percent-encoded): empty and `.` segments
+/// dropped, `..` resolved, each segment encoded again.
+fn canonical_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let encoded: Vec<String> =
+        segments.iter().map(|segment| percent_encoding::utf8_percent_encode(segment, UNRESERVED).to_string()).collect();
+    let trailing = if !segments.is_empty() && path.ends_with('/') { "/" } else { "" };
+    format!("/{}{trailing}", encoded.join("/"))
+}
+
+/// The canonical query string: each name and value decoded and encoded once, sorted.
+fn canonical_query(query: &str) -> String {
+    let encode = |text: &str| {
+        let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+        percent_encoding::utf8_percent_encode(&decoded, UNRESERVED).to_string()
+    };
+    let mut pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (encode(name), encode(value))
+        })
+        .collect();
+    pairs.sort();
+    pairs.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("&")
 }
 
 struct Scope<'h> {
@@ -876,5 +964,61 @@ mod tests {
         {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
+    }
+
+    /// A CreateStream request exactly as the AWS SDK for JavaScript v3 (3.1142.0, NodeHttp2Handler)
+    /// signed it over HTTP/2: `:authority` in place of `host`.
+    #[test]
+    fn a_request_signed_over_http2_with_its_authority_verifies() {
+        let mut keys = AccessKeys::new();
+        keys.insert("local", "local").unwrap();
+        let verifier = Verifier::new(keys, "us-east-1", "kinesis");
+        let signed = "AWS4-HMAC-SHA256 Credential=local/20261203/us-east-1/kinesis/aws4_request, \
+            SignedHeaders=:authority;amz-sdk-invocation-id;amz-sdk-request;content-length;content-type;\
+            x-amz-content-sha256;x-amz-date;x-amz-target;x-amz-user-agent, \
+            Signature=dcb524082708a902efebfd04db412318cf2bfa3f49f93dc083cea99c96ffde41";
+        let body = br#"{"StreamName":"a","ShardCount":1}"#;
+        let headers = |authority: &'static str, authorization: &'static str| {
+            vec![
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Kinesis_20131202.CreateStream"),
+                ("content-length", "33"),
+                ("x-amz-user-agent", "aws-sdk-js/3.1142.0"),
+                ("user-agent", "aws-sdk-js/3.1142.0 ua/2.1 os/linux lang/js md/nodejs#20.20.2 api/kinesis#3.1142.0"),
+                ("amz-sdk-invocation-id", "fc324ad5-fbf0-46c3-b161-5ab1ea053a5f"),
+                ("amz-sdk-request", "attempt=1; max=3"),
+                ("x-amz-date", "20261203T074655Z"),
+                ("x-amz-content-sha256", "b398ee87fc94d673ac102b64aaa1a52cafbe4e66c7eeff0e6f1e264257ea7273"),
+                ("authorization", authorization),
+                ("host", authority),
+                (AUTHORITY, authority),
+            ]
+        };
+        let now = at("20261203T074700Z");
+        let good = headers("127.0.0.1:34165", signed);
+        assert!(verify_at(&verifier, "POST", "/", &good, body, now).is_ok());
+        // Another authority, another body or another signature: refused.
+        let moved = headers("127.0.0.1:34166", signed);
+        assert_eq!(
+            verify_at(&verifier, "POST", "/", &moved, body, now).unwrap_err().message.as_deref(),
+            Some(SIGNATURE_MISMATCH)
+        );
+        let altered = br#"{"StreamName":"b","ShardCount":1}"#;
+        assert!(verify_at(&verifier, "POST", "/", &good, altered, now).is_err());
+        let forged = headers("127.0.0.1:34165", &*signed.replace("dcb5", "dcb6").leak());
+        assert!(verify_at(&verifier, "POST", "/", &forged, body, now).is_err());
+    }
+
+    #[test]
+    fn canonical_paths_and_queries_follow_sigv4() {
+        assert_eq!(canonical_path("/"), "/");
+        assert_eq!(canonical_path(""), "/");
+        assert_eq!(
+            canonical_path("/2015-03-31/functions/my%20fn/invocations"),
+            "/2015-03-31/functions/my%2520fn/invocations"
+        );
+        assert_eq!(canonical_path("/a/./b/../c//d/"), "/a/c/d/");
+        assert_eq!(canonical_query(""), "");
+        assert_eq!(canonical_query("b=2&a=x%20y&a=1&c"), "a=1&a=x%20y&b=2&c=");
     }
 }

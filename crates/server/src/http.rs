@@ -439,11 +439,13 @@ fn header_pairs<'h>(uri: &'h Uri, headers: &'h HeaderMap) -> Vec<(&'h str, &'h s
     // request that signed it fail as a mismatch.
     let mut pairs: Vec<(&str, &str)> =
         headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
-    // HTTP/2 carries the host as the `:authority` pseudo-header, which clients sign as `host`.
-    if !headers.contains_key(header::HOST) {
-        if let Some(authority) = uri.authority() {
+    // HTTP/2 carries the host as the `:authority` pseudo-header, which most clients sign as `host`
+    // and the AWS SDK for JavaScript v3 signs under its own name.
+    if let Some(authority) = uri.authority() {
+        if !headers.contains_key(header::HOST) {
             pairs.push(("host", authority.as_str()));
         }
+        pairs.push((tideline_proto::sigv4::AUTHORITY, authority.as_str()));
     }
     pairs
 }

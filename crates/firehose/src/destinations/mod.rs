@@ -45,8 +45,9 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct DeliveryError {
-    /// Firehose's error code, e.g. `S3.AccessDenied`, `HttpEndpoint.RequestTimeout`.
-    pub code: String,
+    /// Firehose's error code, e.g. `S3.AccessDenied`, `HttpEndpoint.RequestTimeout`: one of a
+    /// fixed set named in the code, never built from a message.
+    pub code: &'static str,
     pub message: String,
     pub retry: Retry,
 }
@@ -64,12 +65,12 @@ pub enum Retry {
 
 impl DeliveryError {
     /// A transient failure: the attempt is retried.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), retry: Retry::Transient }
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry: Retry::Transient }
     }
 
     /// A failure that no retry can fix.
-    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
         Self { retry: Retry::Permanent, ..Self::new(code, message) }
     }
 

@@ -593,7 +593,7 @@ mod tests {
         destination(&config(&endpoint.url)).deliver(&batch(&["x"])).await.map(|failed| assert!(failed.is_empty()))
     }
 
-    fn code(result: Result<(), DeliveryError>) -> String {
+    fn code(result: Result<(), DeliveryError>) -> &'static str {
         result.expect_err("the attempt fails").code
     }
 
