@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::Response;
 use crate::error::VideoError;
 use crate::media::connections::{Claim, Connection};
-use crate::media::ingest::{Cluster, SplitError, Splitter};
+use crate::media::ingest::{Cluster, SplitError, Splitter, MAX_FRAGMENT_BYTES};
 use crate::media::keyframe::{starts_at_key_frame, BeyondBlockRange, OpenFragment};
 use crate::media::{cluster_blocks, cluster_timecode, StreamFragments, TrackHeader};
 use crate::model::Status;
@@ -252,13 +252,19 @@ impl Session {
                 return false;
             }
         };
-        // How long the fragment would last with this Cluster's frames.
-        let span_ticks = match (&self.open, begins) {
-            (Some(open), false) => i64::try_from(timecode.saturating_sub(open.timecode())).unwrap_or(i64::MAX),
-            _ => 0,
+        // How long, and how large, the fragment would be with this Cluster's frames.
+        let (span_ticks, held_bytes) = match (&self.open, begins) {
+            (Some(open), false) => {
+                (i64::try_from(timecode.saturating_sub(open.timecode())).unwrap_or(i64::MAX), open.body.len())
+            }
+            _ => (0, 0),
         };
         if header.ticks_to_ms(span_ticks.saturating_add(duration_ticks(&body))) > MAX_FRAGMENT_DURATION_MS {
             self.fail(Ack::error(error_id::MAX_FRAGMENT_DURATION_REACHED, Some(timecode))).await;
+            return false;
+        }
+        if held_bytes.saturating_add(body.len()) > MAX_FRAGMENT_BYTES {
+            self.fail(Ack::error(error_id::MAX_FRAGMENT_SIZE_REACHED, Some(timecode))).await;
             return false;
         }
         // The fragment before is complete (and acknowledged) before this Cluster is.
