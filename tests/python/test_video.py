@@ -24,6 +24,20 @@ def video(server):
 
 
 @pytest.fixture(scope="module")
+def slow_video(tideline_binary, tmp_path_factory):
+    """A kinesisvideo client of a server whose streams stay CREATING and DELETING for a while
+    (`--create-delay-ms`), so that the transitions can be seen."""
+    srv = support.TidelineServer(tideline_binary, ["--create-delay-ms", str(TRANSITION_MS)], tmp_path_factory.mktemp("slow"))
+    srv.start()
+    yield srv.client(service="kinesisvideo")
+    srv.stop()
+
+
+# Long enough for a few calls on a loaded machine; a transition is only waited for once per test.
+TRANSITION_MS = 1500
+
+
+@pytest.fixture(scope="module")
 def unchecked_video(server):
     return server.client(service="kinesisvideo", validate=False)
 
@@ -62,16 +76,17 @@ def create_active(video, **kwargs) -> str:
     return arn
 
 
-def test_create_and_describe(video):
+def test_create_and_describe(video, slow_video):
+    # CreateStream is asynchronous: CREATING for --create-delay-ms, then ACTIVE.
     name = unique_name("cam")
-    started = time.monotonic()
+    slow_video.create_stream(StreamName=name)
+    assert describe(slow_video, name)["Status"] == "CREATING"
+    wait_for_status(slow_video, name, "ACTIVE")
+    # By default (no delay) a new stream is ACTIVE at once.
+    name = unique_name("cam")
     arn = video.create_stream(StreamName=name, DeviceName="front-door", MediaType="video/h264,audio/aac",
                               DataRetentionInHours=24, Tags={"site": "lab"})["StreamARN"]
-    creating = describe(video, name)["Status"]
-    # CreateStream is asynchronous: CREATING for a moment (a quarter of a second), then ACTIVE.
-    if time.monotonic() - started < 0.2:
-        assert creating == "CREATING"
-    wait_for_status(video, name, "ACTIVE")
+    assert describe(video, name)["Status"] == "ACTIVE"
     match = ARN.match(arn)
     assert match and match.group(1) == name
     info = describe(video, name)
@@ -153,21 +168,19 @@ def test_list_with_prefix_and_pagination(video):
     assert error_of(video.list_streams, NextToken="!!not-a-token!!")[:2] == ("InvalidArgumentException", 400)
 
 
-def test_update_stream_and_versions(video):
-    name = unique_name("upd")
-    started = time.monotonic()
-    video.create_stream(StreamName=name, DeviceName="old", MediaType="video/h264")
-    version = describe(video, name)["Version"]
-    try:
-        video.update_stream(StreamName=name, CurrentVersion=version, DeviceName="early")
-        updated_early = True
-    except botocore.exceptions.ClientError as error:
-        assert error.response["Error"]["Code"] == "ResourceInUseException"
-        assert "is not ACTIVE: its status is CREATING" in error.response["Error"]["Message"]
-        updated_early = False
+def test_update_stream_and_versions(video, slow_video):
     # A stream still CREATING takes no update.
-    assert not updated_early or time.monotonic() - started >= 0.2
-    wait_for_status(video, name, "ACTIVE")
+    name = unique_name("upd")
+    slow_video.create_stream(StreamName=name, DeviceName="old", MediaType="video/h264")
+    code, status, message = error_of(slow_video.update_stream, StreamName=name,
+                                     CurrentVersion=describe(slow_video, name)["Version"], DeviceName="early")
+    assert (code, status) == ("ResourceInUseException", 400)
+    assert "is not ACTIVE: its status is CREATING" in message
+    wait_for_status(slow_video, name, "ACTIVE")
+    assert describe(slow_video, name)["DeviceName"] == "old"
+
+    name = unique_name("upd")
+    video.create_stream(StreamName=name, DeviceName="old", MediaType="video/h264")
     before = describe(video, name)
     code, status, _ = error_of(video.update_stream, StreamName=name, CurrentVersion="stale1", DeviceName="new")
     assert (code, status) == ("VersionMismatchException", 400)
@@ -205,29 +218,24 @@ def test_update_data_retention(video, unchecked_video):
     assert describe(video, name)["DataRetentionInHours"] == 4
 
 
-def test_delete_with_version(video):
+def test_delete_with_version(video, slow_video):
     name = unique_name("del")
     arn = video.create_stream(StreamName=name)["StreamARN"]
     version = describe(video, name)["Version"]
     code, status, _ = error_of(video.delete_stream, StreamARN=arn, CurrentVersion="stale1")
     assert (code, status) == ("VersionMismatchException", 400)
     assert describe(video, name)["StreamARN"] == arn
-    started = time.monotonic()
     video.delete_stream(StreamARN=arn, CurrentVersion=version)
-    # DeleteStream is asynchronous: DELETING for a moment, the name still taken, then gone.
-    try:
-        deleting = describe(video, name)["Status"]
-        retaken = error_of(video.create_stream, StreamName=name)[:2]
-    except botocore.exceptions.ClientError as error:
-        deleting, retaken = error.response["Error"]["Code"], None
-    if time.monotonic() - started < 0.2:
-        assert (deleting, retaken) == ("DELETING", ("ResourceInUseException", 400))
-    wait_for_status(video, name, None)
     assert error_of(video.describe_stream, StreamName=name)[:2] == ("ResourceNotFoundException", 404)
-    # The name is free again; the new stream has a new ARN only if created in another millisecond,
-    # but the old ARN's stream is gone either way.
-    video.create_stream(StreamName=name)
-    video.delete_stream(StreamARN=describe(video, name)["StreamARN"])
+    # With --create-delay-ms, DeleteStream is asynchronous: DELETING, the name still taken, then gone.
+    slow_arn = create_active(slow_video, StreamName=name)
+    slow_video.delete_stream(StreamARN=slow_arn)
+    assert describe(slow_video, name)["Status"] == "DELETING"
+    assert error_of(slow_video.create_stream, StreamName=name)[:2] == ("ResourceInUseException", 400)
+    wait_for_status(slow_video, name, None)
+    assert error_of(slow_video.describe_stream, StreamName=name)[:2] == ("ResourceNotFoundException", 404)
+    # The name is free again.
+    slow_video.create_stream(StreamName=name)
 
 
 def test_tags_by_name_and_by_arn(video):

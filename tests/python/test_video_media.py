@@ -313,24 +313,21 @@ def test_put_media_errors(server, video):
     assert (response.status_code, response.headers["x-amzn-ErrorType"]) == (400, "InvalidArgumentException")
 
 
-def test_media_waits_for_an_active_stream(server, video, media, clip):
+def test_media_waits_for_an_active_stream(server_factory, clip):
+    # While a stream is CREATING (--create-delay-ms), it is "not found or not active" to readers,
+    # and PutMedia's first fragment gets STREAM_NOT_ACTIVE.
+    srv = server_factory("--create-delay-ms", "1500")
+    video, media = srv.client(service="kinesisvideo"), srv.client(service="kinesis-video-media")
     name = unique_name("new")
-    started = time.monotonic()
     video.create_stream(StreamName=name, DataRetentionInHours=1)
-    try:
+    with pytest.raises(botocore.exceptions.ClientError) as early_read:
         media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})
-        early_read = "read"
-    except botocore.exceptions.ClientError as error:
-        early_read = error.response["Error"]["Code"]
-    early_acks = put_media(server.endpoint, name, [clip])
-    # While the stream is CREATING (a quarter of a second), it is "not found or not active" to
-    # readers, and PutMedia's first fragment gets STREAM_NOT_ACTIVE.
-    if time.monotonic() - started < 0.2:
-        assert early_read == "ResourceNotFoundException"
-        assert early_acks[-1] == {"EventType": "ERROR", "FragmentTimecode": 0, "ErrorId": 4008}
-        assert not persisted(early_acks)
+    assert early_read.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    early_acks = put_media(srv.endpoint, name, [clip])
+    assert early_acks[-1] == {"EventType": "ERROR", "FragmentTimecode": 0, "ErrorId": 4008}
+    assert not persisted(early_acks)
     wait_for_status(video, name, "ACTIVE")
-    assert len(persisted(put_media(server.endpoint, name, [clip]))) == cluster_count(clip)
+    assert len(persisted(put_media(srv.endpoint, name, [clip]))) == cluster_count(clip)
 
 
 def test_connections_per_stream_are_limited(server, video, media, clip):

@@ -101,7 +101,8 @@ pub struct ServeArgs {
     /// Account id used in ARNs and messages.
     #[arg(long, env = "TIDELINE_ACCOUNT_ID", default_value = "000000000000")]
     pub account_id: String,
-    /// How long streams stay CREATING, UPDATING or DELETING, in milliseconds (AWS takes seconds).
+    /// How long streams stay CREATING, UPDATING or DELETING, in milliseconds (AWS takes seconds);
+    /// data streams and video streams alike.
     #[arg(long, env = "TIDELINE_CREATE_DELAY_MS", default_value_t = 0)]
     pub create_delay_ms: u64,
     /// Open shards allowed across all streams.
@@ -340,6 +341,7 @@ impl ServeArgs {
             // Tideline's bound on the number of video streams, so that metadata stays bounded.
             max_streams: 10_000,
             media_dir: (!self.in_memory).then(|| self.data_dir.join("video").join("media")),
+            transition_ms: i64::try_from(self.create_delay_ms).unwrap_or(i64::MAX),
         }
     }
 

@@ -20,11 +20,6 @@ pub(crate) struct StreamMeta {
     pub tags: BTreeMap<String, String>,
 }
 
-/// How long a new stream stays CREATING. AWS creates streams asynchronously and clients poll
-/// DescribeStream until the status is ACTIVE; Tideline's streams are usable at once, so this
-/// is only long enough for clients to see the transition.
-pub(crate) const CREATING_MS: i64 = 250;
-
 /// A stream's `Status`: CREATING, then ACTIVE until DeleteStream makes it DELETING.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
@@ -44,9 +39,10 @@ impl Status {
 }
 
 impl StreamMeta {
-    /// The status of a stream that is not being deleted, at `now_ms`.
-    pub fn status(&self, now_ms: i64) -> Status {
-        match now_ms < self.created_ms.saturating_add(CREATING_MS) {
+    /// The status at `now_ms` of a stream that is not being deleted and stays CREATING for
+    /// `creating_ms` after it was created.
+    pub fn status(&self, now_ms: i64, creating_ms: i64) -> Status {
+        match now_ms < self.created_ms.saturating_add(creating_ms) {
             true => Status::Creating,
             false => Status::Active,
         }

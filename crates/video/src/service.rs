@@ -22,6 +22,10 @@ pub struct VideoConfig {
     pub max_streams: usize,
     /// Where fragments are stored (`<data-dir>/video/media`); `None` keeps them in memory.
     pub media_dir: Option<PathBuf>,
+    /// How long a new stream stays CREATING and a deleted one DELETING (its name still taken).
+    /// AWS does both asynchronously and clients poll DescribeStream; Tideline needs no time for
+    /// either, so this is the server's `--create-delay-ms`, as for data streams (0: at once).
+    pub transition_ms: i64,
 }
 
 pub struct VideoService {
@@ -33,7 +37,7 @@ pub struct VideoService {
     /// checks, name uniqueness, tag limits) don't race.
     pub(crate) changes: tokio::sync::Mutex<()>,
     media: MediaStore,
-    /// Streams deleted in the last [`DELETING_MS`], with when: described as DELETING, and their
+    /// Streams deleted in the last `transition_ms`, with when: described as DELETING, and their
     /// names not yet free for a new stream.
     deleting: Mutex<Vec<(Arc<StreamMeta>, i64)>>,
     /// The service itself, for the tasks a request leaves running (PutMedia's ingest).
@@ -41,9 +45,6 @@ pub struct VideoService {
 }
 
 const META_PREFIX: &str = "videostream/";
-/// How long a deleted stream stays DELETING (AWS deletes asynchronously; clients poll
-/// DescribeStream until ResourceNotFoundException).
-const DELETING_MS: i64 = 250;
 
 fn meta_key(name: &str) -> String {
     format!("{META_PREFIX}{name}")
@@ -145,17 +146,22 @@ impl VideoService {
         malformed: fn(String) -> VideoError,
     ) -> Result<Arc<StreamMeta>, VideoError> {
         let meta = self.locate(stream, malformed)?;
-        match meta.status(tideline_storage::now_ms()) {
+        match self.status(&meta) {
             Status::Active => Ok(meta),
             status => Err(VideoError::NotActive { name: meta.name.clone(), status: status.as_str() }),
         }
     }
 
-    /// The stream `stream` names if DeleteStream deleted it less than [`DELETING_MS`] ago.
+    /// The status of a stream that is not being deleted, now.
+    pub(crate) fn status(&self, meta: &StreamMeta) -> Status {
+        meta.status(tideline_storage::now_ms(), self.config.transition_ms)
+    }
+
+    /// The stream `stream` names if DeleteStream deleted it less than `transition_ms` ago.
     pub(crate) fn deleting(&self, stream: StreamRef<'_>) -> Option<Arc<StreamMeta>> {
         let mut deleting = self.deleting.lock();
         let now = tideline_storage::now_ms();
-        deleting.retain(|(_, since)| now < since.saturating_add(DELETING_MS));
+        deleting.retain(|(_, since)| now < since.saturating_add(self.config.transition_ms));
         let named = |meta: &StreamMeta| stream.name == Some(&meta.name) || stream.arn == Some(&meta.arn);
         deleting.iter().find(|(meta, _)| named(meta)).map(|(meta, _)| Arc::clone(meta))
     }
@@ -205,8 +211,8 @@ impl VideoService {
         if let Some(meta) = self.streams.write().remove(name) {
             let now = tideline_storage::now_ms();
             let mut deleting = self.deleting.lock();
-            // Bounded: only the last DELETING_MS's deletions stay.
-            deleting.retain(|(_, since)| now < since.saturating_add(DELETING_MS));
+            // Bounded: only the last `transition_ms`'s deletions stay.
+            deleting.retain(|(_, since)| now < since.saturating_add(self.config.transition_ms));
             deleting.push((meta, now));
         }
         self.media.remove(name);

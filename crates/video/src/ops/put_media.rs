@@ -296,9 +296,8 @@ impl Session {
         let timecode = cluster_timecode(&body);
         // Retention as it is now: it may have changed since the session began. The stream must
         // still be the one the session began with, and ACTIVE.
-        let now = tideline_storage::now_ms();
         let current = self.service.stream_meta(&self.stream_name).filter(|meta| meta.created_ms == self.created_ms);
-        let retention_hours = match current.filter(|meta| meta.status(now) == Status::Active) {
+        let retention_hours = match current.filter(|meta| self.service.status(meta) == Status::Active) {
             Some(meta) => meta.retention_hours,
             None => {
                 self.ack(Ack::error(error_id::STREAM_NOT_ACTIVE, Some(timecode))).await;

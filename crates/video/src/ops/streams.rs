@@ -114,7 +114,7 @@ pub(super) async fn describe(service: &VideoService, request: RestRequest<'_>) -
     validate::finish(check)?;
     let (meta, status) = match service.locate(input.as_ref(), VideoError::InvalidArgument) {
         Ok(meta) => {
-            let status = meta.status(tideline_storage::now_ms());
+            let status = service.status(&meta);
             (meta, status)
         }
         Err(VideoError::StreamNotFound) => {
@@ -188,8 +188,7 @@ pub(super) async fn list(service: &VideoService, request: RestRequest<'_>) -> Re
         page.truncate(limit);
         page.last().map(|meta| encode_token(&meta.name))
     });
-    let now = tideline_storage::now_ms();
-    let stream_info_list = page.iter().map(|meta| StreamInfo::new(meta, meta.status(now))).collect();
+    let stream_info_list = page.iter().map(|meta| StreamInfo::new(meta, service.status(meta))).collect();
     ok(&ListStreamsOutput { stream_info_list, next_token: next_token.flatten() })
 }
 

@@ -448,6 +448,7 @@ mod tests {
             scheme: "http",
             max_streams: 10,
             media_dir: None,
+            transition_ms: 0,
         };
         let video = VideoService::open(Storage::open(StorageConfig::in_memory()).unwrap(), config).unwrap();
         let meta = StreamMeta {
