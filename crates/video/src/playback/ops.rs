@@ -3,10 +3,10 @@
 //! refusals of what Tideline does not package yet (DASH, images, MPEG-TS).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tideline_proto::{bytes_response, json_response, AwsError, Payload, RestRequest, Validator};
+use tideline_storage::now_ms;
 
 use super::archive::{frames, tracks, Archive, Clock, FragmentInfo, Window};
 use super::error::{no_fragments, PlaybackError};
@@ -31,10 +31,6 @@ const MAX_PLAYLIST_FRAGMENTS: i64 = 5000;
 const MAX_CLIP_FRAGMENTS: usize = 200;
 /// Most bytes of media in one clip, as AWS limits GetClip.
 const MAX_CLIP_BYTES: u64 = 100 * 1024 * 1024;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(0))
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
