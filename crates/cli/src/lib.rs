@@ -21,6 +21,8 @@ mod tail;
 use std::process::ExitCode;
 
 pub use connection::{sdk_config, Connection, DEFAULT_ENDPOINT};
+pub use describe::{is_open as shard_is_open, list_shards};
+pub use output::Output;
 pub use error::CliError;
 
 /// The client subcommands of `tideline`.
