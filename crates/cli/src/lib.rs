@@ -22,8 +22,8 @@ use std::process::ExitCode;
 
 pub use connection::{sdk_config, Connection, DEFAULT_ENDPOINT};
 pub use describe::{is_open as shard_is_open, list_shards};
-pub use output::Output;
 pub use error::CliError;
+pub use output::Output;
 
 /// The client subcommands of `tideline`.
 #[derive(clap::Subcommand)]
