@@ -14,6 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use tideline_firehose::FirehoseService;
 use tideline_proto::{
     AwsError, BoxFuture, Call, ErrorCode, Operations, Pattern, Reply, Route, Service, Timestamp, Validator,
 };
@@ -65,6 +66,7 @@ struct Application {
 
 pub struct ApplicationsService {
     streams: Arc<StreamsService>,
+    firehose: Arc<FirehoseService>,
     config: ApplicationsConfig,
     apps: Mutex<BTreeMap<String, Application>>,
     jobs: tokio::sync::Mutex<BTreeMap<String, Job>>,
@@ -78,7 +80,11 @@ fn now_ms() -> i64 {
 
 impl ApplicationsService {
     /// Opens the applications of `config.dir` and starts again those that were running.
-    pub async fn open(streams: Arc<StreamsService>, config: ApplicationsConfig) -> Result<Arc<Self>, std::io::Error> {
+    pub async fn open(
+        streams: Arc<StreamsService>,
+        firehose: Arc<FirehoseService>,
+        config: ApplicationsConfig,
+    ) -> Result<Arc<Self>, std::io::Error> {
         let apps: BTreeMap<String, Application> = match &config.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -94,6 +100,7 @@ impl ApplicationsService {
             apps.values().filter(|app| app.status == "RUNNING").map(|app| app.name.clone()).collect();
         let service = Arc::new(ApplicationsService {
             streams,
+            firehose,
             config,
             apps: Mutex::new(apps),
             jobs: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -158,7 +165,11 @@ impl ApplicationsService {
         if let Some(dir) = &checkpoints {
             std::fs::create_dir_all(dir).map_err(|error| AwsError::internal(error.to_string()))?;
         }
-        let job = Job::start(queries, Arc::new(InProcess(Arc::clone(&self.streams))), checkpoints);
+        let job = Job::start(
+            queries,
+            Arc::new(InProcess { streams: Arc::clone(&self.streams), firehose: Arc::clone(&self.firehose) }),
+            checkpoints,
+        );
         self.running
             .lock()
             .insert(name.to_string(), job.queries.iter().map(|query| Arc::clone(&query.stats)).collect());

@@ -30,7 +30,14 @@ use crate::source::{BoxFuture, Entries, ShardCursor, StreamAccess};
 #[derive(clap::Args)]
 pub struct SqlArgs {
     /// The statements to run (separated by `;`).
-    #[arg(short = 'e', long = "execute", conflicts_with = "file", required_unless_present = "file")]
+    // Hyphen values allowed: a script may start with a `--` comment.
+    #[arg(
+        short = 'e',
+        long = "execute",
+        conflicts_with = "file",
+        required_unless_present = "file",
+        allow_hyphen_values = true
+    )]
     pub execute: Option<String>,
     /// A file of statements to run.
     #[arg(short = 'f', long = "file")]
@@ -222,6 +229,8 @@ impl StreamAccess for SdkAccess {
                     open: tideline_cli::shard_is_open(&shard),
                     parents: shard.parent_shard_id.iter().chain(&shard.adjacent_parent_shard_id).cloned().collect(),
                     shard_id: shard.shard_id,
+                    // Not in ListShards' answer, and a query does not need it.
+                    records_written: 0,
                 })
                 .collect())
         })

@@ -27,13 +27,16 @@ use crate::table::{Connector, TableSpec};
 use crate::window::{extract, window_schema, WindowState, WindowedQuery, WINDOW_TABLE};
 
 /// The DataFusion session every statement is planned in: one partition (a batch is small and
-/// already in memory), `STRING` as plain UTF-8, and identifiers case-sensitive as in Flink.
+/// already in memory), `STRING` as plain UTF-8, identifiers case-sensitive as in Flink, and
+/// Flink's function names ([`crate::functions`]).
 pub fn session() -> SessionContext {
     let config = SessionConfig::new()
         .with_target_partitions(1)
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    crate::functions::register(&ctx);
+    ctx
 }
 
 /// Tables defined so far, and the queries of the statements read.
@@ -203,7 +206,7 @@ fn refuse_unbounded(plan: &LogicalPlan, windowed: bool) -> Result<Vec<String>> {
     let mut refused: Option<SqlError> = None;
     plan.apply(|node| {
         let hint =
-            "aggregate over TABLE(TUMBLE|HOP|CUMULATE(TABLE t, DESCRIPTOR(ts), …)) GROUP BY window_start, window_end";
+            "aggregate over TABLE(TUMBLE|HOP|CUMULATE|SESSION(TABLE t, DESCRIPTOR(ts), …)) GROUP BY window_start, window_end";
         let construct = match node {
             LogicalPlan::TableScan(scan) => {
                 scanned.push(scan.table_name.table().to_string());
@@ -258,6 +261,9 @@ pub struct Resume {
 pub struct Snapshot<'a> {
     /// The query is stopping: this is its last snapshot.
     pub stopping: bool,
+    /// Windows closed and were emitted since the last snapshot: saving now keeps a restart from
+    /// emitting them again.
+    pub windows_closed: bool,
     pub positions: &'a Positions,
     pub watermark: Option<i64>,
     pub windows: Vec<(i64, i64, &'a [RecordBatch])>,
@@ -287,8 +293,17 @@ impl Query {
         };
         let mut windows = match (&self.window, &self.source.watermark) {
             (Some(window), Some(watermark)) => {
-                let mut state = WindowState::new(window.kind, watermark.delay_ms);
-                state.restore(resume.watermark.unwrap_or(i64::MIN), resume.windows);
+                let keys = window
+                    .partition_by
+                    .iter()
+                    .map(|column| {
+                        self.source.schema.index_of(column).map_err(|_| {
+                            invalid(format!("PARTITION BY {column}: table {} has no such column", self.source.name))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut state = WindowState::new(window.kind, watermark.delay_ms, keys);
+                state.restore(resume.watermark.unwrap_or(i64::MIN), resume.windows)?;
                 Some(state)
             }
             _ => None,
@@ -311,6 +326,7 @@ impl Query {
                 stats.late_rows.store(state.late_rows, Ordering::Relaxed);
                 stats.watermark_ms.store(state.watermark, Ordering::Relaxed);
             }
+            let windows_closed = windows.is_some() && !ready.is_empty();
             for batch in ready.into_iter().filter(|batch| batch.num_rows() > 0) {
                 for result in self.execute(&ctx, &table, &schema, batch).await? {
                     let result = match &self.sink {
@@ -326,6 +342,7 @@ impl Query {
             let stopping = stop.load(Ordering::Relaxed);
             checkpoint(Snapshot {
                 stopping,
+                windows_closed,
                 positions: tail.positions(),
                 watermark: windows.as_ref().map(|state| state.watermark),
                 windows: windows.as_ref().map(|state| state.open_windows().collect()).unwrap_or_default(),

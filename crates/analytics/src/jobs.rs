@@ -3,6 +3,8 @@
 //! rows of open windows (as Arrow IPC), written to a file by write-and-rename. A job started
 //! again resumes from its checkpoint, so after a restart or `kill -9` no window is lost and rows
 //! emitted since the last checkpoint are emitted again (at least once, as Flink's Kinesis sink).
+//! A checkpoint is also saved as soon as windows are emitted, so only a crash between emitting
+//! a window and that save repeats it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -112,7 +114,7 @@ async fn run(
     let mut last_saved = Instant::now();
     let mut save = |snapshot: Snapshot<'_>| -> Result<()> {
         let Some(path) = &path else { return Ok(()) };
-        if snapshot.stopping || last_saved.elapsed() >= CHECKPOINT_INTERVAL {
+        if snapshot.stopping || snapshot.windows_closed || last_saved.elapsed() >= CHECKPOINT_INTERVAL {
             let bytes = encode(&snapshot)?;
             // A small file, written a few times a minute: not worth a blocking-pool hop of its own.
             tokio::task::block_in_place(|| write_atomically(path, &bytes))

@@ -5,11 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use tideline_proto::{Call, Codec, Reply, Service};
-use tideline_streams::StreamsService;
+use tideline_streams::{NewEntry, PutOutcome, StreamsService};
 
 use crate::engine::Output;
 use crate::error::{invalid, Result, SqlError};
@@ -17,8 +15,12 @@ use crate::format::encode;
 use crate::source::{BoxFuture, Entries, StreamAccess};
 use crate::table::{Connector, TableSpec};
 
-/// PutRecords' limit on records per request.
+/// PutRecords' and PutRecordBatch's limit on records per request.
 const MAX_PUT_RECORDS: usize = 500;
+/// PutRecords' limit on a request's data and partition keys.
+const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
+/// PutRecordBatch's limit on a request's data.
+const MAX_PUT_RECORD_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// How many times records refused as throttled are offered again before the query fails.
 const MAX_PUT_ATTEMPTS: usize = 10;
 
@@ -41,15 +43,15 @@ impl Output for TableSink {
                     let records = encode(self.table.format, batch)?;
                     let keys = partition_keys(batch, partition_by)?;
                     let entries: Entries = keys.into_iter().zip(records).collect();
-                    for chunk in entries.chunks(MAX_PUT_RECORDS) {
-                        self.access.put(stream, chunk.to_vec()).await?;
+                    for request in requests(entries, MAX_PUT_RECORDS_BYTES, |(key, data)| key.len() + data.len()) {
+                        self.access.put(stream, request).await?;
                     }
                     Ok(())
                 }
                 Connector::Firehose { delivery_stream } => {
                     let records = encode(self.table.format, batch)?;
-                    for chunk in records.chunks(MAX_PUT_RECORDS) {
-                        self.access.put_firehose(delivery_stream, chunk.to_vec()).await?;
+                    for request in requests(records, MAX_PUT_RECORD_BATCH_BYTES, Vec::len) {
+                        self.access.put_firehose(delivery_stream, request).await?;
                     }
                     Ok(())
                 }
@@ -63,6 +65,27 @@ impl Output for TableSink {
             }
         })
     }
+}
+
+/// `items` cut into requests of at most [`MAX_PUT_RECORDS`] items and `max_bytes` (an item
+/// larger than that alone goes in a request of its own, for the service to refuse by name).
+fn requests<T>(items: Vec<T>, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut requests: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let item_bytes = size(&item);
+        match requests.last_mut() {
+            Some(request) if request.len() < MAX_PUT_RECORDS && bytes + item_bytes <= max_bytes => {
+                bytes += item_bytes;
+                request.push(item);
+            }
+            _ => {
+                bytes = item_bytes;
+                requests.push(vec![item]);
+            }
+        }
+    }
+    requests
 }
 
 /// Flink's print connector: `+I[v1, v2]` per row.
@@ -99,31 +122,19 @@ fn partition_keys(batch: &RecordBatch, partition_by: &[String]) -> Result<Vec<St
     Ok(formatted(&projected)?.into_iter().map(|values| values.join("|")).collect())
 }
 
-/// PutRecords through the Data Streams service's own operation table, in process. Records
-/// refused as throttled are offered again after a pause.
-pub async fn put_in_process(service: &Arc<StreamsService>, stream: &str, entries: Entries) -> Result<()> {
-    let mut pending = entries;
+/// Records put through the Data Streams service's typed write API, in process (PutRecords'
+/// routing, validation and limits). Records refused as throttled are offered again after a pause.
+pub async fn put_in_process(service: &StreamsService, stream: &str, entries: Entries) -> Result<()> {
+    let mut pending: Vec<NewEntry> = entries.into_iter().map(|(key, data)| NewEntry::new(key, data)).collect();
     for attempt in 0..MAX_PUT_ATTEMPTS {
-        let records: Vec<serde_json::Value> = pending
-            .iter()
-            .map(|(key, data)| {
-                serde_json::json!({ "PartitionKey": key, "Data": base64::engine::general_purpose::STANDARD.encode(data) })
-            })
-            .collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "StreamName": stream, "Records": records }))
-            .map_err(|error| invalid(error.to_string()))?;
-        let reply = service
-            .handle(Call::in_process("PutRecords", Codec::Json, &body))
+        let outcomes = service
+            .put_entries(Some(stream), None, pending.clone())
             .await
             .map_err(|error| SqlError::Stream(error.to_string()))?;
-        let Reply::Body(reply) = reply else { return Err(SqlError::Stream("PutRecords: unexpected reply".into())) };
-        let reply: serde_json::Value =
-            serde_json::from_slice(&reply).map_err(|error| SqlError::Stream(error.to_string()))?;
-        let results = reply["Records"].as_array().cloned().unwrap_or_default();
         pending = pending
             .into_iter()
-            .zip(results.iter())
-            .filter(|(_, result)| result.get("ErrorCode").is_some_and(|code| !code.is_null()))
+            .zip(outcomes)
+            .filter(|(_, outcome)| matches!(outcome, PutOutcome::Throttled { .. }))
             .map(|(entry, _)| entry)
             .collect();
         if pending.is_empty() {
@@ -132,4 +143,18 @@ pub async fn put_in_process(service: &Arc<StreamsService>, stream: &str, entries
         tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
     }
     Err(SqlError::Stream(format!("{} records could not be written to stream {stream}", pending.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_keep_to_the_record_and_byte_limits() {
+        let sizes: Vec<Vec<usize>> =
+            requests(vec![1; 1201], usize::MAX, |_| 1).iter().map(|request| vec![request.len()]).collect();
+        assert_eq!(sizes, [[500], [500], [201]]);
+        let cut = requests(vec![3, 3, 3, 9, 1], 6, |size| *size);
+        assert_eq!(cut, [vec![3, 3], vec![3], vec![9], vec![1]]);
+    }
 }

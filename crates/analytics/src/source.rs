@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tideline_firehose::FirehoseService;
 use tideline_streams::StreamsService;
 use tideline_streams::{Batch, Position, ShardInfo, ShardReader};
 
@@ -45,12 +46,16 @@ fn stream_error(error: impl std::fmt::Display) -> SqlError {
     SqlError::Stream(error.to_string())
 }
 
-/// Reading and writing inside the server: the typed in-process Data Streams API, no HTTP.
-pub struct InProcess(pub Arc<StreamsService>);
+/// Reading and writing inside the server: the typed in-process Data Streams and Firehose APIs,
+/// no HTTP.
+pub struct InProcess {
+    pub streams: Arc<StreamsService>,
+    pub firehose: Arc<FirehoseService>,
+}
 
 impl StreamAccess for InProcess {
     fn shards<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<ShardInfo>>> {
-        Box::pin(async move { Ok(self.0.stream_info(Some(stream), None).map_err(stream_error)?.shards) })
+        Box::pin(async move { Ok(self.streams.stream_info(Some(stream), None).map_err(stream_error)?.shards) })
     }
 
     fn open<'a>(
@@ -60,20 +65,22 @@ impl StreamAccess for InProcess {
         from: Position,
     ) -> BoxFuture<'a, Result<Box<dyn ShardCursor>>> {
         Box::pin(async move {
-            let reader = self.0.open_reader(stream, shard, from).await.map_err(stream_error)?;
+            let reader = self.streams.open_reader(stream, shard, from).await.map_err(stream_error)?;
             Ok(Box::new(reader) as Box<dyn ShardCursor>)
         })
     }
 
     fn put<'a>(&'a self, stream: &'a str, entries: Entries) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move { crate::sink::put_in_process(&self.0, stream, entries).await })
+        Box::pin(async move { crate::sink::put_in_process(&self.streams, stream, entries).await })
     }
 
-    fn put_firehose<'a>(&'a self, delivery_stream: &'a str, _records: Vec<Vec<u8>>) -> BoxFuture<'a, Result<()>> {
+    fn put_firehose<'a>(&'a self, delivery_stream: &'a str, records: Vec<Vec<u8>>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            Err(SqlError::Invalid(format!(
-                "firehose table '{delivery_stream}': server-side jobs cannot write to Firehose yet; run the INSERT with tideline sql"
-            )))
+            // Firehose's in-process way in takes one record at a time (PutRecord's checks).
+            for data in records {
+                self.firehose.put_record_in_process(delivery_stream, data.into()).await.map_err(stream_error)?;
+            }
+            Ok(())
         })
     }
 }

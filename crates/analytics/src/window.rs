@@ -1,4 +1,4 @@
-//! Event-time windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`) found in a
+//! Event-time windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION`) found in a
 //! query and replaced by a table of one window's rows, and the state that assigns rows to
 //! windows, tracks the watermark (the minimum over the shards being read of the latest event
 //! time minus the table's delay, caught-up shards not holding it back), drops late rows and
@@ -21,9 +21,23 @@ pub const WINDOW_TABLE: &str = "__tideline_window";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
-    Tumble { size: i64, offset: i64 },
-    Hop { slide: i64, size: i64 },
-    Cumulate { step: i64, max_size: i64 },
+    Tumble {
+        size: i64,
+        offset: i64,
+    },
+    Hop {
+        slide: i64,
+        size: i64,
+    },
+    Cumulate {
+        step: i64,
+        max_size: i64,
+    },
+    /// Rows of one key (`PARTITION BY`) less than `gap` apart; a row's own window is
+    /// `[ts, ts + gap)`, merged with the key's open sessions it overlaps.
+    Session {
+        gap: i64,
+    },
 }
 
 impl WindowKind {
@@ -50,6 +64,7 @@ impl WindowKind {
                     end += step;
                 }
             }
+            WindowKind::Session { gap } => out.push((ts, ts.saturating_add(gap))),
         }
     }
 }
@@ -62,6 +77,8 @@ pub struct WindowedQuery {
     pub table: String,
     /// The `DESCRIPTOR` column: the table's event time.
     pub time_column: String,
+    /// A SESSION window's `PARTITION BY` columns: sessions are per value of these.
+    pub partition_by: Vec<String>,
     /// The query with the function replaced by [`WINDOW_TABLE`].
     pub sql: String,
 }
@@ -86,11 +103,21 @@ pub fn extract(sql: &str) -> Result<Option<WindowedQuery>> {
         let args_end = closing_paren(inner, paren)?;
         let args = split_top_level(&inner[paren + 1..args_end]);
         let kind = window_kind(&function, &args)?;
-        let table = args.first().map(|arg| {
-            let arg = arg.trim();
-            let arg = if arg.len() > 6 && arg[..6].eq_ignore_ascii_case("TABLE ") { &arg[6..] } else { arg };
-            unquote_ident(arg)
-        });
+        let first = args.first().map(|arg| arg.trim()).unwrap_or_default();
+        let first = if first.len() > 6 && first[..6].eq_ignore_ascii_case("TABLE ") { &first[6..] } else { first };
+        // `TABLE t PARTITION BY k` or `PARTITION BY (k1, k2)` (SESSION only).
+        let (table, partition_by) = match find_word(first, "PARTITION", 0) {
+            Some(at) => {
+                let by =
+                    find_word(first, "BY", at).ok_or_else(|| invalid(format!("{function}: PARTITION needs BY")))?;
+                let columns = first[by + 2..].trim().trim_start_matches('(').trim_end_matches(')');
+                (unquote_ident(&first[..at]), split_top_level(columns).iter().map(|c| unquote_ident(c)).collect())
+            }
+            None => (unquote_ident(first), Vec::new()),
+        };
+        if !partition_by.is_empty() && !matches!(kind, WindowKind::Session { .. }) {
+            return Err(invalid(format!("{function}: PARTITION BY is only supported by SESSION windows")));
+        }
         let descriptor = args.get(1).map(|arg| arg.trim()).unwrap_or_default();
         let time_column = descriptor
             .get(..10)
@@ -100,7 +127,7 @@ pub fn extract(sql: &str) -> Result<Option<WindowedQuery>> {
             .map(unquote_ident)
             .ok_or_else(|| invalid(format!("{function}: the second argument must be DESCRIPTOR(time_column)")))?;
         let sql = format!("{}{}{}", &sql[..table_at], WINDOW_TABLE, &sql[close + 1..]);
-        return Ok(Some(WindowedQuery { kind, table: table.unwrap_or_default(), time_column, sql }));
+        return Ok(Some(WindowedQuery { kind, table, time_column, partition_by, sql }));
     }
     Ok(None)
 }
@@ -125,7 +152,7 @@ fn window_kind(function: &str, args: &[String]) -> Result<WindowKind> {
             }
             WindowKind::Cumulate { step, max_size }
         }
-        _ => return Err(invalid("SESSION windows are not supported yet (TUMBLE, HOP and CUMULATE are)")),
+        _ => WindowKind::Session { gap: interval(2, "gap")? },
     };
     if let WindowKind::Hop { slide, size } = kind {
         if size % slide != 0 {
@@ -153,12 +180,24 @@ pub struct ClosedWindow {
     pub batch: RecordBatch,
 }
 
+/// An open session of one key, and the rows of the batch being added that joined it.
+struct Session {
+    start: i64,
+    end: i64,
+    batches: Vec<RecordBatch>,
+    new_rows: Vec<u32>,
+}
+
 /// Open windows and the watermark; see the module doc.
 pub struct WindowState {
     kind: WindowKind,
     delay_ms: i64,
     /// (end, start) → rows: windows close in end order.
     open: BTreeMap<(i64, i64), Vec<RecordBatch>>,
+    /// SESSION: the `PARTITION BY` columns' indexes, and each key's open sessions (their bounds
+    /// move as rows arrive, so they join `open` only when they close).
+    session_keys: Vec<usize>,
+    sessions: HashMap<String, Vec<Session>>,
     /// Shard id → latest event time read from it.
     shard_max: HashMap<String, i64>,
     /// Event time up to which windows are complete; `i64::MIN` before any row.
@@ -167,11 +206,14 @@ pub struct WindowState {
 }
 
 impl WindowState {
-    pub fn new(kind: WindowKind, delay_ms: i64) -> Self {
+    /// `session_keys`: the indexes of a SESSION window's `PARTITION BY` columns.
+    pub fn new(kind: WindowKind, delay_ms: i64, session_keys: Vec<usize>) -> Self {
         WindowState {
             kind,
             delay_ms,
             open: BTreeMap::new(),
+            session_keys,
+            sessions: HashMap::new(),
             shard_max: HashMap::new(),
             watermark: i64::MIN,
             late_rows: 0,
@@ -187,6 +229,10 @@ impl WindowState {
             .downcast_ref::<TimestampMillisecondArray>()
             .ok_or_else(|| invalid("the event time column is not a timestamp"))?;
         let mut rows: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
+        let keys = match self.kind {
+            WindowKind::Session { .. } => self.session_key_values(batch)?,
+            _ => Vec::new(),
+        };
         let mut windows = Vec::new();
         let mut shard_max = self.shard_max.get(shard_id).copied().unwrap_or(i64::MIN);
         for row in 0..batch.num_rows() {
@@ -198,6 +244,13 @@ impl WindowState {
             let ts = times.value(row);
             shard_max = shard_max.max(ts);
             self.kind.windows(ts, &mut windows);
+            if let (Some(key), [(start, end)]) = (keys.get(row), windows.as_slice()) {
+                match end - 1 > self.watermark {
+                    true => self.join_session(key, *start, *end, row as u32),
+                    false => self.late_rows += 1,
+                }
+                continue;
+            }
             let mut placed = false;
             for &(start, end) in &windows {
                 if end - 1 > self.watermark {
@@ -214,7 +267,39 @@ impl WindowState {
             let taken = take_record_batch(batch, &UInt32Array::from(indices))?;
             self.open.entry(key).or_default().push(taken);
         }
+        for session in self.sessions.values_mut().flatten().filter(|session| !session.new_rows.is_empty()) {
+            let indices = UInt32Array::from(std::mem::take(&mut session.new_rows));
+            session.batches.push(take_record_batch(batch, &indices)?);
+        }
         Ok(())
+    }
+
+    /// Each row's SESSION key: its `PARTITION BY` values (all rows share one key without).
+    fn session_key_values(&self, batch: &RecordBatch) -> Result<Vec<String>> {
+        if self.session_keys.is_empty() {
+            return Ok(vec![String::new(); batch.num_rows()]);
+        }
+        let projected = batch.project(&self.session_keys)?;
+        Ok(crate::sink::formatted(&projected)?.into_iter().map(|values| values.join("\u{1f}")).collect())
+    }
+
+    /// Puts a row (window `[start, end)`) in its key's session, merging the sessions it overlaps:
+    /// they were apart from each other, so one pass finds them all.
+    fn join_session(&mut self, key: &str, start: i64, end: i64, row: u32) {
+        let sessions = self.sessions.entry(key.to_string()).or_default();
+        let mut merged = Session { start, end, batches: Vec::new(), new_rows: vec![row] };
+        sessions.retain_mut(|session| {
+            // Flink's TimeWindow::intersects: sessions that touch merge too.
+            if session.start > merged.end || merged.start > session.end {
+                return true;
+            }
+            merged.start = merged.start.min(session.start);
+            merged.end = merged.end.max(session.end);
+            merged.batches.append(&mut session.batches);
+            merged.new_rows.append(&mut session.new_rows);
+            false
+        });
+        sessions.push(merged);
     }
 
     /// Moves the watermark given which shards are being read and which of them are caught up
@@ -241,6 +326,13 @@ impl WindowState {
             return Ok(Vec::new());
         };
         self.watermark = self.watermark.max(event_time.saturating_sub(self.delay_ms));
+        let watermark = self.watermark;
+        for sessions in self.sessions.values_mut() {
+            for session in sessions.extract_if(.., |session| session.end - 1 <= watermark) {
+                self.open.entry((session.end, session.start)).or_default().extend(session.batches);
+            }
+        }
+        self.sessions.retain(|_, sessions| !sessions.is_empty());
         let mut closed = Vec::new();
         while let Some(entry) = self.open.first_entry() {
             let (end, start) = *entry.key();
@@ -256,15 +348,28 @@ impl WindowState {
 
     /// Rows waiting in open windows (what a checkpoint keeps).
     pub fn open_windows(&self) -> impl Iterator<Item = (i64, i64, &[RecordBatch])> {
-        self.open.iter().map(|((end, start), batches)| (*start, *end, batches.as_slice()))
+        let sessions =
+            self.sessions.values().flatten().map(|session| (session.start, session.end, &session.batches[..]));
+        self.open.iter().map(|((end, start), batches)| (*start, *end, batches.as_slice())).chain(sessions)
     }
 
     /// Restores a checkpoint's open windows and watermark.
-    pub fn restore(&mut self, watermark: i64, windows: Vec<(i64, i64, RecordBatch)>) {
+    pub fn restore(&mut self, watermark: i64, windows: Vec<(i64, i64, RecordBatch)>) -> Result<()> {
         self.watermark = watermark;
         for (start, end, batch) in windows {
-            self.open.entry((end, start)).or_default().push(batch);
+            if !matches!(self.kind, WindowKind::Session { .. }) {
+                self.open.entry((end, start)).or_default().push(batch);
+                continue;
+            }
+            // A saved session's rows all have its key.
+            let Some(key) = self.session_key_values(&batch.slice(0, batch.num_rows().min(1)))?.pop() else { continue };
+            let sessions = self.sessions.entry(key).or_default();
+            match sessions.iter_mut().find(|session| (session.start, session.end) == (start, end)) {
+                Some(session) => session.batches.push(batch),
+                None => sessions.push(Session { start, end, batches: vec![batch], new_rows: Vec::new() }),
+            }
         }
+        Ok(())
     }
 }
 
@@ -295,6 +400,12 @@ mod tests {
         let hop = extract("SELECT * FROM TABLE(HOP(t, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND))");
         assert_eq!(hop.unwrap().unwrap().kind, WindowKind::Hop { slide: 5_000, size: 10_000 });
         assert!(extract("SELECT * FROM t").unwrap().is_none());
+        let session =
+            extract("SELECT * FROM TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' SECOND))")
+                .unwrap()
+                .unwrap();
+        assert_eq!(session.kind, WindowKind::Session { gap: 5_000 });
+        assert_eq!((session.table.as_str(), session.partition_by.as_slice()), ("t", &["k".to_string()][..]));
     }
 
     #[test]
@@ -306,5 +417,38 @@ mod tests {
         assert_eq!(out, [(10, 20), (5, 15)]);
         WindowKind::Cumulate { step: 5, max_size: 15 }.windows(22, &mut out);
         assert_eq!(out, [(15, 25), (15, 30)]);
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use datafusion::arrow::array::StringArray;
+
+    use super::*;
+
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        ]));
+        let keys = StringArray::from(rows.iter().map(|(key, _)| *key).collect::<Vec<_>>());
+        let times = TimestampMillisecondArray::from(rows.iter().map(|(_, ts)| *ts).collect::<Vec<_>>());
+        RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(times)]).unwrap()
+    }
+
+    #[test]
+    fn sessions_merge_per_key_and_close_after_the_gap() {
+        let mut state = WindowState::new(WindowKind::Session { gap: 10 }, 0, vec![0]);
+        // a: 0 and 25 are apart until 8 and 17 join them; b: one row.
+        state.add("s", &batch(&[("a", 0), ("a", 25), ("b", 3)]), 1).unwrap();
+        state.add("s", &batch(&[("a", 8), ("a", 17)]), 1).unwrap();
+        let schema = window_schema(&batch(&[]).schema());
+        let closed = state.advance([("s", true)].into_iter(), &schema).unwrap();
+        // Watermark 25: b's session [3, 13) closed; a's [0, 35) is open.
+        assert_eq!(closed.iter().map(|w| (w.start, w.end, w.batch.num_rows())).collect::<Vec<_>>(), [(3, 13, 1)]);
+        state.add("s", &batch(&[("b", 50)]), 1).unwrap();
+        let closed = state.advance([("s", true)].into_iter(), &schema).unwrap();
+        assert_eq!(closed.iter().map(|w| (w.start, w.end, w.batch.num_rows())).collect::<Vec<_>>(), [(0, 35, 4)]);
+        assert_eq!(state.open_windows().map(|(start, end, _)| (start, end)).collect::<Vec<_>>(), [(50, 60)]);
     }
 }

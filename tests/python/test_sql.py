@@ -18,7 +18,6 @@ import pytest
 from support import (create_stream, find_binary, hash_key, iterator, make_client, run_cli, shard_id, unique_name,
                      wait_for, drain)
 
-BASE = "2024-01-01 00:00:"
 
 
 def tutorial_table(stream: str, *, initpos: str | None = None, extra_columns: str = "") -> str:
@@ -84,7 +83,7 @@ def put_json(kinesis, stream: str, rows: list[dict], *, shard_key: int | None = 
 def read_all(kinesis, stream: str) -> list[dict]:
     records = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        records.extend(drain(kinesis, iterator(kinesis, stream, shard["ShardId"])))
+        records.extend(drain(kinesis, iterator(kinesis, stream, shard["ShardId"]))[0])
     return records
 
 
@@ -147,7 +146,7 @@ GROUP BY window_start, window_end, id"""
 
 
 def event(key: str, second: int, v: int = 1) -> dict:
-    return {"id": key, "v": v, "ts": f"{BASE}{second:02d}"}
+    return {"id": key, "v": v, "ts": f"2024-01-01 00:{second // 60:02d}:{second % 60:02d}"}
 
 
 def test_tumble_counts_are_exact_per_window_and_key_and_late_rows_are_dropped(endpoint, kinesis):
@@ -323,3 +322,166 @@ def test_flink_differential_tutorial_select(endpoint, kinesis):
     wait_for(printed, timeout=30, interval=0.3, what="two rows printed")
     assert all(row in sent for row in query.rows(2))
     assert query.finish()[0] == 0
+
+
+def windowed_rows(endpoint: str, stream: str, window: str, count: int, select: str = "id, COUNT(*) AS n") -> list:
+    """`count` result rows of `SELECT window_start, window_end, <select>` over `window` (a window
+    table function of table `events`), as (start, end, *values) sorted; the times as hh:mm:ss."""
+    sql = (f"{TUMBLE_TABLE.format(stream=stream)}; SELECT window_start, window_end, {select} "
+           f"FROM TABLE({window}) GROUP BY window_start, window_end, id")
+    query = SqlProcess(endpoint, sql, "--output", "json", "--limit", str(count), "--timeout", "60")
+    rows = query.rows(count)
+    code, stderr = query.finish()
+    assert code == 0, stderr
+    return sorted((row["window_start"][-8:], row["window_end"][-8:], *(v for k, v in row.items()
+                   if k not in ("window_start", "window_end"))) for row in rows)
+
+
+def test_hop_windows_count_a_row_in_every_window_that_holds_it(endpoint, kinesis):
+    stream = unique_name("sql-hop")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("a", 6), event("a", 12), event("z", 40)])
+    rows = windowed_rows(endpoint, stream, "HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND)", 4)
+    # The window before midnight shows as 23:59:55.
+    assert rows == [("00:00:00", "00:00:10", "a", 2), ("00:00:05", "00:00:15", "a", 2),
+                    ("00:00:10", "00:00:20", "a", 1), ("23:59:55", "00:00:05", "a", 1)]
+
+
+def test_cumulate_windows_grow_by_step_up_to_their_max_size(endpoint, kinesis):
+    stream = unique_name("sql-cumulate")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("a", 6), event("a", 12), event("z", 40)])
+    rows = windowed_rows(endpoint, stream,
+                         "CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND)", 4)
+    assert rows == [("00:00:00", "00:00:05", "a", 1), ("00:00:00", "00:00:10", "a", 2),
+                    ("00:00:10", "00:00:15", "a", 1), ("00:00:10", "00:00:20", "a", 1)]
+
+
+def test_session_windows_are_per_key_and_end_after_the_gap(endpoint, kinesis):
+    stream = unique_name("sql-session")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("b", 2), event("a", 3, 10), event("a", 20), event("z", 59)])
+    rows = windowed_rows(endpoint, stream,
+                         "SESSION(TABLE events PARTITION BY id, DESCRIPTOR(ts), INTERVAL '5' SECOND)", 3,
+                         select="id, COUNT(*) AS n, SUM(v) AS total")
+    assert rows == [("00:00:01", "00:00:08", "a", 2, 11), ("00:00:02", "00:00:07", "b", 1, 1),
+                    ("00:00:20", "00:00:25", "a", 1, 1)]
+
+
+def test_an_idle_shard_does_not_stall_the_watermark(endpoint, kinesis):
+    stream = unique_name("sql-idle")
+    create_stream(kinesis, stream, 4)
+    # Every record on the first shard; the other three never get one.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), event("z", 30)], shard_key=0)
+    rows = windowed_rows(endpoint, stream, "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)", 1)
+    assert rows == [("00:00:00", "00:00:10", "a", 2)]
+
+
+def test_a_split_shard_is_read_before_its_children(endpoint, kinesis):
+    stream = unique_name("sql-reshard")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("a", 2)])
+    kinesis.split_shard(StreamName=stream, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    wait_for(lambda: kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+             == "ACTIVE", what="split done")
+    # The children: one late-looking row each way would be dropped if a child were read first.
+    put_json(kinesis, stream, [event("a", 3), event("z", 40)], shard_key=0)
+    put_json(kinesis, stream, [event("a", 4), event("z", 41)], shard_key=2**127)
+    rows = windowed_rows(endpoint, stream, "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)", 1)
+    assert rows == [("00:00:00", "00:00:10", "a", 4)]
+
+
+def test_flink_functions_and_metadata_columns(endpoint, kinesis):
+    stream = unique_name("sql-functions")
+    create_stream(kinesis, stream, 1)
+    record = {"id": "k", "message": json.dumps({"user": {"name": "ana", "tags": ["x", "y"]}}),
+              "ts": "2024-03-04 05:06:07.890", "epoch": 1700000000123}
+    put = kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey="pk-1")
+    table = ("CREATE TABLE t (id STRING, message STRING, ts TIMESTAMP(3), epoch BIGINT, "
+             "arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
+             "seq VARCHAR(128) METADATA FROM 'sequence-number' VIRTUAL, "
+             "`shard-id` VARCHAR(128) METADATA VIRTUAL) "
+             f"WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1', "
+             "'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')")
+    query = ("SELECT JSON_VALUE(message, '$.user.name') AS name, JSON_VALUE(message, '$.user.tags[1]') AS tag, "
+             "JSON_VALUE(message, '$.user') AS whole, DATE_FORMAT(ts, 'yyyy/MM/dd HH:mm:ss.SSS') AS day, "
+             "TO_TIMESTAMP_LTZ(epoch, 3) AS at, TO_TIMESTAMP_LTZ(epoch / 1000, 0) AS at_seconds, "
+             "PROCTIME() IS NOT NULL AS has_proctime, arrival IS NOT NULL AS has_arrival, seq, `shard-id` FROM t")
+    started = time.time()
+    result = run_sql(endpoint, f"{table}; {query}", "--output", "json", "--limit", "1", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row == {"name": "ana", "tag": "y", "whole": None, "day": "2024/03/04 05:06:07.890",
+                   "at": "2023-11-14T22:13:20.123", "at_seconds": "2023-11-14T22:13:20", "has_proctime": True,
+                   "has_arrival": True, "seq": put["SequenceNumber"], "shard-id": shard_id(0)}, (row, started)
+
+
+FIREHOSE_SQL = """CREATE TABLE source_table (id STRING, message STRING) WITH ('connector' = 'kinesis',
+  'stream' = '{source}', 'aws.region' = 'us-east-1', 'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json');
+CREATE TABLE delivery (id STRING, loud STRING) WITH ('connector' = 'firehose', 'delivery-stream' = '{delivery}',
+  'aws.region' = 'us-east-1', 'format' = 'json');
+INSERT INTO delivery SELECT id, UPPER(message) FROM source_table"""
+
+
+def test_insert_into_a_firehose_table_from_tideline_sql_and_from_a_job(server_factory, tmp_path):
+    from firehose_support import folder_objects, s3_config
+
+    buckets = tmp_path / "buckets"
+    server = server_factory("--s3-dir", str(buckets))
+    kinesis, firehose = server.client(), server.client(service="firehose")
+    source = unique_name("fh-in")
+    create_stream(kinesis, source, 1)
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}, {"id": "k2", "message": "yo"}])
+    expected = b'{"id":"k1","loud":"HI"}{"id":"k2","loud":"YO"}'
+
+    # From `tideline sql`: PutRecordBatch.
+    by_cli = unique_name("fh-cli")
+    firehose.create_delivery_stream(DeliveryStreamName=by_cli, ExtendedS3DestinationConfiguration=s3_config("cli"))
+    result = run_sql(server.endpoint, FIREHOSE_SQL.format(source=source, delivery=by_cli), "--timeout", "4")
+    assert result.returncode == 0, result.stderr
+    objects = wait_for(lambda: folder_objects(buckets / "cli"), what="the SELECT's rows delivered")
+    assert b"".join(objects.values()) == expected
+
+    # From an application's job in the server: Firehose's in-process put.
+    by_job = unique_name("fh-job")
+    firehose.create_delivery_stream(DeliveryStreamName=by_job, ExtendedS3DestinationConfiguration=s3_config("job"))
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    create_application(analytics, by_job, FIREHOSE_SQL.format(source=source, delivery=by_job))
+    analytics.start_application(ApplicationName=by_job)
+    objects = wait_for(lambda: folder_objects(buckets / "job"), what="the job's rows delivered")
+    assert b"".join(objects.values()) == expected
+    analytics.stop_application(ApplicationName=by_job)
+
+
+def test_window_results_are_written_once_across_a_restart_and_a_kill_9(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    server = server_factory(data_dir=data_dir)
+    kinesis = server.client()
+    source, sink, name = unique_name("once-in"), unique_name("once-out"), unique_name("once")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    create_application(make_client(server.endpoint, service="kinesisanalyticsv2"), name,
+                       JOB_SQL.format(source=source, sink=sink))
+    make_client(server.endpoint, service="kinesisanalyticsv2").start_application(ApplicationName=name)
+
+    def window_rows(kinesis, count):
+        records = wait_for(lambda: len(read_all(kinesis, sink)) >= count and read_all(kinesis, sink), timeout=20,
+                           what=f"{count} window rows")
+        time.sleep(1)  # anything more (a duplicate) would show now
+        return sorted((row["window_start"][-8:], row["id"], row["n"])
+                      for row in (json.loads(record["Data"]) for record in read_all(kinesis, sink)))
+
+    # [0, 10) closes before a graceful restart, [10, 20) before a kill -9, [20, 30) after it.
+    put_json(kinesis, source, [event("a", 1), event("a", 2), event("b", 12)])
+    assert window_rows(kinesis, 1) == [("00:00:00", "a", 2)]
+    server.stop()
+    server = server_factory(data_dir=data_dir)
+    kinesis = server.client()
+    put_json(kinesis, source, [event("b", 13), event("c", 25)])
+    assert window_rows(kinesis, 2) == [("00:00:00", "a", 2), ("00:00:10", "b", 2)]
+    time.sleep(3)  # past a checkpoint
+    server.kill()
+    server = server_factory(data_dir=data_dir)
+    kinesis = server.client()
+    put_json(kinesis, source, [event("c", 26), event("d", 45)])
+    assert window_rows(kinesis, 3) == [("00:00:00", "a", 2), ("00:00:10", "b", 2), ("00:00:20", "c", 2)]
