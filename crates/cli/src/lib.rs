@@ -23,7 +23,9 @@ mod video;
 use std::process::ExitCode;
 
 pub use connection::{sdk_config, Connection, DEFAULT_ENDPOINT};
+pub use describe::{is_open as shard_is_open, list_shards};
 pub use error::CliError;
+pub use output::Output;
 
 /// The client subcommands of `tideline`.
 #[derive(clap::Subcommand)]

@@ -57,6 +57,8 @@ pub enum Command {
     Client(tideline_cli::Command),
     /// Ship log files to Kinesis or Firehose, configured like the Amazon Kinesis Agent.
     Agent(tideline_agent::AgentArgs),
+    /// Run Flink SQL statements over a server's streams (`-e "…"` or `-f job.sql`).
+    Sql(tideline_analytics::SqlArgs),
 }
 
 #[derive(clap::Args)]
@@ -347,6 +349,15 @@ impl ServeArgs {
 
     fn max_open_files(&self) -> usize {
         self.max_open_segments.map_or_else(default_max_open_files, |max| usize::try_from(max).unwrap_or(usize::MAX))
+    }
+
+    /// SQL analytics applications: kept in `<data-dir>/analytics` unless in memory.
+    pub fn analytics_config(&self) -> tideline_analytics::ApplicationsConfig {
+        tideline_analytics::ApplicationsConfig {
+            dir: (!self.in_memory).then(|| self.data_dir.join("analytics")),
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+        }
     }
 
     pub fn firehose_config(&self) -> FirehoseConfig {

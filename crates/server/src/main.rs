@@ -24,7 +24,7 @@ use crate::config::{Cli, Command, ServeArgs};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // A client command's output is its own; the SDK's informational logs would only clutter it.
-    let default_log = if matches!(cli.command, Command::Client(_)) { "warn" } else { "info" };
+    let default_log = if matches!(cli.command, Command::Client(_) | Command::Sql(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -46,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Repair(args) => return repair::repair(&args.data_dir),
         Command::Client(command) => return runtime.block_on(tideline_cli::run(command)),
         Command::Agent(args) => return runtime.block_on(tideline_agent::run(args)),
+        Command::Sql(args) => return runtime.block_on(tideline_analytics::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -91,6 +92,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(args.data_dir.join("video"))?;
     }
     let video = VideoService::open(Storage::open(args.video_storage_config())?, args.video_config(scheme))?;
+    let analytics = tideline_analytics::ApplicationsService::open(
+        Arc::clone(&streams),
+        Arc::clone(&firehose),
+        args.analytics_config(),
+    )
+    .await?;
     match args.in_memory {
         true => tracing::info!(%address, "tideline listening, in memory"),
         false => tracing::info!(%address, data_dir = %args.data_dir.display(), "tideline listening"),
@@ -115,6 +122,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         lambda,
         video,
         playback,
+        Arc::new(tideline_analytics::ApplicationsApi(Arc::clone(&analytics))),
     ];
     let console_config = tideline_console::ConsoleConfig { region: args.region.clone(), auth };
     services.push(tideline_console::ConsoleService::new(console_config, streams, services.clone()));
@@ -123,6 +131,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let app = http::router(services, verifier, args.http_limits())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe::track));
     listener::serve(listener, tls, app, limits, metrics.connections(), shutdown_signal()).await;
+    // Jobs first: their last checkpoint and writes need the streams and Firehose still open.
+    analytics.shutdown().await;
     firehose.shutdown().await;
     tracing::info!("tideline stopped");
     Ok(())

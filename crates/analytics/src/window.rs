@@ -1,0 +1,454 @@
+//! Event-time windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION`) found in a
+//! query and replaced by a table of one window's rows, and the state that assigns rows to
+//! windows, tracks the watermark (the minimum over the shards being read of the latest event
+//! time minus the table's delay, caught-up shards not holding it back), drops late rows and
+//! hands out each window once the watermark passes its end. Each closed window is then one
+//! bounded DataFusion query: exactly one result per window and key, as in Flink.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{invalid, Result};
+use crate::prepass::{closing_paren, find_word, split_top_level, unquote_ident};
+use crate::table::parse_interval_ms;
+
+/// The name a query's window table function is replaced by.
+pub const WINDOW_TABLE: &str = "__tideline_window";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumble {
+        size: i64,
+        offset: i64,
+    },
+    Hop {
+        slide: i64,
+        size: i64,
+    },
+    Cumulate {
+        step: i64,
+        max_size: i64,
+    },
+    /// Rows of one key (`PARTITION BY`) less than `gap` apart; a row's own window is
+    /// `[ts, ts + gap)`, merged with the key's open sessions it overlaps.
+    Session {
+        gap: i64,
+    },
+}
+
+impl WindowKind {
+    /// The windows (start, end) holding event time `ts`.
+    fn windows(&self, ts: i64, out: &mut Vec<(i64, i64)>) {
+        out.clear();
+        match *self {
+            WindowKind::Tumble { size, offset } => {
+                let start = (ts - offset).div_euclid(size) * size + offset;
+                out.push((start, start + size));
+            }
+            WindowKind::Hop { slide, size } => {
+                let mut start = ts.div_euclid(slide) * slide;
+                while start > ts - size {
+                    out.push((start, start + size));
+                    start -= slide;
+                }
+            }
+            WindowKind::Cumulate { step, max_size } => {
+                let base = ts.div_euclid(max_size) * max_size;
+                let mut end = (ts - base).div_euclid(step) * step + step + base;
+                while end <= base + max_size {
+                    out.push((base, end));
+                    end += step;
+                }
+            }
+            WindowKind::Session { gap } => out.push((ts, ts.saturating_add(gap))),
+        }
+    }
+}
+
+/// A query over a window table function.
+#[derive(Debug, Clone)]
+pub struct WindowedQuery {
+    pub kind: WindowKind,
+    /// The table the function windows.
+    pub table: String,
+    /// The `DESCRIPTOR` column: the table's event time.
+    pub time_column: String,
+    /// A SESSION window's `PARTITION BY` columns: sessions are per value of these.
+    pub partition_by: Vec<String>,
+    /// The query with the function replaced by [`WINDOW_TABLE`].
+    pub sql: String,
+}
+
+/// The first window table function in `sql`, if any (`FROM TABLE(TUMBLE(TABLE t, …))`).
+pub fn extract(sql: &str) -> Result<Option<WindowedQuery>> {
+    let mut from = 0;
+    while let Some(table_at) = find_word(sql, "TABLE", from) {
+        from = table_at + 5;
+        let after = sql[from..].trim_start();
+        if !after.starts_with('(') {
+            continue;
+        }
+        let open = sql.len() - after.len();
+        let close = closing_paren(sql, open)?;
+        let inner = sql[open + 1..close].trim();
+        let Some(paren) = inner.find('(') else { continue };
+        let function = inner[..paren].trim().to_ascii_uppercase();
+        if !["TUMBLE", "HOP", "CUMULATE", "SESSION"].contains(&function.as_str()) {
+            continue;
+        }
+        let args_end = closing_paren(inner, paren)?;
+        let args = split_top_level(&inner[paren + 1..args_end]);
+        let kind = window_kind(&function, &args)?;
+        let first = args.first().map(|arg| arg.trim()).unwrap_or_default();
+        let first = if first.len() > 6 && first[..6].eq_ignore_ascii_case("TABLE ") { &first[6..] } else { first };
+        // `TABLE t PARTITION BY k` or `PARTITION BY (k1, k2)` (SESSION only).
+        let (table, partition_by) = match find_word(first, "PARTITION", 0) {
+            Some(at) => {
+                let by =
+                    find_word(first, "BY", at).ok_or_else(|| invalid(format!("{function}: PARTITION needs BY")))?;
+                let columns = first[by + 2..].trim().trim_start_matches('(').trim_end_matches(')');
+                (unquote_ident(&first[..at]), split_top_level(columns).iter().map(|c| unquote_ident(c)).collect())
+            }
+            None => (unquote_ident(first), Vec::new()),
+        };
+        if !partition_by.is_empty() && !matches!(kind, WindowKind::Session { .. }) {
+            return Err(invalid(format!("{function}: PARTITION BY is only supported by SESSION windows")));
+        }
+        let descriptor = args.get(1).map(|arg| arg.trim()).unwrap_or_default();
+        let time_column = descriptor
+            .get(..10)
+            .filter(|head| head.eq_ignore_ascii_case("DESCRIPTOR"))
+            .and_then(|_| descriptor[10..].trim().strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .map(unquote_ident)
+            .ok_or_else(|| invalid(format!("{function}: the second argument must be DESCRIPTOR(time_column)")))?;
+        let sql = format!("{}{}{}", &sql[..table_at], WINDOW_TABLE, &sql[close + 1..]);
+        return Ok(Some(WindowedQuery { kind, table, time_column, partition_by, sql }));
+    }
+    Ok(None)
+}
+
+fn window_kind(function: &str, args: &[String]) -> Result<WindowKind> {
+    let interval = |index: usize, what: &str| {
+        args.get(index)
+            .and_then(|arg| parse_interval_ms(arg))
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| invalid(format!("{function}: argument {} ({what}) must be a positive INTERVAL", index + 1)))
+    };
+    let kind = match function {
+        "TUMBLE" => WindowKind::Tumble {
+            size: interval(2, "size")?,
+            offset: if args.len() > 3 { interval(3, "offset")? } else { 0 },
+        },
+        "HOP" => WindowKind::Hop { slide: interval(2, "slide")?, size: interval(3, "size")? },
+        "CUMULATE" => {
+            let (step, max_size) = (interval(2, "step")?, interval(3, "max size")?);
+            if max_size % step != 0 {
+                return Err(invalid("CUMULATE: the max size must be an integral multiple of the step"));
+            }
+            WindowKind::Cumulate { step, max_size }
+        }
+        _ => WindowKind::Session { gap: interval(2, "gap")? },
+    };
+    if let WindowKind::Hop { slide, size } = kind {
+        if size % slide != 0 {
+            return Err(invalid("HOP: the size must be an integral multiple of the slide"));
+        }
+    }
+    Ok(kind)
+}
+
+/// The table a window's rows are offered to the query as: the source's columns, then
+/// `window_start`, `window_end` and `window_time` (= end − 1 ms), as Flink's functions add.
+pub fn window_schema(source: &SchemaRef) -> SchemaRef {
+    let time = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let mut fields: Vec<Field> = source.fields().iter().map(|field| field.as_ref().clone()).collect();
+    for name in ["window_start", "window_end", "window_time"] {
+        fields.push(Field::new(name, time.clone(), false));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// A window whose end the watermark has passed, with its rows.
+pub struct ClosedWindow {
+    pub start: i64,
+    pub end: i64,
+    pub batch: RecordBatch,
+}
+
+/// An open session of one key, and the rows of the batch being added that joined it.
+struct Session {
+    start: i64,
+    end: i64,
+    batches: Vec<RecordBatch>,
+    new_rows: Vec<u32>,
+}
+
+/// Open windows and the watermark; see the module doc.
+pub struct WindowState {
+    kind: WindowKind,
+    delay_ms: i64,
+    /// (end, start) → rows: windows close in end order.
+    open: BTreeMap<(i64, i64), Vec<RecordBatch>>,
+    /// SESSION: the `PARTITION BY` columns' indexes, and each key's open sessions (their bounds
+    /// move as rows arrive, so they join `open` only when they close).
+    session_keys: Vec<usize>,
+    sessions: HashMap<String, Vec<Session>>,
+    /// Shard id → latest event time read from it.
+    shard_max: HashMap<String, i64>,
+    /// Event time up to which windows are complete; `i64::MIN` before any row.
+    pub watermark: i64,
+    pub late_rows: u64,
+}
+
+impl WindowState {
+    /// `session_keys`: the indexes of a SESSION window's `PARTITION BY` columns.
+    pub fn new(kind: WindowKind, delay_ms: i64, session_keys: Vec<usize>) -> Self {
+        WindowState {
+            kind,
+            delay_ms,
+            open: BTreeMap::new(),
+            session_keys,
+            sessions: HashMap::new(),
+            shard_max: HashMap::new(),
+            watermark: i64::MIN,
+            late_rows: 0,
+        }
+    }
+
+    /// Assigns the rows of `batch` (read from `shard_id`; event time in column `time_column`)
+    /// to their windows; rows all of whose windows have closed are late: dropped and counted.
+    pub fn add(&mut self, shard_id: &str, batch: &RecordBatch, time_column: usize) -> Result<()> {
+        let times = cast(batch.column(time_column), &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+        let times = times
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .ok_or_else(|| invalid("the event time column is not a timestamp"))?;
+        let mut rows: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
+        let keys = match self.kind {
+            WindowKind::Session { .. } => self.session_key_values(batch)?,
+            _ => Vec::new(),
+        };
+        let mut windows = Vec::new();
+        let mut shard_max = self.shard_max.get(shard_id).copied().unwrap_or(i64::MIN);
+        for row in 0..batch.num_rows() {
+            // A row without event time cannot be placed in any window.
+            if times.is_null(row) {
+                self.late_rows += 1;
+                continue;
+            }
+            let ts = times.value(row);
+            shard_max = shard_max.max(ts);
+            self.kind.windows(ts, &mut windows);
+            if let (Some(key), [(start, end)]) = (keys.get(row), windows.as_slice()) {
+                match end - 1 > self.watermark {
+                    true => self.join_session(key, *start, *end, row as u32),
+                    false => self.late_rows += 1,
+                }
+                continue;
+            }
+            let mut placed = false;
+            for &(start, end) in &windows {
+                if end - 1 > self.watermark {
+                    rows.entry((end, start)).or_default().push(row as u32);
+                    placed = true;
+                }
+            }
+            if !placed {
+                self.late_rows += 1;
+            }
+        }
+        self.shard_max.insert(shard_id.to_string(), shard_max);
+        for (key, indices) in rows {
+            let taken = take_record_batch(batch, &UInt32Array::from(indices))?;
+            self.open.entry(key).or_default().push(taken);
+        }
+        for session in self.sessions.values_mut().flatten().filter(|session| !session.new_rows.is_empty()) {
+            let indices = UInt32Array::from(std::mem::take(&mut session.new_rows));
+            session.batches.push(take_record_batch(batch, &indices)?);
+        }
+        Ok(())
+    }
+
+    /// Each row's SESSION key: its `PARTITION BY` values (all rows share one key without).
+    fn session_key_values(&self, batch: &RecordBatch) -> Result<Vec<String>> {
+        if self.session_keys.is_empty() {
+            return Ok(vec![String::new(); batch.num_rows()]);
+        }
+        let projected = batch.project(&self.session_keys)?;
+        Ok(crate::sink::formatted(&projected)?.into_iter().map(|values| values.join("\u{1f}")).collect())
+    }
+
+    /// Puts a row (window `[start, end)`) in its key's session, merging the sessions it overlaps:
+    /// they were apart from each other, so one pass finds them all.
+    fn join_session(&mut self, key: &str, start: i64, end: i64, row: u32) {
+        let sessions = self.sessions.entry(key.to_string()).or_default();
+        let mut merged = Session { start, end, batches: Vec::new(), new_rows: vec![row] };
+        sessions.retain_mut(|session| {
+            // Flink's TimeWindow::intersects: sessions that touch merge too.
+            if session.start > merged.end || merged.start > session.end {
+                return true;
+            }
+            merged.start = merged.start.min(session.start);
+            merged.end = merged.end.max(session.end);
+            merged.batches.append(&mut session.batches);
+            merged.new_rows.append(&mut session.new_rows);
+            false
+        });
+        sessions.push(merged);
+    }
+
+    /// Moves the watermark given which shards are being read and which of them are caught up
+    /// (`(shard id, caught up)`), and returns the windows it closed, in end order.
+    pub fn advance<'a>(
+        &mut self,
+        shards: impl Iterator<Item = (&'a str, bool)>,
+        schema: &SchemaRef,
+    ) -> Result<Vec<ClosedWindow>> {
+        let mut busy_min: Option<i64> = None;
+        let mut idle_max: Option<i64> = None;
+        for (shard, caught_up) in shards {
+            match (self.shard_max.get(shard), caught_up) {
+                // A shard with records still to read and no event time yet holds the watermark.
+                (None, false) => return Ok(Vec::new()),
+                (None, true) => {}
+                (Some(&max), false) => busy_min = Some(busy_min.map_or(max, |min: i64| min.min(max))),
+                (Some(&max), true) => idle_max = Some(idle_max.map_or(max, |m: i64| m.max(max))),
+            }
+        }
+        // Caught-up shards do not stall it; when every shard is caught up, the latest event
+        // time of any of them counts.
+        let Some(event_time) = busy_min.or(idle_max).or_else(|| self.shard_max.values().copied().max()) else {
+            return Ok(Vec::new());
+        };
+        self.watermark = self.watermark.max(event_time.saturating_sub(self.delay_ms));
+        let watermark = self.watermark;
+        for sessions in self.sessions.values_mut() {
+            for session in sessions.extract_if(.., |session| session.end - 1 <= watermark) {
+                self.open.entry((session.end, session.start)).or_default().extend(session.batches);
+            }
+        }
+        self.sessions.retain(|_, sessions| !sessions.is_empty());
+        let mut closed = Vec::new();
+        while let Some(entry) = self.open.first_entry() {
+            let (end, start) = *entry.key();
+            if end - 1 > self.watermark {
+                break;
+            }
+            let batches = entry.remove();
+            let rows = concat_batches(&batches[0].schema(), &batches)?;
+            closed.push(ClosedWindow { start, end, batch: with_window_columns(&rows, start, end, schema)? });
+        }
+        Ok(closed)
+    }
+
+    /// Rows waiting in open windows (what a checkpoint keeps).
+    pub fn open_windows(&self) -> impl Iterator<Item = (i64, i64, &[RecordBatch])> {
+        let sessions =
+            self.sessions.values().flatten().map(|session| (session.start, session.end, &session.batches[..]));
+        self.open.iter().map(|((end, start), batches)| (*start, *end, batches.as_slice())).chain(sessions)
+    }
+
+    /// Restores a checkpoint's open windows and watermark.
+    pub fn restore(&mut self, watermark: i64, windows: Vec<(i64, i64, RecordBatch)>) -> Result<()> {
+        self.watermark = watermark;
+        for (start, end, batch) in windows {
+            if !matches!(self.kind, WindowKind::Session { .. }) {
+                self.open.entry((end, start)).or_default().push(batch);
+                continue;
+            }
+            // A saved session's rows all have its key.
+            let Some(key) = self.session_key_values(&batch.slice(0, batch.num_rows().min(1)))?.pop() else { continue };
+            let sessions = self.sessions.entry(key).or_default();
+            match sessions.iter_mut().find(|session| (session.start, session.end) == (start, end)) {
+                Some(session) => session.batches.push(batch),
+                None => sessions.push(Session { start, end, batches: vec![batch], new_rows: Vec::new() }),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn with_window_columns(rows: &RecordBatch, start: i64, end: i64, schema: &SchemaRef) -> Result<RecordBatch> {
+    let count = rows.num_rows();
+    let mut columns = rows.columns().to_vec();
+    for value in [start, end, end - 1] {
+        columns.push(Arc::new(TimestampMillisecondArray::from(vec![value; count])));
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_functions_are_found_and_replaced() {
+        let sql = "SELECT window_start, k, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+                   GROUP BY window_start, window_end, k";
+        let query = extract(sql).unwrap().unwrap();
+        assert_eq!(query.kind, WindowKind::Tumble { size: 10_000, offset: 0 });
+        assert_eq!((query.table.as_str(), query.time_column.as_str()), ("t", "ts"));
+        assert_eq!(
+            query.sql,
+            format!("SELECT window_start, k, COUNT(*) FROM {WINDOW_TABLE} GROUP BY window_start, window_end, k")
+        );
+        let hop = extract("SELECT * FROM TABLE(HOP(t, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND))");
+        assert_eq!(hop.unwrap().unwrap().kind, WindowKind::Hop { slide: 5_000, size: 10_000 });
+        assert!(extract("SELECT * FROM t").unwrap().is_none());
+        let session =
+            extract("SELECT * FROM TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' SECOND))")
+                .unwrap()
+                .unwrap();
+        assert_eq!(session.kind, WindowKind::Session { gap: 5_000 });
+        assert_eq!((session.table.as_str(), session.partition_by.as_slice()), ("t", &["k".to_string()][..]));
+    }
+
+    #[test]
+    fn rows_land_in_every_window_that_holds_them() {
+        let mut out = Vec::new();
+        WindowKind::Tumble { size: 10, offset: 0 }.windows(-3, &mut out);
+        assert_eq!(out, [(-10, 0)]);
+        WindowKind::Hop { slide: 5, size: 10 }.windows(12, &mut out);
+        assert_eq!(out, [(10, 20), (5, 15)]);
+        WindowKind::Cumulate { step: 5, max_size: 15 }.windows(22, &mut out);
+        assert_eq!(out, [(15, 25), (15, 30)]);
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use datafusion::arrow::array::StringArray;
+
+    use super::*;
+
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        ]));
+        let keys = StringArray::from(rows.iter().map(|(key, _)| *key).collect::<Vec<_>>());
+        let times = TimestampMillisecondArray::from(rows.iter().map(|(_, ts)| *ts).collect::<Vec<_>>());
+        RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(times)]).unwrap()
+    }
+
+    #[test]
+    fn sessions_merge_per_key_and_close_after_the_gap() {
+        let mut state = WindowState::new(WindowKind::Session { gap: 10 }, 0, vec![0]);
+        // a: 0 and 25 are apart until 8 and 17 join them; b: one row.
+        state.add("s", &batch(&[("a", 0), ("a", 25), ("b", 3)]), 1).unwrap();
+        state.add("s", &batch(&[("a", 8), ("a", 17)]), 1).unwrap();
+        let schema = window_schema(&batch(&[]).schema());
+        let closed = state.advance([("s", true)].into_iter(), &schema).unwrap();
+        // Watermark 25: b's session [3, 13) closed; a's [0, 35) is open.
+        assert_eq!(closed.iter().map(|w| (w.start, w.end, w.batch.num_rows())).collect::<Vec<_>>(), [(3, 13, 1)]);
+        state.add("s", &batch(&[("b", 50)]), 1).unwrap();
+        let closed = state.advance([("s", true)].into_iter(), &schema).unwrap();
+        assert_eq!(closed.iter().map(|w| (w.start, w.end, w.batch.num_rows())).collect::<Vec<_>>(), [(0, 35, 4)]);
+        assert_eq!(state.open_windows().map(|(start, end, _)| (start, end)).collect::<Vec<_>>(), [(50, 60)]);
+    }
+}

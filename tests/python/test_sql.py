@@ -1,0 +1,487 @@
+"""Tideline Analytics end to end: `tideline sql` (Flink SQL over streams) and the
+kinesisanalyticsv2-shaped jobs API, through the real binary, boto3 and the AWS CLI.
+
+Records go in with boto3 PutRecord(s); `tideline sql -e` runs in its own process against the
+server (`--output json` prints one JSON object per result row); INSERT INTO results are read back
+with GetRecords."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+import time
+
+import pytest
+
+from support import (create_stream, find_binary, hash_key, iterator, make_client, run_cli, shard_id, unique_name,
+                     wait_for, drain)
+
+
+
+def tutorial_table(stream: str, *, initpos: str | None = None, extra_columns: str = "") -> str:
+    """The tutorial's CREATE TABLE, verbatim but for the stream name (and an optional start)."""
+    start = f", 'scan.stream.initpos' = '{initpos}'" if initpos else ""
+    return (f"CREATE TABLE kinesis_stream (id STRING, message STRING{extra_columns}) WITH ('connector' = 'kinesis', "
+            f"'stream' = '{stream}', 'aws.region' = 'us-east-1', 'format' = 'json'{start})")
+
+
+class SqlProcess:
+    """`tideline sql` in the background; its stdout lines arrive on a queue."""
+
+    def __init__(self, endpoint: str, sql: str, *flags: str):
+        command = [str(find_binary()), "sql", "--endpoint", endpoint, "-e", sql, *flags]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                                          "AWS_EC2_METADATA_DISABLED": "true", "PATH": "/usr/bin:/bin"})
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in iter(self.proc.stdout.readline, ""):
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def rows(self, count: int, timeout: float = 30.0) -> list[dict]:
+        """The next `count` JSON rows."""
+        rows = []
+        deadline = time.monotonic() + timeout
+        while len(rows) < count:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"only {len(rows)} of {count} rows in {timeout} s: {rows}; {self.stop()}")
+            if line is None:
+                raise AssertionError(f"tideline sql ended after {len(rows)} rows: {self.stop()}")
+            rows.append(json.loads(line))
+        return rows
+
+    def finish(self, timeout: float = 30.0) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        return code, self.proc.stderr.read()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        return self.proc.stderr.read()
+
+
+def run_sql(endpoint: str, sql: str, *flags: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    command = [str(find_binary()), "sql", "--endpoint", endpoint, "-e", sql, *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "PATH": "/usr/bin:/bin"})
+
+
+def put_json(kinesis, stream: str, rows: list[dict], *, shard_key: int | None = None):
+    for row in rows:
+        extra = {"ExplicitHashKey": str(shard_key)} if shard_key is not None else {}
+        kinesis.put_record(StreamName=stream, Data=json.dumps(row).encode(), PartitionKey=str(row.get("id", "k")), **extra)
+
+
+def read_all(kinesis, stream: str) -> list[dict]:
+    records = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        records.extend(drain(kinesis, iterator(kinesis, stream, shard["ShardId"]))[0])
+    return records
+
+
+def test_the_tutorial_select_prints_new_records_as_they_arrive(endpoint, kinesis):
+    stream = unique_name("sql-tutorial")
+    create_stream(kinesis, stream, 1)
+    sql = f"{tutorial_table(stream)}; SELECT * FROM kinesis_stream"
+    query = SqlProcess(endpoint, sql, "--output", "json", "--limit", "3", "--timeout", "60")
+    # LATEST: only records put after the query opened the shard; put until three are printed.
+    sent = []
+    def printed():
+        sent.append({"id": str(len(sent)), "message": f"hello {len(sent)}"})
+        put_json(kinesis, stream, [sent[-1]])
+        return query.lines.qsize() >= 3
+    wait_for(printed, timeout=30, interval=0.3, what="three rows printed")
+    rows = query.rows(3)
+    assert all(row in sent for row in rows), (rows, sent)
+    assert [int(row["id"]) for row in rows] == sorted(int(row["id"]) for row in rows)
+    code, stderr = query.finish()
+    assert code == 0, stderr
+
+
+def test_select_as_a_table_with_filter_functions_and_metadata(endpoint, kinesis):
+    stream = unique_name("sql-filter")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [{"id": "a", "message": "one"}, {"id": "b", "message": "two"}, {"id": "c", "message": "three"}])
+    table = tutorial_table(stream, initpos="TRIM_HORIZON",
+                           extra_columns=", shard STRING METADATA FROM 'shard-id' VIRTUAL")
+    result = run_sql(endpoint, f"{table}; SELECT id, UPPER(message) AS loud, shard FROM kinesis_stream WHERE id <> 'b'",
+                     "--limit", "2", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split("|")[1:-1] == [" op ", f"{'id':>21} ", f"{'loud':>21} ", f"{'shard':>21} "], lines
+    body = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[3:]]
+    assert body == [["+I", "a", "ONE", shard_id(0)], ["+I", "c", "THREE", shard_id(0)]]
+
+
+def test_constructs_that_need_the_whole_stream_are_refused_by_name(endpoint, kinesis):
+    table = tutorial_table("any")
+    for query, named in [
+        ("SELECT id, COUNT(*) FROM kinesis_stream GROUP BY id", "An aggregate or GROUP BY without a window"),
+        ("SELECT * FROM kinesis_stream ORDER BY id", "ORDER BY"),
+        ("SELECT * FROM kinesis_stream a JOIN kinesis_stream b ON a.id = b.id", "A join of streams"),
+    ]:
+        result = run_sql(endpoint, f"{table}; {query}", "--timeout", "5")
+        assert result.returncode == 1
+        assert f"{named} cannot run on an unbounded stream" in result.stderr, result.stderr
+    result = run_sql(endpoint, "CREATE TABLE t (a STRING) WITH ('connector' = 'kinesis', 'format' = 'json'); SELECT * FROM t")
+    assert result.returncode == 1
+    assert "Missing required options are:\n\nstream" in result.stderr
+
+
+TUMBLE_TABLE = """CREATE TABLE events (id STRING, v BIGINT, ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kinesis', 'stream.arn' = 'arn:aws:kinesis:us-east-1:000000000000:stream/{stream}',
+      'aws.region' = 'us-east-1', 'source.init.position' = 'TRIM_HORIZON', 'format' = 'json')"""
+TUMBLE_QUERY = """SELECT window_start, window_end, id, COUNT(*) AS n, SUM(v) AS total
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, id"""
+
+
+def event(key: str, second: int, v: int = 1) -> dict:
+    return {"id": key, "v": v, "ts": f"2024-01-01 00:{second // 60:02d}:{second % 60:02d}"}
+
+
+def test_tumble_counts_are_exact_per_window_and_key_and_late_rows_are_dropped(endpoint, kinesis):
+    stream = unique_name("sql-tumble")
+    create_stream(kinesis, stream, 2)
+    low, high = 0, 2**127  # one hash key in each shard
+    put_json(kinesis, stream, [event("a", 1), event("a", 2, 5), event("b", 5), event("a", 12)], shard_key=low)
+    put_json(kinesis, stream, [event("b", 3), event("b", 11, 7), event("a", 15)], shard_key=high)
+    # Event time 40 s on both shards: the watermark (the minimum over shards, minus 1 s) passes 20 s.
+    put_json(kinesis, stream, [event("z", 40)], shard_key=low)
+    put_json(kinesis, stream, [event("z", 41)], shard_key=high)
+    query = SqlProcess(endpoint, f"{TUMBLE_TABLE.format(stream=stream)}; {TUMBLE_QUERY}",
+                       "--output", "json", "--limit", "5", "--timeout", "60")
+    rows = query.rows(4)
+    got = sorted((row["window_start"][-8:], row["id"], row["n"], row["total"]) for row in rows)
+    assert got == [("00:00:00", "a", 2, 6), ("00:00:00", "b", 2, 2), ("00:00:10", "a", 2, 2), ("00:00:10", "b", 1, 7)]
+    assert all(row["window_end"][-8:] == ("00:00:10" if row["window_start"].endswith("00:00") else "00:00:20")
+               for row in rows)
+    # A row for a window that has closed is late: dropped, counted. Then 60 s closes [40, 50).
+    put_json(kinesis, stream, [event("a", 4)], shard_key=low)
+    time.sleep(1.0)
+    put_json(kinesis, stream, [event("y", 60)], shard_key=low)
+    put_json(kinesis, stream, [event("y", 61)], shard_key=high)
+    (last,) = query.rows(1)
+    assert (last["window_start"][-8:], last["id"], last["n"], last["total"]) == ("00:00:40", "z", 2, 2)
+    code, stderr = query.finish()
+    assert code == 0, stderr
+    assert "1 late rows dropped" in stderr, stderr
+
+
+INSERT_TABLES = """CREATE TABLE source_table (id STRING, message STRING) WITH ('connector' = 'kinesis',
+  'stream' = '{source}', 'aws.region' = 'us-east-1', 'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json');
+CREATE TABLE sink_table (id STRING, loud STRING) PARTITIONED BY (id) WITH ('connector' = 'kinesis',
+  'stream' = '{sink}', 'aws.region' = 'us-east-1', 'format' = 'json');
+INSERT INTO sink_table SELECT id, UPPER(message) FROM source_table WHERE id <> 'skip'"""
+
+
+def test_insert_into_writes_a_second_stream(endpoint, kinesis):
+    source, sink = unique_name("sql-in"), unique_name("sql-out")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}, {"id": "skip", "message": "no"}, {"id": "k2", "message": "yo"}])
+    result = run_sql(endpoint, INSERT_TABLES.format(source=source, sink=sink), "--timeout", "4")
+    assert result.returncode == 0, result.stderr
+    records = read_all(kinesis, sink)
+    assert [json.loads(record["Data"]) for record in records] == [{"id": "k1", "loud": "HI"}, {"id": "k2", "loud": "YO"}]
+    assert [record["PartitionKey"] for record in records] == ["k1", "k2"]
+
+
+def application_sql(source: str, sink: str) -> str:
+    return INSERT_TABLES.format(source=source, sink=sink)
+
+
+def create_application(client, name: str, sql: str):
+    return client.create_application(
+        ApplicationName=name, RuntimeEnvironment="FLINK-1_20",
+        ServiceExecutionRole="arn:aws:iam::000000000000:role/flink",
+        ApplicationConfiguration={"ApplicationCodeConfiguration": {
+            "CodeContent": {"TextContent": sql}, "CodeContentType": "PLAINTEXT"}},
+    )["ApplicationDetail"]
+
+
+def test_applications_api_runs_an_insert_job_in_the_server(server, kinesis):
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    source, sink, name = unique_name("app-in"), unique_name("app-out"), unique_name("app")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    detail = create_application(analytics, name, application_sql(source, sink))
+    assert detail["ApplicationStatus"] == "READY"
+    assert detail["ApplicationARN"] == f"arn:aws:kinesisanalytics:us-east-1:000000000000:application/{name}"
+    described = analytics.describe_application(ApplicationName=name)["ApplicationDetail"]
+    code = described["ApplicationConfigurationDescription"]["ApplicationCodeConfigurationDescription"]
+    assert code["CodeContentDescription"]["TextContent"] == application_sql(source, sink)
+    names = [app["ApplicationName"] for app in analytics.list_applications()["ApplicationSummaries"]]
+    assert name in names
+
+    analytics.start_application(ApplicationName=name)
+    assert analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"] == "RUNNING"
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}, {"id": "k2", "message": "yo"}])
+    records = wait_for(lambda: len(read_all(kinesis, sink)) >= 2 and read_all(kinesis, sink), timeout=20, what="job output")
+    assert [json.loads(record["Data"]) for record in records] == [{"id": "k1", "loud": "HI"}, {"id": "k2", "loud": "YO"}]
+    analytics.stop_application(ApplicationName=name)
+    assert analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"] == "READY"
+
+    with pytest.raises(analytics.exceptions.ResourceInUseException):
+        create_application(analytics, name, application_sql(source, sink))
+    with pytest.raises(analytics.exceptions.CodeValidationException) as refused:
+        create_application(analytics, unique_name("bad"), tutorial_table(source) + "; SELECT id, COUNT(*) FROM kinesis_stream GROUP BY id")
+    assert "GROUP BY without a window" in str(refused.value)
+    analytics.delete_application(ApplicationName=name, CreateTimestamp=detail["CreateTimestamp"])
+    with pytest.raises(analytics.exceptions.ResourceNotFoundException):
+        analytics.describe_application(ApplicationName=name)
+
+
+def test_the_aws_cli_manages_applications(endpoint, kinesis):
+    source, sink, name = unique_name("cli-in"), unique_name("cli-out"), unique_name("cli-app")
+    configuration = json.dumps({"ApplicationCodeConfiguration": {
+        "CodeContent": {"TextContent": application_sql(source, sink)}, "CodeContentType": "PLAINTEXT"}})
+    created = run_cli(endpoint, "create-application", "--application-name", name, "--runtime-environment", "FLINK-1_20",
+                      "--service-execution-role", "arn:aws:iam::000000000000:role/flink",
+                      "--application-configuration", configuration, service="kinesisanalyticsv2")
+    assert json.loads(created.stdout)["ApplicationDetail"]["ApplicationName"] == name
+    listed = run_cli(endpoint, "list-applications", service="kinesisanalyticsv2")
+    assert name in [app["ApplicationName"] for app in json.loads(listed.stdout)["ApplicationSummaries"]]
+    missing = run_cli(endpoint, "describe-application", "--application-name", "nope", check=False, service="kinesisanalyticsv2")
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
+
+
+JOB_SQL = """CREATE TABLE events (id STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kinesis', 'stream' = '{source}', 'aws.region' = 'us-east-1',
+      'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json');
+CREATE TABLE counts (window_start TIMESTAMP(3), id STRING, n BIGINT) WITH ('connector' = 'kinesis',
+  'stream' = '{sink}', 'aws.region' = 'us-east-1', 'format' = 'json');
+INSERT INTO counts SELECT window_start, id, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, id"""
+
+
+def test_a_job_resumes_after_kill_9_without_losing_its_open_window(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    first = server_factory(data_dir=data_dir)
+    kinesis = first.client()
+    analytics = make_client(first.endpoint, service="kinesisanalyticsv2")
+    source, sink, name = unique_name("job-in"), unique_name("job-out"), unique_name("job")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    create_application(analytics, name, JOB_SQL.format(source=source, sink=sink))
+    analytics.start_application(ApplicationName=name)
+    put_json(kinesis, source, [event("a", 1), event("a", 2), event("b", 3)])
+    time.sleep(4)  # past a checkpoint: the open window [0, 10) with its three rows is saved
+    first.kill()
+
+    second = server_factory(data_dir=data_dir)
+    kinesis = second.client()
+    assert make_client(second.endpoint, service="kinesisanalyticsv2").describe_application(
+        ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"] == "RUNNING"
+    put_json(kinesis, source, [event("a", 5), event("z", 30)])
+    records = wait_for(lambda: len(read_all(kinesis, sink)) >= 2 and read_all(kinesis, sink), timeout=20, what="window rows")
+    rows = sorted((json.loads(r["Data"])["id"], json.loads(r["Data"])["n"]) for r in records)
+    assert rows == [("a", 3), ("b", 1)]
+
+
+FLINK_SQL = __import__("pathlib").Path(__file__).resolve().parents[1] / "ecosystem" / "flink" / "sql"
+
+
+@pytest.mark.parametrize("script", ["tumble-window-insert.sql", "current-form/tumble-window-insert.sql"])
+def test_flink_differential_tumble_window_insert_gives_flinks_rows(endpoint, kinesis, script):
+    """The SQL Flink's MiniCluster ran (tests/ecosystem/flink/SqlTest.java), on the same input: the
+    same rows, compared as JSON text lines as Flink wrote them."""
+    source, sink = unique_name("readings"), unique_name("window-counts")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    for line in (FLINK_SQL / "tumble-window-insert.input.jsonl").read_text().splitlines():
+        kinesis.put_record(StreamName=source, Data=line.encode(), PartitionKey=line)
+    expected = sorted((FLINK_SQL / "tumble-window-insert.expected.jsonl").read_text().splitlines())
+    sql = ((FLINK_SQL / script).read_text().replace("${input_stream}", source).replace("${output_stream}", sink)
+           .replace("${endpoint}", endpoint))
+    result = run_sql(endpoint, sql, "--timeout", "5")
+    assert result.returncode == 0, result.stderr
+    got = sorted(record["Data"].decode() for record in read_all(kinesis, sink))
+    assert got == expected
+
+
+def test_flink_differential_tutorial_select(endpoint, kinesis):
+    stream = unique_name("tutorial")
+    create_stream(kinesis, stream, 1)
+    sql = (FLINK_SQL / "tutorial-select.sql").read_text().replace("${input_stream}", stream).replace("${endpoint}", endpoint)
+    query = SqlProcess(endpoint, sql, "--output", "json", "--limit", "2", "--timeout", "60")
+    sent = []
+    def printed():
+        sent.append({"id": f"id-{len(sent)}", "message": "hello"})
+        put_json(kinesis, stream, [sent[-1]])
+        return query.lines.qsize() >= 2
+    wait_for(printed, timeout=30, interval=0.3, what="two rows printed")
+    assert all(row in sent for row in query.rows(2))
+    assert query.finish()[0] == 0
+
+
+def windowed_rows(endpoint: str, stream: str, window: str, count: int, select: str = "id, COUNT(*) AS n") -> list:
+    """`count` result rows of `SELECT window_start, window_end, <select>` over `window` (a window
+    table function of table `events`), as (start, end, *values) sorted; the times as hh:mm:ss."""
+    sql = (f"{TUMBLE_TABLE.format(stream=stream)}; SELECT window_start, window_end, {select} "
+           f"FROM TABLE({window}) GROUP BY window_start, window_end, id")
+    query = SqlProcess(endpoint, sql, "--output", "json", "--limit", str(count), "--timeout", "60")
+    rows = query.rows(count)
+    code, stderr = query.finish()
+    assert code == 0, stderr
+    return sorted((row["window_start"][-8:], row["window_end"][-8:], *(v for k, v in row.items()
+                   if k not in ("window_start", "window_end"))) for row in rows)
+
+
+def test_hop_windows_count_a_row_in_every_window_that_holds_it(endpoint, kinesis):
+    stream = unique_name("sql-hop")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("a", 6), event("a", 12), event("z", 40)])
+    rows = windowed_rows(endpoint, stream, "HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND)", 4)
+    # The window before midnight shows as 23:59:55.
+    assert rows == [("00:00:00", "00:00:10", "a", 2), ("00:00:05", "00:00:15", "a", 2),
+                    ("00:00:10", "00:00:20", "a", 1), ("23:59:55", "00:00:05", "a", 1)]
+
+
+def test_cumulate_windows_grow_by_step_up_to_their_max_size(endpoint, kinesis):
+    stream = unique_name("sql-cumulate")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("a", 6), event("a", 12), event("z", 40)])
+    rows = windowed_rows(endpoint, stream,
+                         "CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND)", 4)
+    assert rows == [("00:00:00", "00:00:05", "a", 1), ("00:00:00", "00:00:10", "a", 2),
+                    ("00:00:10", "00:00:15", "a", 1), ("00:00:10", "00:00:20", "a", 1)]
+
+
+def test_session_windows_are_per_key_and_end_after_the_gap(endpoint, kinesis):
+    stream = unique_name("sql-session")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("b", 2), event("a", 3, 10), event("a", 20), event("z", 59)])
+    rows = windowed_rows(endpoint, stream,
+                         "SESSION(TABLE events PARTITION BY id, DESCRIPTOR(ts), INTERVAL '5' SECOND)", 3,
+                         select="id, COUNT(*) AS n, SUM(v) AS total")
+    assert rows == [("00:00:01", "00:00:08", "a", 2, 11), ("00:00:02", "00:00:07", "b", 1, 1),
+                    ("00:00:20", "00:00:25", "a", 1, 1)]
+
+
+def test_an_idle_shard_does_not_stall_the_watermark(endpoint, kinesis):
+    stream = unique_name("sql-idle")
+    create_stream(kinesis, stream, 4)
+    # Every record on the first shard; the other three never get one.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), event("z", 30)], shard_key=0)
+    rows = windowed_rows(endpoint, stream, "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)", 1)
+    assert rows == [("00:00:00", "00:00:10", "a", 2)]
+
+
+def test_a_split_shard_is_read_before_its_children(endpoint, kinesis):
+    stream = unique_name("sql-reshard")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [event("a", 1), event("a", 2)])
+    kinesis.split_shard(StreamName=stream, ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    wait_for(lambda: kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+             == "ACTIVE", what="split done")
+    # The children: one late-looking row each way would be dropped if a child were read first.
+    put_json(kinesis, stream, [event("a", 3), event("z", 40)], shard_key=0)
+    put_json(kinesis, stream, [event("a", 4), event("z", 41)], shard_key=2**127)
+    rows = windowed_rows(endpoint, stream, "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)", 1)
+    assert rows == [("00:00:00", "00:00:10", "a", 4)]
+
+
+def test_flink_functions_and_metadata_columns(endpoint, kinesis):
+    stream = unique_name("sql-functions")
+    create_stream(kinesis, stream, 1)
+    record = {"id": "k", "message": json.dumps({"user": {"name": "ana", "tags": ["x", "y"]}}),
+              "ts": "2024-03-04 05:06:07.890", "epoch": 1700000000123}
+    put = kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey="pk-1")
+    table = ("CREATE TABLE t (id STRING, message STRING, ts TIMESTAMP(3), epoch BIGINT, "
+             "arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
+             "seq VARCHAR(128) METADATA FROM 'sequence-number' VIRTUAL, "
+             "`shard-id` VARCHAR(128) METADATA VIRTUAL) "
+             f"WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1', "
+             "'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')")
+    query = ("SELECT JSON_VALUE(message, '$.user.name') AS name, JSON_VALUE(message, '$.user.tags[1]') AS tag, "
+             "JSON_VALUE(message, '$.user') AS whole, DATE_FORMAT(ts, 'yyyy/MM/dd HH:mm:ss.SSS') AS day, "
+             "TO_TIMESTAMP_LTZ(epoch, 3) AS at, TO_TIMESTAMP_LTZ(epoch / 1000, 0) AS at_seconds, "
+             "PROCTIME() IS NOT NULL AS has_proctime, arrival IS NOT NULL AS has_arrival, seq, `shard-id` FROM t")
+    started = time.time()
+    result = run_sql(endpoint, f"{table}; {query}", "--output", "json", "--limit", "1", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row == {"name": "ana", "tag": "y", "whole": None, "day": "2024/03/04 05:06:07.890",
+                   "at": "2023-11-14T22:13:20.123", "at_seconds": "2023-11-14T22:13:20", "has_proctime": True,
+                   "has_arrival": True, "seq": put["SequenceNumber"], "shard-id": shard_id(0)}, (row, started)
+
+
+FIREHOSE_SQL = """CREATE TABLE source_table (id STRING, message STRING) WITH ('connector' = 'kinesis',
+  'stream' = '{source}', 'aws.region' = 'us-east-1', 'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json');
+CREATE TABLE delivery (id STRING, loud STRING) WITH ('connector' = 'firehose', 'delivery-stream' = '{delivery}',
+  'aws.region' = 'us-east-1', 'format' = 'json');
+INSERT INTO delivery SELECT id, UPPER(message) FROM source_table"""
+
+
+def test_insert_into_a_firehose_table_from_tideline_sql_and_from_a_job(server_factory, tmp_path):
+    from firehose_support import folder_objects, s3_config
+
+    buckets = tmp_path / "buckets"
+    server = server_factory("--s3-dir", str(buckets))
+    kinesis, firehose = server.client(), server.client(service="firehose")
+    source = unique_name("fh-in")
+    create_stream(kinesis, source, 1)
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}, {"id": "k2", "message": "yo"}])
+    expected = b'{"id":"k1","loud":"HI"}{"id":"k2","loud":"YO"}'
+
+    # From `tideline sql`: PutRecordBatch.
+    by_cli = unique_name("fh-cli")
+    firehose.create_delivery_stream(DeliveryStreamName=by_cli, ExtendedS3DestinationConfiguration=s3_config("cli"))
+    result = run_sql(server.endpoint, FIREHOSE_SQL.format(source=source, delivery=by_cli), "--timeout", "4")
+    assert result.returncode == 0, result.stderr
+    objects = wait_for(lambda: folder_objects(buckets / "cli"), what="the SELECT's rows delivered")
+    assert b"".join(objects.values()) == expected
+
+    # From an application's job in the server: Firehose's in-process put.
+    by_job = unique_name("fh-job")
+    firehose.create_delivery_stream(DeliveryStreamName=by_job, ExtendedS3DestinationConfiguration=s3_config("job"))
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    create_application(analytics, by_job, FIREHOSE_SQL.format(source=source, delivery=by_job))
+    analytics.start_application(ApplicationName=by_job)
+    objects = wait_for(lambda: folder_objects(buckets / "job"), what="the job's rows delivered")
+    assert b"".join(objects.values()) == expected
+    analytics.stop_application(ApplicationName=by_job)
+
+
+def test_window_results_are_written_once_across_a_restart_and_a_kill_9(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    server = server_factory(data_dir=data_dir)
+    kinesis = server.client()
+    source, sink, name = unique_name("once-in"), unique_name("once-out"), unique_name("once")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    create_application(make_client(server.endpoint, service="kinesisanalyticsv2"), name,
+                       JOB_SQL.format(source=source, sink=sink))
+    make_client(server.endpoint, service="kinesisanalyticsv2").start_application(ApplicationName=name)
+
+    def window_rows(kinesis, count):
+        records = wait_for(lambda: len(read_all(kinesis, sink)) >= count and read_all(kinesis, sink), timeout=20,
+                           what=f"{count} window rows")
+        time.sleep(1)  # anything more (a duplicate) would show now
+        return sorted((row["window_start"][-8:], row["id"], row["n"])
+                      for row in (json.loads(record["Data"]) for record in read_all(kinesis, sink)))
+
+    # [0, 10) closes before a graceful restart, [10, 20) before a kill -9, [20, 30) after it.
+    put_json(kinesis, source, [event("a", 1), event("a", 2), event("b", 12)])
+    assert window_rows(kinesis, 1) == [("00:00:00", "a", 2)]
+    server.stop()
+    server = server_factory(data_dir=data_dir)
+    kinesis = server.client()
+    put_json(kinesis, source, [event("b", 13), event("c", 25)])
+    assert window_rows(kinesis, 2) == [("00:00:00", "a", 2), ("00:00:10", "b", 2)]
+    time.sleep(3)  # past a checkpoint
+    server.kill()
+    server = server_factory(data_dir=data_dir)
+    kinesis = server.client()
+    put_json(kinesis, source, [event("c", 26), event("d", 45)])
+    assert window_rows(kinesis, 3) == [("00:00:00", "a", 2), ("00:00:10", "b", 2), ("00:00:20", "c", 2)]
