@@ -27,5 +27,5 @@ pub use rest::{bytes_response, json_response, RestOperations, RestRequest};
 pub use service::{
     BodyStream, BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Payload, Reply, Route, Service,
 };
-pub use types::{Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
+pub use types::{append_base64, Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
 pub use validation::{Pattern, Validator};

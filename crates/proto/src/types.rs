@@ -90,63 +90,29 @@ fn decode_base64_into<E: de::Error>(text: &[u8], buf: &mut BytesMut) -> Result<(
     }
 }
 
-/// Each base64 character's 6 bits placed at `shift` within a 24-bit group; 0xFF00_0000 for
-/// bytes outside the standard alphabet, so one test on the OR of four finds any of them.
-const fn base64_table(shift: u32) -> [u32; 256] {
-    let mut table = [0xFF00_0000; 256];
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut i = 0;
-    while i < alphabet.len() {
-        table[alphabet[i] as usize] = (i as u32) << shift;
-        i += 1;
+/// Decodes padded base64 in its canonical form (what every SDK sends) with `base64-simd`, several
+/// times faster on 100-byte records than the `base64` crate's general decoder (SSSE3/AVX2, picked
+/// at run time). Both refuse a character outside the alphabet, misplaced padding and non-zero
+/// bits after the last byte, and decode alike what they accept (a property test checks);
+/// `None` for anything `base64-simd` refuses: the caller then lets the `base64` crate decide, so
+/// accepted inputs, results and error messages stay exactly that crate's.
+fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
+    let simd = base64_simd::STANDARD;
+    // `decode` panics on a short output; the caller's room is an upper bound, checked anyway.
+    if simd.decoded_length(text).ok()? > out.len() {
+        return None;
     }
-    table
+    simd.decode(text, base64_simd::Out::from_slice(out)).ok().map(|decoded| decoded.len())
 }
 
-static BASE64_AT: [[u32; 256]; 4] = [base64_table(18), base64_table(12), base64_table(6), base64_table(0)];
-
-/// Decodes padded base64 in its canonical form (what every SDK sends) four characters at a
-/// time with one table lookup per character, about twice as fast as the `base64` crate's
-/// general decoder. `None` for any input that is not canonical: the caller then lets the
-/// `base64` crate decode it, so accepted inputs, results and error messages stay exactly that
-/// crate's. `out` holds at least 3/4 of `text`.
-fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
-    let Some(body_len) = text.len().checked_sub(4) else {
-        return text.is_empty().then_some(0);
-    };
-    let (body, last) = text.split_at(body_len);
-    let group = |quad: &[u8]| {
-        BASE64_AT[0][quad[0] as usize]
-            | BASE64_AT[1][quad[1] as usize]
-            | BASE64_AT[2][quad[2] as usize]
-            | BASE64_AT[3][quad[3] as usize]
-    };
-    let written = body.len() / 4 * 3;
-    if out.len() < written {
-        return None;
-    }
-    for (quad, triple) in body.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
-        let bits = group(quad);
-        if bits > 0xFF_FFFF {
-            return None;
-        }
-        triple[0] = (bits >> 16) as u8;
-        triple[1] = (bits >> 8) as u8;
-        triple[2] = bits as u8;
-    }
-    // The last group: `xx==` holds one byte, `xxx=` two, `xxxx` three.
-    let (len, last) = match (last[2], last[3]) {
-        (b'=', b'=') => (1, [last[0], last[1], b'A', b'A']),
-        (_, b'=') => (2, [last[0], last[1], last[2], b'A']),
-        _ => (3, [last[0], last[1], last[2], last[3]]),
-    };
-    let bits = group(&last);
-    // Canonical: every character in the alphabet and the bits past the last byte all zero.
-    if bits > 0xFF_FFFF || bits & ((1 << (8 * (3 - len))) - 1) != 0 {
-        return None;
-    }
-    out.get_mut(written..written + len)?.copy_from_slice(&bits.to_be_bytes()[1..1 + len]);
-    Some(written + len)
+/// Appends `data` in padded base64 to `out`, for encoders that write JSON directly (GetRecords
+/// writes 10,000 records' data per call). `base64-simd` writes into the vector's spare capacity:
+/// several times fewer instructions than the `base64` crate, and no zeroing of the room first.
+pub fn append_base64(data: &[u8], out: &mut Vec<u8>) {
+    let simd = base64_simd::STANDARD;
+    // Amortized growth: `encode_append` itself reserves exactly, which would grow one record at a time.
+    out.reserve(simd.encoded_length(data.len()));
+    simd.encode_append(data, out);
 }
 
 /// Where the blobs and strings of a large request are decoded to: one buffer shared by many

@@ -119,11 +119,19 @@ pub fn peek_len(buf: &[u8]) -> Result<usize, FrameError> {
 /// Decodes the frame at the start of `buf`, returning the record (its key and data are slices of
 /// `buf`, not copies) and the frame's length.
 pub fn decode(buf: &Bytes) -> Result<(StoredRecord, usize), FrameError> {
-    let total = peek_len(buf)?;
-    if buf.len() < total {
+    decode_at(buf, 0)
+}
+
+/// Decodes the frame at offset `at` of `buf`, as [`decode`] does `buf[at..]`. Readers decode
+/// frame after frame of one buffer: slicing it once per frame first cost a reference count
+/// increment and decrement per record.
+pub fn decode_at(buf: &Bytes, at: usize) -> Result<(StoredRecord, usize), FrameError> {
+    let rest = buf.get(at..).unwrap_or_default();
+    let total = peek_len(rest)?;
+    if rest.len() < total {
         return Err(FrameError::Incomplete { needed: total });
     }
-    let frame = &buf[..total];
+    let frame = &rest[..total];
     let stored_crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
     if checksum(frame) != stored_crc {
         return Err(FrameError::Checksum);
@@ -141,8 +149,8 @@ pub fn decode(buf: &Bytes) -> Result<(StoredRecord, usize), FrameError> {
         index: u64_at(frame, 8),
         arrival_ms: u64_at(frame, 16) as i64,
         encrypted: flags & FLAG_ENCRYPTED != 0,
-        partition_key: buf.slice(HEADER_LEN..key_end),
-        data: buf.slice(key_end..total),
+        partition_key: buf.slice(at + HEADER_LEN..at + key_end),
+        data: buf.slice(at + key_end..at + total),
     };
     Ok((record, total))
 }
@@ -159,7 +167,7 @@ pub fn find_intact(buf: &Bytes, from: usize, indices: std::ops::Range<u64>) -> O
         if at + total > buf.len() || !indices.contains(&index) {
             return None;
         }
-        decode(&buf.slice(at..at + total)).ok().map(|_| (at, index))
+        decode_at(buf, at).ok().map(|_| (at, index))
     })
 }
 

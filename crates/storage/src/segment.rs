@@ -507,7 +507,8 @@ impl<'a> Scanner<'a> {
         }
         self.fill(len)?;
         let at = (self.pos - self.buf_at) as usize;
-        let (record, used) = frame::decode(&self.buf.slice(at..at + len)).map_err(|error| corrupt(self.pos, error))?;
+        // The buffer ends at or before `end` (see `fill`), so the frame read is the one checked above.
+        let (record, used) = frame::decode_at(&self.buf, at).map_err(|error| corrupt(self.pos, error))?;
         let offset = self.pos;
         self.pos += used as u64;
         Ok(Some((offset, used, record)))

@@ -235,6 +235,8 @@ impl WriterShard {
             self.fail(StorageError::io("appending", io::Error::other("no tail segment")), false);
             return outcome;
         };
+        // Room for the whole batch at once, rather than growing frame by frame.
+        self.pending.reserve(usize::try_from(size).unwrap_or(0));
         let mut sparse = tail.segment.sparse.write();
         for (index, record) in (first_index..).zip(&records) {
             let offset = tail.written + self.pending.len() as u64;

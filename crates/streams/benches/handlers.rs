@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use common::{call, get_records_body, put_records_bodies, runtime, service, RECORDS};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tideline_storage::StorageConfig;
 
 fn handlers(c: &mut Criterion) {
     let runtime = runtime();
-    let service = service(&runtime);
+    let service = service(&runtime, StorageConfig::in_memory());
     let bodies = put_records_bodies();
 
     let mut group = c.benchmark_group("put_records");

@@ -7,20 +7,26 @@
 //! without start-up: e.g. (I(120, 0) − I(20, 0)) / 100 per PutRecords, and
 //! (I(100, 21) − I(100, 1)) / 20 per GetRecords of 10,000 records (100 puts leave 12,500 in
 //! shard 0; the first GetRecords, whose answer is parsed to count its records, is in both).
+//!
+//! `handler_calls PUTS GETS DIR` does the same on durable storage in the (empty) directory DIR:
+//! each PutRecords call then includes its group's write and fdatasync on the writer thread.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
 
 use common::{call, get_records_body, put_records_bodies, runtime, service};
+use tideline_storage::StorageConfig;
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|arg| arg.parse::<usize>());
-    let (Some(Ok(puts)), Some(Ok(gets))) = (args.next(), args.next()) else {
-        eprintln!("usage: handler_calls PUTS GETS");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let count = |i: usize| args.get(i).and_then(|arg| arg.parse::<usize>().ok());
+    let (Some(puts), Some(gets), 2..=3) = (count(0), count(1), args.len()) else {
+        eprintln!("usage: handler_calls PUTS GETS [DATA_DIR]");
         std::process::exit(2);
     };
+    let config = args.get(2).map_or_else(StorageConfig::in_memory, StorageConfig::durable);
     let runtime = runtime();
-    let service = service(&runtime);
+    let service = service(&runtime, config);
     let bodies = put_records_bodies();
     for i in 0..puts {
         call(&runtime, &service, "PutRecords", &bodies[i % bodies.len()]);

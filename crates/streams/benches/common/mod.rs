@@ -1,6 +1,6 @@
-//! What the handler benchmark and the `handler_calls` example share: an in-memory service with
-//! one 4-shard stream, and bodies like `tideline-bench`'s (500 records of 100 bytes, 1,024
-//! partition keys).
+//! What the handler benchmark and the `handler_calls` example share: a service on the storage
+//! the caller picks (in memory, or durable in a directory) with one 4-shard stream, and bodies
+//! like `tideline-bench`'s (500 records of 100 bytes, 1,024 partition keys).
 
 use std::sync::Arc;
 
@@ -31,8 +31,9 @@ pub fn call(runtime: &Runtime, service: &StreamsService, operation: &str, body: 
     }
 }
 
-pub fn service(runtime: &Runtime) -> Arc<StreamsService> {
-    let storage = match Storage::open(StorageConfig::in_memory()) {
+/// The service on the given storage (in memory, or durable in a directory).
+pub fn service(runtime: &Runtime, config: StorageConfig) -> Arc<StreamsService> {
+    let storage = match Storage::open(config) {
         Ok(storage) => storage,
         Err(error) => panic!("storage: {error}"),
     };

@@ -359,6 +359,12 @@ mod tests {
                 record(0, "k", b"hello".to_vec(), false),
                 record(1, "quote \" back\\slash \u{1} é 🦀", Vec::new(), true),
                 record(2, "big", vec![7; 5000], false),
+                // The same arrival time as the record before (written once, then copied).
+                RecordOut {
+                    sequence_number: SequenceNumber::of_record(5, 2, 3).text(),
+                    ..record(2, "tab\t", vec![1], false)
+                },
+                record(4, "del \u{7f}", vec![2, 3], false),
             ]
         };
         let output = |records, next_shard_iterator: Option<&str>, child_shards| GetRecordsOutput {

@@ -1,10 +1,8 @@
 //! GetRecords on the wire: the response encoder, which writes JSON directly.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
-use tideline_proto::{Blob, Codec, EncodeResponse, Timestamp};
+use tideline_proto::{append_base64, Blob, Codec, EncodeResponse, Timestamp};
 use tideline_storage::StoredRecord;
 
 use crate::ops::shapes::ChildShard;
@@ -32,21 +30,49 @@ impl RecordOut {
 
     /// The record as serde_json writes it (see `GetRecordsOutput::encode`). The sequence
     /// number, base64 and encryption type never need escaping; the partition key may.
-    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    fn write_json(&self, out: &mut Vec<u8>, arrival: &mut LastArrival) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"SequenceNumber\":\"");
         out.extend_from_slice(self.sequence_number.as_bytes());
         out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
-        serde_json::to_writer(&mut *out, &Timestamp(self.record.arrival_ms))?;
+        arrival.write(self.record.arrival_ms, out)?;
         out.extend_from_slice(b",\"Data\":\"");
-        let start = out.len();
-        out.resize(start + base64::encoded_len(self.record.data.len(), true).unwrap_or(0), 0);
-        let written = STANDARD.encode_slice(&self.record.data, &mut out[start..]).map_err(serde::ser::Error::custom)?;
-        out.truncate(start + written);
+        append_base64(&self.record.data, out);
         out.extend_from_slice(b"\",\"PartitionKey\":");
-        serde_json::to_writer(&mut *out, self.partition_key())?;
+        let key = &self.record.partition_key;
+        if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+            // Printable ASCII other than `"` and `\` (what keys nearly always are) is written as
+            // is by serde_json; this skips its UTF-8 check and escaping scan.
+            out.push(b'"');
+            out.extend_from_slice(key);
+            out.push(b'"');
+        } else {
+            serde_json::to_writer(&mut *out, self.partition_key())?;
+        }
         out.extend_from_slice(b",\"EncryptionType\":\"");
         out.extend_from_slice(self.encryption_type().as_bytes());
         out.extend_from_slice(b"\"}");
+        Ok(())
+    }
+}
+
+/// Where the last arrival timestamp written in a response is. The records of one PutRecords call
+/// share their arrival time, so most records repeat the one before; copying its text costs a
+/// fraction of formatting the float again.
+#[derive(Default)]
+struct LastArrival {
+    written: Option<(i64, std::ops::Range<usize>)>,
+}
+
+impl LastArrival {
+    fn write(&mut self, arrival_ms: i64, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match &self.written {
+            Some((ms, text)) if *ms == arrival_ms => out.extend_from_within(text.clone()),
+            _ => {
+                let start = out.len();
+                serde_json::to_writer(&mut *out, &Timestamp(arrival_ms))?;
+                self.written = Some((arrival_ms, start..out.len()));
+            }
+        }
         Ok(())
     }
 }
@@ -104,11 +130,12 @@ impl GetRecordsOutput {
         // Each record: its base64 data and about 200 bytes of members.
         let mut out = Vec::with_capacity(256 + data / 3 * 4 + self.records.len() * 200);
         out.extend_from_slice(b"{\"Records\":[");
+        let mut arrival = LastArrival::default();
         for (i, record) in self.records.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            record.write_json(&mut out)?;
+            record.write_json(&mut out, &mut arrival)?;
         }
         out.push(b']');
         // The other members as serde_json writes them, without their object's opening brace.
