@@ -233,7 +233,7 @@ pub fn report(
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn consumers_stop_when_all_is_seen_or_after_the_grace() {
         let tracker = Tracker::new(Duration::from_secs(2));
         tracker.produced.store(3, Ordering::Relaxed);
@@ -243,12 +243,12 @@ mod tests {
         tracker.producers_done();
         assert!(tracker.should_stop());
 
-        let tracker = Tracker::new(Duration::from_secs(2));
+        let tracker = Tracker::new(Duration::from_millis(500));
         tracker.produced.store(3, Ordering::Relaxed);
         tracker.saw(1);
         tracker.producers_done();
         assert!(!tracker.should_stop());
-        tokio::time::advance(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(550)).await;
         assert!(tracker.should_stop());
     }
 
