@@ -17,6 +17,8 @@ import path from "node:path";
 
 import { chromium } from "playwright-core";
 
+import { CHROMIUM_ARGS } from "../chromium-args.mjs";
+
 const [url, screenshot, seconds = "3", mode = ""] = process.argv.slice(2);
 if (!url || !screenshot) {
   console.error("usage: node play.mjs <master-playlist-url> <screenshot.png> [seconds] [live]");
@@ -35,16 +37,7 @@ const userDataDir = mkdtempSync(path.join(tmpdir(), "tideline-hls-chromium-"));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath,
   headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
+  args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
 });
 let result = { currentTime: 0, errors: ["not started"] };
 try {

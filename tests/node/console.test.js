@@ -23,6 +23,7 @@ import { CreateEventSourceMappingCommand, CreateFunctionCommand, LambdaClient } 
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { chromium } from "playwright-core";
 
+import { CHROMIUM_ARGS } from "../chromium-args.mjs";
 import { createStream, registerActiveConsumer, shardId, uniqueName, withServer } from "./support.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -42,16 +43,7 @@ async function withBrowser(body) {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 860 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: ["--headless", ...CHROMIUM_ARGS],
   });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
