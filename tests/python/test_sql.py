@@ -485,3 +485,66 @@ def test_window_results_are_written_once_across_a_restart_and_a_kill_9(server_fa
     kinesis = server.client()
     put_json(kinesis, source, [event("c", 26), event("d", 45)])
     assert window_rows(kinesis, 3) == [("00:00:00", "a", 2), ("00:00:10", "b", 2), ("00:00:20", "c", 2)]
+
+
+def sql_manage(endpoint: str, *flags: str) -> subprocess.CompletedProcess:
+    """`tideline sql` with management flags (--submit, --list, --stop, --delete)."""
+    command = [str(find_binary()), "sql", "--endpoint", endpoint, *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                          env={"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "NO_COLOR": "1",
+                               "PATH": "/usr/bin:/bin"})
+
+
+def listed(endpoint: str) -> dict[str, list[str]]:
+    """`tideline sql --list` as {name: [status, version, runtime]}, checking its header."""
+    result = sql_manage(endpoint, "--list")
+    assert result.returncode == 0, result.stderr
+    if result.stdout == "no applications\n":
+        return {}
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "STATUS", "VERSION", "RUNTIME"], result.stdout
+    return {row.split()[0]: row.split()[1:] for row in rows}
+
+
+def test_tideline_sql_submit_list_stop_and_delete_manage_a_job_in_the_server(endpoint, kinesis, tmp_path):
+    source, sink, name = unique_name("submit-in"), unique_name("submit-out"), unique_name("submitted")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    job = tmp_path / "job.sql"
+    job.write_text(application_sql(source, sink))
+
+    submitted = sql_manage(endpoint, "--submit", name, "-f", str(job))
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stdout.splitlines() == [
+        f"submitted {name} (RUNNING)", f"arn:aws:kinesisanalytics:us-east-1:000000000000:application/{name}"]
+    assert listed(endpoint)[name] == ["RUNNING", "1", "FLINK-1_20"]
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}, {"id": "skip", "message": "no"}, {"id": "k2", "message": "yo"}])
+    records = wait_for(lambda: len(read_all(kinesis, sink)) >= 2 and read_all(kinesis, sink), timeout=20, what="job output")
+    assert [json.loads(record["Data"]) for record in records] == [{"id": "k1", "loud": "HI"}, {"id": "k2", "loud": "YO"}]
+
+    stopped = sql_manage(endpoint, "--stop", name)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines()[0] == f"stopped {name} (READY)"
+    assert listed(endpoint)[name] == ["READY", "1", "FLINK-1_20"]
+    as_json = sql_manage(endpoint, "--list", "--output", "json")
+    assert {"application": name, "status": "READY", "version": 1, "runtime": "FLINK-1_20",
+            "arn": f"arn:aws:kinesisanalytics:us-east-1:000000000000:application/{name}"} in json.loads(as_json.stdout)
+
+    # The server's errors, plainly, with a non-zero exit.
+    unknown = sql_manage(endpoint, "--stop", "no-such-application")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.strip() == ("tideline: ResourceNotFoundException: "
+                                      "Application no-such-application is not found for account 000000000000")
+    again = sql_manage(endpoint, "--stop", name)
+    assert again.returncode == 1 and "ResourceInUseException" in again.stderr, again.stderr
+    twice = sql_manage(endpoint, "--submit", name, "-e", application_sql(source, sink))
+    assert twice.returncode == 1 and f"ResourceInUseException: Application {name} already exists" in twice.stderr
+    unbounded = sql_manage(endpoint, "--submit", unique_name("bad"), "-e",
+                           tutorial_table(source) + "; SELECT id, COUNT(*) FROM kinesis_stream GROUP BY id")
+    assert unbounded.returncode == 1 and "CodeValidationException" in unbounded.stderr, unbounded.stderr
+    bad_name = sql_manage(endpoint, "--submit", 'quote"d', "-e", application_sql(source, sink), "--output", "json")
+    assert bad_name.returncode == 1 and json.loads(bad_name.stderr)["error"]["type"] == "ValidationException"
+
+    deleted = sql_manage(endpoint, "--delete", name)
+    assert deleted.returncode == 0 and deleted.stdout == f"deleted {name}\n", deleted.stderr
+    assert name not in listed(endpoint)

@@ -57,7 +57,8 @@ pub enum Command {
     Client(tideline_cli::Command),
     /// Ship log files to Kinesis or Firehose, configured like the Amazon Kinesis Agent.
     Agent(tideline_agent::AgentArgs),
-    /// Run Flink SQL statements over a server's streams (`-e "…"` or `-f job.sql`).
+    /// Run Flink SQL statements over a server's streams (`-e "…"` or `-f job.sql`), or manage SQL jobs
+    /// kept in the server (`--submit NAME`, `--list`, `--stop NAME`, `--delete NAME`).
     Sql(tideline_analytics::SqlArgs),
 }
 
