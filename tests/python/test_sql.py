@@ -7,13 +7,16 @@ with GetRecords."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import queue
+import re
 import subprocess
 import threading
 import time
 
 import pytest
+import requests
 
 from support import (create_stream, find_binary, hash_key, iterator, make_client, run_cli, shard_id, unique_name,
                      wait_for, drain)
@@ -548,3 +551,77 @@ def test_tideline_sql_submit_list_stop_and_delete_manage_a_job_in_the_server(end
     deleted = sql_manage(endpoint, "--delete", name)
     assert deleted.returncode == 0 and deleted.stdout == f"deleted {name}\n", deleted.stderr
     assert name not in listed(endpoint)
+
+
+def analytics_samples(endpoint: str) -> dict:
+    """The /metrics scrape, checked to be valid Prometheus text: (name, application) -> value of
+    the tideline_analytics_* samples (query 0's for the per-query families)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(f"{endpoint}/metrics", timeout=5)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    families = list(text_string_to_metric_families(text))  # raises on a malformed line
+    for kind in ("HELP", "TYPE"):
+        names = re.findall(rf"^# {kind} (\S+) ", text, re.MULTILINE)
+        assert len(names) == len(set(names)), f"# {kind} repeated: {sorted(n for n in names if names.count(n) > 1)}"
+    # A family's samples follow its TYPE line, all together.
+    family = None
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            family = line.split()[2]
+        elif line.startswith("tideline_analytics_"):
+            assert line.split("{")[0] == family, f"{line!r} outside its family's block"
+    found = {}
+    for metric in families:
+        for sample in metric.samples:
+            if sample.name.startswith("tideline_analytics_") and sample.labels.get("query", "0") == "0":
+                found[(sample.name, sample.labels["application"])] = sample.value
+    return found
+
+
+def test_job_metrics_move_with_the_job_and_are_valid_prometheus_text(server, kinesis):
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    source, sink, name = unique_name("metrics-in"), unique_name("metrics-out"), unique_name("metrics-job")
+    other_source, other_sink, other = unique_name("other-in"), unique_name("other-out"), unique_name("other-job")
+    for stream in (source, sink, other_source, other_sink):
+        create_stream(kinesis, stream, 1)
+    create_application(analytics, name, JOB_SQL.format(source=source, sink=sink))
+    create_application(analytics, other, application_sql(other_source, other_sink))
+    assert analytics_samples(server.endpoint)[("tideline_analytics_job_running", name)] == 0
+    analytics.start_application(ApplicationName=name)
+    analytics.start_application(ApplicationName=other)  # several jobs: each family still described once
+
+    # [0, 10) closes when event time 30 s arrives (watermark 29 s): two rows out; 4 s is then late.
+    put_json(kinesis, source, [event("a", 1), event("a", 2), event("b", 3), event("z", 30)])
+    closed = wait_for(lambda: (found := analytics_samples(server.endpoint))
+                      .get(("tideline_analytics_rows_out_total", name)) == 2 and found, what="the window's 2 rows")
+    assert closed[("tideline_analytics_job_running", name)] == 1
+    assert closed[("tideline_analytics_job_running", other)] == 1
+    assert closed[("tideline_analytics_rows_in_total", name)] == 4
+    assert closed[("tideline_analytics_late_rows_total", name)] == 0
+    watermark = datetime.datetime(2024, 1, 1, 0, 0, 29, tzinfo=datetime.timezone.utc).timestamp()
+    assert abs(closed[("tideline_analytics_watermark_lag_seconds", name)] - (time.time() - watermark)) < 30
+    # A query without a window has no watermark.
+    assert ("tideline_analytics_watermark_lag_seconds", other) not in closed
+    put_json(kinesis, source, [event("a", 4)])
+    late = wait_for(lambda: (found := analytics_samples(server.endpoint))
+                    .get(("tideline_analytics_late_rows_total", name)) == 1 and found, what="the late row counted")
+    assert late[("tideline_analytics_rows_in_total", name)] == 5
+    assert late[("tideline_analytics_rows_out_total", name)] == 2
+    put_json(kinesis, other_source, [{"id": "k1", "message": "hi"}])
+    wait_for(lambda: analytics_samples(server.endpoint).get(("tideline_analytics_rows_out_total", other)) == 1,
+             what="the other job's row")
+
+    analytics.stop_application(ApplicationName=name)
+    stopped = analytics_samples(server.endpoint)
+    assert stopped[("tideline_analytics_job_running", name)] == 0
+    assert ("tideline_analytics_rows_in_total", name) not in stopped
+    assert stopped[("tideline_analytics_job_running", other)] == 1
+
+    # A job whose query fails (its sink stream is gone) is not running any more.
+    kinesis.delete_stream(StreamName=other_sink)
+    put_json(kinesis, other_source, [{"id": "k2", "message": "yo"}])
+    wait_for(lambda: analytics_samples(server.endpoint)[("tideline_analytics_job_running", other)] == 0,
+             what="the failed job shown as not running")
+    analytics.stop_application(ApplicationName=other)

@@ -21,7 +21,8 @@ use tideline_proto::{
 use tideline_streams::StreamsService;
 
 use crate::engine::Engine;
-use crate::jobs::{write_atomically, Job};
+use crate::engine::Stats;
+use crate::jobs::{write_atomically, Job, QueryProgress};
 use crate::source::InProcess;
 
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20180523";
@@ -71,7 +72,7 @@ pub struct ApplicationsService {
     apps: Mutex<BTreeMap<String, Application>>,
     jobs: tokio::sync::Mutex<BTreeMap<String, Job>>,
     /// Job metrics for `/metrics`, updated as jobs start and stop.
-    running: Mutex<BTreeMap<String, Vec<Arc<crate::engine::Stats>>>>,
+    running: Mutex<BTreeMap<String, Vec<QueryProgress>>>,
 }
 
 fn now_ms() -> i64 {
@@ -170,9 +171,7 @@ impl ApplicationsService {
             Arc::new(InProcess { streams: Arc::clone(&self.streams), firehose: Arc::clone(&self.firehose) }),
             checkpoints,
         );
-        self.running
-            .lock()
-            .insert(name.to_string(), job.queries.iter().map(|query| Arc::clone(&query.stats)).collect());
+        self.running.lock().insert(name.to_string(), job.queries.iter().map(|query| query.progress.clone()).collect());
         self.jobs.lock().await.insert(name.to_string(), job);
         self.set_status(name, "RUNNING");
         Ok(())
@@ -524,35 +523,71 @@ impl Service for ApplicationsApi {
         let running = self.0.running.lock();
         let now = now_ms();
         let mut text = String::new();
-        text.push_str("# HELP tideline_analytics_job_running Whether an application's job is running.\n");
+        // Label values need no escaping: application names match [a-zA-Z0-9_.-]+ (CreateApplication).
+        text.push_str("# HELP tideline_analytics_job_running Whether an application's job is running: started, and none of its queries has failed.\n");
         text.push_str("# TYPE tideline_analytics_job_running gauge\n");
         for app in self.0.apps.lock().values() {
-            let up = u8::from(running.contains_key(&app.name));
-            text.push_str(&format!("tideline_analytics_job_running{{application=\"{}\"}} {up}\n", app.name));
+            let up = running
+                .get(&app.name)
+                .is_some_and(|queries| queries.iter().all(|query| query.failure.lock().is_none()));
+            text.push_str(&format!(
+                "tideline_analytics_job_running{{application=\"{}\"}} {}\n",
+                app.name,
+                u8::from(up)
+            ));
         }
-        let series: [(&str, &str, &str); 4] = [
-            ("tideline_analytics_rows_in_total", "counter", "Rows read by a job's query."),
-            ("tideline_analytics_rows_out_total", "counter", "Rows written by a job's query."),
-            ("tideline_analytics_late_rows_total", "counter", "Rows dropped because their windows had closed."),
-            ("tideline_analytics_watermark_lag_seconds", "gauge", "How far a job's watermark is behind the clock."),
-        ];
-        for (metric, kind, help) in series {
-            text.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} {kind}\n"));
+        for family in QUERY_FAMILIES {
+            text.push_str(&format!("# HELP {0} {1}\n# TYPE {0} {2}\n", family.name, family.help, family.kind));
             for (name, queries) in running.iter() {
-                for (index, stats) in queries.iter().enumerate() {
-                    let value = match metric {
-                        "tideline_analytics_rows_in_total" => stats.rows_in.load(Ordering::Relaxed) as f64,
-                        "tideline_analytics_rows_out_total" => stats.rows_out.load(Ordering::Relaxed) as f64,
-                        "tideline_analytics_late_rows_total" => stats.late_rows.load(Ordering::Relaxed) as f64,
-                        _ => match stats.watermark_ms.load(Ordering::Relaxed) {
-                            i64::MIN => continue,
-                            watermark => (now - watermark) as f64 / 1000.0,
-                        },
-                    };
-                    text.push_str(&format!("{metric}{{application=\"{name}\",query=\"{index}\"}} {value}\n"));
+                for (index, query) in queries.iter().enumerate() {
+                    if let Some(value) = (family.value)(&query.stats, now) {
+                        text.push_str(&format!(
+                            "{}{{application=\"{name}\",query=\"{index}\"}} {value}\n",
+                            family.name
+                        ));
+                    }
                 }
             }
         }
         text
     }
 }
+
+/// A metric family with one sample per running query.
+struct QueryFamily {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    /// The query's value at `now` (epoch ms), if it has one.
+    value: fn(&Stats, i64) -> Option<f64>,
+}
+
+const QUERY_FAMILIES: [QueryFamily; 4] = [
+    QueryFamily {
+        name: "tideline_analytics_rows_in_total",
+        kind: "counter",
+        help: "Rows read by a job's query.",
+        value: |stats, _| Some(stats.rows_in.load(Ordering::Relaxed) as f64),
+    },
+    QueryFamily {
+        name: "tideline_analytics_rows_out_total",
+        kind: "counter",
+        help: "Rows written by a job's query.",
+        value: |stats, _| Some(stats.rows_out.load(Ordering::Relaxed) as f64),
+    },
+    QueryFamily {
+        name: "tideline_analytics_late_rows_total",
+        kind: "counter",
+        help: "Rows dropped because their windows had closed.",
+        value: |stats, _| Some(stats.late_rows.load(Ordering::Relaxed) as f64),
+    },
+    QueryFamily {
+        name: "tideline_analytics_watermark_lag_seconds",
+        kind: "gauge",
+        help: "How far a job's watermark is behind the clock (windowed queries, once they have one).",
+        value: |stats, now| match stats.watermark_ms.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            watermark => Some((now - watermark) as f64 / 1000.0),
+        },
+    },
+];
