@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, PutRecordsResultEntry, ShardIteratorType};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::json;
 use tideline_cli::Connection;
@@ -25,7 +25,7 @@ use tideline_streams::{Batch, Position, Record, ShardInfo};
 use crate::engine::{Engine, Output, Query, Resume, Stats};
 use crate::error::{invalid, Result, SqlError};
 use crate::manage::{self, Action};
-use crate::sink::{formatted, TableSink};
+use crate::sink::{formatted, put_until_accepted, TableSink};
 use crate::source::{BoxFuture, Entries, ShardCursor, StreamAccess};
 
 #[derive(clap::Args)]
@@ -310,32 +310,19 @@ impl StreamAccess for SdkAccess {
 
     fn put<'a>(&'a self, stream: &'a str, entries: Entries) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let mut pending: Vec<PutRecordsRequestEntry> = entries
+            let pending: Vec<PutRecordsRequestEntry> = entries
                 .into_iter()
                 .map(|(key, data)| PutRecordsRequestEntry::builder().partition_key(key).data(Blob::new(data)).build())
                 .collect::<std::result::Result<_, _>>()
                 .map_err(sdk_error)?;
-            for attempt in 0..10u32 {
-                let reply = self
-                    .kinesis
-                    .put_records()
-                    .stream_name(stream)
-                    .set_records(Some(pending.clone()))
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                pending = pending
-                    .into_iter()
-                    .zip(reply.records())
-                    .filter(|(_, result)| result.error_code().is_some())
-                    .map(|(entry, _)| entry)
-                    .collect();
-                if pending.is_empty() {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
-            }
-            Err(SqlError::Stream(format!("{} records could not be written to stream {stream}", pending.len())))
+            let put = |batch| async move {
+                let request = self.kinesis.put_records().stream_name(stream).set_records(Some(batch));
+                Ok(request.send().await.map_err(sdk_error)?.records)
+            };
+            // Every failed record is offered again: over the wire, a throttled record and an
+            // internal failure both come back as an error code.
+            put_until_accepted(stream, pending, put, |result: &PutRecordsResultEntry| result.error_code().is_some())
+                .await
         })
     }
 
