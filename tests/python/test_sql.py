@@ -485,3 +485,52 @@ def test_window_results_are_written_once_across_a_restart_and_a_kill_9(server_fa
     kinesis = server.client()
     put_json(kinesis, source, [event("c", 26), event("d", 45)])
     assert window_rows(kinesis, 3) == [("00:00:00", "a", 2), ("00:00:10", "b", 2), ("00:00:20", "c", 2)]
+
+
+def lines_until(query: SqlProcess, done, timeout: float = 30.0) -> list[dict]:
+    """JSON rows printed by `query` until `done(rows)` holds."""
+    rows: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while not done(rows):
+        try:
+            line = query.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{rows} after {timeout} s: {query.stop()}")
+        if line is None:
+            raise AssertionError(f"tideline sql ended after {rows}: {query.stop()}")
+        rows.append(json.loads(line))
+    return rows
+
+
+PROCTIME_TABLE = """CREATE TABLE events (id STRING, v BIGINT, pt AS PROCTIME())
+WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1',
+      'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')"""
+
+
+def test_processing_time_windows_close_on_the_wall_clock(endpoint, kinesis):
+    import signal
+    stream = unique_name("sql-proctime")
+    create_stream(kinesis, stream, 2)
+    sql = (f"{PROCTIME_TABLE.format(stream=stream)}; SELECT window_start, window_end, id, COUNT(*) AS n "
+           "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(pt), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, id")
+    query = SqlProcess(endpoint, sql, "--output", "json", "--timeout", "60")
+    # Records over about three seconds, two keys on two shards; no event time in them at all.
+    sent = 0
+    for round_ in range(15):
+        put_json(kinesis, stream, [{"id": "a", "v": round_}], shard_key=0)
+        put_json(kinesis, stream, [{"id": "b", "v": round_}], shard_key=2**127)
+        sent += 2
+        time.sleep(0.2)
+    # Nothing more arrives: the wall clock alone closes the last windows.
+    rows = lines_until(query, lambda rows: sum(row["n"] for row in rows) >= sent, timeout=15)
+    assert sum(row["n"] for row in rows) == sent
+    windows = [(row["window_start"], row["id"]) for row in rows]
+    assert len(windows) == len(set(windows)), rows  # one row per window and key
+    assert len({start for start, _ in windows}) >= 2, rows  # the records spread over several windows
+    assert all(row["window_end"][-2:] == f"{(int(row['window_start'][-2:]) + 1) % 60:02d}" for row in rows), rows
+    time.sleep(2.5)
+    assert query.lines.empty(), "a window was emitted twice"
+    query.proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean end, with the summary
+    code, stderr = query.finish()
+    assert code == 0, stderr
+    assert f"{sent} rows in, {len(rows)} rows out, 0 late rows dropped" in stderr, stderr

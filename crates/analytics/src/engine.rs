@@ -24,7 +24,7 @@ use crate::format::decode;
 use crate::prepass::{find_word, split_statements, unquote_ident};
 use crate::source::{BoxFuture, Positions, StreamAccess, StreamTail};
 use crate::table::{Connector, TableSpec};
-use crate::window::{extract, window_schema, WindowState, WindowedQuery, WINDOW_TABLE};
+use crate::window::{extract, window_schema, WindowState, WindowTime, WindowedQuery, WINDOW_TABLE};
 
 /// The DataFusion session every statement is planned in: one partition (a batch is small and
 /// already in memory), `STRING` as plain UTF-8, identifiers case-sensitive as in Flink, and
@@ -153,16 +153,7 @@ impl Engine {
                     .get(&window.table)
                     .cloned()
                     .ok_or_else(|| SqlError::UnknownTable(window.table.clone()))?;
-                match &source.watermark {
-                    Some(watermark) if watermark.column == window.time_column => {}
-                    _ => {
-                        return Err(invalid(format!(
-                            "The window function requires the timecol is a time attribute type: declare \
-                             WATERMARK FOR {} AS … in table {}",
-                            window.time_column, window.table
-                        )))
-                    }
-                }
+                window_time(&source, &window.time_column)?;
                 let schema = window_schema(&source.schema);
                 ctx.register_table(WINDOW_TABLE, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
                 (window.sql.clone(), Some(source))
@@ -198,6 +189,27 @@ impl Engine {
         }
         Ok(Query { text: text.to_string(), source, window, select: sql, sink, columns })
     }
+}
+
+/// The clock of windows over `column` of `source`, and the column's index: event time when the
+/// table declares `WATERMARK FOR column`, processing time when `column AS PROCTIME()`.
+fn window_time(source: &TableSpec, column: &str) -> Result<(WindowTime, usize)> {
+    let time = match (&source.watermark, &source.proctime) {
+        (Some(watermark), _) if watermark.column == column => WindowTime::Event { delay_ms: watermark.delay_ms },
+        (_, Some(proctime)) if proctime == column => WindowTime::Processing,
+        _ => {
+            return Err(invalid(format!(
+                "The window function requires the timecol is a time attribute type: declare WATERMARK FOR \
+                 {column} AS … or {column} AS PROCTIME() in table {}",
+                source.name
+            )))
+        }
+    };
+    let index = source
+        .schema
+        .index_of(column)
+        .map_err(|_| invalid(format!("DESCRIPTOR({column}): table {} has no such column", source.name)))?;
+    Ok((time, index))
 }
 
 /// The tables a plan scans, or the error naming the construct it cannot run on a stream.
@@ -291,8 +303,8 @@ impl Query {
             Some(_) => (WINDOW_TABLE.to_string(), window_schema(&self.source.schema)),
             None => (self.source.name.clone(), Arc::clone(&self.source.schema)),
         };
-        let mut windows = match (&self.window, &self.source.watermark) {
-            (Some(window), Some(watermark)) => {
+        let mut windows = match &self.window {
+            Some(window) => {
                 let keys = window
                     .partition_by
                     .iter()
@@ -302,13 +314,13 @@ impl Query {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let mut state = WindowState::new(window.kind, watermark.delay_ms, keys);
+                let (time, time_column) = window_time(&self.source, &window.time_column)?;
+                let mut state = WindowState::new(window.kind, time, keys);
                 state.restore(resume.watermark.unwrap_or(i64::MIN), resume.windows)?;
-                Some(state)
+                Some((state, time_column))
             }
-            _ => None,
+            None => None,
         };
-        let time_column = self.source.event_time_column();
         while !stop.load(Ordering::Relaxed) {
             let polled = tail.next(POLL).await?;
             let mut ready = Vec::new();
@@ -316,12 +328,12 @@ impl Query {
                 let decoded = decode(&self.source, &polled.shard_id, &polled.records)?;
                 stats.rows_in.fetch_add(decoded.batch.num_rows() as u64, Ordering::Relaxed);
                 stats.skipped_records.fetch_add(decoded.skipped as u64, Ordering::Relaxed);
-                match (&mut windows, time_column) {
-                    (Some(state), Some(column)) => state.add(&polled.shard_id, &decoded.batch, column)?,
-                    _ => ready.push(decoded.batch),
+                match &mut windows {
+                    Some((state, column)) => state.add(&polled.shard_id, &decoded.batch, *column)?,
+                    None => ready.push(decoded.batch),
                 }
             }
-            if let Some(state) = &mut windows {
+            if let Some((state, _)) = &mut windows {
                 ready.extend(state.advance(tail.shard_states(), &schema)?.into_iter().map(|closed| closed.batch));
                 stats.late_rows.store(state.late_rows, Ordering::Relaxed);
                 stats.watermark_ms.store(state.watermark, Ordering::Relaxed);
@@ -344,8 +356,8 @@ impl Query {
                 stopping,
                 windows_closed,
                 positions: tail.positions(),
-                watermark: windows.as_ref().map(|state| state.watermark),
-                windows: windows.as_ref().map(|state| state.open_windows().collect()).unwrap_or_default(),
+                watermark: windows.as_ref().map(|(state, _)| state.watermark),
+                windows: windows.as_ref().map(|(state, _)| state.open_windows().collect()).unwrap_or_default(),
             })?;
         }
         Ok(())

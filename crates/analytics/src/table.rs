@@ -1,4 +1,5 @@
-//! `CREATE TABLE … WITH (…)`: a table's columns, its watermark and metadata columns, and its
+//! `CREATE TABLE … WITH (…)`: a table's columns, its watermark, metadata and processing-time
+//! columns, and its
 //! connector (`kinesis`, `firehose`, `print`, `blackhole`) with the option names Flink's
 //! connectors use, both generations (4.x `stream`/`scan.stream.initpos`, 5.x
 //! `stream.arn`/`source.init.position`).
@@ -69,9 +70,11 @@ pub struct TableSpec {
     pub name: String,
     /// Every column, in declared order.
     pub schema: SchemaRef,
-    /// The columns decoded from the record itself (all but the metadata ones).
+    /// The columns decoded from the record itself (all but the metadata and processing-time ones).
     pub physical: SchemaRef,
     pub metadata: Vec<(String, Metadata)>,
+    /// The `name AS PROCTIME()` column: the wall-clock time each row was read.
+    pub proctime: Option<String>,
     pub watermark: Option<Watermark>,
     pub format: Format,
     pub connector: Connector,
@@ -163,11 +166,6 @@ impl TableSpec {
         ));
         build(name, schema, extras, options)
     }
-
-    /// The column holding event time, as epoch milliseconds, if the table has a watermark.
-    pub fn event_time_column(&self) -> Option<usize> {
-        self.watermark.as_ref().and_then(|watermark| self.schema.index_of(&watermark.column).ok())
-    }
 }
 
 fn options_map(options: &[SqlOption]) -> Result<BTreeMap<String, String>> {
@@ -244,6 +242,7 @@ fn build(
             .fields()
             .iter()
             .filter(|field| !metadata.iter().any(|(column, _)| column == field.name()))
+            .filter(|field| extras.proctime.as_ref() != Some(field.name()))
             .cloned()
             .collect::<Vec<_>>(),
     ));
@@ -284,7 +283,8 @@ fn build(
         "print" => Connector::Print,
         _ => Connector::Blackhole,
     };
-    Ok(TableSpec { name, schema, physical, metadata, watermark, format, connector })
+    let proctime = extras.proctime;
+    Ok(TableSpec { name, schema, physical, metadata, proctime, watermark, format, connector })
 }
 
 /// Flink's "required options are missing" error.

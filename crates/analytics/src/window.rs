@@ -1,8 +1,8 @@
-//! Event-time windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION`) found in a
+//! Windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION`) found in a
 //! query and replaced by a table of one window's rows, and the state that assigns rows to
-//! windows, tracks the watermark (the minimum over the shards being read of the latest event
-//! time minus the table's delay, caught-up shards not holding it back), drops late rows and
-//! hands out each window once the watermark passes its end. Each closed window is then one
+//! windows, tracks the watermark (event time: the minimum over the shards being read of the
+//! latest event time minus the table's delay, idle shards not holding it back; processing time:
+//! the wall clock), drops late rows and hands out each window once the watermark passes its end. Each closed window is then one
 //! bounded DataFusion query: exactly one result per window and key, as in Flink.
 
 use std::collections::{BTreeMap, HashMap};
@@ -188,10 +188,20 @@ struct Session {
     new_rows: Vec<u32>,
 }
 
+/// Which clock a query's windows follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowTime {
+    /// Event time (`WATERMARK FOR ts AS ts - delay`): windows close as the watermark passes them.
+    Event { delay_ms: i64 },
+    /// Processing time (`pt AS PROCTIME()`): windows close when the wall clock passes their end,
+    /// with no watermark (Flink's processing-time windows); no row is ever late.
+    Processing,
+}
+
 /// Open windows and the watermark; see the module doc.
 pub struct WindowState {
     kind: WindowKind,
-    delay_ms: i64,
+    time: WindowTime,
     /// (end, start) → rows: windows close in end order.
     open: BTreeMap<(i64, i64), Vec<RecordBatch>>,
     /// SESSION: the `PARTITION BY` columns' indexes, and each key's open sessions (their bounds
@@ -207,10 +217,10 @@ pub struct WindowState {
 
 impl WindowState {
     /// `session_keys`: the indexes of a SESSION window's `PARTITION BY` columns.
-    pub fn new(kind: WindowKind, delay_ms: i64, session_keys: Vec<usize>) -> Self {
+    pub fn new(kind: WindowKind, time: WindowTime, session_keys: Vec<usize>) -> Self {
         WindowState {
             kind,
-            delay_ms,
+            time,
             open: BTreeMap::new(),
             session_keys,
             sessions: HashMap::new(),
@@ -241,7 +251,12 @@ impl WindowState {
                 self.late_rows += 1;
                 continue;
             }
-            let ts = times.value(row);
+            let ts = match self.time {
+                WindowTime::Event { .. } => times.value(row),
+                // The clock read when the row was read; should it have stepped back since a
+                // window closed, the row goes to the first window still open, never late.
+                WindowTime::Processing => times.value(row).max(self.watermark.saturating_add(1)),
+            };
             shard_max = shard_max.max(ts);
             self.kind.windows(ts, &mut windows);
             if let (Some(key), [(start, end)]) = (keys.get(row), windows.as_slice()) {
@@ -309,6 +324,13 @@ impl WindowState {
         shards: impl Iterator<Item = (&'a str, bool)>,
         schema: &SchemaRef,
     ) -> Result<Vec<ClosedWindow>> {
+        let delay_ms = match self.time {
+            WindowTime::Event { delay_ms } => delay_ms,
+            WindowTime::Processing => {
+                self.watermark = self.watermark.max(crate::functions::now_ms());
+                return self.close_passed(schema);
+            }
+        };
         let mut busy_min: Option<i64> = None;
         let mut idle_max: Option<i64> = None;
         for (shard, caught_up) in shards {
@@ -325,7 +347,12 @@ impl WindowState {
         let Some(event_time) = busy_min.or(idle_max).or_else(|| self.shard_max.values().copied().max()) else {
             return Ok(Vec::new());
         };
-        self.watermark = self.watermark.max(event_time.saturating_sub(self.delay_ms));
+        self.watermark = self.watermark.max(event_time.saturating_sub(delay_ms));
+        self.close_passed(schema)
+    }
+
+    /// Takes out the windows (and sessions) whose end the watermark has passed, in end order.
+    fn close_passed(&mut self, schema: &SchemaRef) -> Result<Vec<ClosedWindow>> {
         let watermark = self.watermark;
         for sessions in self.sessions.values_mut() {
             for session in sessions.extract_if(.., |session| session.end - 1 <= watermark) {
@@ -438,7 +465,7 @@ mod session_tests {
 
     #[test]
     fn sessions_merge_per_key_and_close_after_the_gap() {
-        let mut state = WindowState::new(WindowKind::Session { gap: 10 }, 0, vec![0]);
+        let mut state = WindowState::new(WindowKind::Session { gap: 10 }, WindowTime::Event { delay_ms: 0 }, vec![0]);
         // a: 0 and 25 are apart until 8 and 17 join them; b: one row.
         state.add("s", &batch(&[("a", 0), ("a", 25), ("b", 3)]), 1).unwrap();
         state.add("s", &batch(&[("a", 8), ("a", 17)]), 1).unwrap();
