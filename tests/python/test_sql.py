@@ -534,3 +534,35 @@ def test_processing_time_windows_close_on_the_wall_clock(endpoint, kinesis):
     code, stderr = query.finish()
     assert code == 0, stderr
     assert f"{sent} rows in, {len(rows)} rows out, 0 late rows dropped" in stderr, stderr
+
+
+def test_a_quiet_shard_holds_the_watermark_until_the_idle_timeout(endpoint, kinesis):
+    stream = unique_name("sql-idle-timeout")
+    create_stream(kinesis, stream, 2)
+    # Every record on the first shard; the second stays quiet.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), event("z", 30)], shard_key=0)
+    table = TUMBLE_TABLE.format(stream=stream)
+    window = ("SELECT window_start, id, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), "
+              "INTERVAL '10' SECOND)) GROUP BY window_start, window_end, id")
+
+    def seconds_to_first_window(sql: str) -> float:
+        started = time.monotonic()
+        query = SqlProcess(endpoint, sql, "--output", "json", "--limit", "1", "--timeout", "30")
+        (row,) = query.rows(1, timeout=20)
+        elapsed = time.monotonic() - started
+        assert (row["window_start"][-8:], row["id"], row["n"]) == ("00:00:00", "a", 2)
+        assert query.finish()[0] == 0
+        return elapsed
+
+    # Flink's option, as a SET: the window waits for 4 s of quiet on the second shard.
+    elapsed = seconds_to_first_window(f"SET 'table.exec.source.idle-timeout' = '4 s'; {table}; {window}")
+    assert 4.0 <= elapsed < 8.0, elapsed
+    # The connector's own option wins over the SET.
+    with_option = table.replace("'format'", "'scan.shard.idle.interval' = '2000', 'format'")
+    elapsed = seconds_to_first_window(f"SET 'table.exec.source.idle-timeout' = '4 s'; {with_option}; {window}")
+    assert 2.0 <= elapsed < 4.0, elapsed
+    # 0 (Flink's default): never idle, so the quiet shard holds the window open.
+    result = run_sql(endpoint, f"SET 'table.exec.source.idle-timeout' = '0'; {table}; {window}",
+                     "--output", "json", "--timeout", "4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", result.stdout

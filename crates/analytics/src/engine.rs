@@ -22,7 +22,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{invalid, Result, SqlError};
 use crate::format::decode;
 use crate::prepass::{find_word, split_statements, unquote_ident};
-use crate::source::{BoxFuture, Positions, StreamAccess, StreamTail};
+use crate::source::{BoxFuture, IdleTimeout, Positions, StreamAccess, StreamTail};
 use crate::table::{Connector, TableSpec};
 use crate::window::{extract, window_schema, WindowState, WindowTime, WindowedQuery, WINDOW_TABLE};
 
@@ -43,6 +43,8 @@ pub fn session() -> SessionContext {
 #[derive(Default)]
 pub struct Engine {
     tables: HashMap<String, Arc<TableSpec>>,
+    /// `SET 'table.exec.source.idle-timeout'`, for the statements after it.
+    idle_timeout: Option<IdleTimeout>,
 }
 
 /// Where a query's rows go: the terminal, or a table's connector.
@@ -59,6 +61,8 @@ pub struct Query {
     pub window: Option<WindowedQuery>,
     /// What runs per batch (or per window): the statement's SELECT.
     select: String,
+    /// When a shard with nothing to read stops holding back the watermark.
+    idle_timeout: IdleTimeout,
     /// `INSERT INTO` this table; `None` for a `SELECT`, whose rows go to the terminal.
     pub sink: Option<Arc<TableSpec>>,
     /// The names of the result columns.
@@ -99,8 +103,9 @@ impl Engine {
         self.tables.get(name)
     }
 
-    /// Reads a script: defines its tables and returns its queries, in order. `SET` statements
-    /// (Flink's job configuration) are accepted and ignored.
+    /// Reads a script: defines its tables and returns its queries, in order. Of `SET` statements
+    /// (Flink's job configuration) `table.exec.source.idle-timeout` is used, the others are
+    /// accepted and ignored.
     pub async fn compile(&mut self, script: &str) -> Result<Vec<Query>> {
         let mut queries = Vec::new();
         for statement in split_statements(script) {
@@ -115,7 +120,7 @@ impl Engine {
                     let table = TableSpec::parse(&statement, &session()).await?;
                     self.tables.insert(table.name.clone(), Arc::new(table));
                 }
-                ["SET", ..] | ["RESET", ..] => {}
+                ["SET", ..] | ["RESET", ..] => self.set(&statement)?,
                 ["SELECT", ..] | ["WITH", ..] => queries.push(self.query(&statement, &statement, None).await?),
                 ["INSERT", "INTO", ..] => {
                     let into = find_word(&statement, "INTO", 0).unwrap_or_default() + 4;
@@ -135,6 +140,31 @@ impl Engine {
             }
         }
         Ok(queries)
+    }
+
+    /// `SET 'key' = 'value'` (quotes optional), `RESET 'key'` or `RESET` (every key).
+    fn set(&mut self, statement: &str) -> Result<()> {
+        let unquote = |text: &str| text.trim().trim_matches(|ch| ch == '\'' || ch == '`').to_string();
+        let statement = statement.trim();
+        let (command, body) = statement.split_once(char::is_whitespace).unwrap_or((statement, ""));
+        let (key, value) = match body.split_once('=') {
+            Some((key, value)) => (unquote(key), Some(unquote(value))),
+            None => (unquote(body), None),
+        };
+        let reset = command.eq_ignore_ascii_case("RESET");
+        match (reset, value) {
+            (true, _) if key.is_empty() || key == IDLE_TIMEOUT_KEY => self.idle_timeout = None,
+            (false, Some(value)) if key == IDLE_TIMEOUT_KEY => {
+                let parsed = IdleTimeout::from_setting(&value).ok_or_else(|| {
+                    invalid(format!(
+                        "Could not parse value '{value}' for key '{IDLE_TIMEOUT_KEY}': a duration such as '5 s'"
+                    ))
+                })?;
+                self.idle_timeout = Some(parsed);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     async fn query(&self, text: &str, select: &str, sink: Option<Arc<TableSpec>>) -> Result<Query> {
@@ -170,12 +200,13 @@ impl Engine {
                 self.tables.get(name).cloned().ok_or_else(|| SqlError::UnknownTable(name.clone()))?
             }
         };
-        if !matches!(source.connector, Connector::Kinesis { .. }) {
+        let Connector::Kinesis { idle_timeout, .. } = &source.connector else {
             return Err(invalid(format!(
                 "table {} is a sink ({:?}): only kinesis tables can be read",
                 source.name, source.connector
             )));
-        }
+        };
+        let idle_timeout = idle_timeout.or(self.idle_timeout).unwrap_or(IdleTimeout::DEFAULT);
         let columns: Vec<String> = frame.schema().fields().iter().map(|field| field.name().clone()).collect();
         if let Some(sink) = &sink {
             if sink.physical.fields().len() != columns.len() {
@@ -187,7 +218,7 @@ impl Engine {
                 )));
             }
         }
-        Ok(Query { text: text.to_string(), source, window, select: sql, sink, columns })
+        Ok(Query { text: text.to_string(), source, window, select: sql, idle_timeout, sink, columns })
     }
 }
 
@@ -255,6 +286,9 @@ fn refuse_unbounded(plan: &LogicalPlan, windowed: bool) -> Result<Vec<String>> {
     }
     Ok(scanned)
 }
+
+/// Flink's option for when a source with nothing to read stops holding back the watermark.
+const IDLE_TIMEOUT_KEY: &str = "table.exec.source.idle-timeout";
 
 /// How long a tail waits for records before the query looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(250);
@@ -334,7 +368,12 @@ impl Query {
                 }
             }
             if let Some((state, _)) = &mut windows {
-                ready.extend(state.advance(tail.shard_states(), &schema)?.into_iter().map(|closed| closed.batch));
+                ready.extend(
+                    state
+                        .advance(tail.shard_states(self.idle_timeout), &schema)?
+                        .into_iter()
+                        .map(|closed| closed.batch),
+                );
                 stats.late_rows.store(state.late_rows, Ordering::Relaxed);
                 stats.watermark_ms.store(state.watermark, Ordering::Relaxed);
             }
@@ -412,6 +451,22 @@ mod tests {
         .unwrap();
         assert!(windowed[0].window.is_some());
         assert_eq!(windowed[0].columns, ["window_start", "window_end", "k", "n", "total"]);
+    }
+
+    #[tokio::test]
+    async fn the_idle_timeout_comes_from_the_table_then_set_then_the_default() {
+        let select = "SELECT * FROM t;";
+        let timeouts = |sql: String| async move {
+            let queries = Engine::new().compile(&sql).await.unwrap();
+            queries.iter().map(|query| query.idle_timeout).collect::<Vec<_>>()
+        };
+        let script = format!("{TABLE} {select} SET 'table.exec.source.idle-timeout' = '0'; {select} RESET; {select}");
+        assert_eq!(timeouts(script).await, [IdleTimeout::DEFAULT, IdleTimeout::Never, IdleTimeout::DEFAULT]);
+        let with_option = TABLE.replace("'format'", "'scan.shard.idle.interval' = '2000', 'format'");
+        let script = format!("SET table.exec.source.idle-timeout = '5 s'; {with_option} {select}");
+        assert_eq!(timeouts(script).await, [IdleTimeout::After(Duration::from_secs(2))]);
+        let error = compile("SET 'table.exec.source.idle-timeout' = 'soon'").await.err().unwrap().to_string();
+        assert!(error.contains("table.exec.source.idle-timeout"), "{error}");
     }
 
     #[tokio::test]

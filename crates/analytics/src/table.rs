@@ -16,6 +16,7 @@ use tideline_streams::Position;
 
 use crate::error::{invalid, Result};
 use crate::prepass::{flink_create_table, FlinkTableExtras};
+use crate::source::IdleTimeout;
 
 /// How a table's records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub enum Connector {
         partition_by: Vec<String>,
         region: Option<String>,
         endpoint: Option<String>,
+        /// `scan.shard.idle.interval`, when given: it overrides `table.exec.source.idle-timeout`.
+        idle_timeout: Option<IdleTimeout>,
     },
     Firehose {
         delivery_stream: String,
@@ -108,6 +111,7 @@ const KINESIS_OPTIONS: &[&str] = &[
     "source.init.timestamp.format",
     "source.shard.discovery.interval",
     "scan.shard.discovery.intervalmillis",
+    "scan.shard.idle.interval",
     "source.reader.type",
     "scan.stream.recordpublisher",
     "source.shard.get-records.max-record-count",
@@ -324,6 +328,14 @@ fn kinesis(options: &BTreeMap<String, String>, extras: &FlinkTableExtras) -> Res
         partition_by: extras.partitioned_by.clone(),
         region: options.get("aws.region").cloned(),
         endpoint: options.get("aws.endpoint").cloned(),
+        idle_timeout: options
+            .get("scan.shard.idle.interval")
+            .map(|value| {
+                IdleTimeout::from_shard_idle_interval(value).ok_or_else(|| {
+                    invalid(format!("Invalid value '{value}' for 'scan.shard.idle.interval': milliseconds expected"))
+                })
+            })
+            .transpose()?,
     })
 }
 
