@@ -566,3 +566,65 @@ def test_a_quiet_shard_holds_the_watermark_until_the_idle_timeout(endpoint, kine
                      "--output", "json", "--timeout", "4")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", result.stdout
+
+
+def put_many(kinesis, stream: str, rows: list[dict]):
+    for start in range(0, len(rows), 500):
+        entries = [{"Data": json.dumps(row).encode(), "PartitionKey": row["id"]} for row in rows[start:start + 500]]
+        assert kinesis.put_records(StreamName=stream, Records=entries)["FailedRecordCount"] == 0
+
+
+# Sessions an hour long over ever-new keys: none closes while the test runs, so all are held.
+SESSIONS_QUERY = ("SELECT window_start, id, COUNT(*) AS n FROM TABLE(SESSION(TABLE events PARTITION BY id, "
+                  "DESCRIPTOR(ts), INTERVAL '1' HOUR)) GROUP BY window_start, window_end, id")
+
+
+def test_open_window_state_is_capped_and_the_error_names_the_flag(endpoint, kinesis):
+    stream = unique_name("sql-state-cap")
+    create_stream(kinesis, stream, 1)
+    put_many(kinesis, stream, [event(f"key-{n}", n % 60) for n in range(400)])
+    sql = f"{TUMBLE_TABLE.format(stream=stream)}; {SESSIONS_QUERY}"
+    # Under the default cap (256 MiB) the query just runs.
+    result = run_sql(endpoint, sql, "--output", "json", "--timeout", "3")
+    assert result.returncode == 0, result.stderr
+    assert "400 rows in" in result.stderr, result.stderr
+    # Under 64 KiB it fails, with an error naming the cap and the flag, and ends (no OOM, no panic).
+    result = run_sql(endpoint, sql, "--output", "json", "--timeout", "30", "--max-window-state", "65536")
+    assert result.returncode == 1, result.stderr
+    assert "cap of 65536 bytes" in result.stderr and "--max-window-state" in result.stderr, result.stderr
+    assert "panicked" not in result.stderr, result.stderr
+
+
+def test_a_job_over_its_window_state_cap_stops_with_the_flag_in_the_log(server_factory):
+    server = server_factory("--sql-max-window-state", "65536")
+    kinesis = server.client()
+    source, sink, name = unique_name("cap-in"), unique_name("cap-out"), unique_name("cap")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    job = JOB_SQL.format(source=source, sink=sink).replace(
+        "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+        "SESSION(TABLE events PARTITION BY id, DESCRIPTOR(ts), INTERVAL '1' HOUR)")
+    create_application(analytics, name, job)
+    analytics.start_application(ApplicationName=name)
+    put_many(kinesis, source, [event(f"key-{n}", n % 60) for n in range(400)])
+    wait_for(lambda: "--sql-max-window-state" in server.log_path.read_text(errors="replace"), timeout=20,
+             what="the job's error in the server log")
+    # The server goes on serving.
+    assert analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationName"] == name
+
+
+def test_far_future_event_times_and_tiny_hops_stay_bounded(endpoint, kinesis):
+    stream = unique_name("sql-far-future")
+    create_stream(kinesis, stream, 1)
+    # A HOP with a 1 ms slide over a day would copy each row into 86,400,000 windows: refused.
+    hop = "HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MILLISECOND, INTERVAL '1' DAY)"
+    result = run_sql(endpoint, f"{TUMBLE_TABLE.format(stream=stream)}; SELECT * FROM TABLE({hop})")
+    assert result.returncode == 1 and "at most 10000" in result.stderr, result.stderr
+    # An event time in year 9999 moves the watermark there: the windows before it close (rows read
+    # in the same batch still count), the far one holds one row per window; nothing grows or breaks.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), {"id": "f", "v": 1, "ts": "9999-12-31 23:59:59"},
+                               event("a", 3)])
+    rows = windowed_rows(endpoint, stream, "CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, "
+                         "INTERVAL '10' SECOND)", 2)
+    assert rows == [("00:00:00", "00:00:05", "a", 3), ("00:00:00", "00:00:10", "a", 3)]

@@ -49,6 +49,8 @@ pub struct ApplicationsConfig {
     pub dir: Option<PathBuf>,
     pub region: String,
     pub account_id: String,
+    /// Each query's cap on open window state, bytes (`--sql-max-window-state`).
+    pub max_window_state: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -160,7 +162,8 @@ impl ApplicationsService {
 
     async fn start_job(&self, name: &str) -> Result<(), AwsError> {
         let app = self.get(name)?;
-        let queries = compile(&app.code).await?;
+        let cap = self.config.max_window_state;
+        let queries = compile(&app.code).await?.into_iter().map(|query| query.with_max_window_state(cap)).collect();
         let checkpoints = self.checkpoint_dir(name);
         if let Some(dir) = &checkpoints {
             std::fs::create_dir_all(dir).map_err(|error| AwsError::internal(error.to_string()))?;

@@ -63,6 +63,8 @@ pub struct Query {
     select: String,
     /// When a shard with nothing to read stops holding back the watermark.
     idle_timeout: IdleTimeout,
+    /// The most bytes of rows its open windows may hold ([`Query::with_max_window_state`]).
+    max_window_state: u64,
     /// `INSERT INTO` this table; `None` for a `SELECT`, whose rows go to the terminal.
     pub sink: Option<Arc<TableSpec>>,
     /// The names of the result columns.
@@ -218,7 +220,16 @@ impl Engine {
                 )));
             }
         }
-        Ok(Query { text: text.to_string(), source, window, select: sql, idle_timeout, sink, columns })
+        Ok(Query {
+            text: text.to_string(),
+            source,
+            window,
+            select: sql,
+            idle_timeout,
+            max_window_state: DEFAULT_MAX_WINDOW_STATE,
+            sink,
+            columns,
+        })
     }
 }
 
@@ -315,7 +326,17 @@ pub struct Snapshot<'a> {
     pub windows: Vec<(i64, i64, &'a [RecordBatch])>,
 }
 
+/// The default cap on a query's open window state: 256 MiB.
+pub const DEFAULT_MAX_WINDOW_STATE: u64 = 256 << 20;
+
 impl Query {
+    /// The query with its open windows capped at `bytes` (default [`DEFAULT_MAX_WINDOW_STATE`]):
+    /// past it, the query fails with [`SqlError::WindowStateCap`] instead of growing.
+    pub fn with_max_window_state(mut self, bytes: u64) -> Query {
+        self.max_window_state = bytes;
+        self
+    }
+
     /// Runs until `stop` is set or the stream cannot be read; `checkpoint` is called after
     /// each round of reading and emitting (it decides itself whether to save), the last time
     /// with [`Snapshot::stopping`] set.
@@ -349,7 +370,7 @@ impl Query {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let (time, time_column) = window_time(&self.source, &window.time_column)?;
-                let mut state = WindowState::new(window.kind, time, keys);
+                let mut state = WindowState::new(window.kind, time, keys, self.max_window_state);
                 state.restore(resume.watermark.unwrap_or(i64::MIN), resume.windows)?;
                 Some((state, time_column))
             }
