@@ -595,7 +595,7 @@ def test_open_window_state_is_capped_and_the_error_names_the_flag(endpoint, kine
     assert "panicked" not in result.stderr, result.stderr
 
 
-def test_a_job_over_its_window_state_cap_stops_with_the_flag_in_the_log(server_factory):
+def test_a_job_over_its_window_state_cap_fails_to_ready_with_the_flag_in_the_log(server_factory):
     server = server_factory("--sql-max-window-state", "65536")
     kinesis = server.client()
     source, sink, name = unique_name("cap-in"), unique_name("cap-out"), unique_name("cap")
@@ -610,8 +610,9 @@ def test_a_job_over_its_window_state_cap_stops_with_the_flag_in_the_log(server_f
     put_many(kinesis, source, [event(f"key-{n}", n % 60) for n in range(400)])
     wait_for(lambda: "--sql-max-window-state" in server.log_path.read_text(errors="replace"), timeout=20,
              what="the job's error in the server log")
-    # The server goes on serving.
-    assert analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationName"] == name
+    # The failed job is stopped and its application READY again (the server goes on serving).
+    status = analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"]
+    assert status == "READY", status
 
 
 def test_far_future_event_times_and_tiny_hops_stay_bounded(endpoint, kinesis):

@@ -137,6 +137,19 @@ impl ApplicationsService {
             .map_err(|error| AwsError::internal(format!("cannot save applications: {error}")))
     }
 
+    /// A job one of whose queries failed (its error is in the server log) is stopped as a whole
+    /// and its application is READY again, as after a failed Flink job.
+    async fn settle_failed_jobs(&self) {
+        let failed: Vec<String> = (self.jobs.lock().await.iter())
+            .filter(|(_, job)| job.queries.iter().any(|query| query.failure.lock().is_some()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in failed {
+            self.stop_job(&name).await;
+            self.set_status(&name, "READY");
+        }
+    }
+
     fn set_status(&self, name: &str, status: &str) {
         let mut apps = self.apps.lock();
         if let Some(app) = apps.get_mut(name) {
@@ -410,6 +423,7 @@ async fn create(service: &Arc<ApplicationsService>, input: CreateInput) -> Resul
 
 async fn describe(service: &Arc<ApplicationsService>, input: NameInput) -> Result<DetailOutput, AwsError> {
     let name = validated_name(input.application_name.as_deref())?;
+    service.settle_failed_jobs().await;
     Ok(DetailOutput { application_detail: service.detail(&service.get(&name)?) })
 }
 
@@ -418,6 +432,7 @@ async fn list(service: &Arc<ApplicationsService>, input: ListInput) -> Result<Li
     v.integer("limit", input.limit, 1, 50);
     v.finish()?;
     let limit = input.limit.unwrap_or(50) as usize;
+    service.settle_failed_jobs().await;
     let apps = service.apps.lock();
     let after = input.next_token.unwrap_or_default();
     let mut summaries: Vec<Summary> = apps
