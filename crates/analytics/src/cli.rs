@@ -48,6 +48,9 @@ pub struct SqlArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// The most bytes of rows a windowed query's open windows may hold; past it the query fails.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_WINDOW_STATE)]
+    pub max_window_state: u64,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -71,7 +74,12 @@ async fn execute(args: SqlArgs) -> Result<()> {
         (None, None) => return Err(invalid("give statements with -e or a file with -f")),
     };
     let mut engine = Engine::new();
-    let queries = engine.compile(&script).await?;
+    let queries: Vec<Query> = engine
+        .compile(&script)
+        .await?
+        .into_iter()
+        .map(|query| query.with_max_window_state(args.max_window_state))
+        .collect();
     if queries.is_empty() {
         eprintln!("[INFO] Execute statement succeed.");
         return Ok(());
