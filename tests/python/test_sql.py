@@ -624,4 +624,149 @@ def test_job_metrics_move_with_the_job_and_are_valid_prometheus_text(server, kin
     put_json(kinesis, other_source, [{"id": "k2", "message": "yo"}])
     wait_for(lambda: analytics_samples(server.endpoint)[("tideline_analytics_job_running", other)] == 0,
              what="the failed job shown as not running")
-    analytics.stop_application(ApplicationName=other)
+    assert analytics.describe_application(ApplicationName=other)["ApplicationDetail"]["ApplicationStatus"] == "READY"
+    assert ("tideline_analytics_rows_in_total", other) not in analytics_samples(server.endpoint)
+
+
+def lines_until(query: SqlProcess, done, timeout: float = 30.0) -> list[dict]:
+    """JSON rows printed by `query` until `done(rows)` holds."""
+    rows: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while not done(rows):
+        try:
+            line = query.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{rows} after {timeout} s: {query.stop()}")
+        if line is None:
+            raise AssertionError(f"tideline sql ended after {rows}: {query.stop()}")
+        rows.append(json.loads(line))
+    return rows
+
+
+PROCTIME_TABLE = """CREATE TABLE events (id STRING, v BIGINT, pt AS PROCTIME())
+WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1',
+      'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')"""
+
+
+def test_processing_time_windows_close_on_the_wall_clock(endpoint, kinesis):
+    import signal
+    stream = unique_name("sql-proctime")
+    create_stream(kinesis, stream, 2)
+    sql = (f"{PROCTIME_TABLE.format(stream=stream)}; SELECT window_start, window_end, id, COUNT(*) AS n "
+           "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(pt), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, id")
+    query = SqlProcess(endpoint, sql, "--output", "json", "--timeout", "60")
+    # Records over about three seconds, two keys on two shards; no event time in them at all.
+    sent = 0
+    for round_ in range(15):
+        put_json(kinesis, stream, [{"id": "a", "v": round_}], shard_key=0)
+        put_json(kinesis, stream, [{"id": "b", "v": round_}], shard_key=2**127)
+        sent += 2
+        time.sleep(0.2)
+    # Nothing more arrives: the wall clock alone closes the last windows.
+    rows = lines_until(query, lambda rows: sum(row["n"] for row in rows) >= sent, timeout=15)
+    assert sum(row["n"] for row in rows) == sent
+    windows = [(row["window_start"], row["id"]) for row in rows]
+    assert len(windows) == len(set(windows)), rows  # one row per window and key
+    assert len({start for start, _ in windows}) >= 2, rows  # the records spread over several windows
+    assert all(row["window_end"][-2:] == f"{(int(row['window_start'][-2:]) + 1) % 60:02d}" for row in rows), rows
+    time.sleep(2.5)
+    assert query.lines.empty(), "a window was emitted twice"
+    query.proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean end, with the summary
+    code, stderr = query.finish()
+    assert code == 0, stderr
+    assert f"{sent} rows in, {len(rows)} rows out, 0 late rows dropped" in stderr, stderr
+
+
+def test_a_quiet_shard_holds_the_watermark_until_the_idle_timeout(endpoint, kinesis):
+    stream = unique_name("sql-idle-timeout")
+    create_stream(kinesis, stream, 2)
+    # Every record on the first shard; the second stays quiet.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), event("z", 30)], shard_key=0)
+    table = TUMBLE_TABLE.format(stream=stream)
+    window = ("SELECT window_start, id, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), "
+              "INTERVAL '10' SECOND)) GROUP BY window_start, window_end, id")
+
+    def seconds_to_first_window(sql: str) -> float:
+        started = time.monotonic()
+        query = SqlProcess(endpoint, sql, "--output", "json", "--limit", "1", "--timeout", "30")
+        (row,) = query.rows(1, timeout=20)
+        elapsed = time.monotonic() - started
+        assert (row["window_start"][-8:], row["id"], row["n"]) == ("00:00:00", "a", 2)
+        assert query.finish()[0] == 0
+        return elapsed
+
+    # Flink's option, as a SET: the window waits for 4 s of quiet on the second shard.
+    elapsed = seconds_to_first_window(f"SET 'table.exec.source.idle-timeout' = '4 s'; {table}; {window}")
+    assert 4.0 <= elapsed < 8.0, elapsed
+    # The connector's own option wins over the SET.
+    with_option = table.replace("'format'", "'scan.shard.idle.interval' = '2000', 'format'")
+    elapsed = seconds_to_first_window(f"SET 'table.exec.source.idle-timeout' = '4 s'; {with_option}; {window}")
+    assert 2.0 <= elapsed < 4.0, elapsed
+    # 0 (Flink's default): never idle, so the quiet shard holds the window open.
+    result = run_sql(endpoint, f"SET 'table.exec.source.idle-timeout' = '0'; {table}; {window}",
+                     "--output", "json", "--timeout", "4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+def put_many(kinesis, stream: str, rows: list[dict]):
+    for start in range(0, len(rows), 500):
+        entries = [{"Data": json.dumps(row).encode(), "PartitionKey": row["id"]} for row in rows[start:start + 500]]
+        assert kinesis.put_records(StreamName=stream, Records=entries)["FailedRecordCount"] == 0
+
+
+# Sessions an hour long over ever-new keys: none closes while the test runs, so all are held.
+SESSIONS_QUERY = ("SELECT window_start, id, COUNT(*) AS n FROM TABLE(SESSION(TABLE events PARTITION BY id, "
+                  "DESCRIPTOR(ts), INTERVAL '1' HOUR)) GROUP BY window_start, window_end, id")
+
+
+def test_open_window_state_is_capped_and_the_error_names_the_flag(endpoint, kinesis):
+    stream = unique_name("sql-state-cap")
+    create_stream(kinesis, stream, 1)
+    put_many(kinesis, stream, [event(f"key-{n}", n % 60) for n in range(400)])
+    sql = f"{TUMBLE_TABLE.format(stream=stream)}; {SESSIONS_QUERY}"
+    # Under the default cap (256 MiB) the query just runs.
+    result = run_sql(endpoint, sql, "--output", "json", "--timeout", "3")
+    assert result.returncode == 0, result.stderr
+    assert "400 rows in" in result.stderr, result.stderr
+    # Under 64 KiB it fails, with an error naming the cap and the flag, and ends (no OOM, no panic).
+    result = run_sql(endpoint, sql, "--output", "json", "--timeout", "30", "--max-window-state", "65536")
+    assert result.returncode == 1, result.stderr
+    assert "cap of 65536 bytes" in result.stderr and "--max-window-state" in result.stderr, result.stderr
+    assert "panicked" not in result.stderr, result.stderr
+
+
+def test_a_job_over_its_window_state_cap_fails_to_ready_with_the_flag_in_the_log(server_factory):
+    server = server_factory("--sql-max-window-state", "65536")
+    kinesis = server.client()
+    source, sink, name = unique_name("cap-in"), unique_name("cap-out"), unique_name("cap")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    job = JOB_SQL.format(source=source, sink=sink).replace(
+        "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+        "SESSION(TABLE events PARTITION BY id, DESCRIPTOR(ts), INTERVAL '1' HOUR)")
+    create_application(analytics, name, job)
+    analytics.start_application(ApplicationName=name)
+    put_many(kinesis, source, [event(f"key-{n}", n % 60) for n in range(400)])
+    wait_for(lambda: "--sql-max-window-state" in server.log_path.read_text(errors="replace"), timeout=20,
+             what="the job's error in the server log")
+    # The failed job is stopped and its application READY again (the server goes on serving).
+    status = analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"]
+    assert status == "READY", status
+
+
+def test_far_future_event_times_and_tiny_hops_stay_bounded(endpoint, kinesis):
+    stream = unique_name("sql-far-future")
+    create_stream(kinesis, stream, 1)
+    # A HOP with a 1 ms slide over a day would copy each row into 86,400,000 windows: refused.
+    hop = "HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MILLISECOND, INTERVAL '1' DAY)"
+    result = run_sql(endpoint, f"{TUMBLE_TABLE.format(stream=stream)}; SELECT * FROM TABLE({hop})")
+    assert result.returncode == 1 and "at most 10000" in result.stderr, result.stderr
+    # An event time in year 9999 moves the watermark there: the windows before it close (rows read
+    # in the same batch still count), the far one holds one row per window; nothing grows or breaks.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), {"id": "f", "v": 1, "ts": "9999-12-31 23:59:59"},
+                               event("a", 3)])
+    rows = windowed_rows(endpoint, stream, "CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, "
+                         "INTERVAL '10' SECOND)", 2)
+    assert rows == [("00:00:00", "00:00:05", "a", 3), ("00:00:00", "00:00:10", "a", 3)]

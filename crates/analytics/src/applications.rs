@@ -50,6 +50,8 @@ pub struct ApplicationsConfig {
     pub dir: Option<PathBuf>,
     pub region: String,
     pub account_id: String,
+    /// Each query's cap on open window state, bytes (`--sql-max-window-state`).
+    pub max_window_state: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -136,6 +138,19 @@ impl ApplicationsService {
             .map_err(|error| AwsError::internal(format!("cannot save applications: {error}")))
     }
 
+    /// A job one of whose queries failed (its error is in the server log) is stopped as a whole
+    /// and its application is READY again, as after a failed Flink job.
+    async fn settle_failed_jobs(&self) {
+        let failed: Vec<String> = (self.jobs.lock().await.iter())
+            .filter(|(_, job)| job.queries.iter().any(|query| query.progress.failure.lock().is_some()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in failed {
+            self.stop_job(&name).await;
+            self.set_status(&name, "READY");
+        }
+    }
+
     fn set_status(&self, name: &str, status: &str) {
         let mut apps = self.apps.lock();
         if let Some(app) = apps.get_mut(name) {
@@ -161,7 +176,8 @@ impl ApplicationsService {
 
     async fn start_job(&self, name: &str) -> Result<(), AwsError> {
         let app = self.get(name)?;
-        let queries = compile(&app.code).await?;
+        let cap = self.config.max_window_state;
+        let queries = compile(&app.code).await?.into_iter().map(|query| query.with_max_window_state(cap)).collect();
         let checkpoints = self.checkpoint_dir(name);
         if let Some(dir) = &checkpoints {
             std::fs::create_dir_all(dir).map_err(|error| AwsError::internal(error.to_string()))?;
@@ -406,6 +422,7 @@ async fn create(service: &Arc<ApplicationsService>, input: CreateInput) -> Resul
 
 async fn describe(service: &Arc<ApplicationsService>, input: NameInput) -> Result<DetailOutput, AwsError> {
     let name = validated_name(input.application_name.as_deref())?;
+    service.settle_failed_jobs().await;
     Ok(DetailOutput { application_detail: service.detail(&service.get(&name)?) })
 }
 
@@ -414,6 +431,7 @@ async fn list(service: &Arc<ApplicationsService>, input: ListInput) -> Result<Li
     v.integer("limit", input.limit, 1, 50);
     v.finish()?;
     let limit = input.limit.unwrap_or(50) as usize;
+    service.settle_failed_jobs().await;
     let apps = service.apps.lock();
     let after = input.next_token.unwrap_or_default();
     let mut summaries: Vec<Summary> = apps

@@ -70,6 +70,9 @@ pub struct SqlArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// The most bytes of rows a windowed query's open windows may hold; past it the query fails.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_WINDOW_STATE)]
+    pub max_window_state: u64,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -117,7 +120,12 @@ fn script(args: &SqlArgs) -> Result<String> {
 async fn execute(args: SqlArgs) -> Result<()> {
     let script = script(&args)?;
     let mut engine = Engine::new();
-    let queries = engine.compile(&script).await?;
+    let queries: Vec<Query> = engine
+        .compile(&script)
+        .await?
+        .into_iter()
+        .map(|query| query.with_max_window_state(args.max_window_state))
+        .collect();
     if queries.is_empty() {
         eprintln!("[INFO] Execute statement succeed.");
         return Ok(());

@@ -229,6 +229,10 @@ pub struct ServeArgs {
     /// last <ms> of acknowledged records; a killed process loses nothing).
     #[arg(long, env = "TIDELINE_FSYNC", default_value = "always", value_parser = clap::value_parser!(FsyncPolicy))]
     pub fsync: FsyncPolicy,
+    /// SQL jobs: the most bytes of rows one windowed query's open windows may hold; past it the
+    /// query stops with an error naming this flag, rather than growing without bound.
+    #[arg(long, env = "TIDELINE_SQL_MAX_WINDOW_STATE", default_value_t = tideline_analytics::engine::DEFAULT_MAX_WINDOW_STATE)]
+    pub sql_max_window_state: u64,
 }
 
 /// The default `--in-memory-max-bytes`: 1 GiB, so that a test server left ingesting does not
@@ -358,6 +362,7 @@ impl ServeArgs {
             dir: (!self.in_memory).then(|| self.data_dir.join("analytics")),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
+            max_window_state: self.sql_max_window_state,
         }
     }
 
