@@ -2,9 +2,12 @@ package dev.tideline.ecosystem.flink;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import com.sun.management.OperatingSystemMXBean;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.TableEnvironment;
 import org.apache.flink.table.api.TableResult;
@@ -19,7 +22,9 @@ import org.junit.jupiter.api.Test;
  * --write-jsonl}), read by the filesystem connector on an embedded MiniCluster. Each run is timed
  * from {@code executeSql} (planning, MiniCluster start, job submission included) to the last
  * window's row collected; the bounded file source ends with the final watermark, which closes
- * every window. Runs repeat in one JVM, so later runs have a warm JIT.
+ * every window. Runs repeat in one JVM, so later runs have a warm JIT. The JVM's CPU time over a
+ * run (every thread: the job, the MiniCluster, JIT and GC) is reported per record, as
+ * tideline-bench reports the server's.
  */
 class TumbleBench {
     private static final String CLOSING_KEY = "end";
@@ -33,6 +38,7 @@ class TumbleBench {
         String parallelism = System.getenv().getOrDefault("TIDELINE_BENCH_PARALLELISM", "2");
         Path report = Path.of(System.getenv().getOrDefault("TIDELINE_BENCH_REPORT", "target/tumble-bench.txt"));
         Files.deleteIfExists(report);
+        OperatingSystemMXBean os = (OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
         for (int run = 1; run <= runs; run++) {
             TableEnvironment tables = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
             tables.getConfig().set("parallelism.default", parallelism);
@@ -41,6 +47,7 @@ class TumbleBench {
                     + "WITH ('connector' = 'filesystem', 'path' = 'file://" + Path.of(input).toAbsolutePath()
                     + "', 'format' = 'json')");
             long started = System.nanoTime();
+            long cpuStarted = os.getProcessCpuTime();
             TableResult result = tables.executeSql("SELECT window_start, window_end, id, COUNT(*) AS n, SUM(v) AS total "
                     + "FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) "
                     + "GROUP BY window_start, window_end, id");
@@ -60,9 +67,12 @@ class TumbleBench {
                 }
             }
             double secs = (System.nanoTime() - started) / 1e9;
+            double cpuSecs = (os.getProcessCpuTime() - cpuStarted) / 1e9;
             String line = String.format(
-                    "flink run %d (parallelism %s): %d records in %.3f s = %.0f records/s; %d rows, COUNT sum %d, SUM sum %d%n",
-                    run, parallelism, count, secs, count / secs, rows, count, total);
+                    "flink run %d (parallelism %s): %d records in %.3f s = %.0f records/s, JVM CPU %.2f s (%.3f µs/record); "
+                            + "%d rows, COUNT sum %d, SUM sum %d; load average %s%n",
+                    run, parallelism, count, secs, count / secs, cpuSecs, cpuSecs * 1e6 / count, rows, count, total,
+                    String.join(" ", Arrays.copyOf(Files.readString(Path.of("/proc/loadavg")).split(" "), 3)));
             System.err.print(line);
             Files.writeString(report, line, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             assertEquals(records, count, "every record counted once");
