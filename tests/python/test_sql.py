@@ -7,13 +7,16 @@ with GetRecords."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import queue
+import re
 import subprocess
 import threading
 import time
 
 import pytest
+import requests
 
 from support import (create_stream, find_binary, hash_key, iterator, make_client, run_cli, shard_id, unique_name,
                      wait_for, drain)
@@ -485,3 +488,285 @@ def test_window_results_are_written_once_across_a_restart_and_a_kill_9(server_fa
     kinesis = server.client()
     put_json(kinesis, source, [event("c", 26), event("d", 45)])
     assert window_rows(kinesis, 3) == [("00:00:00", "a", 2), ("00:00:10", "b", 2), ("00:00:20", "c", 2)]
+
+
+def sql_manage(endpoint: str, *flags: str) -> subprocess.CompletedProcess:
+    """`tideline sql` with management flags (--submit, --list, --stop, --delete)."""
+    command = [str(find_binary()), "sql", "--endpoint", endpoint, *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                          env={"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "NO_COLOR": "1",
+                               "PATH": "/usr/bin:/bin"})
+
+
+def listed(endpoint: str) -> dict[str, list[str]]:
+    """`tideline sql --list` as {name: [status, version, runtime]}, checking its header."""
+    result = sql_manage(endpoint, "--list")
+    assert result.returncode == 0, result.stderr
+    if result.stdout == "no applications\n":
+        return {}
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "STATUS", "VERSION", "RUNTIME"], result.stdout
+    return {row.split()[0]: row.split()[1:] for row in rows}
+
+
+def test_tideline_sql_submit_list_stop_and_delete_manage_a_job_in_the_server(endpoint, kinesis, tmp_path):
+    source, sink, name = unique_name("submit-in"), unique_name("submit-out"), unique_name("submitted")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    job = tmp_path / "job.sql"
+    job.write_text(application_sql(source, sink))
+
+    submitted = sql_manage(endpoint, "--submit", name, "-f", str(job))
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stdout.splitlines() == [
+        f"submitted {name} (RUNNING)", f"arn:aws:kinesisanalytics:us-east-1:000000000000:application/{name}"]
+    assert listed(endpoint)[name] == ["RUNNING", "1", "FLINK-1_20"]
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}, {"id": "skip", "message": "no"}, {"id": "k2", "message": "yo"}])
+    records = wait_for(lambda: len(read_all(kinesis, sink)) >= 2 and read_all(kinesis, sink), timeout=20, what="job output")
+    assert [json.loads(record["Data"]) for record in records] == [{"id": "k1", "loud": "HI"}, {"id": "k2", "loud": "YO"}]
+
+    stopped = sql_manage(endpoint, "--stop", name)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines()[0] == f"stopped {name} (READY)"
+    assert listed(endpoint)[name] == ["READY", "1", "FLINK-1_20"]
+    as_json = sql_manage(endpoint, "--list", "--output", "json")
+    assert {"application": name, "status": "READY", "version": 1, "runtime": "FLINK-1_20",
+            "arn": f"arn:aws:kinesisanalytics:us-east-1:000000000000:application/{name}"} in json.loads(as_json.stdout)
+
+    # The server's errors, plainly, with a non-zero exit.
+    unknown = sql_manage(endpoint, "--stop", "no-such-application")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.strip() == ("tideline: ResourceNotFoundException: "
+                                      "Application no-such-application is not found for account 000000000000")
+    again = sql_manage(endpoint, "--stop", name)
+    assert again.returncode == 1 and "ResourceInUseException" in again.stderr, again.stderr
+    twice = sql_manage(endpoint, "--submit", name, "-e", application_sql(source, sink))
+    assert twice.returncode == 1 and f"ResourceInUseException: Application {name} already exists" in twice.stderr
+    unbounded = sql_manage(endpoint, "--submit", unique_name("bad"), "-e",
+                           tutorial_table(source) + "; SELECT id, COUNT(*) FROM kinesis_stream GROUP BY id")
+    assert unbounded.returncode == 1 and "CodeValidationException" in unbounded.stderr, unbounded.stderr
+    bad_name = sql_manage(endpoint, "--submit", 'quote"d', "-e", application_sql(source, sink), "--output", "json")
+    assert bad_name.returncode == 1 and json.loads(bad_name.stderr)["error"]["type"] == "ValidationException"
+
+    deleted = sql_manage(endpoint, "--delete", name)
+    assert deleted.returncode == 0 and deleted.stdout == f"deleted {name}\n", deleted.stderr
+    assert name not in listed(endpoint)
+
+
+def analytics_samples(endpoint: str) -> dict:
+    """The /metrics scrape, checked to be valid Prometheus text: (name, application) -> value of
+    the tideline_analytics_* samples (query 0's for the per-query families)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(f"{endpoint}/metrics", timeout=5)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    families = list(text_string_to_metric_families(text))  # raises on a malformed line
+    for kind in ("HELP", "TYPE"):
+        names = re.findall(rf"^# {kind} (\S+) ", text, re.MULTILINE)
+        assert len(names) == len(set(names)), f"# {kind} repeated: {sorted(n for n in names if names.count(n) > 1)}"
+    # A family's samples follow its TYPE line, all together.
+    family = None
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            family = line.split()[2]
+        elif line.startswith("tideline_analytics_"):
+            assert line.split("{")[0] == family, f"{line!r} outside its family's block"
+    found = {}
+    for metric in families:
+        for sample in metric.samples:
+            if sample.name.startswith("tideline_analytics_") and sample.labels.get("query", "0") == "0":
+                found[(sample.name, sample.labels["application"])] = sample.value
+    return found
+
+
+def test_job_metrics_move_with_the_job_and_are_valid_prometheus_text(server, kinesis):
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    source, sink, name = unique_name("metrics-in"), unique_name("metrics-out"), unique_name("metrics-job")
+    other_source, other_sink, other = unique_name("other-in"), unique_name("other-out"), unique_name("other-job")
+    for stream in (source, sink, other_source, other_sink):
+        create_stream(kinesis, stream, 1)
+    create_application(analytics, name, JOB_SQL.format(source=source, sink=sink))
+    create_application(analytics, other, application_sql(other_source, other_sink))
+    assert analytics_samples(server.endpoint)[("tideline_analytics_job_running", name)] == 0
+    analytics.start_application(ApplicationName=name)
+    analytics.start_application(ApplicationName=other)  # several jobs: each family still described once
+
+    # [0, 10) closes when event time 30 s arrives (watermark 29 s): two rows out; 4 s is then late.
+    put_json(kinesis, source, [event("a", 1), event("a", 2), event("b", 3), event("z", 30)])
+    closed = wait_for(lambda: (found := analytics_samples(server.endpoint))
+                      .get(("tideline_analytics_rows_out_total", name)) == 2 and found, what="the window's 2 rows")
+    assert closed[("tideline_analytics_job_running", name)] == 1
+    assert closed[("tideline_analytics_job_running", other)] == 1
+    assert closed[("tideline_analytics_rows_in_total", name)] == 4
+    assert closed[("tideline_analytics_late_rows_total", name)] == 0
+    watermark = datetime.datetime(2024, 1, 1, 0, 0, 29, tzinfo=datetime.timezone.utc).timestamp()
+    assert abs(closed[("tideline_analytics_watermark_lag_seconds", name)] - (time.time() - watermark)) < 30
+    # A query without a window has no watermark.
+    assert ("tideline_analytics_watermark_lag_seconds", other) not in closed
+    put_json(kinesis, source, [event("a", 4)])
+    late = wait_for(lambda: (found := analytics_samples(server.endpoint))
+                    .get(("tideline_analytics_late_rows_total", name)) == 1 and found, what="the late row counted")
+    assert late[("tideline_analytics_rows_in_total", name)] == 5
+    assert late[("tideline_analytics_rows_out_total", name)] == 2
+    put_json(kinesis, other_source, [{"id": "k1", "message": "hi"}])
+    wait_for(lambda: analytics_samples(server.endpoint).get(("tideline_analytics_rows_out_total", other)) == 1,
+             what="the other job's row")
+
+    analytics.stop_application(ApplicationName=name)
+    stopped = analytics_samples(server.endpoint)
+    assert stopped[("tideline_analytics_job_running", name)] == 0
+    assert ("tideline_analytics_rows_in_total", name) not in stopped
+    assert stopped[("tideline_analytics_job_running", other)] == 1
+
+    # A job whose query fails (its sink stream is gone) is not running any more.
+    kinesis.delete_stream(StreamName=other_sink)
+    put_json(kinesis, other_source, [{"id": "k2", "message": "yo"}])
+    wait_for(lambda: analytics_samples(server.endpoint)[("tideline_analytics_job_running", other)] == 0,
+             what="the failed job shown as not running")
+    assert analytics.describe_application(ApplicationName=other)["ApplicationDetail"]["ApplicationStatus"] == "READY"
+    assert ("tideline_analytics_rows_in_total", other) not in analytics_samples(server.endpoint)
+
+
+def lines_until(query: SqlProcess, done, timeout: float = 30.0) -> list[dict]:
+    """JSON rows printed by `query` until `done(rows)` holds."""
+    rows: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while not done(rows):
+        try:
+            line = query.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{rows} after {timeout} s: {query.stop()}")
+        if line is None:
+            raise AssertionError(f"tideline sql ended after {rows}: {query.stop()}")
+        rows.append(json.loads(line))
+    return rows
+
+
+PROCTIME_TABLE = """CREATE TABLE events (id STRING, v BIGINT, pt AS PROCTIME())
+WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1',
+      'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')"""
+
+
+def test_processing_time_windows_close_on_the_wall_clock(endpoint, kinesis):
+    import signal
+    stream = unique_name("sql-proctime")
+    create_stream(kinesis, stream, 2)
+    sql = (f"{PROCTIME_TABLE.format(stream=stream)}; SELECT window_start, window_end, id, COUNT(*) AS n "
+           "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(pt), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, id")
+    query = SqlProcess(endpoint, sql, "--output", "json", "--timeout", "60")
+    # Records over about three seconds, two keys on two shards; no event time in them at all.
+    sent = 0
+    for round_ in range(15):
+        put_json(kinesis, stream, [{"id": "a", "v": round_}], shard_key=0)
+        put_json(kinesis, stream, [{"id": "b", "v": round_}], shard_key=2**127)
+        sent += 2
+        time.sleep(0.2)
+    # Nothing more arrives: the wall clock alone closes the last windows.
+    rows = lines_until(query, lambda rows: sum(row["n"] for row in rows) >= sent, timeout=15)
+    assert sum(row["n"] for row in rows) == sent
+    windows = [(row["window_start"], row["id"]) for row in rows]
+    assert len(windows) == len(set(windows)), rows  # one row per window and key
+    assert len({start for start, _ in windows}) >= 2, rows  # the records spread over several windows
+    assert all(row["window_end"][-2:] == f"{(int(row['window_start'][-2:]) + 1) % 60:02d}" for row in rows), rows
+    time.sleep(2.5)
+    assert query.lines.empty(), "a window was emitted twice"
+    query.proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean end, with the summary
+    code, stderr = query.finish()
+    assert code == 0, stderr
+    assert f"{sent} rows in, {len(rows)} rows out, 0 late rows dropped" in stderr, stderr
+
+
+def test_a_quiet_shard_holds_the_watermark_until_the_idle_timeout(endpoint, kinesis):
+    stream = unique_name("sql-idle-timeout")
+    create_stream(kinesis, stream, 2)
+    # Every record on the first shard; the second stays quiet.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), event("z", 30)], shard_key=0)
+    table = TUMBLE_TABLE.format(stream=stream)
+    window = ("SELECT window_start, id, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), "
+              "INTERVAL '10' SECOND)) GROUP BY window_start, window_end, id")
+
+    def seconds_to_first_window(sql: str) -> float:
+        started = time.monotonic()
+        query = SqlProcess(endpoint, sql, "--output", "json", "--limit", "1", "--timeout", "30")
+        (row,) = query.rows(1, timeout=20)
+        elapsed = time.monotonic() - started
+        assert (row["window_start"][-8:], row["id"], row["n"]) == ("00:00:00", "a", 2)
+        assert query.finish()[0] == 0
+        return elapsed
+
+    # Flink's option, as a SET: the window waits for 4 s of quiet on the second shard.
+    elapsed = seconds_to_first_window(f"SET 'table.exec.source.idle-timeout' = '4 s'; {table}; {window}")
+    assert 4.0 <= elapsed < 8.0, elapsed
+    # The connector's own option wins over the SET.
+    with_option = table.replace("'format'", "'scan.shard.idle.interval' = '2000', 'format'")
+    elapsed = seconds_to_first_window(f"SET 'table.exec.source.idle-timeout' = '4 s'; {with_option}; {window}")
+    assert 2.0 <= elapsed < 4.0, elapsed
+    # 0 (Flink's default): never idle, so the quiet shard holds the window open.
+    result = run_sql(endpoint, f"SET 'table.exec.source.idle-timeout' = '0'; {table}; {window}",
+                     "--output", "json", "--timeout", "4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+def put_many(kinesis, stream: str, rows: list[dict]):
+    for start in range(0, len(rows), 500):
+        entries = [{"Data": json.dumps(row).encode(), "PartitionKey": row["id"]} for row in rows[start:start + 500]]
+        assert kinesis.put_records(StreamName=stream, Records=entries)["FailedRecordCount"] == 0
+
+
+# Sessions an hour long over ever-new keys: none closes while the test runs, so all are held.
+SESSIONS_QUERY = ("SELECT window_start, id, COUNT(*) AS n FROM TABLE(SESSION(TABLE events PARTITION BY id, "
+                  "DESCRIPTOR(ts), INTERVAL '1' HOUR)) GROUP BY window_start, window_end, id")
+
+
+def test_open_window_state_is_capped_and_the_error_names_the_flag(endpoint, kinesis):
+    stream = unique_name("sql-state-cap")
+    create_stream(kinesis, stream, 1)
+    put_many(kinesis, stream, [event(f"key-{n}", n % 60) for n in range(400)])
+    sql = f"{TUMBLE_TABLE.format(stream=stream)}; {SESSIONS_QUERY}"
+    # Under the default cap (256 MiB) the query just runs.
+    result = run_sql(endpoint, sql, "--output", "json", "--timeout", "3")
+    assert result.returncode == 0, result.stderr
+    assert "400 rows in" in result.stderr, result.stderr
+    # Under 64 KiB it fails, with an error naming the cap and the flag, and ends (no OOM, no panic).
+    result = run_sql(endpoint, sql, "--output", "json", "--timeout", "30", "--max-window-state", "65536")
+    assert result.returncode == 1, result.stderr
+    assert "cap of 65536 bytes" in result.stderr and "--max-window-state" in result.stderr, result.stderr
+    assert "panicked" not in result.stderr, result.stderr
+
+
+def test_a_job_over_its_window_state_cap_fails_to_ready_with_the_flag_in_the_log(server_factory):
+    server = server_factory("--sql-max-window-state", "65536")
+    kinesis = server.client()
+    source, sink, name = unique_name("cap-in"), unique_name("cap-out"), unique_name("cap")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    job = JOB_SQL.format(source=source, sink=sink).replace(
+        "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+        "SESSION(TABLE events PARTITION BY id, DESCRIPTOR(ts), INTERVAL '1' HOUR)")
+    create_application(analytics, name, job)
+    analytics.start_application(ApplicationName=name)
+    put_many(kinesis, source, [event(f"key-{n}", n % 60) for n in range(400)])
+    wait_for(lambda: "--sql-max-window-state" in server.log_path.read_text(errors="replace"), timeout=20,
+             what="the job's error in the server log")
+    # The failed job is stopped and its application READY again (the server goes on serving).
+    status = analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"]
+    assert status == "READY", status
+
+
+def test_far_future_event_times_and_tiny_hops_stay_bounded(endpoint, kinesis):
+    stream = unique_name("sql-far-future")
+    create_stream(kinesis, stream, 1)
+    # A HOP with a 1 ms slide over a day would copy each row into 86,400,000 windows: refused.
+    hop = "HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MILLISECOND, INTERVAL '1' DAY)"
+    result = run_sql(endpoint, f"{TUMBLE_TABLE.format(stream=stream)}; SELECT * FROM TABLE({hop})")
+    assert result.returncode == 1 and "at most 10000" in result.stderr, result.stderr
+    # An event time in year 9999 moves the watermark there: the windows before it close (rows read
+    # in the same batch still count), the far one holds one row per window; nothing grows or breaks.
+    put_json(kinesis, stream, [event("a", 1), event("a", 2), {"id": "f", "v": 1, "ts": "9999-12-31 23:59:59"},
+                               event("a", 3)])
+    rows = windowed_rows(endpoint, stream, "CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, "
+                         "INTERVAL '10' SECOND)", 2)
+    assert rows == [("00:00:00", "00:00:05", "a", 3), ("00:00:00", "00:00:10", "a", 3)]

@@ -57,21 +57,26 @@ def clip() -> bytes:
     return mkv(6)
 
 
+def signed_head(endpoint: str, headers: dict) -> dict:
+    """PutMedia's headers signed as the KVS producers sign them: the body declared unsigned."""
+    request = AWSRequest(method="POST", url=f"{endpoint}/putMedia",
+                         headers={**headers, "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(request)
+    return dict(request.headers.items())
+
+
 def put_media(endpoint: str, stream: str, chunks, *, timecode_type: str = "ABSOLUTE",
               start: float | None = None, on_ack=None, timeout: float = 60) -> list[dict]:
     """PutMedia as the KVS producers send it: headers signed with an unsigned payload, the body
     chunked and sent while the acknowledgements are read (requests would read the response only
     after the whole body); answers the acknowledgements, each also given to `on_ack` on arrival."""
     url = urllib.parse.urlsplit(endpoint)
-    headers = {"x-amzn-stream-name": stream, "x-amzn-fragment-timecode-type": timecode_type,
-               "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    headers = {"x-amzn-stream-name": stream, "x-amzn-fragment-timecode-type": timecode_type}
     if start is not None:
         headers["x-amzn-producer-start-timestamp"] = f"{start:.3f}"
-    request = AWSRequest(method="POST", url=f"{endpoint}/putMedia", headers=headers)
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(request)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
     connection.putrequest("POST", "/putMedia", skip_accept_encoding=True)
-    for key, value in request.headers.items():
+    for key, value in signed_head(endpoint, headers).items():
         connection.putheader(key, value)
     connection.putheader("Transfer-Encoding", "chunked")
     connection.endheaders()
@@ -303,14 +308,18 @@ def test_timecodes_going_backwards_are_refused_and_pauses_are_idle(server, video
 
 def test_put_media_errors(server, video):
     url = f"{server.endpoint}/putMedia"
-    response = requests.post(url, data=b"", headers={"x-amzn-stream-name": unique_name("none"),
-                                                     "x-amzn-fragment-timecode-type": "ABSOLUTE"}, timeout=10)
+    head = {"x-amzn-stream-name": unique_name("none"), "x-amzn-fragment-timecode-type": "ABSOLUTE"}
+    response = requests.post(url, data=b"", headers=signed_head(server.endpoint, head), timeout=10)
     assert response.status_code == 404
     assert response.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
     name = new_stream(video)
-    response = requests.post(url, data=b"", headers={"x-amzn-stream-name": name,
-                                                     "x-amzn-fragment-timecode-type": "SIDEWAYS"}, timeout=10)
+    head = {"x-amzn-stream-name": name, "x-amzn-fragment-timecode-type": "SIDEWAYS"}
+    response = requests.post(url, data=b"", headers=signed_head(server.endpoint, head), timeout=10)
     assert (response.status_code, response.headers["x-amzn-ErrorType"]) == (400, "InvalidArgumentException")
+    # Like every other request, PutMedia must be signed even without --auth.
+    head = {"x-amzn-stream-name": name, "x-amzn-fragment-timecode-type": "ABSOLUTE"}
+    response = requests.post(url, data=b"", headers=head, timeout=10)
+    assert (response.status_code, response.headers["x-amzn-ErrorType"]) == (400, "MissingAuthenticationTokenException")
 
 
 def test_media_waits_for_an_active_stream(server_factory, clip):
@@ -352,8 +361,9 @@ def test_connections_per_stream_are_limited(server, video, media, clip):
     first.start()
     deadline = time.monotonic() + 10
     while True:
-        second = requests.post(f"{server.endpoint}/putMedia", data=b"", timeout=10, headers={
-            "x-amzn-stream-name": name, "x-amzn-fragment-timecode-type": "ABSOLUTE"})
+        head = {"x-amzn-stream-name": name, "x-amzn-fragment-timecode-type": "ABSOLUTE"}
+        second = requests.post(f"{server.endpoint}/putMedia", data=b"", timeout=10,
+                               headers=signed_head(server.endpoint, head))
         if second.status_code != 200 or time.monotonic() > deadline:
             break
         time.sleep(0.1)  # the first connection was not open yet

@@ -21,7 +21,8 @@ use tideline_proto::{
 use tideline_streams::StreamsService;
 
 use crate::engine::Engine;
-use crate::jobs::{write_atomically, Job};
+use crate::engine::Stats;
+use crate::jobs::{write_atomically, Job, QueryProgress};
 use crate::source::InProcess;
 
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20180523";
@@ -49,6 +50,8 @@ pub struct ApplicationsConfig {
     pub dir: Option<PathBuf>,
     pub region: String,
     pub account_id: String,
+    /// Each query's cap on open window state, bytes (`--sql-max-window-state`).
+    pub max_window_state: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -71,7 +74,7 @@ pub struct ApplicationsService {
     apps: Mutex<BTreeMap<String, Application>>,
     jobs: tokio::sync::Mutex<BTreeMap<String, Job>>,
     /// Job metrics for `/metrics`, updated as jobs start and stop.
-    running: Mutex<BTreeMap<String, Vec<Arc<crate::engine::Stats>>>>,
+    running: Mutex<BTreeMap<String, Vec<QueryProgress>>>,
 }
 
 fn now_ms() -> i64 {
@@ -135,6 +138,19 @@ impl ApplicationsService {
             .map_err(|error| AwsError::internal(format!("cannot save applications: {error}")))
     }
 
+    /// A job one of whose queries failed (its error is in the server log) is stopped as a whole
+    /// and its application is READY again, as after a failed Flink job.
+    async fn settle_failed_jobs(&self) {
+        let failed: Vec<String> = (self.jobs.lock().await.iter())
+            .filter(|(_, job)| job.queries.iter().any(|query| query.progress.failure.lock().is_some()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in failed {
+            self.stop_job(&name).await;
+            self.set_status(&name, "READY");
+        }
+    }
+
     fn set_status(&self, name: &str, status: &str) {
         let mut apps = self.apps.lock();
         if let Some(app) = apps.get_mut(name) {
@@ -160,7 +176,8 @@ impl ApplicationsService {
 
     async fn start_job(&self, name: &str) -> Result<(), AwsError> {
         let app = self.get(name)?;
-        let queries = compile(&app.code).await?;
+        let cap = self.config.max_window_state;
+        let queries = compile(&app.code).await?.into_iter().map(|query| query.with_max_window_state(cap)).collect();
         let checkpoints = self.checkpoint_dir(name);
         if let Some(dir) = &checkpoints {
             std::fs::create_dir_all(dir).map_err(|error| AwsError::internal(error.to_string()))?;
@@ -170,9 +187,7 @@ impl ApplicationsService {
             Arc::new(InProcess { streams: Arc::clone(&self.streams), firehose: Arc::clone(&self.firehose) }),
             checkpoints,
         );
-        self.running
-            .lock()
-            .insert(name.to_string(), job.queries.iter().map(|query| Arc::clone(&query.stats)).collect());
+        self.running.lock().insert(name.to_string(), job.queries.iter().map(|query| query.progress.clone()).collect());
         self.jobs.lock().await.insert(name.to_string(), job);
         self.set_status(name, "RUNNING");
         Ok(())
@@ -407,6 +422,7 @@ async fn create(service: &Arc<ApplicationsService>, input: CreateInput) -> Resul
 
 async fn describe(service: &Arc<ApplicationsService>, input: NameInput) -> Result<DetailOutput, AwsError> {
     let name = validated_name(input.application_name.as_deref())?;
+    service.settle_failed_jobs().await;
     Ok(DetailOutput { application_detail: service.detail(&service.get(&name)?) })
 }
 
@@ -415,6 +431,7 @@ async fn list(service: &Arc<ApplicationsService>, input: ListInput) -> Result<Li
     v.integer("limit", input.limit, 1, 50);
     v.finish()?;
     let limit = input.limit.unwrap_or(50) as usize;
+    service.settle_failed_jobs().await;
     let apps = service.apps.lock();
     let after = input.next_token.unwrap_or_default();
     let mut summaries: Vec<Summary> = apps
@@ -524,35 +541,71 @@ impl Service for ApplicationsApi {
         let running = self.0.running.lock();
         let now = now_ms();
         let mut text = String::new();
-        text.push_str("# HELP tideline_analytics_job_running Whether an application's job is running.\n");
+        // Label values need no escaping: application names match [a-zA-Z0-9_.-]+ (CreateApplication).
+        text.push_str("# HELP tideline_analytics_job_running Whether an application's job is running: started, and none of its queries has failed.\n");
         text.push_str("# TYPE tideline_analytics_job_running gauge\n");
         for app in self.0.apps.lock().values() {
-            let up = u8::from(running.contains_key(&app.name));
-            text.push_str(&format!("tideline_analytics_job_running{{application=\"{}\"}} {up}\n", app.name));
+            let up = running
+                .get(&app.name)
+                .is_some_and(|queries| queries.iter().all(|query| query.failure.lock().is_none()));
+            text.push_str(&format!(
+                "tideline_analytics_job_running{{application=\"{}\"}} {}\n",
+                app.name,
+                u8::from(up)
+            ));
         }
-        let series: [(&str, &str, &str); 4] = [
-            ("tideline_analytics_rows_in_total", "counter", "Rows read by a job's query."),
-            ("tideline_analytics_rows_out_total", "counter", "Rows written by a job's query."),
-            ("tideline_analytics_late_rows_total", "counter", "Rows dropped because their windows had closed."),
-            ("tideline_analytics_watermark_lag_seconds", "gauge", "How far a job's watermark is behind the clock."),
-        ];
-        for (metric, kind, help) in series {
-            text.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} {kind}\n"));
+        for family in QUERY_FAMILIES {
+            text.push_str(&format!("# HELP {0} {1}\n# TYPE {0} {2}\n", family.name, family.help, family.kind));
             for (name, queries) in running.iter() {
-                for (index, stats) in queries.iter().enumerate() {
-                    let value = match metric {
-                        "tideline_analytics_rows_in_total" => stats.rows_in.load(Ordering::Relaxed) as f64,
-                        "tideline_analytics_rows_out_total" => stats.rows_out.load(Ordering::Relaxed) as f64,
-                        "tideline_analytics_late_rows_total" => stats.late_rows.load(Ordering::Relaxed) as f64,
-                        _ => match stats.watermark_ms.load(Ordering::Relaxed) {
-                            i64::MIN => continue,
-                            watermark => (now - watermark) as f64 / 1000.0,
-                        },
-                    };
-                    text.push_str(&format!("{metric}{{application=\"{name}\",query=\"{index}\"}} {value}\n"));
+                for (index, query) in queries.iter().enumerate() {
+                    if let Some(value) = (family.value)(&query.stats, now) {
+                        text.push_str(&format!(
+                            "{}{{application=\"{name}\",query=\"{index}\"}} {value}\n",
+                            family.name
+                        ));
+                    }
                 }
             }
         }
         text
     }
 }
+
+/// A metric family with one sample per running query.
+struct QueryFamily {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    /// The query's value at `now` (epoch ms), if it has one.
+    value: fn(&Stats, i64) -> Option<f64>,
+}
+
+const QUERY_FAMILIES: [QueryFamily; 4] = [
+    QueryFamily {
+        name: "tideline_analytics_rows_in_total",
+        kind: "counter",
+        help: "Rows read by a job's query.",
+        value: |stats, _| Some(stats.rows_in.load(Ordering::Relaxed) as f64),
+    },
+    QueryFamily {
+        name: "tideline_analytics_rows_out_total",
+        kind: "counter",
+        help: "Rows written by a job's query.",
+        value: |stats, _| Some(stats.rows_out.load(Ordering::Relaxed) as f64),
+    },
+    QueryFamily {
+        name: "tideline_analytics_late_rows_total",
+        kind: "counter",
+        help: "Rows dropped because their windows had closed.",
+        value: |stats, _| Some(stats.late_rows.load(Ordering::Relaxed) as f64),
+    },
+    QueryFamily {
+        name: "tideline_analytics_watermark_lag_seconds",
+        kind: "gauge",
+        help: "How far a job's watermark is behind the clock (windowed queries, once they have one).",
+        value: |stats, now| match stats.watermark_ms.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            watermark => Some((now - watermark) as f64 / 1000.0),
+        },
+    },
+];

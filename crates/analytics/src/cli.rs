@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, PutRecordsResultEntry, ShardIteratorType};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::json;
 use tideline_cli::Connection;
@@ -24,10 +24,12 @@ use tideline_streams::{Batch, Position, Record, ShardInfo};
 
 use crate::engine::{Engine, Output, Query, Resume, Stats};
 use crate::error::{invalid, Result, SqlError};
-use crate::sink::{formatted, TableSink};
+use crate::manage::{self, Action};
+use crate::sink::{formatted, put_until_accepted, TableSink};
 use crate::source::{BoxFuture, Entries, ShardCursor, StreamAccess};
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("manage").args(["submit", "list", "stop", "delete"])))]
 pub struct SqlArgs {
     /// The statements to run (separated by `;`).
     // Hyphen values allowed: a script may start with a `--` comment.
@@ -35,43 +37,95 @@ pub struct SqlArgs {
         short = 'e',
         long = "execute",
         conflicts_with = "file",
-        required_unless_present = "file",
+        required_unless_present_any = ["file", "list", "stop", "delete"],
         allow_hyphen_values = true
     )]
     pub execute: Option<String>,
     /// A file of statements to run.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
+    /// Run the statements in the server as the job of a new application NAME (CreateApplication
+    /// with the SQL as its code, then StartApplication) instead of in this process.
+    #[arg(long, value_name = "NAME")]
+    pub submit: Option<String>,
+    /// List the server's applications: name, status, version, runtime (ListApplications).
+    #[arg(long, conflicts_with_all = ["execute", "file"])]
+    pub list: bool,
+    /// Stop application NAME's job (StopApplication); it can be started again.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["execute", "file"])]
+    pub stop: Option<String>,
+    /// Delete application NAME, stopping its job (DeleteApplication).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["execute", "file"])]
+    pub delete: Option<String>,
+    /// --submit: the application's runtime environment.
+    #[arg(long, default_value = "FLINK-1_20", requires = "submit")]
+    pub runtime: String,
+    /// --submit: the application's service execution role (AWS needs a real one; Tideline does
+    /// not check it).
+    #[arg(long, default_value = "arn:aws:iam::000000000000:role/tideline-sql", requires = "submit")]
+    pub role: String,
     /// Stop after a SELECT has printed this many rows.
     #[arg(long)]
     pub limit: Option<u64>,
     /// Stop after this many seconds.
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// The most bytes of rows a windowed query's open windows may hold; past it the query fails.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_WINDOW_STATE)]
+    pub max_window_state: u64,
     #[command(flatten)]
     pub connection: Connection,
 }
 
 pub async fn run(args: SqlArgs) -> ExitCode {
-    match execute(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("[ERROR] {error}");
-            ExitCode::FAILURE
+    match management(&args) {
+        // Errors as every client subcommand prints them (the AWS error type and message).
+        Some(Ok(action)) => tideline_cli::exit_code(&args.connection, manage::run(action, &args.connection).await),
+        Some(Err(error)) => failed(error),
+        None => execute(args).await.map_or_else(failed, |()| ExitCode::SUCCESS),
+    }
+}
+
+fn failed(error: SqlError) -> ExitCode {
+    eprintln!("[ERROR] {error}");
+    ExitCode::FAILURE
+}
+
+/// The management action the flags ask for, if any (`None`: run the statements here).
+fn management(args: &SqlArgs) -> Option<Result<Action>> {
+    if args.list {
+        return Some(Ok(Action::List));
+    }
+    if let Some(name) = &args.stop {
+        return Some(Ok(Action::Stop { name: name.clone() }));
+    }
+    if let Some(name) = &args.delete {
+        return Some(Ok(Action::Delete { name: name.clone() }));
+    }
+    let name = args.submit.clone()?;
+    Some(script(args).map(|sql| Action::Submit { name, sql, runtime: args.runtime.clone(), role: args.role.clone() }))
+}
+
+/// The statements of `-e` or `-f`.
+fn script(args: &SqlArgs) -> Result<String> {
+    match (&args.execute, &args.file) {
+        (Some(sql), _) => Ok(sql.clone()),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).map_err(|error| invalid(format!("{}: {error}", path.display())))
         }
+        (None, None) => Err(invalid("give statements with -e or a file with -f")),
     }
 }
 
 async fn execute(args: SqlArgs) -> Result<()> {
-    let script = match (&args.execute, &args.file) {
-        (Some(sql), _) => sql.clone(),
-        (None, Some(path)) => {
-            std::fs::read_to_string(path).map_err(|error| invalid(format!("{}: {error}", path.display())))?
-        }
-        (None, None) => return Err(invalid("give statements with -e or a file with -f")),
-    };
+    let script = script(&args)?;
     let mut engine = Engine::new();
-    let queries = engine.compile(&script).await?;
+    let queries: Vec<Query> = engine
+        .compile(&script)
+        .await?
+        .into_iter()
+        .map(|query| query.with_max_window_state(args.max_window_state))
+        .collect();
     if queries.is_empty() {
         eprintln!("[INFO] Execute statement succeed.");
         return Ok(());
@@ -264,32 +318,19 @@ impl StreamAccess for SdkAccess {
 
     fn put<'a>(&'a self, stream: &'a str, entries: Entries) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let mut pending: Vec<PutRecordsRequestEntry> = entries
+            let pending: Vec<PutRecordsRequestEntry> = entries
                 .into_iter()
                 .map(|(key, data)| PutRecordsRequestEntry::builder().partition_key(key).data(Blob::new(data)).build())
                 .collect::<std::result::Result<_, _>>()
                 .map_err(sdk_error)?;
-            for attempt in 0..10u32 {
-                let reply = self
-                    .kinesis
-                    .put_records()
-                    .stream_name(stream)
-                    .set_records(Some(pending.clone()))
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                pending = pending
-                    .into_iter()
-                    .zip(reply.records())
-                    .filter(|(_, result)| result.error_code().is_some())
-                    .map(|(entry, _)| entry)
-                    .collect();
-                if pending.is_empty() {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
-            }
-            Err(SqlError::Stream(format!("{} records could not be written to stream {stream}", pending.len())))
+            let put = |batch| async move {
+                let request = self.kinesis.put_records().stream_name(stream).set_records(Some(batch));
+                Ok(request.send().await.map_err(sdk_error)?.records)
+            };
+            // Every failed record is offered again: over the wire, a throttled record and an
+            // internal failure both come back as an error code.
+            put_until_accepted(stream, pending, put, |result: &PutRecordsResultEntry| result.error_code().is_some())
+                .await
         })
     }
 

@@ -23,9 +23,9 @@ use crate::error::{invalid, Result, SqlError};
 use crate::format::decode;
 use crate::prepared::Prepared;
 use crate::prepass::{find_word, split_statements, unquote_ident};
-use crate::source::{BoxFuture, Positions, StreamAccess, StreamTail};
+use crate::source::{BoxFuture, IdleTimeout, Positions, StreamAccess, StreamTail};
 use crate::table::{Connector, TableSpec};
-use crate::window::{extract, window_schema, WindowState, WindowedQuery, WINDOW_TABLE};
+use crate::window::{extract, window_schema, WindowState, WindowTime, WindowedQuery, WINDOW_TABLE};
 
 /// The DataFusion session every statement is planned in: one partition (a batch is small and
 /// already in memory), `STRING` as plain UTF-8, identifiers case-sensitive as in Flink, and
@@ -44,6 +44,8 @@ pub fn session() -> SessionContext {
 #[derive(Default)]
 pub struct Engine {
     tables: HashMap<String, Arc<TableSpec>>,
+    /// `SET 'table.exec.source.idle-timeout'`, for the statements after it.
+    idle_timeout: Option<IdleTimeout>,
 }
 
 /// Where a query's rows go: the terminal, or a table's connector.
@@ -60,6 +62,10 @@ pub struct Query {
     pub window: Option<WindowedQuery>,
     /// What runs per batch (or per window): the statement's SELECT.
     select: String,
+    /// When a shard with nothing to read stops holding back the watermark.
+    idle_timeout: IdleTimeout,
+    /// The most bytes of rows its open windows may hold ([`Query::with_max_window_state`]).
+    max_window_state: u64,
     /// `INSERT INTO` this table; `None` for a `SELECT`, whose rows go to the terminal.
     pub sink: Option<Arc<TableSpec>>,
     /// The names of the result columns.
@@ -100,8 +106,9 @@ impl Engine {
         self.tables.get(name)
     }
 
-    /// Reads a script: defines its tables and returns its queries, in order. `SET` statements
-    /// (Flink's job configuration) are accepted and ignored.
+    /// Reads a script: defines its tables and returns its queries, in order. Of `SET` statements
+    /// (Flink's job configuration) `table.exec.source.idle-timeout` is used, the others are
+    /// accepted and ignored.
     pub async fn compile(&mut self, script: &str) -> Result<Vec<Query>> {
         let mut queries = Vec::new();
         for statement in split_statements(script) {
@@ -116,7 +123,7 @@ impl Engine {
                     let table = TableSpec::parse(&statement, &session()).await?;
                     self.tables.insert(table.name.clone(), Arc::new(table));
                 }
-                ["SET", ..] | ["RESET", ..] => {}
+                ["SET", ..] | ["RESET", ..] => self.set(&statement)?,
                 ["SELECT", ..] | ["WITH", ..] => queries.push(self.query(&statement, &statement, None).await?),
                 ["INSERT", "INTO", ..] => {
                     let into = find_word(&statement, "INTO", 0).unwrap_or_default() + 4;
@@ -138,6 +145,31 @@ impl Engine {
         Ok(queries)
     }
 
+    /// `SET 'key' = 'value'` (quotes optional), `RESET 'key'` or `RESET` (every key).
+    fn set(&mut self, statement: &str) -> Result<()> {
+        let unquote = |text: &str| text.trim().trim_matches(|ch| ch == '\'' || ch == '`').to_string();
+        let statement = statement.trim();
+        let (command, body) = statement.split_once(char::is_whitespace).unwrap_or((statement, ""));
+        let (key, value) = match body.split_once('=') {
+            Some((key, value)) => (unquote(key), Some(unquote(value))),
+            None => (unquote(body), None),
+        };
+        let reset = command.eq_ignore_ascii_case("RESET");
+        match (reset, value) {
+            (true, _) if key.is_empty() || key == IDLE_TIMEOUT_KEY => self.idle_timeout = None,
+            (false, Some(value)) if key == IDLE_TIMEOUT_KEY => {
+                let parsed = IdleTimeout::from_setting(&value).ok_or_else(|| {
+                    invalid(format!(
+                        "Could not parse value '{value}' for key '{IDLE_TIMEOUT_KEY}': a duration such as '5 s'"
+                    ))
+                })?;
+                self.idle_timeout = Some(parsed);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     async fn query(&self, text: &str, select: &str, sink: Option<Arc<TableSpec>>) -> Result<Query> {
         let window = extract(select)?;
         let ctx = session();
@@ -154,16 +186,7 @@ impl Engine {
                     .get(&window.table)
                     .cloned()
                     .ok_or_else(|| SqlError::UnknownTable(window.table.clone()))?;
-                match &source.watermark {
-                    Some(watermark) if watermark.column == window.time_column => {}
-                    _ => {
-                        return Err(invalid(format!(
-                            "The window function requires the timecol is a time attribute type: declare \
-                             WATERMARK FOR {} AS … in table {}",
-                            window.time_column, window.table
-                        )))
-                    }
-                }
+                window_time(&source, &window.time_column)?;
                 let schema = window_schema(&source.schema);
                 ctx.register_table(WINDOW_TABLE, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
                 (window.sql.clone(), Some(source))
@@ -180,12 +203,13 @@ impl Engine {
                 self.tables.get(name).cloned().ok_or_else(|| SqlError::UnknownTable(name.clone()))?
             }
         };
-        if !matches!(source.connector, Connector::Kinesis { .. }) {
+        let Connector::Kinesis { idle_timeout, .. } = &source.connector else {
             return Err(invalid(format!(
                 "table {} is a sink ({:?}): only kinesis tables can be read",
                 source.name, source.connector
             )));
-        }
+        };
+        let idle_timeout = idle_timeout.or(self.idle_timeout).unwrap_or(IdleTimeout::DEFAULT);
         let columns: Vec<String> = frame.schema().fields().iter().map(|field| field.name().clone()).collect();
         if let Some(sink) = &sink {
             if sink.physical.fields().len() != columns.len() {
@@ -197,8 +221,38 @@ impl Engine {
                 )));
             }
         }
-        Ok(Query { text: text.to_string(), source, window, select: sql, sink, columns })
+        Ok(Query {
+            text: text.to_string(),
+            source,
+            window,
+            select: sql,
+            idle_timeout,
+            max_window_state: DEFAULT_MAX_WINDOW_STATE,
+            sink,
+            columns,
+        })
     }
+}
+
+/// The clock of windows over `column` of `source`, and the column's index: event time when the
+/// table declares `WATERMARK FOR column`, processing time when `column AS PROCTIME()`.
+fn window_time(source: &TableSpec, column: &str) -> Result<(WindowTime, usize)> {
+    let time = match (&source.watermark, &source.proctime) {
+        (Some(watermark), _) if watermark.column == column => WindowTime::Event { delay_ms: watermark.delay_ms },
+        (_, Some(proctime)) if proctime == column => WindowTime::Processing,
+        _ => {
+            return Err(invalid(format!(
+                "The window function requires the timecol is a time attribute type: declare WATERMARK FOR \
+                 {column} AS … or {column} AS PROCTIME() in table {}",
+                source.name
+            )))
+        }
+    };
+    let index = source
+        .schema
+        .index_of(column)
+        .map_err(|_| invalid(format!("DESCRIPTOR({column}): table {} has no such column", source.name)))?;
+    Ok((time, index))
 }
 
 /// The tables a plan scans, or the error naming the construct it cannot run on a stream.
@@ -245,6 +299,9 @@ fn refuse_unbounded(plan: &LogicalPlan, windowed: bool) -> Result<Vec<String>> {
     Ok(scanned)
 }
 
+/// Flink's option for when a source with nothing to read stops holding back the watermark.
+const IDLE_TIMEOUT_KEY: &str = "table.exec.source.idle-timeout";
+
 /// How long a tail waits for records before the query looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -270,7 +327,17 @@ pub struct Snapshot<'a> {
     pub windows: Vec<(i64, i64, &'a [RecordBatch])>,
 }
 
+/// The default cap on a query's open window state: 256 MiB.
+pub const DEFAULT_MAX_WINDOW_STATE: u64 = 256 << 20;
+
 impl Query {
+    /// The query with its open windows capped at `bytes` (default [`DEFAULT_MAX_WINDOW_STATE`]):
+    /// past it, the query fails with [`SqlError::WindowStateCap`] instead of growing.
+    pub fn with_max_window_state(mut self, bytes: u64) -> Query {
+        self.max_window_state = bytes;
+        self
+    }
+
     /// Runs until `stop` is set or the stream cannot be read; `checkpoint` is called after
     /// each round of reading and emitting (it decides itself whether to save), the last time
     /// with [`Snapshot::stopping`] set.
@@ -292,8 +359,8 @@ impl Query {
             None => (self.source.name.clone(), Arc::clone(&self.source.schema)),
         };
         let prepared = Prepared::new(session(), &table, Arc::clone(&schema), &self.select).await?;
-        let mut windows = match (&self.window, &self.source.watermark) {
-            (Some(window), Some(watermark)) => {
+        let mut windows = match &self.window {
+            Some(window) => {
                 let keys = window
                     .partition_by
                     .iter()
@@ -303,13 +370,13 @@ impl Query {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let mut state = WindowState::new(window.kind, watermark.delay_ms, keys);
+                let (time, time_column) = window_time(&self.source, &window.time_column)?;
+                let mut state = WindowState::new(window.kind, time, keys, self.max_window_state);
                 state.restore(resume.watermark.unwrap_or(i64::MIN), resume.windows)?;
-                Some(state)
+                Some((state, time_column))
             }
-            _ => None,
+            None => None,
         };
-        let time_column = self.source.event_time_column();
         while !stop.load(Ordering::Relaxed) {
             let polled = tail.next(POLL).await?;
             let mut ready = Vec::new();
@@ -317,13 +384,18 @@ impl Query {
                 let decoded = decode(&self.source, &polled.shard_id, &polled.records)?;
                 stats.rows_in.fetch_add(decoded.batch.num_rows() as u64, Ordering::Relaxed);
                 stats.skipped_records.fetch_add(decoded.skipped as u64, Ordering::Relaxed);
-                match (&mut windows, time_column) {
-                    (Some(state), Some(column)) => state.add(&polled.shard_id, &decoded.batch, column)?,
-                    _ => ready.push(decoded.batch),
+                match &mut windows {
+                    Some((state, column)) => state.add(&polled.shard_id, &decoded.batch, *column)?,
+                    None => ready.push(decoded.batch),
                 }
             }
-            if let Some(state) = &mut windows {
-                ready.extend(state.advance(tail.shard_states(), &schema)?.into_iter().map(|closed| closed.batch));
+            if let Some((state, _)) = &mut windows {
+                ready.extend(
+                    state
+                        .advance(tail.shard_states(self.idle_timeout), &schema)?
+                        .into_iter()
+                        .map(|closed| closed.batch),
+                );
                 stats.late_rows.store(state.late_rows, Ordering::Relaxed);
                 stats.watermark_ms.store(state.watermark, Ordering::Relaxed);
             }
@@ -345,8 +417,8 @@ impl Query {
                 stopping,
                 windows_closed,
                 positions: tail.positions(),
-                watermark: windows.as_ref().map(|state| state.watermark),
-                windows: windows.as_ref().map(|state| state.open_windows().collect()).unwrap_or_default(),
+                watermark: windows.as_ref().map(|(state, _)| state.watermark),
+                windows: windows.as_ref().map(|(state, _)| state.open_windows().collect()).unwrap_or_default(),
             })?;
         }
         Ok(())
@@ -389,6 +461,22 @@ mod tests {
         .unwrap();
         assert!(windowed[0].window.is_some());
         assert_eq!(windowed[0].columns, ["window_start", "window_end", "k", "n", "total"]);
+    }
+
+    #[tokio::test]
+    async fn the_idle_timeout_comes_from_the_table_then_set_then_the_default() {
+        let select = "SELECT * FROM t;";
+        let timeouts = |sql: String| async move {
+            let queries = Engine::new().compile(&sql).await.unwrap();
+            queries.iter().map(|query| query.idle_timeout).collect::<Vec<_>>()
+        };
+        let script = format!("{TABLE} {select} SET 'table.exec.source.idle-timeout' = '0'; {select} RESET; {select}");
+        assert_eq!(timeouts(script).await, [IdleTimeout::DEFAULT, IdleTimeout::Never, IdleTimeout::DEFAULT]);
+        let with_option = TABLE.replace("'format'", "'scan.shard.idle.interval' = '2000', 'format'");
+        let script = format!("SET table.exec.source.idle-timeout = '5 s'; {with_option} {select}");
+        assert_eq!(timeouts(script).await, [IdleTimeout::After(Duration::from_secs(2))]);
+        let error = compile("SET 'table.exec.source.idle-timeout' = 'soon'").await.err().unwrap().to_string();
+        assert!(error.contains("table.exec.source.idle-timeout"), "{error}");
     }
 
     #[tokio::test]

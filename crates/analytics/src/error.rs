@@ -10,6 +10,13 @@ pub enum SqlError {
     /// A construct that cannot run on an unbounded stream; the message names it.
     #[error("{0} cannot run on an unbounded stream: {1}")]
     Unbounded(&'static str, &'static str),
+    /// A windowed query's open windows hold more than its cap (bytes).
+    #[error(
+        "the query's open window state passed its cap of {0} bytes (--sql-max-window-state in the server, \
+         --max-window-state for tideline sql): windows keep their rows until the watermark passes their end, \
+         and event times far ahead of the watermark or ever-new SESSION keys keep them open"
+    )]
+    WindowStateCap(u64),
     #[error("table {0} is not defined (CREATE TABLE it first)")]
     UnknownTable(String),
     /// A stream could not be read or written (its AWS error).

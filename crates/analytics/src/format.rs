@@ -1,5 +1,6 @@
 //! Records to rows and back: the `json`, `csv` and `raw` formats over Arrow's JSON and CSV
-//! codecs, plus the metadata columns (arrival time, shard id, sequence number, partition key).
+//! codecs, plus the metadata columns (arrival time, shard id, sequence number, partition key) and
+//! the processing-time column (`AS PROCTIME()`: the clock when the batch was read).
 
 use std::sync::Arc;
 
@@ -36,9 +37,14 @@ pub fn decode(table: &TableSpec, shard_id: &str, records: &[Record]) -> Result<D
     };
     let skipped = records.len() - kept.len();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.schema.fields().len());
+    // One reading of the clock for the whole batch: its rows were read at once.
+    let read_at = table.proctime.as_ref().map(|_| crate::functions::now_ms());
     for field in table.schema.fields() {
         let column = match table.metadata.iter().find(|(column, _)| column == field.name()) {
             Some((_, kind)) => cast(&metadata_column(*kind, shard_id, records, &kept), field.data_type())?,
+            None if table.proctime.as_ref() == Some(field.name()) => {
+                Arc::new(TimestampMillisecondArray::from(vec![read_at.unwrap_or_default(); kept.len()])) as ArrayRef
+            }
             None => {
                 let index = table.physical.index_of(field.name())?;
                 Arc::clone(physical.column(index))
@@ -215,6 +221,7 @@ mod tests {
             schema,
             physical,
             metadata: vec![("shard".into(), Metadata::ShardId)],
+            proctime: None,
             watermark: None,
             format,
             connector: Connector::Blackhole,

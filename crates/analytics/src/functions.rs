@@ -1,7 +1,8 @@
 //! Flink's scalar functions whose names or meanings differ from DataFusion's, registered in every
 //! session: `JSON_VALUE(json, path)`, `DATE_FORMAT(timestamp, 'yyyy-MM-dd HH:mm:ss')` (Java
 //! date patterns, where DataFusion's `date_format` alias of `to_char` takes chrono's),
-//! `TO_TIMESTAMP_LTZ(epoch, precision)` and `PROCTIME()`. Everything else is DataFusion's own.
+//! `TO_TIMESTAMP_LTZ(epoch, precision)` and `PROCTIME()` (in queries; as a table's computed column it
+//! is filled when rows are read, `format.rs`). Everything else is DataFusion's own.
 
 use std::sync::Arc;
 
@@ -46,7 +47,8 @@ pub fn register(ctx: &SessionContext) {
     ));
 }
 
-fn now_ms() -> i64 {
+/// The wall clock, epoch milliseconds: what `PROCTIME()` reads.
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 

@@ -42,11 +42,17 @@ struct SavedWindow {
     rows: String,
 }
 
-/// One running query of a job.
-pub struct RunningQuery {
+/// How a job's query is doing, shared with `/metrics`.
+#[derive(Clone, Default)]
+pub struct QueryProgress {
     pub stats: Arc<Stats>,
     /// Why it stopped on its own, if it did.
     pub failure: Arc<Mutex<Option<String>>>,
+}
+
+/// One running query of a job.
+pub struct RunningQuery {
+    pub progress: QueryProgress,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -66,17 +72,9 @@ impl Job {
             .enumerate()
             .map(|(index, query)| {
                 let path = checkpoints.as_ref().map(|dir| dir.join(format!("{index}.json")));
-                let stats = Arc::new(Stats::default());
-                let failure = Arc::new(Mutex::new(None));
-                let handle = tokio::spawn(run(
-                    query,
-                    Arc::clone(&access),
-                    Arc::clone(&stop),
-                    path,
-                    Arc::clone(&stats),
-                    Arc::clone(&failure),
-                ));
-                RunningQuery { stats, failure, handle }
+                let progress = QueryProgress::default();
+                let handle = tokio::spawn(run(query, Arc::clone(&access), Arc::clone(&stop), path, progress.clone()));
+                RunningQuery { progress, handle }
             })
             .collect();
         Job { stop, queries }
@@ -96,8 +94,7 @@ async fn run(
     access: Arc<dyn StreamAccess>,
     stop: Arc<AtomicBool>,
     path: Option<PathBuf>,
-    stats: Arc<Stats>,
-    failure: Arc<Mutex<Option<String>>>,
+    QueryProgress { stats, failure }: QueryProgress,
 ) {
     let resume = match path.as_deref().map(load).transpose() {
         Ok(resume) => resume.flatten().unwrap_or_default(),

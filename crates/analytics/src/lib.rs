@@ -3,7 +3,8 @@
 //! options ([`table`]), record formats ([`format`]), Flink's scalar functions ([`functions`]), reading streams shard by shard ([`source`]),
 //! event-time windows and watermarks ([`window`]), running statements ([`engine`]) on plans made once ([`prepared`]), sinks
 //! ([`sink`]), the `tideline sql` command ([`cli`]), and jobs ([`jobs`]) managed through a
-//! kinesisanalyticsv2-shaped API ([`applications`]). Does not own the streams themselves: it
+//! kinesisanalyticsv2-shaped API ([`applications`]) and `tideline sql --submit/--list/--stop`
+//! ([`manage`]). Does not own the streams themselves: it
 //! reads and writes them through `tideline_streams` in process, or through the Kinesis API.
 
 pub mod applications;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod format;
 pub mod functions;
 pub mod jobs;
+pub mod manage;
 pub mod prepared;
 pub mod prepass;
 pub mod sink;

@@ -1,7 +1,7 @@
 //! The text pre-pass that runs before sqlparser, for the Flink syntax sqlparser does not know:
 //! statements split on `;`, and in `CREATE TABLE` the `WATERMARK FOR c AS expr` item, columns
-//! declared `METADATA [FROM 'key'] [VIRTUAL]`, `PRIMARY KEY … NOT ENFORCED`, `PARTITIONED BY (…)`
-//! and Flink's `TIMESTAMP_LTZ` types. Scanning skips quoted text, so a quoted `;` or `(` is data.
+//! declared `METADATA [FROM 'key'] [VIRTUAL]`, the processing-time column `pt AS PROCTIME()`,
+//! `PRIMARY KEY … NOT ENFORCED`, `PARTITIONED BY (…)` and Flink's `TIMESTAMP_LTZ` types. Scanning skips quoted text, so a quoted `;` or `(` is data.
 
 use crate::error::{invalid, Result};
 
@@ -137,6 +137,8 @@ pub struct FlinkTableExtras {
     pub watermark: Option<(String, String)>,
     /// Columns read from record metadata: (column, metadata key).
     pub metadata: Vec<(String, String)>,
+    /// The computed column `name AS PROCTIME()`: the wall-clock time a row was read.
+    pub proctime: Option<String>,
     pub partitioned_by: Vec<String>,
 }
 
@@ -170,6 +172,19 @@ pub fn flink_create_table(sql: &str) -> Result<(String, FlinkTableExtras)> {
             };
             extras.metadata.push((name, key));
             columns.push(column);
+        } else if words.get(1) == Some(&"AS") {
+            // A computed column (`name AS expression`): sqlparser reads it as a typed column.
+            let name = unquote_ident(item.split_whitespace().next().unwrap_or_default());
+            let expression: String = words[2..].concat();
+            if expression != "PROCTIME()" {
+                return Err(invalid(format!(
+                    "computed column {name}: only `{name} AS PROCTIME()` is supported as a computed column"
+                )));
+            }
+            if extras.proctime.replace(name.clone()).is_some() {
+                return Err(invalid("a table can have only one processing-time attribute (AS PROCTIME())"));
+            }
+            columns.push(format!("\"{name}\" TIMESTAMP(3)"));
         } else {
             columns.push(item);
         }
@@ -219,17 +234,20 @@ mod tests {
     fn flink_table_items_are_taken_out() {
         let sql = "CREATE TABLE t (id STRING, ts TIMESTAMP(3), \
                    arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, \
-                   `shard-id` VARCHAR(128) METADATA VIRTUAL, \
+                   `shard-id` VARCHAR(128) METADATA VIRTUAL, pt AS PROCTIME(), \
                    WATERMARK FOR ts AS ts - INTERVAL '5' SECOND, PRIMARY KEY (id) NOT ENFORCED) \
                    PARTITIONED BY (id) WITH ('connector' = 'kinesis')";
         let (rewritten, extras) = flink_create_table(sql).unwrap();
         assert_eq!(
             rewritten,
-            "CREATE TABLE t (id STRING, ts TIMESTAMP(3), arrival TIMESTAMP(3), `shard-id` VARCHAR(128))  WITH ('connector' = 'kinesis')"
+            "CREATE TABLE t (id STRING, ts TIMESTAMP(3), arrival TIMESTAMP(3), `shard-id` VARCHAR(128), \"pt\" TIMESTAMP(3))  WITH ('connector' = 'kinesis')"
         );
         assert_eq!(extras.watermark, Some(("ts".into(), "ts - INTERVAL '5' SECOND".into())));
         assert_eq!(extras.metadata, [("arrival".into(), "timestamp".into()), ("shard-id".into(), "shard-id".into())]);
         assert_eq!(extras.partitioned_by, ["id"]);
+        assert_eq!(extras.proctime.as_deref(), Some("pt"));
+        let error = flink_create_table("CREATE TABLE t (a INT, b AS a + 1) WITH ()").unwrap_err();
+        assert!(error.to_string().contains("only `b AS PROCTIME()`"), "{error}");
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! key from its `PARTITIONED BY` columns joined by `|`, else random), a `firehose` table, `print`
 //! (Flink's `+I[…]` lines on stdout) or `blackhole`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use tideline_streams::{NewEntry, PutOutcome, StreamsService};
+use tideline_streams::{split_batches, NewEntry, PutOutcome, StreamsService};
 
 use crate::engine::Output;
 use crate::error::{invalid, Result, SqlError};
@@ -21,7 +22,7 @@ const MAX_PUT_RECORDS: usize = 500;
 const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 /// PutRecordBatch's limit on a request's data.
 const MAX_PUT_RECORD_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// How many times records refused as throttled are offered again before the query fails.
+/// How many times records refused (as throttled) are offered before the query fails.
 const MAX_PUT_ATTEMPTS: usize = 10;
 
 pub struct TableSink {
@@ -43,14 +44,15 @@ impl Output for TableSink {
                     let records = encode(self.table.format, batch)?;
                     let keys = partition_keys(batch, partition_by)?;
                     let entries: Entries = keys.into_iter().zip(records).collect();
-                    for request in requests(entries, MAX_PUT_RECORDS_BYTES, |(key, data)| key.len() + data.len()) {
+                    let size = |(key, data): &(String, Vec<u8>)| key.len() + data.len();
+                    for request in split_batches(entries, MAX_PUT_RECORDS, MAX_PUT_RECORDS_BYTES, size) {
                         self.access.put(stream, request).await?;
                     }
                     Ok(())
                 }
                 Connector::Firehose { delivery_stream } => {
                     let records = encode(self.table.format, batch)?;
-                    for request in requests(records, MAX_PUT_RECORD_BATCH_BYTES, Vec::len) {
+                    for request in split_batches(records, MAX_PUT_RECORDS, MAX_PUT_RECORD_BATCH_BYTES, Vec::len) {
                         self.access.put_firehose(delivery_stream, request).await?;
                     }
                     Ok(())
@@ -65,27 +67,6 @@ impl Output for TableSink {
             }
         })
     }
-}
-
-/// `items` cut into requests of at most [`MAX_PUT_RECORDS`] items and `max_bytes` (an item
-/// larger than that alone goes in a request of its own, for the service to refuse by name).
-fn requests<T>(items: Vec<T>, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
-    let mut requests: Vec<Vec<T>> = Vec::new();
-    let mut bytes = 0;
-    for item in items {
-        let item_bytes = size(&item);
-        match requests.last_mut() {
-            Some(request) if request.len() < MAX_PUT_RECORDS && bytes + item_bytes <= max_bytes => {
-                bytes += item_bytes;
-                request.push(item);
-            }
-            _ => {
-                bytes = item_bytes;
-                requests.push(vec![item]);
-            }
-        }
-    }
-    requests
 }
 
 /// Flink's print connector: `+I[v1, v2]` per row.
@@ -123,38 +104,37 @@ fn partition_keys(batch: &RecordBatch, partition_by: &[String]) -> Result<Vec<St
 }
 
 /// Records put through the Data Streams service's typed write API, in process (PutRecords'
-/// routing, validation and limits). Records refused as throttled are offered again after a pause.
+/// routing, validation and limits). Records refused as throttled are offered again.
 pub async fn put_in_process(service: &StreamsService, stream: &str, entries: Entries) -> Result<()> {
-    let mut pending: Vec<NewEntry> = entries.into_iter().map(|(key, data)| NewEntry::new(key, data)).collect();
+    let pending = entries.into_iter().map(|(key, data)| NewEntry::new(key, data)).collect();
+    let put = |batch| async move {
+        service.put_entries(Some(stream), None, batch).await.map_err(|error| SqlError::Stream(error.to_string()))
+    };
+    put_until_accepted(stream, pending, put, |outcome| matches!(outcome, PutOutcome::Throttled { .. })).await
+}
+
+/// Puts `pending` with `put`, which answers one outcome per record in order, and offers again,
+/// after a growing pause, the records whose outcome `retry` picks, up to [`MAX_PUT_ATTEMPTS`]
+/// times in all.
+pub async fn put_until_accepted<T, O, F, Fut>(
+    stream: &str,
+    mut pending: Vec<T>,
+    mut put: F,
+    retry: impl Fn(&O) -> bool,
+) -> Result<()>
+where
+    T: Clone,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<Vec<O>>>,
+{
     for attempt in 0..MAX_PUT_ATTEMPTS {
-        let outcomes = service
-            .put_entries(Some(stream), None, pending.clone())
-            .await
-            .map_err(|error| SqlError::Stream(error.to_string()))?;
-        pending = pending
-            .into_iter()
-            .zip(outcomes)
-            .filter(|(_, outcome)| matches!(outcome, PutOutcome::Throttled { .. }))
-            .map(|(entry, _)| entry)
-            .collect();
+        let outcomes = put(pending.clone()).await?;
+        pending =
+            pending.into_iter().zip(outcomes).filter(|(_, outcome)| retry(outcome)).map(|(entry, _)| entry).collect();
         if pending.is_empty() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
     }
     Err(SqlError::Stream(format!("{} records could not be written to stream {stream}", pending.len())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_keep_to_the_record_and_byte_limits() {
-        let sizes: Vec<Vec<usize>> =
-            requests(vec![1; 1201], usize::MAX, |_| 1).iter().map(|request| vec![request.len()]).collect();
-        assert_eq!(sizes, [[500], [500], [201]]);
-        let cut = requests(vec![3, 3, 3, 9, 1], 6, |size| *size);
-        assert_eq!(cut, [vec![3, 3], vec![3], vec![9], vec![1]]);
-    }
 }

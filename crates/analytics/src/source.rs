@@ -1,8 +1,9 @@
 //! Reading a stream's shards for a query: the [`StreamAccess`] seam (in process through
 //! `tideline_streams::reader` inside the server, or through the Kinesis API from `tideline sql`),
 //! and [`StreamTail`], which reads every shard of a stream, follows a closed shard to its
-//! children once it is read to the end (parents before children), and remembers each shard's
-//! last sequence number so a job can resume after it.
+//! children once it is read to the end (parents before children), remembers each shard's
+//! last sequence number so a job can resume after it, and tells which shards are idle
+//! ([`IdleTimeout`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -113,8 +114,62 @@ pub struct Positions {
 struct OpenShard {
     shard_id: String,
     cursor: Box<dyn ShardCursor>,
-    /// The last read returned nothing: this shard is caught up.
-    idle: bool,
+    /// Since when its reads have returned nothing (it is caught up); `None` while they return
+    /// records.
+    quiet_since: Option<tokio::time::Instant>,
+}
+
+/// When a shard that returns no records stops holding back the watermark: Flink's
+/// `table.exec.source.idle-timeout` (`SET`, a duration; 0 = never) and the Kinesis connector's
+/// `scan.shard.idle.interval` (milliseconds; -1, its default, = never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleTimeout {
+    /// A shard without new records holds the watermark at its latest event time (Flink's default).
+    Never,
+    /// A shard from which nothing was read for this long is idle.
+    After(Duration),
+}
+
+impl IdleTimeout {
+    /// Tideline's default, where Flink's is [`IdleTimeout::Never`]: a `SELECT` at a terminal is
+    /// expected to close its windows once the input stops, not when every shard gets another
+    /// record. Not 0: on a live stream every shard is caught up for a moment after each read, and
+    /// counting it idle then would let the other shards close windows its next records, put a
+    /// few milliseconds later, belong to.
+    pub const DEFAULT: IdleTimeout = IdleTimeout::After(Duration::from_secs(1));
+
+    /// A `table.exec.source.idle-timeout` value: Flink's duration syntax (`5 s`, `1min`, `500ms`,
+    /// a plain number of milliseconds); zero disables idleness.
+    ///
+    /// Hand-written: Flink's `TimeUtils.parseDuration` takes a bare number as milliseconds and
+    /// unit labels (`min`, `secs`, …) that humantime-style crates do not.
+    pub fn from_setting(value: &str) -> Option<IdleTimeout> {
+        let value = value.trim();
+        let digits = value.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(value.len());
+        let amount: u64 = value[..digits].parse().ok()?;
+        let unit_ms = match value[digits..].trim().to_ascii_lowercase().as_str() {
+            "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+            "m" | "min" | "minute" | "minutes" => 60_000,
+            "h" | "hour" | "hours" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            _ => return None,
+        };
+        Some(IdleTimeout::from_millis(amount.checked_mul(unit_ms)?))
+    }
+
+    /// A `scan.shard.idle.interval` value: milliseconds, idleness off unless positive.
+    pub fn from_shard_idle_interval(value: &str) -> Option<IdleTimeout> {
+        let millis: i64 = value.trim().parse().ok()?;
+        Some(IdleTimeout::from_millis(u64::try_from(millis).unwrap_or(0)))
+    }
+
+    fn from_millis(millis: u64) -> IdleTimeout {
+        match millis {
+            0 => IdleTimeout::Never,
+            millis => IdleTimeout::After(Duration::from_millis(millis)),
+        }
+    }
 }
 
 /// How many records one read asks a shard for.
@@ -159,14 +214,16 @@ impl StreamTail {
         &self.positions
     }
 
-    /// Whether every open shard is caught up (its last read returned nothing).
-    pub fn caught_up(&self) -> bool {
-        self.open.iter().all(|shard| shard.idle)
-    }
-
-    /// The ids of the shards being read and whether each is caught up.
-    pub fn shard_states(&self) -> impl Iterator<Item = (&str, bool)> {
-        self.open.iter().map(|shard| (shard.shard_id.as_str(), shard.idle))
+    /// The ids of the shards being read and whether each is idle: nothing read from it for
+    /// `timeout`.
+    pub fn shard_states(&self, timeout: IdleTimeout) -> impl Iterator<Item = (&str, bool)> {
+        self.open.iter().map(move |shard| {
+            let idle = match timeout {
+                IdleTimeout::Never => false,
+                IdleTimeout::After(timeout) => shard.quiet_since.is_some_and(|since| since.elapsed() >= timeout),
+            };
+            (shard.shard_id.as_str(), idle)
+        })
     }
 
     /// Opens the shards that are ready to read: not yet open or finished, and whose parents are
@@ -198,7 +255,7 @@ impl StreamTail {
                 None => self.start.clone(),
             };
             let cursor = self.access.open(&self.stream, id, from).await?;
-            self.open.push(OpenShard { shard_id: id.to_string(), cursor, idle: false });
+            self.open.push(OpenShard { shard_id: id.to_string(), cursor, quiet_since: None });
         }
         self.discovered = true;
         self.last_discovery = tokio::time::Instant::now();
@@ -217,7 +274,11 @@ impl StreamTail {
                 self.next = self.next.wrapping_add(1);
                 let shard = &mut self.open[index];
                 let batch = shard.cursor.read(READ_LIMIT).await?;
-                shard.idle = batch.records.is_empty();
+                if !batch.records.is_empty() {
+                    shard.quiet_since = None;
+                } else if shard.quiet_since.is_none() {
+                    shard.quiet_since = Some(tokio::time::Instant::now());
+                }
                 if let Some(last) = batch.records.last() {
                     self.positions.shards.insert(shard.shard_id.clone(), last.sequence_number.clone());
                 }
@@ -249,5 +310,22 @@ impl StreamTail {
                 self.discover().await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_timeouts_read_flinks_duration_syntax() {
+        let after = |ms| Some(IdleTimeout::After(Duration::from_millis(ms)));
+        assert_eq!(IdleTimeout::from_setting("5 s"), after(5_000));
+        assert_eq!(IdleTimeout::from_setting("1min"), after(60_000));
+        assert_eq!(IdleTimeout::from_setting("250"), after(250));
+        assert_eq!(IdleTimeout::from_setting("0"), Some(IdleTimeout::Never));
+        assert_eq!(IdleTimeout::from_setting("soon"), None);
+        assert_eq!(IdleTimeout::from_shard_idle_interval("-1"), Some(IdleTimeout::Never));
+        assert_eq!(IdleTimeout::from_shard_idle_interval("2000"), after(2_000));
     }
 }

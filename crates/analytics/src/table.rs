@@ -1,4 +1,5 @@
-//! `CREATE TABLE … WITH (…)`: a table's columns, its watermark and metadata columns, and its
+//! `CREATE TABLE … WITH (…)`: a table's columns, its watermark, metadata and processing-time
+//! columns, and its
 //! connector (`kinesis`, `firehose`, `print`, `blackhole`) with the option names Flink's
 //! connectors use, both generations (4.x `stream`/`scan.stream.initpos`, 5.x
 //! `stream.arn`/`source.init.position`).
@@ -15,6 +16,7 @@ use tideline_streams::Position;
 
 use crate::error::{invalid, Result};
 use crate::prepass::{flink_create_table, FlinkTableExtras};
+use crate::source::IdleTimeout;
 
 /// How a table's records are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub enum Connector {
         partition_by: Vec<String>,
         region: Option<String>,
         endpoint: Option<String>,
+        /// `scan.shard.idle.interval`, when given: it overrides `table.exec.source.idle-timeout`.
+        idle_timeout: Option<IdleTimeout>,
     },
     Firehose {
         delivery_stream: String,
@@ -69,9 +73,11 @@ pub struct TableSpec {
     pub name: String,
     /// Every column, in declared order.
     pub schema: SchemaRef,
-    /// The columns decoded from the record itself (all but the metadata ones).
+    /// The columns decoded from the record itself (all but the metadata and processing-time ones).
     pub physical: SchemaRef,
     pub metadata: Vec<(String, Metadata)>,
+    /// The `name AS PROCTIME()` column: the wall-clock time each row was read.
+    pub proctime: Option<String>,
     pub watermark: Option<Watermark>,
     pub format: Format,
     pub connector: Connector,
@@ -105,6 +111,7 @@ const KINESIS_OPTIONS: &[&str] = &[
     "source.init.timestamp.format",
     "source.shard.discovery.interval",
     "scan.shard.discovery.intervalmillis",
+    "scan.shard.idle.interval",
     "source.reader.type",
     "scan.stream.recordpublisher",
     "source.shard.get-records.max-record-count",
@@ -162,11 +169,6 @@ impl TableSpec {
                 .collect::<Vec<_>>(),
         ));
         build(name, schema, extras, options)
-    }
-
-    /// The column holding event time, as epoch milliseconds, if the table has a watermark.
-    pub fn event_time_column(&self) -> Option<usize> {
-        self.watermark.as_ref().and_then(|watermark| self.schema.index_of(&watermark.column).ok())
     }
 }
 
@@ -244,6 +246,7 @@ fn build(
             .fields()
             .iter()
             .filter(|field| !metadata.iter().any(|(column, _)| column == field.name()))
+            .filter(|field| extras.proctime.as_ref() != Some(field.name()))
             .cloned()
             .collect::<Vec<_>>(),
     ));
@@ -284,7 +287,8 @@ fn build(
         "print" => Connector::Print,
         _ => Connector::Blackhole,
     };
-    Ok(TableSpec { name, schema, physical, metadata, watermark, format, connector })
+    let proctime = extras.proctime;
+    Ok(TableSpec { name, schema, physical, metadata, proctime, watermark, format, connector })
 }
 
 /// Flink's "required options are missing" error.
@@ -324,6 +328,14 @@ fn kinesis(options: &BTreeMap<String, String>, extras: &FlinkTableExtras) -> Res
         partition_by: extras.partitioned_by.clone(),
         region: options.get("aws.region").cloned(),
         endpoint: options.get("aws.endpoint").cloned(),
+        idle_timeout: options
+            .get("scan.shard.idle.interval")
+            .map(|value| {
+                IdleTimeout::from_shard_idle_interval(value).ok_or_else(|| {
+                    invalid(format!("Invalid value '{value}' for 'scan.shard.idle.interval': milliseconds expected"))
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -1,8 +1,8 @@
-//! Event-time windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION`) found in a
+//! Windows: Flink's window table functions (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION`) found in a
 //! query and replaced by a table of one window's rows, and the state that assigns rows to
-//! windows, tracks the watermark (the minimum over the shards being read of the latest event
-//! time minus the table's delay, caught-up shards not holding it back), drops late rows and
-//! hands out each window once the watermark passes its end. Each closed window is then one
+//! windows, tracks the watermark (event time: the minimum over the shards being read of the
+//! latest event time minus the table's delay, idle shards not holding it back; processing time:
+//! the wall clock), drops late rows and hands out each window once the watermark passes its end. Each closed window is then one
 //! bounded DataFusion query: exactly one result per window and key, as in Flink.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +12,7 @@ use datafusion::arrow::array::{Array, RecordBatch, TimestampMillisecondArray, UI
 use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Result, SqlError};
 use crate::prepass::{closing_paren, find_word, split_top_level, unquote_ident};
 use crate::table::parse_interval_ms;
 
@@ -40,32 +40,47 @@ pub enum WindowKind {
     },
 }
 
+/// The most windows one row may be assigned to (a HOP's size / slide, a CUMULATE's max size /
+/// step): each holds a copy of the row, so a tiny slide would multiply every row's memory and
+/// work by millions. Flink has no such bound; a day of one-minute hops (1,440) is within it.
+pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
+
 impl WindowKind {
-    /// The windows (start, end) holding event time `ts`.
+    /// The windows (start, end) holding event time `ts`; none when their bounds would overflow
+    /// (an event time near the ends of the timestamp range: the row is dropped as late).
     fn windows(&self, ts: i64, out: &mut Vec<(i64, i64)>) {
         out.clear();
+        if self.try_windows(ts, out).is_none() {
+            out.clear();
+        }
+    }
+
+    fn try_windows(&self, ts: i64, out: &mut Vec<(i64, i64)>) -> Option<()> {
         match *self {
             WindowKind::Tumble { size, offset } => {
-                let start = (ts - offset).div_euclid(size) * size + offset;
-                out.push((start, start + size));
+                let start = ts.checked_sub(offset)?.div_euclid(size).checked_mul(size)?.checked_add(offset)?;
+                out.push((start, start.checked_add(size)?));
             }
             WindowKind::Hop { slide, size } => {
-                let mut start = ts.div_euclid(slide) * slide;
-                while start > ts - size {
-                    out.push((start, start + size));
+                let mut start = ts.div_euclid(slide).checked_mul(slide)?;
+                let first = ts.checked_sub(size)?;
+                while start > first {
+                    out.push((start, start.checked_add(size)?));
                     start -= slide;
                 }
             }
             WindowKind::Cumulate { step, max_size } => {
-                let base = ts.div_euclid(max_size) * max_size;
+                let base = ts.div_euclid(max_size).checked_mul(max_size)?;
+                let last = base.checked_add(max_size)?;
                 let mut end = (ts - base).div_euclid(step) * step + step + base;
-                while end <= base + max_size {
+                while end <= last {
                     out.push((base, end));
                     end += step;
                 }
             }
-            WindowKind::Session { gap } => out.push((ts, ts.saturating_add(gap))),
+            WindowKind::Session { gap } => out.push((ts, ts.checked_add(gap)?)),
         }
+        Some(())
     }
 }
 
@@ -159,6 +174,17 @@ fn window_kind(function: &str, args: &[String]) -> Result<WindowKind> {
             return Err(invalid("HOP: the size must be an integral multiple of the slide"));
         }
     }
+    let per_row = match kind {
+        WindowKind::Hop { slide, size } => size / slide,
+        WindowKind::Cumulate { step, max_size } => max_size / step,
+        _ => 1,
+    };
+    if per_row > MAX_WINDOWS_PER_ROW {
+        return Err(invalid(format!(
+            "{function}: each row would belong to {per_row} windows; Tideline allows at most {MAX_WINDOWS_PER_ROW} \
+             (a larger slide or step, or a smaller size)"
+        )));
+    }
     Ok(kind)
 }
 
@@ -188,10 +214,20 @@ struct Session {
     new_rows: Vec<u32>,
 }
 
+/// Which clock a query's windows follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowTime {
+    /// Event time (`WATERMARK FOR ts AS ts - delay`): windows close as the watermark passes them.
+    Event { delay_ms: i64 },
+    /// Processing time (`pt AS PROCTIME()`): windows close when the wall clock passes their end,
+    /// with no watermark (Flink's processing-time windows); no row is ever late.
+    Processing,
+}
+
 /// Open windows and the watermark; see the module doc.
 pub struct WindowState {
     kind: WindowKind,
-    delay_ms: i64,
+    time: WindowTime,
     /// (end, start) → rows: windows close in end order.
     open: BTreeMap<(i64, i64), Vec<RecordBatch>>,
     /// SESSION: the `PARTITION BY` columns' indexes, and each key's open sessions (their bounds
@@ -203,20 +239,44 @@ pub struct WindowState {
     /// Event time up to which windows are complete; `i64::MIN` before any row.
     pub watermark: i64,
     pub late_rows: u64,
+    /// Bytes of the rows held in open windows and sessions (Arrow buffers plus
+    /// [`BATCH_OVERHEAD`] per batch), and the most they may reach.
+    state_bytes: u64,
+    max_state_bytes: u64,
+}
+
+/// What a buffered batch costs besides its Arrow buffers (the batch, its map entry, the window
+/// or session holding it): so that many tiny windows count too.
+const BATCH_OVERHEAD: u64 = 256;
+
+fn batch_bytes(batch: &RecordBatch) -> u64 {
+    batch.get_array_memory_size() as u64 + BATCH_OVERHEAD
 }
 
 impl WindowState {
     /// `session_keys`: the indexes of a SESSION window's `PARTITION BY` columns.
-    pub fn new(kind: WindowKind, delay_ms: i64, session_keys: Vec<usize>) -> Self {
+    /// `max_state_bytes`: past it, [`WindowState::add`] fails with [`SqlError::WindowStateCap`].
+    pub fn new(kind: WindowKind, time: WindowTime, session_keys: Vec<usize>, max_state_bytes: u64) -> Self {
         WindowState {
             kind,
-            delay_ms,
+            time,
             open: BTreeMap::new(),
             session_keys,
             sessions: HashMap::new(),
             shard_max: HashMap::new(),
             watermark: i64::MIN,
             late_rows: 0,
+            state_bytes: 0,
+            max_state_bytes,
+        }
+    }
+
+    /// Counts `bytes` more rows in the state, and fails once the state is over its cap.
+    fn charge(&mut self, bytes: u64) -> Result<()> {
+        self.state_bytes += bytes;
+        match self.state_bytes > self.max_state_bytes {
+            true => Err(SqlError::WindowStateCap(self.max_state_bytes)),
+            false => Ok(()),
         }
     }
 
@@ -241,7 +301,12 @@ impl WindowState {
                 self.late_rows += 1;
                 continue;
             }
-            let ts = times.value(row);
+            let ts = match self.time {
+                WindowTime::Event { .. } => times.value(row),
+                // The clock read when the row was read; should it have stepped back since a
+                // window closed, the row goes to the first window still open, never late.
+                WindowTime::Processing => times.value(row).max(self.watermark.saturating_add(1)),
+            };
             shard_max = shard_max.max(ts);
             self.kind.windows(ts, &mut windows);
             if let (Some(key), [(start, end)]) = (keys.get(row), windows.as_slice()) {
@@ -263,15 +328,19 @@ impl WindowState {
             }
         }
         self.shard_max.insert(shard_id.to_string(), shard_max);
+        let mut held = Vec::new();
         for (key, indices) in rows {
             let taken = take_record_batch(batch, &UInt32Array::from(indices))?;
+            held.push(batch_bytes(&taken));
             self.open.entry(key).or_default().push(taken);
         }
         for session in self.sessions.values_mut().flatten().filter(|session| !session.new_rows.is_empty()) {
             let indices = UInt32Array::from(std::mem::take(&mut session.new_rows));
-            session.batches.push(take_record_batch(batch, &indices)?);
+            let taken = take_record_batch(batch, &indices)?;
+            held.push(batch_bytes(&taken));
+            session.batches.push(taken);
         }
-        Ok(())
+        self.charge(held.iter().sum())
     }
 
     /// Each row's SESSION key: its `PARTITION BY` values (all rows share one key without).
@@ -309,6 +378,13 @@ impl WindowState {
         shards: impl Iterator<Item = (&'a str, bool)>,
         schema: &SchemaRef,
     ) -> Result<Vec<ClosedWindow>> {
+        let delay_ms = match self.time {
+            WindowTime::Event { delay_ms } => delay_ms,
+            WindowTime::Processing => {
+                self.watermark = self.watermark.max(crate::functions::now_ms());
+                return self.close_passed(schema);
+            }
+        };
         let mut busy_min: Option<i64> = None;
         let mut idle_max: Option<i64> = None;
         for (shard, caught_up) in shards {
@@ -325,7 +401,12 @@ impl WindowState {
         let Some(event_time) = busy_min.or(idle_max).or_else(|| self.shard_max.values().copied().max()) else {
             return Ok(Vec::new());
         };
-        self.watermark = self.watermark.max(event_time.saturating_sub(self.delay_ms));
+        self.watermark = self.watermark.max(event_time.saturating_sub(delay_ms));
+        self.close_passed(schema)
+    }
+
+    /// Takes out the windows (and sessions) whose end the watermark has passed, in end order.
+    fn close_passed(&mut self, schema: &SchemaRef) -> Result<Vec<ClosedWindow>> {
         let watermark = self.watermark;
         for sessions in self.sessions.values_mut() {
             for session in sessions.extract_if(.., |session| session.end - 1 <= watermark) {
@@ -340,6 +421,7 @@ impl WindowState {
                 break;
             }
             let batches = entry.remove();
+            self.state_bytes = self.state_bytes.saturating_sub(batches.iter().map(batch_bytes).sum());
             let rows = concat_batches(&batches[0].schema(), &batches)?;
             closed.push(ClosedWindow { start, end, batch: with_window_columns(&rows, start, end, schema)? });
         }
@@ -357,6 +439,7 @@ impl WindowState {
     pub fn restore(&mut self, watermark: i64, windows: Vec<(i64, i64, RecordBatch)>) -> Result<()> {
         self.watermark = watermark;
         for (start, end, batch) in windows {
+            self.charge(batch_bytes(&batch))?;
             if !matches!(self.kind, WindowKind::Session { .. }) {
                 self.open.entry((end, start)).or_default().push(batch);
                 continue;
@@ -417,6 +500,18 @@ mod tests {
         assert_eq!(out, [(10, 20), (5, 15)]);
         WindowKind::Cumulate { step: 5, max_size: 15 }.windows(22, &mut out);
         assert_eq!(out, [(15, 25), (15, 30)]);
+        // Bounds past the timestamp range: no window (the row is late), no overflow.
+        for kind in [
+            WindowKind::Tumble { size: 10, offset: 0 },
+            WindowKind::Hop { slide: 5, size: 10 },
+            WindowKind::Cumulate { step: 5, max_size: 15 },
+            WindowKind::Session { gap: 10 },
+        ] {
+            kind.windows(i64::MAX - 1, &mut out);
+            assert_eq!(out, [], "{kind:?}");
+        }
+        let error = extract("SELECT * FROM TABLE(HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '1' DAY))");
+        assert!(error.unwrap_err().to_string().contains("86400 windows"));
     }
 }
 
@@ -438,7 +533,8 @@ mod session_tests {
 
     #[test]
     fn sessions_merge_per_key_and_close_after_the_gap() {
-        let mut state = WindowState::new(WindowKind::Session { gap: 10 }, 0, vec![0]);
+        let mut state =
+            WindowState::new(WindowKind::Session { gap: 10 }, WindowTime::Event { delay_ms: 0 }, vec![0], u64::MAX);
         // a: 0 and 25 are apart until 8 and 17 join them; b: one row.
         state.add("s", &batch(&[("a", 0), ("a", 25), ("b", 3)]), 1).unwrap();
         state.add("s", &batch(&[("a", 8), ("a", 17)]), 1).unwrap();
@@ -450,5 +546,22 @@ mod session_tests {
         let closed = state.advance([("s", true)].into_iter(), &schema).unwrap();
         assert_eq!(closed.iter().map(|w| (w.start, w.end, w.batch.num_rows())).collect::<Vec<_>>(), [(0, 35, 4)]);
         assert_eq!(state.open_windows().map(|(start, end, _)| (start, end)).collect::<Vec<_>>(), [(50, 60)]);
+    }
+
+    #[test]
+    fn open_state_over_its_cap_fails_and_closed_windows_free_it() {
+        let one_row = batch_bytes(&batch(&[("a", 0)]));
+        let mut state = WindowState::new(
+            WindowKind::Tumble { size: 10, offset: 0 },
+            WindowTime::Event { delay_ms: 0 },
+            vec![],
+            3 * one_row,
+        );
+        state.add("s", &batch(&[("a", 0), ("b", 10), ("c", 20)]), 1).unwrap();
+        let schema = window_schema(&batch(&[]).schema());
+        assert_eq!(state.advance([("s", true)].into_iter(), &schema).unwrap().len(), 2);
+        state.add("s", &batch(&[("d", 30), ("e", 40)]), 1).unwrap();
+        let error = state.add("s", &batch(&[("f", 50)]), 1).unwrap_err();
+        assert!(matches!(error, SqlError::WindowStateCap(cap) if cap == 3 * one_row), "{error}");
     }
 }

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 pub use connection::{sdk_config, Connection, DEFAULT_ENDPOINT};
 pub use describe::{is_open as shard_is_open, list_shards};
 pub use error::CliError;
-pub use output::Output;
+pub use output::{print_json, print_text, status_style, styled, Output, Table};
 
 /// The client subcommands of `tideline`.
 #[derive(clap::Subcommand)]
@@ -78,6 +78,12 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Firehose(command) => firehose::run(command).await,
         Command::Video(command) => video::run(command).await,
     };
+    exit_code(&connection, result)
+}
+
+/// A client command's exit code; its error, if any, printed on stderr (as JSON with `--output
+/// json`).
+pub fn exit_code(connection: &Connection, result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `tideline tail | head`: the reader has gone, which is how such pipelines end.

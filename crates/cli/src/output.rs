@@ -17,11 +17,11 @@ pub enum Output {
 pub const BOLD: Style = Style::new().bold();
 pub const DIM: Style = Style::new().dimmed();
 
-/// Green for usable (ACTIVE, OPEN), yellow for in transition, red for going away or closed.
+/// Green for usable (ACTIVE, OPEN, RUNNING), yellow for in transition, red for going away or closed.
 pub fn status_style(status: &str) -> Style {
     let colour = match status {
-        "ACTIVE" | "OPEN" => AnsiColor::Green,
-        "CREATING" | "UPDATING" => AnsiColor::Yellow,
+        "ACTIVE" | "OPEN" | "RUNNING" => AnsiColor::Green,
+        "CREATING" | "UPDATING" | "STARTING" | "STOPPING" => AnsiColor::Yellow,
         "DELETING" | "DELETING_FAILED" | "CREATING_FAILED" | "CLOSED" => AnsiColor::Red,
         _ => return Style::new(),
     };

@@ -14,6 +14,19 @@ pub enum Codec {
     Cbor,
 }
 
+/// A JSON body is checked for UTF-8 once, as a whole: `serde_json::from_slice` checks every
+/// string (member names and values) on its own, three short checks per PutRecords record that
+/// cost more than one pass over the body. A valid text decodes through `from_str`, which trusts
+/// its strings and otherwise behaves as `from_slice`; anything else still goes to `from_slice`,
+/// so the error names the string and position exactly as before.
+fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let decoded = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    decoded.map_err(|e| e.to_string())
+}
+
 impl Codec {
     pub const JSON_CONTENT_TYPE: &'static str = "application/x-amz-json-1.1";
     pub const CBOR_CONTENT_TYPE: &'static str = "application/x-amz-cbor-1.1";
@@ -44,7 +57,7 @@ impl Codec {
             return Err(AwsError::bare(ErrorCode::Serialization));
         }
         let decoded = match self {
-            Codec::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
+            Codec::Json => decode_json(body),
             Codec::Cbor => ciborium::from_reader(body).map_err(|e| e.to_string()),
         };
         decoded.map_err(|message| AwsError::new(ErrorCode::Serialization, message))
@@ -93,6 +106,26 @@ mod tests {
             assert_eq!(error.code, ErrorCode::Serialization, "{body:?}");
         }
         assert_eq!(Codec::Cbor.decode::<Sample>(&[0xff, 0x00]).unwrap_err().code, ErrorCode::Serialization);
+    }
+
+    #[test]
+    fn json_decodes_and_refuses_as_from_slice() {
+        // Invalid UTF-8 in a value and in a member name, escaped surrogates (paired, lone),
+        // escaped and raw non-ASCII text: the same values and the same messages as `from_slice`.
+        let bodies: [&[u8]; 7] = [
+            b"{\"StreamName\":\"a\xffb\"}",
+            b"{\"Stream\xc3Name\":\"a\"}",
+            br#"{"StreamName":"\ud83d\ude00"}"#,
+            br#"{"StreamName":"\ud83d"}"#,
+            br#"{"\ud800":1}"#,
+            "{\"StreamName\":\"\u{e9}\\u00e9\",\"ShardCount\":2}".as_bytes(),
+            b"{\"StreamName\":\"s\"} \xff",
+        ];
+        for body in bodies {
+            let ours = decode_json::<Sample>(body);
+            let slice = serde_json::from_slice::<Sample>(body).map_err(|e| e.to_string());
+            assert_eq!(ours, slice, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

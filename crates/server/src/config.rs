@@ -57,7 +57,8 @@ pub enum Command {
     Client(tideline_cli::Command),
     /// Ship log files to Kinesis or Firehose, configured like the Amazon Kinesis Agent.
     Agent(tideline_agent::AgentArgs),
-    /// Run Flink SQL statements over a server's streams (`-e "…"` or `-f job.sql`).
+    /// Run Flink SQL statements over a server's streams (`-e "…"` or `-f job.sql`), or manage SQL jobs
+    /// kept in the server (`--submit NAME`, `--list`, `--stop NAME`, `--delete NAME`).
     Sql(tideline_analytics::SqlArgs),
 }
 
@@ -228,6 +229,10 @@ pub struct ServeArgs {
     /// last <ms> of acknowledged records; a killed process loses nothing).
     #[arg(long, env = "TIDELINE_FSYNC", default_value = "always", value_parser = clap::value_parser!(FsyncPolicy))]
     pub fsync: FsyncPolicy,
+    /// SQL jobs: the most bytes of rows one windowed query's open windows may hold; past it the
+    /// query stops with an error naming this flag, rather than growing without bound.
+    #[arg(long, env = "TIDELINE_SQL_MAX_WINDOW_STATE", default_value_t = tideline_analytics::engine::DEFAULT_MAX_WINDOW_STATE)]
+    pub sql_max_window_state: u64,
 }
 
 /// The default `--in-memory-max-bytes`: 1 GiB, so that a test server left ingesting does not
@@ -357,6 +362,7 @@ impl ServeArgs {
             dir: (!self.in_memory).then(|| self.data_dir.join("analytics")),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
+            max_window_state: self.sql_max_window_state,
         }
     }
 

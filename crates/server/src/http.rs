@@ -279,17 +279,9 @@ async fn serve(
     }
     let parts = &*parts;
     let headers = &parts.headers;
-    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let public = service.is_public(parts);
-    let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
-    let authorization = match auth::check_complete(header_text("authorization"), parts.uri.query(), has_date) {
-        Ok(authorization) => authorization,
-        Err(_) if public => None,
+    let (authorization, verifier) = match authorization(gateway, service, parts) {
+        Ok(checks) => checks,
         Err(error) => return error_response(style, &error),
-    };
-    let verifier = match public {
-        true => None,
-        false => gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name())),
     };
     // The headers as the verifier takes them, gathered once for both of its checks.
     let pairs = verifier.map(|_| header_pairs(&parts.uri, headers)).unwrap_or_default();
@@ -328,6 +320,31 @@ async fn serve(
     dispatch(gateway, service, codec, style, call).await
 }
 
+/// A request's SigV4 `Authorization` (header or presigned query), which every request but a
+/// service's public ones must carry complete whether or not `--auth` is on (AWS answers
+/// `MissingAuthenticationToken` without one), and the verifier that is to check its signature:
+/// none without `--auth` or for a public request.
+fn authorization<'r>(
+    gateway: &'r Gateway,
+    service: &Arc<dyn Service>,
+    parts: &'r axum::http::request::Parts,
+) -> Result<(Option<auth::SigV4Header<'r>>, Option<&'r Verifier>), AwsError> {
+    let headers = &parts.headers;
+    let has_date = headers.contains_key("x-amz-date") || headers.contains_key(header::DATE);
+    let header = headers.get("authorization").and_then(|value| value.to_str().ok());
+    let public = service.is_public(parts);
+    let authorization = match auth::check_complete(header, parts.uri.query(), has_date) {
+        Ok(authorization) => authorization,
+        Err(_) if public => None,
+        Err(error) => return Err(error),
+    };
+    let verifier = match public {
+        true => None,
+        false => gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name())),
+    };
+    Ok((authorization, verifier))
+}
+
 /// Runs a call and writes its answer.
 async fn dispatch(
     gateway: &Gateway,
@@ -358,16 +375,13 @@ async fn serve_streamed(
     parts: &mut axum::http::request::Parts,
     body: Body,
 ) -> Response {
-    let header_text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let has_date = parts.headers.contains_key("x-amz-date") || parts.headers.contains_key(header::DATE);
-    let verifier = gateway.verifiers.as_ref().and_then(|verifiers| verifiers.get(service.signing_name()));
+    let (authorization, verifier) = match authorization(gateway, service, parts) {
+        Ok(checks) => checks,
+        Err(error) => return unread_body_closes(parts, error_response(style, &error)),
+    };
     let caller = match verifier {
         None => None,
         Some(verifier) => {
-            let authorization = match auth::check_complete(header_text("authorization"), parts.uri.query(), has_date) {
-                Ok(authorization) => authorization,
-                Err(error) => return unread_body_closes(parts, error_response(style, &error)),
-            };
             let pairs = header_pairs(&parts.uri, &parts.headers);
             let received = received(&parts.method, &parts.uri, &pairs, &[]);
             match verifier.verify_unsigned_payload(authorization.as_ref(), &received, SystemTime::now()) {

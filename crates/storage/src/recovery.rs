@@ -202,9 +202,8 @@ fn intact_frame_after(segment: &Segment, bad: u64, file_len: u64, min_index: u64
     if len < frame::HEADER_LEN {
         return Ok(None);
     }
-    let mut rest = vec![0u8; len];
     let reader = segment.reader().map_err(|error| segment.io_error("reading", error))?;
-    reader.read_exact_at(start, &mut rest).map_err(|error| segment.io_error("reading", error))?;
+    let rest = reader.read_at(start, len).map_err(|error| segment.io_error("reading", error))?;
     let plausible = min_index..min_index.saturating_add(1 << 32).saturating_add(1);
     Ok(frame::find_intact(&bytes::Bytes::from(rest), 0, plausible).map(|(at, _)| start + at as u64))
 }

@@ -26,7 +26,7 @@ mod sequence;
 mod service;
 mod writer;
 
-pub use producer::{NewEntry, PutOutcome};
+pub use producer::{split_batches, NewEntry, PutOutcome};
 pub use reader::{Batch, Position, Record, ShardInfo, ShardReader, StreamInfo};
 pub use service::{Caller, StreamsConfig, StreamsService};
 

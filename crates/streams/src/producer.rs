@@ -120,6 +120,29 @@ fn check_entries(entries: &[NewEntry]) -> Result<(), AwsError> {
     check_total_size(total)
 }
 
+/// `items` cut, in order, into batches of at most `max_items` items (at least one) and
+/// `max_bytes` by `size`: how a caller keeps to PutRecords' 500 records and 5 MiB (or an
+/// invocation's payload limit). An item larger than `max_bytes` goes alone in a batch of its own,
+/// for the receiver to refuse by name.
+pub fn split_batches<T>(items: Vec<T>, max_items: usize, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut batches: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let item_bytes = size(&item);
+        match batches.last_mut() {
+            Some(batch) if batch.len() < max_items && bytes + item_bytes <= max_bytes => {
+                bytes += item_bytes;
+                batch.push(item);
+            }
+            _ => {
+                bytes = item_bytes;
+                batches.push(vec![item]);
+            }
+        }
+    }
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +171,15 @@ mod tests {
 
         let arn = service.stream_info(Some("s"), None).unwrap().arn;
         assert!(service.put_entries(None, Some(&arn), vec![NewEntry::new("k", "c")]).await.is_ok());
+    }
+
+    #[test]
+    fn batches_keep_to_the_item_and_byte_limits() {
+        let lengths: Vec<usize> = split_batches(vec![1; 1201], 500, usize::MAX, |_| 1).iter().map(Vec::len).collect();
+        assert_eq!(lengths, [500, 500, 201]);
+        let cut = split_batches(vec![3, 3, 3, 9, 1], 500, 6, |size| *size);
+        assert_eq!(cut, [vec![3, 3], vec![3], vec![9], vec![1]]);
+        assert_eq!(split_batches(vec![1, 1], 0, 6, |size| *size), [vec![1], vec![1]], "at least one a batch");
     }
 
     #[tokio::test]

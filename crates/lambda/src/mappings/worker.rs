@@ -13,7 +13,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 use tideline_firehose::FirehoseService;
-use tideline_streams::{Position, Record, ShardReader, StreamsService};
+use tideline_streams::{split_batches, Position, Record, ShardReader, StreamsService};
 use tokio::task::JoinSet;
 
 use super::checkpoint::{Checkpoints, WindowState};
@@ -294,22 +294,8 @@ async fn close_window(context: &Context, shard_id: &str, state: WindowState) {
 
 /// Splits a lane's records into invocations of at most `batch_size` records and 6 MB.
 fn chunks(records: Vec<Record>, batch_size: usize) -> Vec<Vec<Record>> {
-    let mut chunks: Vec<Vec<Record>> = Vec::new();
-    let mut bytes = 0;
-    for record in records {
-        let size = record.data.len() * 4 / 3 + RECORD_OVERHEAD_BYTES;
-        match chunks.last_mut() {
-            Some(chunk) if chunk.len() < batch_size.max(1) && bytes + size <= MAX_EVENT_BYTES => {
-                bytes += size;
-                chunk.push(record);
-            }
-            _ => {
-                bytes = size;
-                chunks.push(vec![record]);
-            }
-        }
-    }
-    chunks
+    // Base64 in the event's JSON: 4 bytes for 3.
+    split_batches(records, batch_size, MAX_EVENT_BYTES, |record| record.data.len() * 4 / 3 + RECORD_OVERHEAD_BYTES)
 }
 
 /// Why records leave for the on-failure destination.

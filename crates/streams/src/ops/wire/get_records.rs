@@ -39,9 +39,9 @@ impl RecordOut {
         append_base64(&self.record.data, out);
         out.extend_from_slice(b"\",\"PartitionKey\":");
         let key = &self.record.partition_key;
-        if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
-            // Printable ASCII other than `"` and `\` (what keys nearly always are) is written as
-            // is by serde_json; this skips its UTF-8 check and escaping scan.
+        if is_plain_ascii(key) {
+            // Written as is, as serde_json writes it; this skips its UTF-8 check and escaping
+            // scan. Other keys (escapes, non-ASCII text) still go through serde_json.
             out.push(b'"');
             out.extend_from_slice(key);
             out.push(b'"');
@@ -53,6 +53,14 @@ impl RecordOut {
         out.extend_from_slice(b"\"}");
         Ok(())
     }
+}
+
+/// Whether `key` is ASCII that serde_json writes as is: no control characters, `"` or `\`.
+/// The loop has no early exit so that the compiler vectorizes it: a byte-at-a-time scan that
+/// stopped at the first other byte cost about 115 instructions per record (a tenth of encoding
+/// one), for keys that nearly always pass.
+fn is_plain_ascii(key: &[u8]) -> bool {
+    key.iter().fold(true, |plain, &b| plain & (0x20..0x80).contains(&b) & (b != b'"') & (b != b'\\'))
 }
 
 /// Where the last arrival timestamp written in a response is. The records of one PutRecords call
