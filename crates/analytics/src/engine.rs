@@ -21,6 +21,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{invalid, Result, SqlError};
 use crate::format::decode;
+use crate::prepared::Prepared;
 use crate::prepass::{find_word, split_statements, unquote_ident};
 use crate::source::{BoxFuture, IdleTimeout, Positions, StreamAccess, StreamTail};
 use crate::table::{Connector, TableSpec};
@@ -353,11 +354,11 @@ impl Query {
             return Err(invalid("only kinesis tables can be read"));
         };
         let mut tail = StreamTail::new(access, stream, start.clone(), resume.positions);
-        let ctx = session();
         let (table, schema) = match &self.window {
             Some(_) => (WINDOW_TABLE.to_string(), window_schema(&self.source.schema)),
             None => (self.source.name.clone(), Arc::clone(&self.source.schema)),
         };
+        let prepared = Prepared::new(session(), &table, Arc::clone(&schema), &self.select).await?;
         let mut windows = match &self.window {
             Some(window) => {
                 let keys = window
@@ -400,7 +401,7 @@ impl Query {
             }
             let windows_closed = windows.is_some() && !ready.is_empty();
             for batch in ready.into_iter().filter(|batch| batch.num_rows() > 0) {
-                for result in self.execute(&ctx, &table, &schema, batch).await? {
+                for result in prepared.run(batch).await? {
                     let result = match &self.sink {
                         Some(sink) => conform(&result, &sink.physical)?,
                         None => result,
@@ -421,18 +422,6 @@ impl Query {
             })?;
         }
         Ok(())
-    }
-
-    async fn execute(
-        &self,
-        ctx: &SessionContext,
-        table: &str,
-        schema: &SchemaRef,
-        batch: RecordBatch,
-    ) -> Result<Vec<RecordBatch>> {
-        ctx.deregister_table(table)?;
-        ctx.register_table(table, Arc::new(MemTable::try_new(Arc::clone(schema), vec![vec![batch]])?))?;
-        Ok(ctx.sql(&self.select).await?.collect().await?)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tideline Analytics: continuous SQL over Tideline's streams in the Flink SQL dialect, on
 //! DataFusion. Owns the Flink statement pre-pass ([`prepass`]), tables and their connector
 //! options ([`table`]), record formats ([`format`]), Flink's scalar functions ([`functions`]), reading streams shard by shard ([`source`]),
-//! event-time windows and watermarks ([`window`]), running statements ([`engine`]), sinks
+//! event-time windows and watermarks ([`window`]), running statements ([`engine`]) on plans made once ([`prepared`]), sinks
 //! ([`sink`]), the `tideline sql` command ([`cli`]), and jobs ([`jobs`]) managed through a
 //! kinesisanalyticsv2-shaped API ([`applications`]) and `tideline sql --submit/--list/--stop`
 //! ([`manage`]). Does not own the streams themselves: it
@@ -15,6 +15,7 @@ pub mod format;
 pub mod functions;
 pub mod jobs;
 pub mod manage;
+pub mod prepared;
 pub mod prepass;
 pub mod sink;
 pub mod source;

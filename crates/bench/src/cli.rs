@@ -100,6 +100,8 @@ pub enum Scenario {
     E2e(LatencyArgs),
     /// PutRecord → SubscribeToShard (enhanced fan-out) push latency, one subscription per shard.
     Subscribe(LatencyArgs),
+    /// Load JSON records, then time an in-server SQL job (TUMBLE count/sum per key) reading them all.
+    SqlTumble(SqlTumbleArgs),
     /// Spawn a server repeatedly and time each start until its first ListStreams succeeds.
     Startup(StartupArgs),
     /// No server: time appends of --record-size bytes + fdatasync on this disk, one at a time.
@@ -119,6 +121,7 @@ impl Scenario {
             Scenario::GetRecords(_) => "get-records",
             Scenario::E2e(_) => "e2e",
             Scenario::Subscribe(_) => "subscribe",
+            Scenario::SqlTumble(_) => "sql-tumble",
             Scenario::Startup(_) => "startup",
             Scenario::Fsync(_) => "fsync",
             Scenario::Spin(_) => "spin",
@@ -147,6 +150,26 @@ pub struct LatencyArgs {
     /// Seconds to wait after the last put for records still in flight.
     #[arg(long, default_value_t = 2.0)]
     pub grace: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SqlTumbleArgs {
+    /// Records loaded into the source stream (a closing record comes after them).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// Distinct values of the `key` column (`k0`, `k1`, …), also the partition keys.
+    #[arg(long, default_value_t = 100)]
+    pub key_count: u64,
+    /// Records per second of event time: how many rows each 1-second window holds.
+    #[arg(long, default_value_t = 10_000)]
+    pub per_second: u64,
+    /// Longest wait for the job to emit every window, in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub max_wait: f64,
+    /// Only write the input records as JSON lines to this file (for Flink: tests/ecosystem/flink/bench.sh)
+    /// and exit; no endpoint is needed.
+    #[arg(long)]
+    pub write_jsonl: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -38,6 +38,12 @@ pub enum Op {
     DescribeStreamConsumer,
     DeregisterStreamConsumer,
     SubscribeToShard,
+    CreateApplication,
+    StartApplication,
+    StopApplication,
+    DeleteApplication,
+    /// Not an `X-Amz-Target`: `GET /metrics` (Prometheus text), named here for its errors.
+    Metrics,
 }
 
 impl Op {
@@ -56,6 +62,11 @@ impl Op {
             Op::DescribeStreamConsumer => "Kinesis_20131202.DescribeStreamConsumer",
             Op::DeregisterStreamConsumer => "Kinesis_20131202.DeregisterStreamConsumer",
             Op::SubscribeToShard => "Kinesis_20131202.SubscribeToShard",
+            Op::CreateApplication => "KinesisAnalytics_20180523.CreateApplication",
+            Op::StartApplication => "KinesisAnalytics_20180523.StartApplication",
+            Op::StopApplication => "KinesisAnalytics_20180523.StopApplication",
+            Op::DeleteApplication => "KinesisAnalytics_20180523.DeleteApplication",
+            Op::Metrics => "GET /metrics",
         }
     }
 }
@@ -217,6 +228,39 @@ impl Kinesis {
                 Ok(bytes)
             } else {
                 Err(aws_error(op, status.as_u16(), &bytes))
+            }
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| CallError::Timeout { op, timeout: self.timeout })?
+    }
+
+    /// The server's `GET /metrics` text.
+    pub async fn metrics(&self) -> Result<String, CallError> {
+        let op = Op::Metrics;
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = Uri::builder()
+            .scheme("http")
+            .authority(self.uri.authority().map(|a| a.as_str()).unwrap_or_default())
+            .path_and_query("/metrics")
+            .build()
+            .map_err(|e| CallError::Transport { op, message: e.to_string() })?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| CallError::Transport { op, message: error_chain(&e) })?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CallError::Transport { op, message: error_chain(&e) })?
+                .to_bytes();
+            match status {
+                200 => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                _ => Err(aws_error(op, status, &bytes)),
             }
         };
         tokio::time::timeout(self.timeout, exchange)

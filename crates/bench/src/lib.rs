@@ -41,6 +41,9 @@ pub enum Output {
     Run(Box<Report>),
     Startup(StartupReport),
     Fsync(scenarios::fsync::FsyncReport),
+    SqlTumble(scenarios::sql_tumble::SqlTumbleReport),
+    /// `sql-tumble --write-jsonl`: the input file written.
+    InputFile(String),
 }
 
 impl Output {
@@ -49,6 +52,8 @@ impl Output {
             Output::Run(report) => report.table(),
             Output::Startup(report) => report.table(),
             Output::Fsync(report) => report.table(),
+            Output::SqlTumble(report) => report.table(),
+            Output::InputFile(path) => format!("wrote {path}\n"),
         }
     }
 
@@ -57,6 +62,8 @@ impl Output {
             Output::Run(report) => report.to_json(),
             Output::Startup(report) => serde_json::to_value(report).unwrap_or_default(),
             Output::Fsync(report) => serde_json::to_value(report).unwrap_or_default(),
+            Output::SqlTumble(report) => serde_json::to_value(report).unwrap_or_default(),
+            Output::InputFile(path) => serde_json::json!({ "written": path }),
         }
     }
 }
@@ -76,6 +83,10 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
             .map_err(|error| BenchError::Run(format!("fsync probe: {error}")))??;
         return Ok(Output::Fsync(report));
     }
+    if let Scenario::SqlTumble(args @ cli::SqlTumbleArgs { write_jsonl: Some(path), .. }) = &cli.scenario {
+        scenarios::sql_tumble::Input::new(args)?.write_jsonl(path)?;
+        return Ok(Output::InputFile(path.display().to_string()));
+    }
     let endpoint = common.endpoint.as_deref().ok_or_else(|| BenchError::Config("--endpoint is required".into()))?;
     let endpoint = Endpoint::parse(endpoint)?;
     let admin = Kinesis::new(&endpoint, &common.region, common.request_timeout());
@@ -87,6 +98,11 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
         None => tracing::info!("server process not found: no CPU figure (see --server-pid)"),
     }
     let ctx = Ctx { common: common.clone(), endpoint, streams, server_cpu };
+    if let Scenario::SqlTumble(args) = &cli.scenario {
+        let result = scenarios::sql_tumble::run(&ctx, args).await;
+        ctx.streams.delete(&admin).await;
+        return result.map(Output::SqlTumble);
+    }
     let hogs = match common.cpu_hogs {
         0 => None,
         threads => Some(contention::CpuHogs::start(threads, common.run_bound())?),
@@ -100,7 +116,9 @@ pub async fn execute(cli: &Cli) -> Result<Output, BenchError> {
         Scenario::GetRecords(args) => scenarios::get_records::run(&ctx, args.fill, args.limit).await,
         Scenario::E2e(args) => scenarios::e2e::run(&ctx, args).await,
         Scenario::Subscribe(args) => scenarios::subscribe::run(&ctx, args).await,
-        Scenario::Startup(_) | Scenario::Fsync(_) | Scenario::Spin(_) => Err(BenchError::Run("unreachable".into())),
+        Scenario::Startup(_) | Scenario::Fsync(_) | Scenario::Spin(_) | Scenario::SqlTumble(_) => {
+            Err(BenchError::Run("unreachable".into()))
+        }
     };
     drop(hogs);
     let result = result.map(|mut report| {

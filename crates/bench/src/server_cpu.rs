@@ -45,6 +45,13 @@ impl ServerCpu {
         });
     }
 
+    /// Takes the starting reading now (a scenario that times one phase rather than a clock).
+    pub fn arm_now(&self) {
+        if let (Some(secs), Ok(mut start)) = (cpu_secs(self.pid), self.start.lock()) {
+            *start = Some(secs);
+        }
+    }
+
     /// CPU-seconds the server used since the starting reading (None if it was never taken).
     pub fn used_since_armed(&self) -> Option<f64> {
         let start = (*self.start.lock().ok()?)?;

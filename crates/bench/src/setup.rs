@@ -151,7 +151,7 @@ async fn wait_active(client: &Kinesis, name: &str) -> Result<Option<String>, Set
 }
 
 /// The stream's open shards (no `EndingSequenceNumber`), following `NextToken`.
-async fn open_shards(client: &Kinesis, name: &str) -> Result<Vec<String>, SetupError> {
+pub async fn open_shards(client: &Kinesis, name: &str) -> Result<Vec<String>, SetupError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Range {

@@ -6,5 +6,6 @@ pub mod get_records;
 pub mod ingest;
 pub mod latency;
 pub mod sdk;
+pub mod sql_tumble;
 pub mod startup;
 pub mod subscribe;
