@@ -315,7 +315,7 @@ def test_aws_cli(server_factory, tmp_path, stream_name):
 
     def aws(*args: str) -> dict:
         out = subprocess.run(
-            ["aws", "--endpoint-url", server.endpoint, "firehose", *args, "--output", "json"],
+            [*support.cli_command(), "--endpoint-url", server.endpoint, "firehose", *args, "--output", "json"],
             env=env, check=True, capture_output=True, text=True, timeout=60,
         ).stdout
         return json.loads(out) if out.strip() else {}
