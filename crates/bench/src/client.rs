@@ -211,10 +211,30 @@ impl Kinesis {
 
     /// Sends `body` and returns the whole response body of a successful call.
     pub async fn call(&self, op: Op, body: Bytes) -> Result<Bytes, CallError> {
+        self.exchange(op, self.request(op, body)).await
+    }
+
+    /// The server's `GET /metrics` text.
+    pub async fn metrics(&self) -> Result<String, CallError> {
+        let op = Op::Metrics;
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = Uri::builder()
+            .scheme("http")
+            .authority(self.uri.authority().map(|a| a.as_str()).unwrap_or_default())
+            .path_and_query("/metrics")
+            .build()
+            .map_err(|e| CallError::Transport { op, message: e.to_string() })?;
+        let bytes = self.exchange(op, request).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends `request` and reads its whole response within the timeout: the body of a 2xx, else
+    /// the AWS error it carries.
+    async fn exchange(&self, op: Op, request: Request<Full<Bytes>>) -> Result<Bytes, CallError> {
         let exchange = async {
             let response = self
                 .client
-                .request(self.request(op, body))
+                .request(request)
                 .await
                 .map_err(|e| CallError::Transport { op, message: error_chain(&e) })?;
             let status = response.status();
@@ -228,39 +248,6 @@ impl Kinesis {
                 Ok(bytes)
             } else {
                 Err(aws_error(op, status.as_u16(), &bytes))
-            }
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| CallError::Timeout { op, timeout: self.timeout })?
-    }
-
-    /// The server's `GET /metrics` text.
-    pub async fn metrics(&self) -> Result<String, CallError> {
-        let op = Op::Metrics;
-        let mut request = Request::new(Full::new(Bytes::new()));
-        *request.uri_mut() = Uri::builder()
-            .scheme("http")
-            .authority(self.uri.authority().map(|a| a.as_str()).unwrap_or_default())
-            .path_and_query("/metrics")
-            .build()
-            .map_err(|e| CallError::Transport { op, message: e.to_string() })?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| CallError::Transport { op, message: error_chain(&e) })?;
-            let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| CallError::Transport { op, message: error_chain(&e) })?
-                .to_bytes();
-            match status {
-                200 => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-                _ => Err(aws_error(op, status, &bytes)),
             }
         };
         tokio::time::timeout(self.timeout, exchange)
