@@ -48,15 +48,19 @@ class SqlProcess:
 
     def rows(self, count: int, timeout: float = 30.0) -> list[dict]:
         """The next `count` JSON rows."""
-        rows = []
+        return self.rows_until(lambda rows: len(rows) >= count, timeout)
+
+    def rows_until(self, done, timeout: float = 30.0) -> list[dict]:
+        """The JSON rows printed next, until `done(rows)` holds."""
+        rows: list[dict] = []
         deadline = time.monotonic() + timeout
-        while len(rows) < count:
+        while not done(rows):
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"only {len(rows)} of {count} rows in {timeout} s: {rows}; {self.stop()}")
+                raise AssertionError(f"only {len(rows)} rows in {timeout} s: {rows}; {self.stop()}")
             if line is None:
-                raise AssertionError(f"tideline sql ended after {len(rows)} rows: {self.stop()}")
+                raise AssertionError(f"tideline sql ended after {len(rows)} rows: {rows}; {self.stop()}")
             rows.append(json.loads(line))
         return rows
 
@@ -628,21 +632,6 @@ def test_job_metrics_move_with_the_job_and_are_valid_prometheus_text(server, kin
     assert ("tideline_analytics_rows_in_total", other) not in analytics_samples(server.endpoint)
 
 
-def lines_until(query: SqlProcess, done, timeout: float = 30.0) -> list[dict]:
-    """JSON rows printed by `query` until `done(rows)` holds."""
-    rows: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while not done(rows):
-        try:
-            line = query.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise AssertionError(f"{rows} after {timeout} s: {query.stop()}")
-        if line is None:
-            raise AssertionError(f"tideline sql ended after {rows}: {query.stop()}")
-        rows.append(json.loads(line))
-    return rows
-
-
 PROCTIME_TABLE = """CREATE TABLE events (id STRING, v BIGINT, pt AS PROCTIME())
 WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1',
       'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')"""
@@ -663,7 +652,7 @@ def test_processing_time_windows_close_on_the_wall_clock(endpoint, kinesis):
         sent += 2
         time.sleep(0.2)
     # Nothing more arrives: the wall clock alone closes the last windows.
-    rows = lines_until(query, lambda rows: sum(row["n"] for row in rows) >= sent, timeout=15)
+    rows = query.rows_until(lambda rows: sum(row["n"] for row in rows) >= sent, timeout=15)
     assert sum(row["n"] for row in rows) == sent
     windows = [(row["window_start"], row["id"]) for row in rows]
     assert len(windows) == len(set(windows)), rows  # one row per window and key
