@@ -25,7 +25,8 @@ pub use codec::Codec;
 pub use error::{AwsError, ErrorCode};
 pub use rest::{bytes_response, json_response, RestOperations, RestRequest};
 pub use service::{
-    BodyStream, BoxFuture, Call, Caller, EncodeResponse, EventSource, Operations, Payload, Reply, Route, Service,
+    BodyStream, BoxFuture, Call, Caller, DecodeRequest, EncodeResponse, EventSource, Operations, Payload, Reply, Route,
+    Service,
 };
-pub use types::{append_base64, Arena, ArenaBlob, ArenaText, Blob, Optional, Timestamp};
+pub use types::{append_base64, Arena, ArenaBlob, ArenaText, Blob, Optional, Packed, Timestamp};
 pub use validation::{Pattern, Validator};

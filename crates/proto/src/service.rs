@@ -166,6 +166,14 @@ pub trait EncodeResponse {
     fn encode(&self, codec: Codec) -> Vec<u8>;
 }
 
+/// A request that decodes itself, for hot paths that read the wire format directly instead of
+/// going through serde's data model. It must accept, refuse and word errors exactly as
+/// [`Codec::decode`] of its serde form does (in practice: a fast path for the common shape that
+/// leaves everything else to `Codec::decode`).
+pub trait DecodeRequest: Sized {
+    fn decode(codec: Codec, body: &[u8]) -> Result<Self, AwsError>;
+}
+
 /// What an event-stream operation's handler returns once the request is accepted: it starts
 /// producing messages, encoded in the request's codec, when opened.
 pub trait EventSource {
@@ -245,7 +253,7 @@ impl<C: Send + Sync + 'static> Operations<C> {
         Out: Serialize + Send + 'static,
         H: for<'a> Handler<'a, C, Req, Out, Kind>,
     {
-        self.register(name, handler, |response: Out, codec| Reply::Body(codec.encode(&response)))
+        self.register(name, handler, Codec::decode, |response: Out, codec| Reply::Body(codec.encode(&response)))
     }
 
     /// An operation whose response writes its own wire format.
@@ -255,7 +263,17 @@ impl<C: Send + Sync + 'static> Operations<C> {
         Out: EncodeResponse + Send + 'static,
         H: for<'a> Handler<'a, C, Req, Out, Kind>,
     {
-        self.register(name, handler, |response: Out, codec| Reply::Body(response.encode(codec)))
+        self.register(name, handler, Codec::decode, |response: Out, codec| Reply::Body(response.encode(codec)))
+    }
+
+    /// An operation whose request reads, and whose response writes, its own wire format.
+    pub fn wire<Req, Out, Kind: 'static, H>(self, name: &'static str, handler: H) -> Self
+    where
+        Req: DecodeRequest + Send + 'static,
+        Out: EncodeResponse + Send + 'static,
+        H: for<'a> Handler<'a, C, Req, Out, Kind>,
+    {
+        self.register(name, handler, Req::decode, |response: Out, codec| Reply::Body(response.encode(codec)))
     }
 
     /// An operation whose response is an event stream.
@@ -265,23 +283,24 @@ impl<C: Send + Sync + 'static> Operations<C> {
         Out: EventSource + Send + 'static,
         H: for<'a> Handler<'a, C, Req, Out, Kind>,
     {
-        self.register(name, handler, |source: Out, codec| Reply::Events(source.open(codec)))
+        self.register(name, handler, Codec::decode, |source: Out, codec| Reply::Events(source.open(codec)))
     }
 
     fn register<Req, Out, Kind: 'static, H>(
         mut self,
         name: &'static str,
         handler: H,
+        decode: fn(Codec, &[u8]) -> Result<Req, AwsError>,
         reply: fn(Out, Codec) -> Reply,
     ) -> Self
     where
-        Req: DeserializeOwned + Send + 'static,
+        Req: Send + 'static,
         Out: Send + 'static,
         H: for<'a> Handler<'a, C, Req, Out, Kind>,
     {
         let erased = erase(move |context: &C, call: Call<'_>| {
             Box::pin(async move {
-                let request = call.codec.decode(call.body)?;
+                let request = decode(call.codec, call.body)?;
                 let response = handler.call(context, call.caller, request).await?;
                 Ok(reply(response, call.codec))
             })

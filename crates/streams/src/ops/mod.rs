@@ -38,7 +38,7 @@ pub(crate) static OPERATIONS: LazyLock<Operations<StreamsService>> = LazyLock::n
         .op("MergeShards", shards::merge_shards)
         .op("UpdateShardCount", shards::update_shard_count)
         .op("PutRecord", records::put_record)
-        .encoded("PutRecords", records::put_records)
+        .wire("PutRecords", records::put_records)
         .op("GetShardIterator", reading::get_shard_iterator)
         .encoded("GetRecords", reading::get_records)
         .events("SubscribeToShard", subscribe::subscribe_to_shard)

@@ -4,7 +4,7 @@
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use tideline_proto::{Arena, Codec, EncodeResponse, Optional};
+use tideline_proto::{Arena, AwsError, Codec, DecodeRequest, EncodeResponse, Optional};
 
 use crate::model::ShardIdText;
 use crate::ops::records::{PutRecordsEntry, PutRecordsInput};
@@ -63,6 +63,17 @@ fn read_members<'de, A: MapAccess<'de>>(
 impl<'de> Deserialize<'de> for PutRecordsInput {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_struct("PutRecordsInput", InputVisitor::NAMES, InputVisitor)
+    }
+}
+
+/// A JSON request of the shape SDKs send is read in one pass (`put_records_json.rs`); anything
+/// else, and CBOR, goes through the serde decoder below, which decides what is refused and how.
+impl DecodeRequest for PutRecordsInput {
+    fn decode(codec: Codec, body: &[u8]) -> Result<Self, AwsError> {
+        match codec {
+            Codec::Json => super::put_records_json::read(body).map_or_else(|| codec.decode(body), Ok),
+            Codec::Cbor => codec.decode(body),
+        }
     }
 }
 
