@@ -18,8 +18,8 @@ import time
 import pytest
 import requests
 
-from support import (create_stream, find_binary, hash_key, iterator, make_client, run_cli, shard_id, unique_name,
-                     wait_for, drain)
+from support import (create_stream, find_binary, iterator, make_client, run_cli, shard_id, unique_name, wait_for,
+                     drain)
 
 
 
@@ -472,8 +472,7 @@ def test_window_results_are_written_once_across_a_restart_and_a_kill_9(server_fa
     make_client(server.endpoint, service="kinesisanalyticsv2").start_application(ApplicationName=name)
 
     def window_rows(kinesis, count):
-        records = wait_for(lambda: len(read_all(kinesis, sink)) >= count and read_all(kinesis, sink), timeout=20,
-                           what=f"{count} window rows")
+        wait_for(lambda: len(read_all(kinesis, sink)) >= count, timeout=20, what=f"{count} window rows")
         time.sleep(1)  # anything more (a duplicate) would show now
         return sorted((row["window_start"][-8:], row["id"], row["n"])
                       for row in (json.loads(record["Data"]) for record in read_all(kinesis, sink)))
@@ -759,3 +758,118 @@ def test_far_future_event_times_and_tiny_hops_stay_bounded(endpoint, kinesis):
     rows = windowed_rows(endpoint, stream, "CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND, "
                          "INTERVAL '10' SECOND)", 2)
     assert rows == [("00:00:00", "00:00:05", "a", 3), ("00:00:00", "00:00:10", "a", 3)]
+
+
+# Flink tutorials' event-time pattern: the time is epoch milliseconds in the record, and a computed
+# column makes it a TIMESTAMP_LTZ that carries the watermark.
+COMPUTED_TABLE = """CREATE TABLE orders (id STRING, epoch_ms BIGINT, price BIGINT, quantity BIGINT, placed STRING,
+  ts AS TO_TIMESTAMP_LTZ(epoch_ms, 3), total AS price * quantity, placed_at AS TO_TIMESTAMP(placed),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kinesis', 'stream' = '{stream}', 'aws.region' = 'us-east-1',
+      'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'json')"""
+EPOCH_2024 = 1_704_067_200_000  # 2024-01-01 00:00:00 UTC, in ms
+
+
+def order(key: str, second: float, price: int = 2, quantity: int = 3) -> dict:
+    return {"id": key, "epoch_ms": EPOCH_2024 + int(second * 1000), "price": price, "quantity": quantity,
+            "placed": f"2024-01-01 00:00:{int(second):02d}"}
+
+
+def test_computed_columns_show_in_select_star_and_drive_event_time_windows(endpoint, kinesis):
+    stream = unique_name("sql-computed")
+    create_stream(kinesis, stream, 1)
+    put_json(kinesis, stream, [order("a", 1), order("a", 2.5, price=5), order("b", 4), order("a", 12),
+                               order("z", 40)])
+    table = COMPUTED_TABLE.format(stream=stream)
+
+    # SELECT *: the computed columns in declaration order, as Flink shows them.
+    result = run_sql(endpoint, f"{table}; SELECT * FROM orders", "--output", "json", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout.splitlines()[0])
+    assert list(row) == ["id", "epoch_ms", "price", "quantity", "placed", "ts", "total", "placed_at"], row
+    assert (row["ts"], row["total"], row["placed_at"]) == ("2024-01-01T00:00:01", 6, "2024-01-01T00:00:01"), row
+
+    # Event-time TUMBLE over the computed column: exactly one row per window and key.
+    query = ("SELECT window_start, window_end, id, COUNT(*) AS n, SUM(total) AS amount "
+             "FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND)) "
+             "GROUP BY window_start, window_end, id")
+    sql = SqlProcess(endpoint, f"{table}; {query}", "--output", "json", "--limit", "3", "--timeout", "60")
+    rows = sql.rows(3)
+    code, stderr = sql.finish()
+    assert code == 0, stderr
+    got = sorted((row["window_start"][-8:], row["window_end"][-8:], row["id"], row["n"], row["amount"])
+                 for row in rows)
+    assert got == [("00:00:00", "00:00:10", "a", 2, 21), ("00:00:00", "00:00:10", "b", 1, 6),
+                   ("00:00:10", "00:00:20", "a", 1, 6)]
+
+
+def test_invalid_computed_columns_are_refused_when_submitted(endpoint, kinesis):
+    analytics = make_client(endpoint, service="kinesisanalyticsv2")
+    for column, named in [("ts AS TO_TIMESTAMP_LTZ(epoch, 3)", "epoch"),
+                          ("total AS price * id", "price * id"),
+                          ("twice AS total * 2, total AS price * quantity", "uses the computed column 'total'")]:
+        table = COMPUTED_TABLE.format(stream="any").replace("ts AS TO_TIMESTAMP_LTZ(epoch_ms, 3)", column, 1)
+        name = column.split()[0]
+        result = run_sql(endpoint, f"{table}; SELECT * FROM orders", "--timeout", "5")
+        assert result.returncode == 1, result.stderr
+        assert f"Invalid expression for computed column '{name}' of table 'orders'" in result.stderr, result.stderr
+        assert named in result.stderr, result.stderr
+        sink = "CREATE TABLE out (id STRING) WITH ('connector' = 'blackhole')"
+        with pytest.raises(analytics.exceptions.CodeValidationException) as refused:
+            create_application(analytics, unique_name("bad-computed"),
+                               f"{table}; {sink}; INSERT INTO out SELECT id FROM orders")
+        assert f"computed column '{name}'" in str(refused.value) and named in str(refused.value)
+
+
+def test_a_job_windows_on_a_computed_column_and_does_not_write_the_sinks_computed_ones(server, kinesis):
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    source, sink, name = unique_name("computed-in"), unique_name("computed-out"), unique_name("computed-job")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    # The sink's computed column is not part of its physical schema: the query fills the other three.
+    sql = (COMPUTED_TABLE.format(stream=source) + ";\n"
+           f"CREATE TABLE counts (window_start TIMESTAMP(3), id STRING, amount BIGINT, loud AS UPPER(id)) "
+           f"WITH ('connector' = 'kinesis', 'stream' = '{sink}', 'aws.region' = 'us-east-1', 'format' = 'json');\n"
+           "INSERT INTO counts SELECT window_start, id, SUM(total) FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), "
+           "INTERVAL '10' SECOND)) GROUP BY window_start, window_end, id")
+    create_application(analytics, name, sql)
+    analytics.start_application(ApplicationName=name)
+    put_json(kinesis, source, [order("a", 1), order("b", 2, price=7), order("a", 3), order("z", 30)])
+    wait_for(lambda: len(read_all(kinesis, sink)) >= 2, timeout=20, what="the window's rows")
+    time.sleep(1)  # a duplicate would show now
+    rows = sorted((json.loads(record["Data"]) for record in read_all(kinesis, sink)), key=lambda row: row["id"])
+    assert rows == [{"window_start": "2024-01-01 00:00:00", "id": "a", "amount": 12},
+                    {"window_start": "2024-01-01 00:00:00", "id": "b", "amount": 21}]
+    analytics.stop_application(ApplicationName=name)
+
+
+def test_a_failed_job_turns_its_application_ready_by_itself(server_factory):
+    server = server_factory()
+    kinesis = server.client()
+    analytics = make_client(server.endpoint, service="kinesisanalyticsv2")
+    source, sink, name = unique_name("fail-in"), unique_name("fail-out"), unique_name("fail-job")
+    create_stream(kinesis, source, 1)
+    create_stream(kinesis, sink, 1)
+    create_application(analytics, name, application_sql(source, sink))
+    analytics.start_application(ApplicationName=name)
+    put_json(kinesis, source, [{"id": "k1", "message": "hi"}])
+    wait_for(lambda: len(read_all(kinesis, sink)) == 1, timeout=20, what="the job's first row")
+
+    # The sink stream goes: the job's next write fails, and the job ends.
+    kinesis.delete_stream(StreamName=sink)
+    put_json(kinesis, source, [{"id": "k2", "message": "yo"}])
+    wait_for(lambda: analytics_samples(server.endpoint)[("tideline_analytics_job_running", name)] == 0,
+             timeout=20, what="the failed job shown as not running")
+    # READY already, by the job itself: no DescribeApplication or ListApplications has looked. A
+    # RUNNING application could not be started.
+    create_stream(kinesis, sink, 1)
+    analytics.start_application(ApplicationName=name)
+    status = analytics.describe_application(ApplicationName=name)["ApplicationDetail"]["ApplicationStatus"]
+    assert status == "RUNNING", status
+    log = server.log_path.read_text(errors="replace")
+    failed = [line for line in log.splitlines() if "analytics job failed" in line]
+    assert len(failed) == 1 and name in failed[0] and sink in failed[0], failed
+    # Started again, it reads on (a job without a checkpoint dir starts over: output at least once).
+    wait_for(lambda: {"id": "k2", "loud": "YO"} in [json.loads(r["Data"]) for r in read_all(kinesis, sink)],
+             timeout=20, what="the row the failed job could not write")
+    analytics.stop_application(ApplicationName=name)

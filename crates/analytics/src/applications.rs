@@ -3,13 +3,14 @@
 //! `kinesisanalytics`) whose application code is Flink SQL (`ApplicationConfiguration.
 //! ApplicationCodeConfiguration.CodeContent.TextContent`). CreateApplication checks the SQL,
 //! StartApplication runs its `INSERT INTO` statements as a [`Job`] reading streams in process,
-//! StopApplication stops it after a last checkpoint. Applications are kept in
+//! StopApplication stops it after a last checkpoint; a job whose query fails stops itself and
+//! turns its application READY at once (the error is in the server log). Applications are kept in
 //! `<data-dir>/analytics/applications.json`; a RUNNING one is started again when the server
 //! starts, from its checkpoints.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
@@ -22,7 +23,7 @@ use tideline_streams::StreamsService;
 
 use crate::engine::Engine;
 use crate::engine::Stats;
-use crate::jobs::{write_atomically, Job, QueryProgress};
+use crate::jobs::{write_atomically, Job};
 use crate::source::InProcess;
 
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20180523";
@@ -72,9 +73,19 @@ pub struct ApplicationsService {
     firehose: Arc<FirehoseService>,
     config: ApplicationsConfig,
     apps: Mutex<BTreeMap<String, Application>>,
+    /// Started jobs, until stopped (a failed job, already stopped, is reaped by the next start,
+    /// stop or delete of its application).
     jobs: tokio::sync::Mutex<BTreeMap<String, Job>>,
-    /// Job metrics for `/metrics`, updated as jobs start and stop.
-    running: Mutex<BTreeMap<String, Vec<QueryProgress>>>,
+    /// The jobs running, for `/metrics` and to tell a failing job from a newer one of the same
+    /// application. Locked before `apps` when both are.
+    running: Mutex<BTreeMap<String, RunningJob>>,
+    next_job_id: AtomicU64,
+}
+
+/// A running job as `/metrics` sees it.
+struct RunningJob {
+    id: u64,
+    queries: Vec<Arc<Stats>>,
 }
 
 fn now_ms() -> i64 {
@@ -108,6 +119,7 @@ impl ApplicationsService {
             apps: Mutex::new(apps),
             jobs: tokio::sync::Mutex::new(BTreeMap::new()),
             running: Mutex::new(BTreeMap::new()),
+            next_job_id: AtomicU64::new(0),
         });
         for name in running {
             if let Err(error) = service.start_job(&name).await {
@@ -138,17 +150,18 @@ impl ApplicationsService {
             .map_err(|error| AwsError::internal(format!("cannot save applications: {error}")))
     }
 
-    /// A job one of whose queries failed (its error is in the server log) is stopped as a whole
-    /// and its application is READY again, as after a failed Flink job.
-    async fn settle_failed_jobs(&self) {
-        let failed: Vec<String> = (self.jobs.lock().await.iter())
-            .filter(|(_, job)| job.queries.iter().any(|query| query.progress.failure.lock().is_some()))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in failed {
-            self.stop_job(&name).await;
-            self.set_status(&name, "READY");
+    /// Called by job `id` of application `name` when one of its queries fails (the job has
+    /// stopped itself): the application is READY again, as after a failed Flink job, unless the
+    /// job was stopped or replaced meanwhile. Status and `/metrics` change under the `running`
+    /// lock, so a scrape never sees one without the other.
+    fn job_failed(&self, name: &str, id: u64, error: &str) {
+        let mut running = self.running.lock();
+        if running.get(name).is_none_or(|job| job.id != id) {
+            return;
         }
+        self.set_status(name, "READY");
+        running.remove(name);
+        tracing::warn!(application = %name, %error, "analytics job failed and stopped; the application is READY");
     }
 
     fn set_status(&self, name: &str, status: &str) {
@@ -174,22 +187,39 @@ impl ApplicationsService {
         self.config.dir.as_ref().map(|dir| dir.join("checkpoints").join(name))
     }
 
-    async fn start_job(&self, name: &str) -> Result<(), AwsError> {
+    async fn start_job(self: &Arc<Self>, name: &str) -> Result<(), AwsError> {
         let app = self.get(name)?;
         let cap = self.config.max_window_state;
         let queries = compile(&app.code).await?.into_iter().map(|query| query.with_max_window_state(cap)).collect();
+        // A failed job of this application is still held: its tasks end before its checkpoints are read again.
+        self.stop_job(name).await;
         let checkpoints = self.checkpoint_dir(name);
         if let Some(dir) = &checkpoints {
             std::fs::create_dir_all(dir).map_err(|error| AwsError::internal(error.to_string()))?;
         }
-        let job = Job::start(
-            queries,
-            Arc::new(InProcess { streams: Arc::clone(&self.streams), firehose: Arc::clone(&self.firehose) }),
-            checkpoints,
-        );
-        self.running.lock().insert(name.to_string(), job.queries.iter().map(|query| query.progress.clone()).collect());
-        self.jobs.lock().await.insert(name.to_string(), job);
-        self.set_status(name, "RUNNING");
+        let id = self.next_job_id.fetch_add(1, Ordering::Relaxed);
+        let (service, application) = (Arc::downgrade(self), name.to_string());
+        let on_failure = Arc::new(move |error: &str| {
+            if let Some(service) = service.upgrade() {
+                service.job_failed(&application, id, error);
+            }
+        });
+        let access = Arc::new(InProcess { streams: Arc::clone(&self.streams), firehose: Arc::clone(&self.firehose) });
+        let job = {
+            // Held while the job starts: a query failing at once waits for the job to be RUNNING
+            // before it turns it READY.
+            let mut running = self.running.lock();
+            let job = Job::start(queries, access, checkpoints, on_failure);
+            let queries = job.queries.iter().map(|query| Arc::clone(&query.stats)).collect();
+            running.insert(name.to_string(), RunningJob { id, queries });
+            self.set_status(name, "RUNNING");
+            job
+        };
+        let replaced = self.jobs.lock().await.insert(name.to_string(), job);
+        if let Some(replaced) = replaced {
+            // Two starts raced past the READY check: the older job ends rather than run unowned.
+            replaced.stop().await;
+        }
         Ok(())
     }
 
@@ -422,7 +452,6 @@ async fn create(service: &Arc<ApplicationsService>, input: CreateInput) -> Resul
 
 async fn describe(service: &Arc<ApplicationsService>, input: NameInput) -> Result<DetailOutput, AwsError> {
     let name = validated_name(input.application_name.as_deref())?;
-    service.settle_failed_jobs().await;
     Ok(DetailOutput { application_detail: service.detail(&service.get(&name)?) })
 }
 
@@ -431,7 +460,6 @@ async fn list(service: &Arc<ApplicationsService>, input: ListInput) -> Result<Li
     v.integer("limit", input.limit, 1, 50);
     v.finish()?;
     let limit = input.limit.unwrap_or(50) as usize;
-    service.settle_failed_jobs().await;
     let apps = service.apps.lock();
     let after = input.next_token.unwrap_or_default();
     let mut summaries: Vec<Summary> = apps
@@ -542,12 +570,10 @@ impl Service for ApplicationsApi {
         let now = now_ms();
         let mut text = String::new();
         // Label values need no escaping: application names match [a-zA-Z0-9_.-]+ (CreateApplication).
-        text.push_str("# HELP tideline_analytics_job_running Whether an application's job is running: started, and none of its queries has failed.\n");
+        text.push_str("# HELP tideline_analytics_job_running Whether an application's job is running: started, and none of its queries has failed (a failed job stops).\n");
         text.push_str("# TYPE tideline_analytics_job_running gauge\n");
         for app in self.0.apps.lock().values() {
-            let up = running
-                .get(&app.name)
-                .is_some_and(|queries| queries.iter().all(|query| query.failure.lock().is_none()));
+            let up = running.contains_key(&app.name);
             text.push_str(&format!(
                 "tideline_analytics_job_running{{application=\"{}\"}} {}\n",
                 app.name,
@@ -556,9 +582,9 @@ impl Service for ApplicationsApi {
         }
         for family in QUERY_FAMILIES {
             text.push_str(&format!("# HELP {0} {1}\n# TYPE {0} {2}\n", family.name, family.help, family.kind));
-            for (name, queries) in running.iter() {
-                for (index, query) in queries.iter().enumerate() {
-                    if let Some(value) = (family.value)(&query.stats, now) {
+            for (name, job) in running.iter() {
+                for (index, stats) in job.queries.iter().enumerate() {
+                    if let Some(value) = (family.value)(stats, now) {
                         text.push_str(&format!(
                             "{}{{application=\"{name}\",query=\"{index}\"}} {value}\n",
                             family.name

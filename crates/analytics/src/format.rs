@@ -1,6 +1,6 @@
 //! Records to rows and back: the `json`, `csv` and `raw` formats over Arrow's JSON and CSV
-//! codecs, plus the metadata columns (arrival time, shard id, sequence number, partition key) and
-//! the processing-time column (`AS PROCTIME()`: the clock when the batch was read).
+//! codecs, plus the metadata columns (arrival time, shard id, sequence number, partition key);
+//! the computed columns are then evaluated over those (`crate::computed`).
 
 use std::sync::Arc;
 
@@ -36,15 +36,11 @@ pub fn decode(table: &TableSpec, shard_id: &str, records: &[Record]) -> Result<D
         }
     };
     let skipped = records.len() - kept.len();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.schema.fields().len());
-    // One reading of the clock for the whole batch: its rows were read at once.
-    let read_at = table.proctime.as_ref().map(|_| crate::functions::now_ms());
-    for field in table.schema.fields() {
+    let read = table.computed.read();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(read.fields().len());
+    for field in read.fields() {
         let column = match table.metadata.iter().find(|(column, _)| column == field.name()) {
             Some((_, kind)) => cast(&metadata_column(*kind, shard_id, records, &kept), field.data_type())?,
-            None if table.proctime.as_ref() == Some(field.name()) => {
-                Arc::new(TimestampMillisecondArray::from(vec![read_at.unwrap_or_default(); kept.len()])) as ArrayRef
-            }
             None => {
                 let index = table.physical.index_of(field.name())?;
                 Arc::clone(physical.column(index))
@@ -52,7 +48,7 @@ pub fn decode(table: &TableSpec, shard_id: &str, records: &[Record]) -> Result<D
         };
         columns.push(column);
     }
-    let batch = RecordBatch::try_new(Arc::clone(&table.schema), columns)?;
+    let batch = table.computed.complete(RecordBatch::try_new(Arc::clone(read), columns)?)?;
     Ok(Decoded { batch, skipped })
 }
 
@@ -216,11 +212,14 @@ mod tests {
             Field::new("shard", DataType::Utf8, true),
         ]));
         let physical = Arc::new(Schema::new(schema.fields()[..2].to_vec()));
+        let computed =
+            crate::computed::ComputedColumns::plan("t", Arc::clone(&schema), &[], &crate::engine::session()).unwrap();
         TableSpec {
             name: "t".into(),
             schema,
             physical,
             metadata: vec![("shard".into(), Metadata::ShardId)],
+            computed,
             proctime: None,
             watermark: None,
             format,

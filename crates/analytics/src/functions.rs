@@ -1,8 +1,10 @@
 //! Flink's scalar functions whose names or meanings differ from DataFusion's, registered in every
 //! session: `JSON_VALUE(json, path)`, `DATE_FORMAT(timestamp, 'yyyy-MM-dd HH:mm:ss')` (Java
 //! date patterns, where DataFusion's `date_format` alias of `to_char` takes chrono's),
-//! `TO_TIMESTAMP_LTZ(epoch, precision)` and `PROCTIME()` (in queries; as a table's computed column it
-//! is filled when rows are read, `format.rs`). Everything else is DataFusion's own.
+//! `TO_TIMESTAMP(string[, format])` (Java date patterns, a TIMESTAMP(3), NULL when the text does
+//! not parse, where DataFusion's takes chrono's and errs), `TO_TIMESTAMP_LTZ(epoch, precision)` and
+//! `PROCTIME()` (in queries, and as a table's computed column: evaluated once per batch read,
+//! `computed.rs`). Everything else is DataFusion's own.
 
 use std::sync::Arc;
 
@@ -10,7 +12,9 @@ use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray, Timesta
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{DataFusionError, ScalarValue};
-use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
+};
 use datafusion::prelude::SessionContext;
 
 const MILLIS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -31,6 +35,15 @@ pub fn register(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(|args| per_row(args, date_format)),
     ));
+    let text = DataType::Utf8;
+    let string_and_format =
+        vec![TypeSignature::Exact(vec![text.clone()]), TypeSignature::Exact(vec![text.clone(), text])];
+    ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "to_timestamp",
+        Signature::one_of(string_and_format, Volatility::Immutable),
+        MILLIS,
+        Arc::new(to_timestamp),
+    )));
     ctx.register_udf(create_udf(
         "to_timestamp_ltz",
         vec![DataType::Int64, DataType::Int64],
@@ -166,6 +179,53 @@ fn java_pattern(pattern: &str) -> String {
     out
 }
 
+/// Flink's `TO_TIMESTAMP(string[, format])`: epoch milliseconds of `string` read as UTC with the
+/// Java pattern `format`, or by default as `yyyy-MM-dd HH:mm:ss` with an optional fraction (or a
+/// bare date); NULL when it does not parse, as in Flink.
+fn to_timestamp(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let (texts, formats) = match arrays.as_slice() {
+        [texts] => (text(texts)?, None),
+        [texts, formats] => (text(texts)?, Some(text(formats)?)),
+        _ => return Err(DataFusionError::Plan("TO_TIMESTAMP takes (string[, format])".into())),
+    };
+    // The format is nearly always one literal: its chrono form is made once, not per row.
+    let mut pattern: Option<(String, String)> = None;
+    let out: TimestampMillisecondArray = (0..texts.len())
+        .map(|row| {
+            if texts.is_null(row) {
+                return None;
+            }
+            let chrono_format = match &formats {
+                None => None,
+                Some(formats) if formats.is_null(row) => return None,
+                Some(formats) => {
+                    let java = formats.value(row);
+                    if pattern.as_ref().is_none_or(|(cached, _)| cached != java) {
+                        pattern = Some((java.to_string(), java_pattern(java)));
+                    }
+                    pattern.as_ref().map(|(_, chrono_format)| chrono_format.as_str())
+                }
+            };
+            match chrono_format {
+                Some(format) => parse_utc_ms(texts.value(row), format),
+                None => parse_utc_ms(texts.value(row), "%Y-%m-%d %H:%M:%S%.f")
+                    .or_else(|| parse_utc_ms(texts.value(row), "%Y-%m-%d")),
+            }
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(out)))
+}
+
+/// `text` in chrono's `format` as UTC epoch milliseconds; a format with only a date gives its
+/// midnight.
+fn parse_utc_ms(text: &str, format: &str) -> Option<i64> {
+    let time = chrono::NaiveDateTime::parse_from_str(text, format)
+        .ok()
+        .or_else(|| chrono::NaiveDate::parse_from_str(text, format).ok()?.and_hms_opt(0, 0, 0))?;
+    Some(time.and_utc().timestamp_millis())
+}
+
 /// Flink's `TO_TIMESTAMP_LTZ(epoch, precision)`: epoch seconds (precision 0) or milliseconds (3).
 fn to_timestamp_ltz(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
     let arrays = ColumnarValue::values_to_arrays(args)?;
@@ -211,6 +271,23 @@ mod tests {
         assert_eq!(json_value(json, "$.n"), None);
         assert_eq!(json_value(json, "$.missing"), None);
         assert_eq!(json_value("not json", "$.a"), None);
+    }
+
+    #[test]
+    fn to_timestamp_reads_flinks_default_and_java_patterns() {
+        let at = |text: &str, format: Option<&str>| {
+            let mut args = vec![ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.to_string())))];
+            args.extend(format.map(|format| ColumnarValue::Scalar(ScalarValue::Utf8(Some(format.to_string())))));
+            let ColumnarValue::Array(array) = to_timestamp(&args).unwrap() else { panic!() };
+            let array = array.as_any().downcast_ref::<TimestampMillisecondArray>().unwrap().clone();
+            (!array.is_null(0)).then(|| array.value(0))
+        };
+        assert_eq!(at("2024-01-01 00:00:05", None), Some(1_704_067_205_000));
+        assert_eq!(at("2024-01-01 00:00:05.250", None), Some(1_704_067_205_250));
+        assert_eq!(at("2024-01-01", None), Some(1_704_067_200_000));
+        assert_eq!(at("01/01/2024 00:00:05", Some("dd/MM/yyyy HH:mm:ss")), Some(1_704_067_205_000));
+        assert_eq!(at("20240101", Some("yyyyMMdd")), Some(1_704_067_200_000));
+        assert_eq!(at("not a time", None), None);
     }
 
     #[test]

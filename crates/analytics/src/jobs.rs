@@ -16,7 +16,6 @@ use base64::Engine as _;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Query, Resume, Snapshot, Stats};
@@ -42,17 +41,14 @@ struct SavedWindow {
     rows: String,
 }
 
-/// How a job's query is doing, shared with `/metrics`.
-#[derive(Clone, Default)]
-pub struct QueryProgress {
-    pub stats: Arc<Stats>,
-    /// Why it stopped on its own, if it did.
-    pub failure: Arc<Mutex<Option<String>>>,
-}
+/// What a job does when one of its queries fails, with the error: the job has then stopped as a
+/// whole (its other queries stop after a last checkpoint), as a failed Flink job does.
+pub type OnFailure = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// One running query of a job.
 pub struct RunningQuery {
-    pub progress: QueryProgress,
+    /// What it has done, shared with `/metrics`.
+    pub stats: Arc<Stats>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -64,17 +60,30 @@ pub struct Job {
 
 impl Job {
     /// Starts `queries`; query `n` keeps its checkpoint in `checkpoints/<n>.json` (none when
-    /// `checkpoints` is `None`: an in-memory server).
-    pub fn start(queries: Vec<Query>, access: Arc<dyn StreamAccess>, checkpoints: Option<PathBuf>) -> Job {
+    /// `checkpoints` is `None`: an in-memory server). `on_failure` is called from the failing
+    /// query's task, once the job's stop flag is set.
+    pub fn start(
+        queries: Vec<Query>,
+        access: Arc<dyn StreamAccess>,
+        checkpoints: Option<PathBuf>,
+        on_failure: OnFailure,
+    ) -> Job {
         let stop = Arc::new(AtomicBool::new(false));
         let queries = queries
             .into_iter()
             .enumerate()
             .map(|(index, query)| {
                 let path = checkpoints.as_ref().map(|dir| dir.join(format!("{index}.json")));
-                let progress = QueryProgress::default();
-                let handle = tokio::spawn(run(query, Arc::clone(&access), Arc::clone(&stop), path, progress.clone()));
-                RunningQuery { progress, handle }
+                let stats = Arc::new(Stats::default());
+                let (access, stop, on_failure) = (Arc::clone(&access), Arc::clone(&stop), Arc::clone(&on_failure));
+                let task_stats = Arc::clone(&stats);
+                let handle = tokio::spawn(async move {
+                    if let Err(error) = run(&query, access, &stop, path, &task_stats).await {
+                        stop.store(true, Ordering::Relaxed);
+                        on_failure(&error.to_string());
+                    }
+                });
+                RunningQuery { stats, handle }
             })
             .collect();
         Job { stop, queries }
@@ -90,23 +99,20 @@ impl Job {
 }
 
 async fn run(
-    query: Query,
+    query: &Query,
     access: Arc<dyn StreamAccess>,
-    stop: Arc<AtomicBool>,
+    stop: &AtomicBool,
     path: Option<PathBuf>,
-    QueryProgress { stats, failure }: QueryProgress,
-) {
-    let resume = match path.as_deref().map(load).transpose() {
-        Ok(resume) => resume.flatten().unwrap_or_default(),
-        Err(error) => {
-            *failure.lock() = Some(format!("cannot read the checkpoint: {error}"));
-            return;
-        }
-    };
-    let Some(sink) = query.sink.clone() else {
-        *failure.lock() = Some("a job's statements must INSERT INTO a table".into());
-        return;
-    };
+    stats: &Stats,
+) -> Result<()> {
+    let resume = path
+        .as_deref()
+        .map(load)
+        .transpose()
+        .map_err(|error| invalid(format!("cannot read the checkpoint: {error}")))?
+        .flatten()
+        .unwrap_or_default();
+    let sink = query.sink.clone().ok_or_else(|| invalid("a job's statements must INSERT INTO a table"))?;
     let mut output = TableSink::new(sink, Arc::clone(&access));
     let mut last_saved = Instant::now();
     let mut save = |snapshot: Snapshot<'_>| -> Result<()> {
@@ -120,10 +126,7 @@ async fn run(
         }
         Ok(())
     };
-    if let Err(error) = query.run(access, &mut output, &stats, &stop, resume, &mut save).await {
-        tracing::warn!(query = %query.text, %error, "analytics job stopped");
-        *failure.lock() = Some(error.to_string());
-    }
+    query.run(access, &mut output, stats, stop, resume, &mut save).await
 }
 
 fn encode(snapshot: &Snapshot<'_>) -> Result<Vec<u8>> {

@@ -1,6 +1,6 @@
 //! Tideline Analytics: continuous SQL over Tideline's streams in the Flink SQL dialect, on
 //! DataFusion. Owns the Flink statement pre-pass ([`prepass`]), tables and their connector
-//! options ([`table`]), record formats ([`format`]), Flink's scalar functions ([`functions`]), reading streams shard by shard ([`source`]),
+//! options ([`table`]) and their computed columns ([`computed`]), record formats ([`format`]), Flink's scalar functions ([`functions`]), reading streams shard by shard ([`source`]),
 //! event-time windows and watermarks ([`window`]), running statements ([`engine`]) on plans made once ([`prepared`]), sinks
 //! ([`sink`]), the `tideline sql` command ([`cli`]), and jobs ([`jobs`]) managed through a
 //! kinesisanalyticsv2-shaped API ([`applications`]) and `tideline sql --submit/--list/--stop`
@@ -9,6 +9,7 @@
 
 pub mod applications;
 pub mod cli;
+pub mod computed;
 pub mod engine;
 pub mod error;
 pub mod format;

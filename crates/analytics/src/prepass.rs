@@ -1,7 +1,7 @@
 //! The text pre-pass that runs before sqlparser, for the Flink syntax sqlparser does not know:
 //! statements split on `;`, and in `CREATE TABLE` the `WATERMARK FOR c AS expr` item, columns
-//! declared `METADATA [FROM 'key'] [VIRTUAL]`, the processing-time column `pt AS PROCTIME()`,
-//! `PRIMARY KEY … NOT ENFORCED`, `PARTITIONED BY (…)` and Flink's `TIMESTAMP_LTZ` types. Scanning skips quoted text, so a quoted `;` or `(` is data.
+//! declared `METADATA [FROM 'key'] [VIRTUAL]`, computed columns `name AS expression` (among them
+//! the processing-time column `pt AS PROCTIME()`), `PRIMARY KEY … NOT ENFORCED`, `PARTITIONED BY (…)` and Flink's `TIMESTAMP_LTZ` types. Scanning skips quoted text, so a quoted `;` or `(` is data.
 
 use crate::error::{invalid, Result};
 
@@ -137,9 +137,21 @@ pub struct FlinkTableExtras {
     pub watermark: Option<(String, String)>,
     /// Columns read from record metadata: (column, metadata key).
     pub metadata: Vec<(String, String)>,
+    /// Computed columns, in declared order.
+    pub computed: Vec<ComputedItem>,
     /// The computed column `name AS PROCTIME()`: the wall-clock time a row was read.
     pub proctime: Option<String>,
     pub partitioned_by: Vec<String>,
+}
+
+/// A computed column as declared: `name AS expression [COMMENT '…']`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedItem {
+    /// How many columns are declared before it: where it stands among the table's columns.
+    pub position: usize,
+    pub name: String,
+    /// The expression as written (Flink's type names made DataFusion's), without the comment.
+    pub expression: String,
 }
 
 /// A `CREATE TABLE` statement in the form sqlparser reads, and the Flink parts taken out of it.
@@ -173,18 +185,17 @@ pub fn flink_create_table(sql: &str) -> Result<(String, FlinkTableExtras)> {
             extras.metadata.push((name, key));
             columns.push(column);
         } else if words.get(1) == Some(&"AS") {
-            // A computed column (`name AS expression`): sqlparser reads it as a typed column.
+            // A computed column (`name AS expression`): typed and evaluated by `crate::computed`.
             let name = unquote_ident(item.split_whitespace().next().unwrap_or_default());
-            let expression: String = words[2..].concat();
-            if expression != "PROCTIME()" {
-                return Err(invalid(format!(
-                    "computed column {name}: only `{name} AS PROCTIME()` is supported as a computed column"
-                )));
-            }
-            if extras.proctime.replace(name.clone()).is_some() {
+            let as_at = find_word(&item, "AS", 0).unwrap_or_default();
+            let end = find_word(&item, "COMMENT", as_at).unwrap_or(item.len());
+            let expression = flink_types(item[as_at + 2..end].trim());
+            if expression.to_ascii_uppercase().split_whitespace().collect::<String>() == "PROCTIME()"
+                && extras.proctime.replace(name.clone()).is_some()
+            {
                 return Err(invalid("a table can have only one processing-time attribute (AS PROCTIME())"));
             }
-            columns.push(format!("\"{name}\" TIMESTAMP(3)"));
+            extras.computed.push(ComputedItem { position: columns.len() + extras.computed.len(), name, expression });
         } else {
             columns.push(item);
         }
@@ -235,19 +246,25 @@ mod tests {
         let sql = "CREATE TABLE t (id STRING, ts TIMESTAMP(3), \
                    arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, \
                    `shard-id` VARCHAR(128) METADATA VIRTUAL, pt AS PROCTIME(), \
-                   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND, PRIMARY KEY (id) NOT ENFORCED) \
+                   total AS v * 2 COMMENT 'twice', WATERMARK FOR ts AS ts - INTERVAL '5' SECOND, PRIMARY KEY (id) NOT ENFORCED) \
                    PARTITIONED BY (id) WITH ('connector' = 'kinesis')";
         let (rewritten, extras) = flink_create_table(sql).unwrap();
         assert_eq!(
             rewritten,
-            "CREATE TABLE t (id STRING, ts TIMESTAMP(3), arrival TIMESTAMP(3), `shard-id` VARCHAR(128), \"pt\" TIMESTAMP(3))  WITH ('connector' = 'kinesis')"
+            "CREATE TABLE t (id STRING, ts TIMESTAMP(3), arrival TIMESTAMP(3), `shard-id` VARCHAR(128))  WITH ('connector' = 'kinesis')"
         );
         assert_eq!(extras.watermark, Some(("ts".into(), "ts - INTERVAL '5' SECOND".into())));
         assert_eq!(extras.metadata, [("arrival".into(), "timestamp".into()), ("shard-id".into(), "shard-id".into())]);
         assert_eq!(extras.partitioned_by, ["id"]);
         assert_eq!(extras.proctime.as_deref(), Some("pt"));
-        let error = flink_create_table("CREATE TABLE t (a INT, b AS a + 1) WITH ()").unwrap_err();
-        assert!(error.to_string().contains("only `b AS PROCTIME()`"), "{error}");
+        let computed = |position, name: &str, expression: &str| ComputedItem {
+            position,
+            name: name.into(),
+            expression: expression.into(),
+        };
+        assert_eq!(extras.computed, [computed(4, "pt", "PROCTIME()"), computed(5, "total", "v * 2")]);
+        let error = flink_create_table("CREATE TABLE t (a AS PROCTIME(), b AS proctime ( )) WITH ()").unwrap_err();
+        assert!(error.to_string().contains("only one processing-time attribute"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `CREATE TABLE … WITH (…)`: a table's columns, its watermark, metadata and processing-time
-//! columns, and its
+//! `CREATE TABLE … WITH (…)`: a table's columns, its watermark, metadata and computed columns
+//! (among them the processing-time one), and its
 //! connector (`kinesis`, `firehose`, `print`, `blackhole`) with the option names Flink's
 //! connectors use, both generations (4.x `stream`/`scan.stream.initpos`, 5.x
 //! `stream.arn`/`source.init.position`).
@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use tideline_streams::Position;
 
+use crate::computed::ComputedColumns;
 use crate::error::{invalid, Result};
 use crate::prepass::{flink_create_table, FlinkTableExtras};
 use crate::source::IdleTimeout;
@@ -73,9 +74,12 @@ pub struct TableSpec {
     pub name: String,
     /// Every column, in declared order.
     pub schema: SchemaRef,
-    /// The columns decoded from the record itself (all but the metadata and processing-time ones).
+    /// The columns decoded from the record itself (all but the metadata and computed ones): what
+    /// `INSERT INTO` writes.
     pub physical: SchemaRef,
     pub metadata: Vec<(String, Metadata)>,
+    /// The `name AS expression` columns, evaluated over the physical and metadata ones.
+    pub computed: ComputedColumns,
     /// The `name AS PROCTIME()` column: the wall-clock time each row was read.
     pub proctime: Option<String>,
     pub watermark: Option<Watermark>,
@@ -160,15 +164,19 @@ impl TableSpec {
             .iter()
             .map(|column| format!("CAST(NULL AS {}) AS \"{}\"", column.data_type, column.name.value))
             .collect();
-        let schema = ctx.sql(&format!("SELECT {}", casts.join(", "))).await?.schema().inner().clone();
-        let schema = Arc::new(Schema::new(
-            schema
+        let declared = match casts.is_empty() {
+            true => Arc::new(Schema::empty()),
+            false => ctx.sql(&format!("SELECT {}", casts.join(", "))).await?.schema().inner().clone(),
+        };
+        let read = Arc::new(Schema::new(
+            declared
                 .fields()
                 .iter()
                 .map(|field| Field::new(field.name(), field.data_type().clone(), true))
                 .collect::<Vec<_>>(),
         ));
-        build(name, schema, extras, options)
+        let computed = ComputedColumns::plan(&name, read, &extras.computed, ctx)?;
+        build(name, computed, extras, options)
     }
 }
 
@@ -193,7 +201,7 @@ fn options_map(options: &[SqlOption]) -> Result<BTreeMap<String, String>> {
 
 fn build(
     name: String,
-    schema: SchemaRef,
+    computed: ComputedColumns,
     extras: FlinkTableExtras,
     options: BTreeMap<String, String>,
 ) -> Result<TableSpec> {
@@ -241,12 +249,13 @@ fn build(
             Ok((column.clone(), kind))
         })
         .collect::<Result<Vec<_>>>()?;
+    let schema = Arc::clone(computed.schema());
     let physical = Arc::new(Schema::new(
-        schema
+        computed
+            .read()
             .fields()
             .iter()
             .filter(|field| !metadata.iter().any(|(column, _)| column == field.name()))
-            .filter(|field| extras.proctime.as_ref() != Some(field.name()))
             .cloned()
             .collect::<Vec<_>>(),
     ));
@@ -288,7 +297,7 @@ fn build(
         _ => Connector::Blackhole,
     };
     let proctime = extras.proctime;
-    Ok(TableSpec { name, schema, physical, metadata, proctime, watermark, format, connector })
+    Ok(TableSpec { name, schema, physical, metadata, computed, proctime, watermark, format, connector })
 }
 
 /// Flink's "required options are missing" error.
