@@ -3,7 +3,9 @@ and the CBOR protocol of the Java SDK / KCL (`application/x-amz-cbor-1.1`)."""
 
 import json
 import os
+import re
 import time
+import uuid
 
 import cbor2
 import pytest
@@ -37,6 +39,19 @@ def test_valid_raw_request(endpoint):
     assert isinstance(body["StreamNames"], list)
     assert body["HasMoreStreams"] in (True, False)
     assert response.headers.get("x-amzn-RequestId")
+
+
+def test_request_ids_are_distinct_version_4_uuids(endpoint):
+    # Request ids come from a user-space generator (no system call per request): they must still
+    # look like AWS's (lowercase version 4 UUIDs) and never repeat, errors included.
+    ids = []
+    for target in ["ListStreams"] * 50 + ["Nope"] * 10:
+        response = signed_request(endpoint, TARGET_PREFIX + target, b"{}")
+        ids.append(response.headers["x-amzn-RequestId"])
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", text), text
+        assert uuid.UUID(text).version == 4
 
 
 @pytest.mark.parametrize("target", ["Kinesis_20131202.Nope", "Kinesis_20131202.ListStream", "Whatever.ListStreams",

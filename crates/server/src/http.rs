@@ -180,8 +180,14 @@ fn respond(status: u16, codec: Codec, body: Body) -> Response {
     with_request_id(response)
 }
 
+/// A fresh version 4 UUID, as AWS's request ids are. Its bits come from the thread's
+/// user-space generator (`rand`'s ThreadRng: ChaCha, seeded and periodically reseeded from the
+/// OS) rather than `Uuid::new_v4`, which asks the OS for each id: one `getrandom` system call
+/// per request.
 fn with_request_id(mut response: Response) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    if let Ok(value) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)) {
         response.headers_mut().insert("x-amzn-RequestId", value);
     }
     response
