@@ -20,9 +20,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{invalid, Result, SqlError};
-use crate::format::decode;
 use crate::prepared::Prepared;
 use crate::prepass::{find_word, split_statements, unquote_ident};
+use crate::read_ahead::ReadAhead;
 use crate::source::{BoxFuture, IdleTimeout, Positions, StreamAccess, StreamTail};
 use crate::table::{Connector, TableSpec};
 use crate::window::{extract, window_schema, WindowState, WindowTime, WindowedQuery, WINDOW_TABLE};
@@ -353,7 +353,7 @@ impl Query {
         let Connector::Kinesis { stream, start, .. } = &self.source.connector else {
             return Err(invalid("only kinesis tables can be read"));
         };
-        let mut tail = StreamTail::new(access, stream, start.clone(), resume.positions);
+        let tail = StreamTail::new(access, stream, start.clone(), resume.positions);
         let (table, schema) = match &self.window {
             Some(_) => (WINDOW_TABLE.to_string(), window_schema(&self.source.schema)),
             None => (self.source.name.clone(), Arc::clone(&self.source.schema)),
@@ -377,25 +377,28 @@ impl Query {
             }
             None => None,
         };
-        while !stop.load(Ordering::Relaxed) {
-            let polled = tail.next(POLL).await?;
+        let assign_apart = match (&windows, &self.window) {
+            (Some((state, column)), Some(window)) if state.assigns_apart() => Some((window.kind, *column)),
+            _ => None,
+        };
+        let mut ahead = ReadAhead::new(tail, Arc::clone(&self.source), self.idle_timeout, assign_apart);
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            let mut round = ahead.next(stopping, POLL).await?;
+            let last = stopping && ahead.drained();
             let mut ready = Vec::new();
-            if let Some(polled) = &polled {
-                let decoded = decode(&self.source, &polled.shard_id, &polled.records)?;
+            if let Some(rows) = round.rows().await? {
+                let decoded = rows.decoded;
                 stats.rows_in.fetch_add(decoded.batch.num_rows() as u64, Ordering::Relaxed);
                 stats.skipped_records.fetch_add(decoded.skipped as u64, Ordering::Relaxed);
-                match &mut windows {
-                    Some((state, column)) => state.add(&polled.shard_id, &decoded.batch, *column)?,
-                    None => ready.push(decoded.batch),
+                match (&mut windows, rows.assigned) {
+                    (Some((state, _)), Some(assigned)) => state.accept(&rows.shard_id, assigned)?,
+                    (Some((state, column)), None) => state.add(&rows.shard_id, &decoded.batch, *column)?,
+                    (None, _) => ready.push(decoded.batch),
                 }
             }
             if let Some((state, _)) = &mut windows {
-                ready.extend(
-                    state
-                        .advance(tail.shard_states(self.idle_timeout), &schema)?
-                        .into_iter()
-                        .map(|closed| closed.batch),
-                );
+                ready.extend(state.advance(round.shard_states(), &schema)?.into_iter().map(|closed| closed.batch));
                 stats.late_rows.store(state.late_rows, Ordering::Relaxed);
                 stats.watermark_ms.store(state.watermark, Ordering::Relaxed);
             }
@@ -412,16 +415,17 @@ impl Query {
                     }
                 }
             }
-            let stopping = stop.load(Ordering::Relaxed);
             checkpoint(Snapshot {
-                stopping,
+                stopping: last,
                 windows_closed,
-                positions: tail.positions(),
+                positions: &round.positions,
                 watermark: windows.as_ref().map(|(state, _)| state.watermark),
                 windows: windows.as_ref().map(|(state, _)| state.open_windows().collect()).unwrap_or_default(),
             })?;
+            if last {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 }
 

@@ -280,22 +280,52 @@ impl WindowState {
         }
     }
 
+    /// Whether rows can be assigned to windows away from this state ([`assign`], then
+    /// [`WindowState::accept`]): event-time windows other than SESSION, whose windows depend on
+    /// nothing but each row's event time.
+    pub fn assigns_apart(&self) -> bool {
+        matches!(self.time, WindowTime::Event { .. }) && !matches!(self.kind, WindowKind::Session { .. })
+    }
+
     /// Assigns the rows of `batch` (read from `shard_id`; event time in column `time_column`)
     /// to their windows; rows all of whose windows have closed are late: dropped and counted.
     pub fn add(&mut self, shard_id: &str, batch: &RecordBatch, time_column: usize) -> Result<()> {
-        let times = cast(batch.column(time_column), &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-        let times = times
-            .as_any()
-            .downcast_ref::<TimestampMillisecondArray>()
-            .ok_or_else(|| invalid("the event time column is not a timestamp"))?;
-        let mut rows: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
-        let keys = match self.kind {
-            WindowKind::Session { .. } => self.session_key_values(batch)?,
-            _ => Vec::new(),
+        let floor = match self.time {
+            WindowTime::Event { .. } => i64::MIN,
+            // The clock read when the row was read; should it have stepped back since a
+            // window closed, the row goes to the first window still open, never late.
+            WindowTime::Processing => self.watermark.saturating_add(1),
         };
+        match self.kind {
+            WindowKind::Session { .. } => self.add_to_sessions(shard_id, batch, time_column),
+            kind => self.accept(shard_id, assign(kind, batch, time_column, floor)?),
+        }
+    }
+
+    /// Takes rows assigned to their windows (from `shard_id`) into the windows still open; rows
+    /// whose windows have all closed are late: dropped and counted.
+    pub fn accept(&mut self, shard_id: &str, assigned: Assigned) -> Result<()> {
+        // A read whose rows have no event time still counts: the shard has been read.
+        let shard_max = self.shard_max.entry(shard_id.to_string()).or_insert(i64::MIN);
+        *shard_max = (*shard_max).max(assigned.max_time.unwrap_or(i64::MIN));
+        let watermark = self.watermark;
+        let closed = |end: i64| end - 1 <= watermark;
+        let late: u64 = assigned.last_ends.iter().filter(|(end, _)| closed(*end)).map(|(_, rows)| rows).sum();
+        self.late_rows += assigned.unplaced + late;
+        let mut held = 0;
+        for ((end, start), rows) in assigned.windows.into_iter().filter(|((end, _), _)| !closed(*end)) {
+            held += batch_bytes(&rows);
+            self.open.entry((end, start)).or_default().push(rows);
+        }
+        self.charge(held)
+    }
+
+    fn add_to_sessions(&mut self, shard_id: &str, batch: &RecordBatch, time_column: usize) -> Result<()> {
+        let times = event_times(batch, time_column)?;
+        let keys = self.session_key_values(batch)?;
         let mut windows = Vec::new();
         let mut shard_max = self.shard_max.get(shard_id).copied().unwrap_or(i64::MIN);
-        for row in 0..batch.num_rows() {
+        for (row, key) in keys.iter().enumerate() {
             // A row without event time cannot be placed in any window.
             if times.is_null(row) {
                 self.late_rows += 1;
@@ -303,44 +333,24 @@ impl WindowState {
             }
             let ts = match self.time {
                 WindowTime::Event { .. } => times.value(row),
-                // The clock read when the row was read; should it have stepped back since a
-                // window closed, the row goes to the first window still open, never late.
                 WindowTime::Processing => times.value(row).max(self.watermark.saturating_add(1)),
             };
             shard_max = shard_max.max(ts);
             self.kind.windows(ts, &mut windows);
-            if let (Some(key), [(start, end)]) = (keys.get(row), windows.as_slice()) {
-                match end - 1 > self.watermark {
-                    true => self.join_session(key, *start, *end, row as u32),
-                    false => self.late_rows += 1,
-                }
-                continue;
-            }
-            let mut placed = false;
-            for &(start, end) in &windows {
-                if end - 1 > self.watermark {
-                    rows.entry((end, start)).or_default().push(row as u32);
-                    placed = true;
-                }
-            }
-            if !placed {
-                self.late_rows += 1;
+            match windows.as_slice() {
+                [(start, end)] if end - 1 > self.watermark => self.join_session(key, *start, *end, row as u32),
+                _ => self.late_rows += 1,
             }
         }
         self.shard_max.insert(shard_id.to_string(), shard_max);
-        let mut held = Vec::new();
-        for (key, indices) in rows {
-            let taken = take_record_batch(batch, &UInt32Array::from(indices))?;
-            held.push(batch_bytes(&taken));
-            self.open.entry(key).or_default().push(taken);
-        }
+        let mut held = 0;
         for session in self.sessions.values_mut().flatten().filter(|session| !session.new_rows.is_empty()) {
             let indices = UInt32Array::from(std::mem::take(&mut session.new_rows));
             let taken = take_record_batch(batch, &indices)?;
-            held.push(batch_bytes(&taken));
+            held += batch_bytes(&taken);
             session.batches.push(taken);
         }
-        self.charge(held.iter().sum())
+        self.charge(held)
     }
 
     /// Each row's SESSION key: its `PARTITION BY` values (all rows share one key without).
@@ -456,6 +466,81 @@ impl WindowState {
     }
 }
 
+/// Rows of one batch grouped by the windows they belong to, before any watermark is looked at:
+/// the part of adding rows that needs no window state, so that it can run on another core
+/// while the query aggregates ([`WindowState::accept`] then takes what is still open).
+pub struct Assigned {
+    /// (end, start) and the window's rows.
+    windows: Vec<((i64, i64), RecordBatch)>,
+    /// How many rows have each end as the end of their last window: such a row is late once
+    /// that window has closed.
+    last_ends: Vec<(i64, u64)>,
+    /// Rows in no window: no event time, or window bounds past the timestamp range.
+    unplaced: u64,
+    /// The latest event time among the rows.
+    max_time: Option<i64>,
+}
+
+/// Groups the rows of `batch` by the windows of `kind` that hold their event time (column
+/// `time_column`, raised to at least `floor`).
+pub fn assign(kind: WindowKind, batch: &RecordBatch, time_column: usize, floor: i64) -> Result<Assigned> {
+    let times = event_times(batch, time_column)?;
+    // Rows arrive mostly in event-time order: the window of the row before is checked first,
+    // the map only when it differs.
+    let mut groups: Vec<((i64, i64), Vec<u32>)> = Vec::new();
+    let mut group_of: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut last_ends: HashMap<i64, u64> = HashMap::new();
+    let (mut unplaced, mut max_time) = (0, None);
+    let mut windows = Vec::new();
+    for row in 0..batch.num_rows() {
+        if times.is_null(row) {
+            unplaced += 1;
+            continue;
+        }
+        let ts = times.value(row).max(floor);
+        max_time = max_time.max(Some(ts));
+        kind.windows(ts, &mut windows);
+        let Some(last_end) = windows.iter().map(|(_, end)| *end).max() else {
+            unplaced += 1;
+            continue;
+        };
+        *last_ends.entry(last_end).or_default() += 1;
+        for &(start, end) in &windows {
+            let key = (end, start);
+            let at = match groups.last() {
+                Some((last, _)) if *last == key => groups.len() - 1,
+                _ => *group_of.entry(key).or_insert_with(|| {
+                    groups.push((key, Vec::new()));
+                    groups.len() - 1
+                }),
+            };
+            groups[at].1.push(row as u32);
+        }
+    }
+    let windows = groups
+        .into_iter()
+        .map(|(key, rows)| {
+            let rows = match rows.len() == batch.num_rows() {
+                // The whole batch in one window (the usual case at low rates): no copy.
+                true => batch.clone(),
+                false => take_record_batch(batch, &UInt32Array::from(rows))?,
+            };
+            Ok((key, rows))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Assigned { windows, last_ends: last_ends.into_iter().collect(), unplaced, max_time })
+}
+
+/// The event times of `batch`'s column `time_column`, in milliseconds.
+fn event_times(batch: &RecordBatch, time_column: usize) -> Result<TimestampMillisecondArray> {
+    let times = cast(batch.column(time_column), &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    times
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .cloned()
+        .ok_or_else(|| invalid("the event time column is not a timestamp"))
+}
+
 fn with_window_columns(rows: &RecordBatch, start: i64, end: i64, schema: &SchemaRef) -> Result<RecordBatch> {
     let count = rows.num_rows();
     let mut columns = rows.columns().to_vec();
@@ -546,6 +631,34 @@ mod session_tests {
         let closed = state.advance([("s", true)].into_iter(), &schema).unwrap();
         assert_eq!(closed.iter().map(|w| (w.start, w.end, w.batch.num_rows())).collect::<Vec<_>>(), [(0, 35, 4)]);
         assert_eq!(state.open_windows().map(|(start, end, _)| (start, end)).collect::<Vec<_>>(), [(50, 60)]);
+    }
+
+    #[test]
+    fn rows_assigned_apart_join_only_open_windows_and_count_late_once() {
+        let mut state = WindowState::new(
+            WindowKind::Hop { slide: 5, size: 10 },
+            WindowTime::Event { delay_ms: 0 },
+            vec![],
+            u64::MAX,
+        );
+        assert!(state.assigns_apart());
+        let schema = window_schema(&batch(&[]).schema());
+        state.add("s", &batch(&[("a", 12)]), 1).unwrap();
+        state.advance([("s", true)].into_iter(), &schema).unwrap();
+        // Watermark 12: [0, 10) is closed, [5, 15) and [10, 20) are open. 3 is in [-5, 5) and
+        // [0, 10), both closed: late. 7 is in [0, 10) and [5, 15): it joins [5, 15) only.
+        let assigned = assign(state.kind, &batch(&[("b", 3), ("c", 7), ("d", 11)]), 1, i64::MIN).unwrap();
+        assert_eq!(assigned.max_time, Some(11));
+        state.accept("s", assigned).unwrap();
+        assert_eq!(state.late_rows, 1);
+        let rows: Vec<(i64, i64, usize)> = state
+            .open_windows()
+            .map(|(start, end, batches)| (start, end, batches.iter().map(RecordBatch::num_rows).sum()))
+            .collect();
+        assert_eq!(rows, [(5, 15, 3), (10, 20, 2)]);
+        // A session window needs the state: it is never assigned apart.
+        let session = WindowState::new(WindowKind::Session { gap: 5 }, WindowTime::Event { delay_ms: 0 }, vec![], 1);
+        assert!(!session.assigns_apart());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Before the clock starts, `--records` JSON records (`{"id":"k<i mod key-count>","v":<i mod
 //! 1000>,"ts":"2026-01-01 00:00:00.000"}`, event time advancing by `1000 / --per-second` ms per
-//! record) are put with PutRecords, partition key = `id`, followed by one closing record 10 s of
-//! event time later (key `end`) that moves the watermark past the last window. Then a
+//! record) are put with PutRecords, partition key = `id`, followed by a closing record 10 s of
+//! event time later (key `end`) in every shard, which moves the watermark past the last window. Then a
 //! kinesisanalyticsv2 application runs `INSERT INTO out SELECT window_start, window_end, id,
 //! COUNT(*), SUM(v) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY
 //! window_start, window_end, id` from TRIM_HORIZON into a second stream. The clock runs from
@@ -253,10 +253,10 @@ async fn time_job(
         }
         if Instant::now() >= deadline {
             return Err(BenchError::Run(format!(
-                "the job wrote {} of {expected} rows ({} of {} records read) within {:.0} s",
+                "the job wrote {} of {expected} rows ({} of {} records and the shards' closing ones read) within {:.0} s",
                 counters.rows_out,
                 counters.rows_in,
-                input.records + 1,
+                input.records,
                 args.max_wait
             )));
         }
@@ -293,8 +293,8 @@ async fn time_job(
     })
 }
 
-/// Puts every record and then the closing one, `--batch-size` per call over `--connections`
-/// connections. The calls go in rounds (each connection one call, all awaited), so a shard's
+/// Puts every record and then the closing one into every shard, `--batch-size` per call over
+/// `--connections` connections. The calls go in rounds (each connection one call, all awaited), so a shard's
 /// records are out of event-time order by at most one round, far less than the watermark's
 /// 1-second delay at the default rate.
 async fn load(ctx: &Ctx, input: &Input, stream: &str) -> Result<(), BenchError> {
@@ -308,7 +308,7 @@ async fn load(ctx: &Ctx, input: &Input, stream: &str) -> Result<(), BenchError> 
                 break;
             }
             let end = (next + batch).min(input.records);
-            let entries: Vec<(String, String)> = (next..end).map(|i| input.record(i)).collect();
+            let entries: Vec<Entry> = (next..end).map(|i| Entry::routed(input.record(i))).collect();
             let (client, stream) = (client.clone(), stream.to_string());
             calls.push(tokio::spawn(async move { put_all(&client, &stream, entries).await }));
             next = end;
@@ -317,14 +317,51 @@ async fn load(ctx: &Ctx, input: &Input, stream: &str) -> Result<(), BenchError> 
             call.await.map_err(|error| BenchError::Run(format!("PutRecords worker: {error}")))??;
         }
     }
-    put_all(&clients[0], stream, vec![input.record(input.records)]).await
+    // Every shard gets the closing record (ExplicitHashKey = the shard's first hash key), so that
+    // each shard's event time passes the last window, as a bounded source's end does in Flink:
+    // with it in one shard only, the others would hold the watermark until the idle timeout
+    // (1 s), a wait that is no work of the job's.
+    let listed: serde_json::Value = clients[0].json(Op::ListShards, &json!({"StreamName": stream})).await?;
+    let closing: Vec<Entry> = listed["Shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|shard| shard["HashKeyRange"]["StartingHashKey"].as_str())
+        .map(|hash_key| Entry { hash_key: Some(hash_key.to_string()), ..Entry::routed(input.record(input.records)) })
+        .collect();
+    if closing.is_empty() {
+        return Err(BenchError::Run(format!("ListShards of {stream} gave no shards")));
+    }
+    put_all(&clients[0], stream, closing).await
+}
+
+/// A record to put: partition key, JSON data, and the hash key that overrides the partition
+/// key's (`None`: the partition key routes it).
+struct Entry {
+    key: String,
+    data: String,
+    hash_key: Option<String>,
+}
+
+impl Entry {
+    fn routed((key, data): (String, String)) -> Self {
+        Entry { key, data, hash_key: None }
+    }
 }
 
 /// PutRecords of `entries`, putting again the records the server refused.
-async fn put_all(client: &Kinesis, stream: &str, mut entries: Vec<(String, String)>) -> Result<(), BenchError> {
+async fn put_all(client: &Kinesis, stream: &str, mut entries: Vec<Entry>) -> Result<(), BenchError> {
     for _ in 0..PUT_ATTEMPTS {
-        let records: Vec<_> =
-            entries.iter().map(|(key, data)| json!({"PartitionKey": key, "Data": STANDARD.encode(data)})).collect();
+        let records: Vec<_> = entries
+            .iter()
+            .map(|entry| {
+                let mut record = json!({"PartitionKey": entry.key, "Data": STANDARD.encode(&entry.data)});
+                if let Some(hash_key) = &entry.hash_key {
+                    record["ExplicitHashKey"] = json!(hash_key);
+                }
+                record
+            })
+            .collect();
         let body = serde_json::to_vec(&json!({"StreamName": stream, "Records": records}))
             .map_err(|error| BenchError::Run(error.to_string()))?;
         let response = client.call(Op::PutRecords, Bytes::from(body)).await?;
