@@ -8,6 +8,7 @@
 //! API ([`applications`]) and `tideline sql --submit/--list/--stop` ([`manage`]). Does not own the
 //! streams themselves: it reads and writes them through `tideline_streams` in process, or through
 //! the Kinesis API.
+
 pub mod applications;
 pub mod cli;
 pub mod computed;
