@@ -176,7 +176,7 @@ impl Engine {
         for table in self.tables.values() {
             ctx.register_table(
                 table.name.as_str(),
-                Arc::new(MemTable::try_new(Arc::clone(&table.schema), vec![vec![]])?),
+                Arc::new(MemTable::try_new(Arc::clone(table.schema()), vec![vec![]])?),
             )?;
         }
         let (sql, source) = match &window {
@@ -187,7 +187,7 @@ impl Engine {
                     .cloned()
                     .ok_or_else(|| SqlError::UnknownTable(window.table.clone()))?;
                 window_time(&source, &window.time_column)?;
-                let schema = window_schema(&source.schema);
+                let schema = window_schema(source.schema());
                 ctx.register_table(WINDOW_TABLE, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
                 (window.sql.clone(), Some(source))
             }
@@ -249,7 +249,7 @@ fn window_time(source: &TableSpec, column: &str) -> Result<(WindowTime, usize)> 
         }
     };
     let index = source
-        .schema
+        .schema()
         .index_of(column)
         .map_err(|_| invalid(format!("DESCRIPTOR({column}): table {} has no such column", source.name)))?;
     Ok((time, index))
@@ -355,8 +355,8 @@ impl Query {
         };
         let tail = StreamTail::new(access, stream, start.clone(), resume.positions);
         let (table, schema) = match &self.window {
-            Some(_) => (WINDOW_TABLE.to_string(), window_schema(&self.source.schema)),
-            None => (self.source.name.clone(), Arc::clone(&self.source.schema)),
+            Some(_) => (WINDOW_TABLE.to_string(), window_schema(self.source.schema())),
+            None => (self.source.name.clone(), Arc::clone(self.source.schema())),
         };
         let prepared = Prepared::new(session(), &table, Arc::clone(&schema), &self.select).await?;
         let mut windows = match &self.window {
@@ -365,7 +365,7 @@ impl Query {
                     .partition_by
                     .iter()
                     .map(|column| {
-                        self.source.schema.index_of(column).map_err(|_| {
+                        self.source.schema().index_of(column).map_err(|_| {
                             invalid(format!("PARTITION BY {column}: table {} has no such column", self.source.name))
                         })
                     })

@@ -212,11 +212,9 @@ mod tests {
             Field::new("shard", DataType::Utf8, true),
         ]));
         let physical = Arc::new(Schema::new(schema.fields()[..2].to_vec()));
-        let computed =
-            crate::computed::ComputedColumns::plan("t", Arc::clone(&schema), &[], &crate::engine::session()).unwrap();
+        let computed = crate::computed::ComputedColumns::plan("t", schema, &[], &crate::engine::session()).unwrap();
         TableSpec {
             name: "t".into(),
-            schema,
             physical,
             metadata: vec![("shard".into(), Metadata::ShardId)],
             computed,

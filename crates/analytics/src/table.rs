@@ -72,8 +72,6 @@ pub struct Watermark {
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub name: String,
-    /// Every column, in declared order.
-    pub schema: SchemaRef,
     /// The columns decoded from the record itself (all but the metadata and computed ones): what
     /// `INSERT INTO` writes.
     pub physical: SchemaRef,
@@ -145,6 +143,11 @@ const FIREHOSE_OPTIONS: &[&str] = &[
 ];
 
 impl TableSpec {
+    /// Every column, in declared order: the physical, metadata and computed ones.
+    pub fn schema(&self) -> &SchemaRef {
+        self.computed.schema()
+    }
+
     /// Reads a Flink `CREATE TABLE` statement; `ctx` maps the SQL column types to Arrow.
     pub async fn parse(sql: &str, ctx: &SessionContext) -> Result<TableSpec> {
         let (rewritten, extras) = flink_create_table(sql)?;
@@ -249,7 +252,6 @@ fn build(
             Ok((column.clone(), kind))
         })
         .collect::<Result<Vec<_>>>()?;
-    let schema = Arc::clone(computed.schema());
     let physical = Arc::new(Schema::new(
         computed
             .read()
@@ -261,7 +263,8 @@ fn build(
     ));
     let watermark = extras.watermark.as_ref().map(|(column, expr)| watermark(column, expr)).transpose()?;
     if let Some(watermark) = &watermark {
-        let field = schema
+        let field = computed
+            .schema()
             .field_with_name(&watermark.column)
             .map_err(|_| invalid(format!("WATERMARK FOR {}: no such column in table {name}", watermark.column)))?;
         if !matches!(field.data_type(), DataType::Timestamp(_, _)) {
@@ -297,7 +300,7 @@ fn build(
         _ => Connector::Blackhole,
     };
     let proctime = extras.proctime;
-    Ok(TableSpec { name, schema, physical, metadata, computed, proctime, watermark, format, connector })
+    Ok(TableSpec { name, physical, metadata, computed, proctime, watermark, format, connector })
 }
 
 /// Flink's "required options are missing" error.
@@ -420,8 +423,8 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(table.name, "kinesis_stream");
-        assert_eq!(table.schema.fields().len(), 2);
-        assert_eq!(table.schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(table.schema().fields().len(), 2);
+        assert_eq!(table.schema().field(0).data_type(), &DataType::Utf8);
         assert_eq!(table.format, Format::Json { ignore_parse_errors: false });
         let Connector::Kinesis { stream, start, .. } = table.connector else { panic!() };
         assert_eq!((stream.as_str(), start), ("your-kinesis-stream-name", Position::Latest));

@@ -297,7 +297,7 @@ impl WindowState {
             WindowTime::Processing => self.watermark.saturating_add(1),
         };
         match self.kind {
-            WindowKind::Session { .. } => self.add_to_sessions(shard_id, batch, time_column),
+            WindowKind::Session { .. } => self.add_to_sessions(shard_id, batch, time_column, floor),
             kind => self.accept(shard_id, assign(kind, batch, time_column, floor)?),
         }
     }
@@ -320,7 +320,9 @@ impl WindowState {
         self.charge(held)
     }
 
-    fn add_to_sessions(&mut self, shard_id: &str, batch: &RecordBatch, time_column: usize) -> Result<()> {
+    /// SESSION windows: each row joins (or starts) its key's session; event times raised to at
+    /// least `floor`, as [`assign`] does.
+    fn add_to_sessions(&mut self, shard_id: &str, batch: &RecordBatch, time_column: usize, floor: i64) -> Result<()> {
         let times = event_times(batch, time_column)?;
         let keys = self.session_key_values(batch)?;
         let mut windows = Vec::new();
@@ -331,10 +333,7 @@ impl WindowState {
                 self.late_rows += 1;
                 continue;
             }
-            let ts = match self.time {
-                WindowTime::Event { .. } => times.value(row),
-                WindowTime::Processing => times.value(row).max(self.watermark.saturating_add(1)),
-            };
+            let ts = times.value(row).max(floor);
             shard_max = shard_max.max(ts);
             self.kind.windows(ts, &mut windows);
             match windows.as_slice() {
