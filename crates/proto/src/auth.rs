@@ -21,13 +21,30 @@ impl<'a> SigV4Header<'a> {
     }
 }
 
-fn parameter<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header
-        .split([',', ' '])
-        .filter_map(|part| part.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
+/// The parameters a SigV4 header must carry, in the order its error message names them.
+const PARAMETERS: [&str; 3] = ["Credential", "Signature", "SignedHeaders"];
+
+/// The value of each of [`PARAMETERS`] in `header` (its first `name=value` part; `None` when
+/// missing or empty), found in one pass. Every request is checked, so the header is split at
+/// its ASCII separators byte by byte rather than through a `char` pattern, which decodes UTF-8
+/// and cost ~20,000 instructions a request over six lookups.
+fn parameters(header: &str) -> [Option<&str>; 3] {
+    let mut values = [None; 3];
+    let mut seen = [false; 3];
+    let mut rest = header;
+    while !rest.is_empty() {
+        let end = rest.bytes().position(|byte| byte == b',' || byte == b' ').unwrap_or(rest.len());
+        let part = rest[..end].trim();
+        rest = rest.get(end + 1..).unwrap_or("");
+        let Some((key, value)) = part.split_once('=') else { continue };
+        if let Some(slot) = PARAMETERS.iter().position(|name| *name == key) {
+            if !seen[slot] {
+                seen[slot] = true;
+                values[slot] = Some(value).filter(|value| !value.is_empty());
+            }
+        }
+    }
+    values
 }
 
 /// Checks that the request carries a complete SigV4 authentication, with AWS's error types and
@@ -69,9 +86,10 @@ pub fn check_complete<'a>(
             }
         }
         Some(header) => {
+            let [credential, signature, signed_headers] = parameters(header);
             let mut message = String::new();
-            for name in ["Credential", "Signature", "SignedHeaders"] {
-                if parameter(header, name).is_none() {
+            for (name, value) in PARAMETERS.iter().zip([credential, signature, signed_headers]) {
+                if value.is_none() {
                     message.push_str(&format!("Authorization header requires '{name}' parameter. "));
                 }
             }
@@ -86,9 +104,9 @@ pub fn check_complete<'a>(
             let first = header.split_whitespace().next().unwrap_or("");
             Ok(Some(SigV4Header {
                 algorithm: if first.contains('=') { "" } else { first },
-                credential: parameter(header, "Credential").unwrap_or_default(),
-                signed_headers: parameter(header, "SignedHeaders").unwrap_or_default(),
-                signature: parameter(header, "Signature").unwrap_or_default(),
+                credential: credential.unwrap_or_default(),
+                signed_headers: signed_headers.unwrap_or_default(),
+                signature: signature.unwrap_or_default(),
             }))
         }
     }
@@ -108,6 +126,14 @@ mod tests {
         assert_eq!(parsed.access_key_id(), "AKID");
         assert_eq!(parsed.signed_headers, "host;x-amz-date;x-amz-target");
         assert_eq!(parsed.signature, "abcdef");
+    }
+
+    #[test]
+    fn the_first_of_a_repeated_parameter_counts_and_empty_is_missing() {
+        let header = "AWS4-HMAC-SHA256 Credential=,Credential=AKID/x,\tSignature=s1 Signature=s2,SignedHeaders=host";
+        assert_eq!(parameters(header), [None, Some("s1"), Some("host")]);
+        let error = check_complete(Some(header), None, true).unwrap_err();
+        assert!(error.message.unwrap().starts_with("Authorization header requires 'Credential' parameter. "));
     }
 
     #[test]

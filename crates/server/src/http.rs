@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -180,6 +180,10 @@ fn respond(status: u16, codec: Codec, body: Body) -> Response {
     with_request_id(response)
 }
 
+/// `x-amzn-RequestId` (header names are sent in lower case): a constant, so that naming it does
+/// not parse and copy the name on every response.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
 /// A fresh version 4 UUID, as AWS's request ids are. Its bits come from the thread's
 /// user-space generator (`rand`'s ThreadRng: ChaCha, seeded and periodically reseeded from the
 /// OS) rather than `Uuid::new_v4`, which asks the OS for each id: one `getrandom` system call
@@ -188,7 +192,7 @@ fn with_request_id(mut response: Response) -> Response {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
     if let Ok(value) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)) {
-        response.headers_mut().insert("x-amzn-RequestId", value);
+        response.headers_mut().insert(REQUEST_ID, value);
     }
     response
 }

@@ -43,6 +43,9 @@ pub struct ServerMetrics {
     /// read lock and no allocation. Both labels are names from the services' operation tables
     /// (or the constants above), never client text, so the set is bounded.
     operations: RwLock<HashMap<(&'static str, &'static str), Histogram>>,
+    /// Resolved request counters per (service, operation, status), for the same reason; HTTP
+    /// statuses are a bounded set too.
+    counters: RwLock<HashMap<(&'static str, &'static str, StatusCode), IntCounter>>,
     connections: ConnectionMetrics,
 }
 
@@ -130,6 +133,7 @@ impl ServerMetrics {
             requests,
             durations,
             operations: RwLock::new(HashMap::new()),
+            counters: RwLock::new(HashMap::new()),
             connections: ConnectionMetrics { open, refused, tls_handshake_failures },
         })
     }
@@ -146,6 +150,17 @@ impl ServerMetrics {
         let histogram = self.durations.with_label_values(&[service, operation]);
         self.operations.write().insert((service, operation), histogram.clone());
         histogram
+    }
+
+    /// Counts one request answered with `status`.
+    fn count(&self, service: &'static str, operation: &'static str, status: StatusCode) {
+        if let Some(counter) = self.counters.read().get(&(service, operation, status)) {
+            counter.inc();
+            return;
+        }
+        let counter = self.requests.with_label_values(&[service, operation, status.as_str()]);
+        counter.inc();
+        self.counters.write().insert((service, operation, status), counter);
     }
 
     /// The server's metrics in the Prometheus text format.
@@ -176,7 +191,7 @@ pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, 
     };
     let status = response.status();
     metrics.histogram(service, operation).observe(elapsed.as_secs_f64());
-    metrics.requests.with_label_values(&[service, operation, status.as_str()]).inc();
+    metrics.count(service, operation, status);
     tracing::debug!(
         service = %service,
         operation = %operation,
@@ -217,9 +232,18 @@ mod tests {
         metrics.histogram("kinesis", "PutRecords").observe(0.002);
         metrics.histogram(HTTP_SERVICE, OTHER_OPERATION).observe(0.001);
         assert_eq!(metrics.operations.read().len(), 2);
+        for _ in 0..3 {
+            metrics.count("kinesis", "PutRecords", StatusCode::OK);
+        }
+        metrics.count("kinesis", "PutRecords", StatusCode::BAD_REQUEST);
+        assert_eq!(metrics.counters.read().len(), 2);
         let text = metrics.render();
         assert!(
             text.contains(r#"tideline_request_duration_seconds_count{operation="PutRecords",service="kinesis"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tideline_requests_total{operation="PutRecords",service="kinesis",status="200"} 3"#),
             "{text}"
         );
         assert!(text.contains("tideline_build_info{version="), "{text}");
