@@ -254,9 +254,11 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     let codec = header_text("content-type").and_then(Codec::from_content_type);
     let unknown =
         || error_response(ErrorStyle::Rpc(codec.unwrap_or(Codec::Json)), &AwsError::bare(ErrorCode::UnknownOperation));
-    // Owned, so that a streamed body can be put into the head's extensions while they are used.
-    let (target, path) = (header_text("x-amz-target").map(str::to_owned), parts.uri.path().to_owned());
-    let Some((service, operation)) = gateway.route(target.as_deref(), &path) else {
+    // Held apart from the head, so that a streamed body can be put into its extensions while
+    // they are used: clones that share the received bytes (reference counts, no copies).
+    let (target, uri) = (parts.headers.get("x-amz-target").cloned(), parts.uri.clone());
+    let target = target.as_ref().and_then(|value| value.to_str().ok());
+    let Some((service, operation)) = gateway.route(target, uri.path()) else {
         return unknown();
     };
     // REST-JSON bodies are JSON whatever their content type says (often none, on a GET).
