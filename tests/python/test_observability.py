@@ -54,6 +54,10 @@ def metric(text: str, name: str, stream: str) -> float:
 def test_health(endpoint):
     response = requests.get(f"{endpoint}/health", timeout=5)
     assert response.status_code == 200 and response.text == "ok"
+    assert requests.head(f"{endpoint}/health", timeout=5).status_code == 200
+    for path in ("/health", "/metrics"):
+        refused = requests.post(f"{endpoint}{path}", data=b"x", timeout=5)
+        assert refused.status_code == 405 and refused.headers["Allow"] == "GET,HEAD", path
 
 
 def test_metrics_count_writes_and_reads_per_stream(endpoint, kinesis):

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::Request;
-use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -24,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
-use tower_service::Service;
 
+use crate::http::App;
 use crate::observe::ConnectionMetrics;
 
 /// How long the accept loop pauses when the process is out of file descriptors, so that it does
@@ -54,7 +53,7 @@ pub struct ConnectionLimits {
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: Router,
+    app: App,
     limits: ConnectionLimits,
     metrics: ConnectionMetrics,
     shutdown: impl Future<Output = ()>,
@@ -134,7 +133,7 @@ async fn accept_failed(error: &std::io::Error) {
 /// One accepted connection and what serving it needs.
 struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
-    app: Router,
+    app: App,
     limits: ConnectionLimits,
     metrics: ConnectionMetrics,
     stopping: watch::Receiver<bool>,
@@ -200,9 +199,10 @@ impl Connection {
             let activity = activity.clone();
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let in_flight = activity.begin();
-                let response = app.clone().call(request.map(|body| Body::new(StallGuarded::new(body, idle_timeout))));
+                let request = request.map(|body| Body::new(StallGuarded::new(body, idle_timeout)));
+                let app = app.clone();
                 async move {
-                    let response = response.await?;
+                    let response = app.respond(request).await;
                     Ok::<_, Infallible>(response.map(|body| HeldBody { body, _in_flight: in_flight }))
                 }
             })

@@ -1,15 +1,16 @@
 //! Server-wide observation: request counts and latencies by service, operation and status, open
 //! connections, process metrics and build info, added to the `/metrics` scrape; and one debug log
-//! line per request. Applied to the router as a layer ([`track`]), so routing stays unaware of it.
+//! line per request. Every request passes through [`track`] on its way to the gateway, so routing
+//! stays unaware of it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 
@@ -172,10 +173,14 @@ impl ServerMetrics {
     }
 }
 
-/// Counts, times and (at debug level) logs each request; answers `GET /metrics` with the server's
-/// own metrics appended to the services' ones. The service and operation come from the
-/// [`Served`] mark the router puts on responses it dispatched.
-pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, next: Next) -> Response {
+/// Counts, times and (at debug level) logs each request that `respond` answers; answers
+/// `GET /metrics` with the server's own metrics appended to the services' ones. The service and
+/// operation come from the [`Served`] mark the gateway puts on responses it dispatched.
+pub async fn track<F: Future<Output = Response>>(
+    metrics: &ServerMetrics,
+    request: Request,
+    respond: impl FnOnce(Request) -> F,
+) -> Response {
     let started = Instant::now();
     let path = match request.uri().path() {
         "/health" => "health",
@@ -183,7 +188,7 @@ pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, 
         _ => OTHER_OPERATION,
     };
     let scrape = request.method() == Method::GET && path == "metrics";
-    let response = next.run(request).await;
+    let response = respond(request).await;
     let elapsed = started.elapsed();
     let (service, operation) = match response.extensions().get::<Served>() {
         Some(served) => (served.service, served.operation.unwrap_or(OTHER_OPERATION)),
@@ -200,7 +205,7 @@ pub async fn track(State(metrics): State<Arc<ServerMetrics>>, request: Request, 
         "request"
     );
     if scrape {
-        return with_server_metrics(response, &metrics).await;
+        return with_server_metrics(response, metrics).await;
     }
     response
 }
