@@ -21,7 +21,7 @@ use tideline_proto::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::observe::{self, ServerMetrics};
+use crate::observe::{self, Served, ServerMetrics};
 
 /// Largest request body accepted. AWS caps PutRecords at 5 MiB of data, which is ~6.7 MiB as
 /// base64 JSON; the margin lets oversized batches get AWS's own error instead of a bare 413.
@@ -104,14 +104,6 @@ fn metrics(gateway: &Gateway) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
-}
-
-/// Which service and operation answered a request: set on the response for the metrics layer.
-#[derive(Debug, Clone, Copy)]
-pub struct Served {
-    pub service: &'static str,
-    /// As the service's operation table spells it; `None` for a name it does not know.
-    pub operation: Option<&'static str>,
 }
 
 impl Gateway {

@@ -14,7 +14,6 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 
-use crate::http::Served;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -33,6 +32,15 @@ const HTTP_SERVICE: &str = "http";
 
 /// The operation label of requests naming no operation their service has.
 const OTHER_OPERATION: &str = "other";
+
+/// Which service and operation answered a request: put on the response by the gateway, for
+/// [`track`] to count it under.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    pub service: &'static str,
+    /// As the service's operation table spells it; `None` for a name it does not know.
+    pub operation: Option<&'static str>,
+}
 
 pub struct ServerMetrics {
     registry: Registry,
@@ -173,13 +181,13 @@ impl ServerMetrics {
     }
 }
 
-/// Counts, times and (at debug level) logs each request that `respond` answers; answers
+/// Counts, times and (at debug level) logs each request that `answer` answers; answers
 /// `GET /metrics` with the server's own metrics appended to the services' ones. The service and
 /// operation come from the [`Served`] mark the gateway puts on responses it dispatched.
 pub async fn track<F: Future<Output = Response>>(
     metrics: &ServerMetrics,
     request: Request,
-    respond: impl FnOnce(Request) -> F,
+    answer: impl FnOnce(Request) -> F,
 ) -> Response {
     let started = Instant::now();
     let path = match request.uri().path() {
@@ -188,7 +196,7 @@ pub async fn track<F: Future<Output = Response>>(
         _ => OTHER_OPERATION,
     };
     let scrape = request.method() == Method::GET && path == "metrics";
-    let response = respond(request).await;
+    let response = answer(request).await;
     let elapsed = started.elapsed();
     let (service, operation) = match response.extensions().get::<Served>() {
         Some(served) => (served.service, served.operation.unwrap_or(OTHER_OPERATION)),
