@@ -86,9 +86,9 @@ pub fn check_complete<'a>(
             }
         }
         Some(header) => {
-            let [credential, signature, signed_headers] = parameters(header);
+            let values = parameters(header);
             let mut message = String::new();
-            for (name, value) in PARAMETERS.iter().zip([credential, signature, signed_headers]) {
+            for (name, value) in PARAMETERS.iter().zip(values) {
                 if value.is_none() {
                     message.push_str(&format!("Authorization header requires '{name}' parameter. "));
                 }
@@ -101,6 +101,7 @@ pub fn check_complete<'a>(
                 message.push_str(&format!("Authorization={header}"));
                 return Err(AwsError::new(ErrorCode::IncompleteSignature, message));
             }
+            let [credential, signature, signed_headers] = values;
             let first = header.split_whitespace().next().unwrap_or("");
             Ok(Some(SigV4Header {
                 algorithm: if first.contains('=') { "" } else { first },

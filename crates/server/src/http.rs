@@ -41,13 +41,13 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
 }
 
-#[derive(Clone)]
 struct Gateway {
-    services: Arc<Vec<Arc<dyn Service>>>,
+    services: Vec<Arc<dyn Service>>,
     /// Set with `--auth`: one verifier per signing name; every request's SigV4 signature is
     /// verified before dispatch.
-    verifiers: Option<Arc<HashMap<&'static str, Verifier>>>,
+    verifiers: Option<HashMap<&'static str, Verifier>>,
     limits: HttpLimits,
+    /// Shared with the permits taken from them (`acquire_many_owned`).
     request_budget: Arc<Semaphore>,
     response_budget: Arc<Semaphore>,
 }
@@ -55,8 +55,8 @@ struct Gateway {
 /// The application served on every connection: each request is observed ([`observe::track`])
 /// and answered by the gateway. Routed by hand rather than through an `axum::Router`, whose boxed
 /// route services and middleware layers cost ~7,000 instructions and ten allocations per request
-/// (a tenth of a single-record PutRecord) for three routes.
-#[derive(Clone)]
+/// (a tenth of a single-record PutRecord) for three routes. Shared by every connection behind
+/// one `Arc`.
 pub struct App {
     gateway: Gateway,
     metrics: Arc<ServerMetrics>,
@@ -72,10 +72,10 @@ impl App {
         let verifiers = verifier.map(|verifier| {
             let by_name =
                 services.iter().map(|service| (service.signing_name(), verifier.for_service(service.signing_name())));
-            Arc::new(by_name.collect::<HashMap<_, _>>())
+            by_name.collect::<HashMap<_, _>>()
         });
         let gateway = Gateway {
-            services: Arc::new(services),
+            services,
             verifiers,
             limits,
             request_budget: Arc::new(Semaphore::new(limits.request_bytes_in_flight.max(MAX_REQUEST_BYTES))),

@@ -53,7 +53,7 @@ pub struct ConnectionLimits {
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: App,
+    app: Arc<App>,
     limits: ConnectionLimits,
     metrics: ConnectionMetrics,
     shutdown: impl Future<Output = ()>,
@@ -91,7 +91,7 @@ pub async fn serve(
         refusing = false;
         let connection = Connection {
             builder: Arc::clone(&builder),
-            app: app.clone(),
+            app: Arc::clone(&app),
             limits,
             metrics: metrics.clone(),
             stopping: stopping.clone(),
@@ -133,7 +133,7 @@ async fn accept_failed(error: &std::io::Error) {
 /// One accepted connection and what serving it needs.
 struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
-    app: App,
+    app: Arc<App>,
     limits: ConnectionLimits,
     metrics: ConnectionMetrics,
     stopping: watch::Receiver<bool>,
@@ -200,7 +200,7 @@ impl Connection {
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let in_flight = activity.begin();
                 let request = request.map(|body| Body::new(StallGuarded::new(body, idle_timeout)));
-                let app = app.clone();
+                let app = Arc::clone(&app);
                 async move {
                     let response = app.respond(request).await;
                     Ok::<_, Infallible>(response.map(|body| HeldBody { body, _in_flight: in_flight }))

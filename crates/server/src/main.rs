@@ -128,7 +128,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     services.push(tideline_console::ConsoleService::new(console_config, streams, services.clone()));
     tracing::info!("web console at {scheme}://{address}/");
     let metrics = observe::ServerMetrics::new(limits.max_connections);
-    let app = http::App::new(services, verifier, args.http_limits(), Arc::clone(&metrics));
+    let app = Arc::new(http::App::new(services, verifier, args.http_limits(), Arc::clone(&metrics)));
     listener::serve(listener, tls, app, limits, metrics.connections(), shutdown_signal()).await;
     // Jobs first: their last checkpoint and writes need the streams and Firehose still open.
     analytics.shutdown().await;
