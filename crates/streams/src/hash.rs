@@ -1,13 +1,27 @@
 //! The 128-bit hash key space: partition keys map to keys by MD5, shards own contiguous ranges.
 
-use md5::{Digest, Md5};
+use std::sync::LazyLock;
+
+use md5_many::Md5Many;
 
 /// The largest hash key, 2^128 - 1.
 pub const MAX_HASH_KEY: u128 = u128::MAX;
 
 /// Kinesis routes a record by the MD5 of its partition key read as a big-endian 128-bit integer.
 pub fn hash_key_of(partition_key: &[u8]) -> u128 {
-    u128::from_be_bytes(Md5::digest(partition_key).into())
+    u128::from_be_bytes(md5_many::md5(partition_key))
+}
+
+/// The batch engine, with the CPU's SIMD level detected once.
+static MD5_LANES: LazyLock<Md5Many> = LazyLock::new(Md5Many::new);
+
+/// [`hash_key_of`] of many partition keys, in order. MD5 is one chain of blocks per message, but
+/// the keys of a PutRecords call are independent messages: hashed together they fill SIMD lanes
+/// (8 with AVX2, 16 with AVX-512), about 25 ns per short key instead of about 100 one at a time.
+pub fn hash_keys_of(partition_keys: &[&[u8]]) -> Vec<u128> {
+    let mut digests = vec![[0; 16]; partition_keys.len()];
+    MD5_LANES.hash_many(partition_keys, &mut digests);
+    digests.into_iter().map(u128::from_be_bytes).collect()
 }
 
 /// Parses a decimal hash key (an `ExplicitHashKey` or `NewStartingHashKey`); `None` if it is not a
@@ -59,6 +73,11 @@ mod tests {
         assert_eq!(hash_key_of(b"a"), 0x0cc175b9c0f1b6a831c399e269772661);
     }
 
+    fn reference(key: &[u8]) -> u128 {
+        use md5::{Digest, Md5};
+        u128::from_be_bytes(Md5::digest(key).into())
+    }
+
     #[test]
     fn even_ranges_match_aws_for_small_counts() {
         assert_eq!(even_ranges(1), vec![(0, MAX_HASH_KEY)]);
@@ -79,6 +98,25 @@ mod tests {
     }
 
     proptest! {
+        /// The batch and the one-at-a-time hashes agree with the reference implementation, for
+        /// batches mixing key lengths across block boundaries (55/56 and 119/120 bytes are where
+        /// MD5's padding needs one more block).
+        #[test]
+        fn batched_md5_matches_the_reference(keys in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..70)) {
+            let slices: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let expected: Vec<u128> = slices.iter().map(|key| reference(key)).collect();
+            prop_assert_eq!(hash_keys_of(&slices), expected.clone());
+            prop_assert_eq!(slices.iter().map(|key| hash_key_of(key)).collect::<Vec<_>>(), expected);
+        }
+
+        #[test]
+        fn batched_md5_matches_at_padding_edges(lengths in prop::collection::vec(prop::sample::select(vec![0usize, 1, 54, 55, 56, 57, 63, 64, 65, 119, 120, 256]), 1..40), byte in any::<u8>()) {
+            let keys: Vec<Vec<u8>> = lengths.iter().map(|&len| vec![byte; len]).collect();
+            let slices: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let expected: Vec<u128> = slices.iter().map(|key| reference(key)).collect();
+            prop_assert_eq!(hash_keys_of(&slices), expected);
+        }
+
         #[test]
         fn even_ranges_cover_the_space_without_gaps(count in 1u32..2000) {
             let ranges = even_ranges(count);

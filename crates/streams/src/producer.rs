@@ -13,7 +13,7 @@ use tideline_proto::{AwsError, Validator};
 use tideline_storage::NewRecord;
 
 use crate::model::shard_id;
-use crate::ops::records::{check_record_size, check_total_size, hash_key, rate_exceeded};
+use crate::ops::records::{check_record_size, check_total_size, chosen_hash_key, partition_key_hashes, rate_exceeded};
 use crate::rules;
 use crate::sequence::SequenceNumber;
 use crate::service::StreamsService;
@@ -64,9 +64,12 @@ impl StreamsService {
         check_entries(&entries)?;
         let (name, entry) = self.target(name, arn)?;
         let started = Instant::now();
+        let digests = partition_key_hashes(
+            entries.iter().map(|new| (new.partition_key.as_bytes(), new.explicit_hash_key.as_deref())),
+        );
         let mut records = Vec::with_capacity(entries.len());
-        for new in entries {
-            let hash = hash_key(new.partition_key.as_bytes(), new.explicit_hash_key.as_deref())?;
+        for (new, digest) in entries.into_iter().zip(digests) {
+            let hash = chosen_hash_key(digest, new.explicit_hash_key.as_deref())?;
             let record = NewRecord { partition_key: Bytes::from(new.partition_key), data: new.data, encrypted: false };
             records.push((hash, record));
         }

@@ -7,7 +7,7 @@ use tideline_proto::{AwsError, Blob, ErrorCode, Validator};
 use tideline_storage::NewRecord;
 
 use super::wire::put_records::{PutRecordsOutput, ResultRecord};
-use crate::hash::{hash_key_of, parse_hash_key};
+use crate::hash::{hash_key_of, hash_keys_of, parse_hash_key};
 use crate::model::{shard_id, ShardIdText};
 use crate::rules;
 use crate::sequence::{SequenceNumber, SequenceText};
@@ -15,14 +15,28 @@ use crate::service::{Caller, StreamsService};
 use crate::writer::{append, Placement};
 
 pub(crate) fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsError> {
-    match explicit {
-        None => Ok(hash_key_of(partition_key)),
-        Some(text) => parse_hash_key(text).ok_or_else(|| {
-            AwsError::invalid_argument(format!(
-                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {text}"
-            ))
-        }),
-    }
+    explicit.map_or_else(|| Ok(hash_key_of(partition_key)), explicit_hash_key)
+}
+
+/// The MD5 hash keys of many records' partition keys, in order, computed together
+/// ([`hash_keys_of`]). A record with an `ExplicitHashKey` gets the empty key's instead of hashing
+/// its own: [`chosen_hash_key`] uses the explicit one.
+pub(crate) fn partition_key_hashes<'a>(records: impl Iterator<Item = (&'a [u8], Option<&'a str>)>) -> Vec<u128> {
+    let keys: Vec<&[u8]> = records.map(|(key, explicit)| if explicit.is_some() { &[] } else { key }).collect();
+    hash_keys_of(&keys)
+}
+
+/// A record's hash key: its `ExplicitHashKey`, or else `digest`, its partition key's MD5.
+pub(crate) fn chosen_hash_key(digest: u128, explicit: Option<&str>) -> Result<u128, AwsError> {
+    explicit.map_or(Ok(digest), explicit_hash_key)
+}
+
+fn explicit_hash_key(text: &str) -> Result<u128, AwsError> {
+    parse_hash_key(text).ok_or_else(|| {
+        AwsError::invalid_argument(format!(
+            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {text}"
+        ))
+    })
 }
 
 /// Records over the stream's maximum record size (the default 1 MiB) are refused as AWS does.
@@ -220,13 +234,18 @@ pub async fn put_records(
         .map(|e| e.data.as_ref().map_or(0, Bytes::len) + e.partition_key.as_ref().map_or(0, Bytes::len))
         .sum();
     check_total_size(total)?;
+    let digests = partition_key_hashes(
+        entries.iter().map(|e| (e.partition_key.as_deref().unwrap_or_default(), e.explicit_hash_key.as_deref())),
+    );
     let mut records = Vec::with_capacity(entries.len());
-    for record in entries {
-        let partition_key = record.partition_key.unwrap_or_default();
-        let hash = hash_key(&partition_key, record.explicit_hash_key.as_deref())?;
+    for (record, digest) in entries.into_iter().zip(digests) {
+        let hash = chosen_hash_key(digest, record.explicit_hash_key.as_deref())?;
         let data = record.data.unwrap_or_default();
         check_record_size(&data)?;
-        records.push((hash, NewRecord { partition_key, data, encrypted: false }));
+        records.push((
+            hash,
+            NewRecord { partition_key: record.partition_key.unwrap_or_default(), data, encrypted: false },
+        ));
     }
     let sizes: Vec<usize> = records.iter().map(|(_, record)| record.data.len()).collect();
     let written = append(service, &name, &entry, records).await?;
