@@ -39,13 +39,10 @@ pub(crate) async fn append(
     records: Vec<(u128, NewRecord)>,
 ) -> Result<Written, AwsError> {
     let mut placements: Vec<Option<Placement>> = vec![None; records.len()];
-    let mut hashes = Vec::with_capacity(records.len());
-    // Records not placed yet, with their positions in the request, in request order.
-    let mut pending: Vec<(usize, NewRecord)> = Vec::with_capacity(records.len());
-    for (position, (hash, record)) in records.into_iter().enumerate() {
-        hashes.push(hash);
-        pending.push((position, record));
-    }
+    // Records not placed yet and their positions in the request, in request order. The records
+    // move only into their shard's batch: a 100-byte record's move cost as much as its routing.
+    let mut pending = records;
+    let mut positions: Vec<usize> = (0..pending.len()).collect();
     for attempt in 0..MAX_REROUTES {
         let mut changed = entry.changed.subscribe();
         // Route every pending record first, counting per shard, so that each shard's batch is
@@ -58,15 +55,15 @@ pub(crate) async fn append(
                 return Err(service.stream_not_found(name));
             }
             let (stream_id, encrypted) = (state.meta.id, state.meta.encryption_key.is_some());
-            for (position, record) in &pending {
-                let Some(shard_index) = state.routing.shard_for(hashes[*position]) else {
+            for ((hash, record), &position) in pending.iter().zip(&positions) {
+                let Some(shard_index) = state.routing.shard_for(*hash) else {
                     return Err(AwsError::internal("no open shard owns the hash key"));
                 };
                 // Only the first routing is charged: a record re-routed after a reshard was admitted.
                 if let (Some(limits), 0) = (&service.limits, attempt) {
                     let size = record.data.len() + record.partition_key.len();
                     if !limits.admit_write(ShardKey { stream_id, shard_index }, size) {
-                        placements[*position] = Some(Placement::Throttled { shard_index });
+                        placements[position] = Some(Placement::Throttled { shard_index });
                         routes.push(None);
                         continue;
                     }
@@ -83,7 +80,7 @@ pub(crate) async fn append(
             }
             (stream_id, encrypted)
         };
-        let mut batches: Vec<(AppendBatch, Vec<usize>)> = shards
+        let mut batches: Vec<(AppendBatch, Vec<(usize, u128)>)> = shards
             .iter()
             .map(|&(shard_index, count)| {
                 let shard = ShardKey { stream_id, shard_index };
@@ -91,32 +88,37 @@ pub(crate) async fn append(
             })
             .collect();
         // The records move into the batches (a throttled one is dropped: it is not written).
-        for ((position, record), route) in pending.drain(..).zip(routes) {
+        for (((hash, record), position), route) in pending.drain(..).zip(positions.drain(..)).zip(routes) {
             if let Some(batch) = route {
                 let (batch, positions) = &mut batches[batch];
                 batch.records.push(NewRecord { encrypted, ..record });
-                positions.push(position);
+                positions.push((position, hash));
             }
         }
-        let (batches, positions): (Vec<AppendBatch>, Vec<Vec<usize>>) = batches.into_iter().unzip();
+        let (batches, placed): (Vec<AppendBatch>, Vec<Vec<(usize, u128)>>) = batches.into_iter().unzip();
         let shards: Vec<u32> = batches.iter().map(|batch| batch.shard.shard_index).collect();
         let outcomes = service.storage.append(batches).await.map_err(storage_failure)?;
-        for ((outcome, positions), shard_index) in outcomes.into_iter().zip(positions).zip(shards) {
+        // Records of a shard a reshard sealed come back, to be routed again by their hashes.
+        let mut sealed: Vec<(usize, (u128, NewRecord))> = Vec::new();
+        for ((outcome, placed), shard_index) in outcomes.into_iter().zip(placed).zip(shards) {
             match outcome {
                 AppendOutcome::Appended { first_index, .. } => {
-                    for (offset, position) in positions.into_iter().enumerate() {
+                    for (offset, (position, _)) in placed.into_iter().enumerate() {
                         placements[position] =
                             Some(Placement::Appended { shard_index, record_index: first_index + offset as u64 });
                     }
                 }
-                AppendOutcome::ShardSealed(records) => pending.extend(positions.into_iter().zip(records)),
+                AppendOutcome::ShardSealed(records) => sealed.extend(
+                    placed.into_iter().zip(records).map(|((position, hash), record)| (position, (hash, record))),
+                ),
             }
         }
-        if pending.is_empty() {
+        if sealed.is_empty() {
             let placements = placements.into_iter().flatten().collect();
             return Ok(Written { placements, stream_id, encrypted });
         }
-        pending.sort_unstable_by_key(|(position, _)| *position);
+        sealed.sort_unstable_by_key(|(position, _)| *position);
+        (positions, pending) = sealed.into_iter().unzip();
         // Wait for the reshard that sealed the shard to install the new tree.
         let _ = tokio::time::timeout(Duration::from_secs(2), changed.changed()).await;
     }
