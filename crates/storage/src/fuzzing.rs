@@ -24,7 +24,7 @@ pub fn decode_frame(buf: &Bytes) -> Result<(StoredRecord, usize), FrameError> {
 /// One frame as the writer encodes it (`frame::encode`).
 pub fn encode_frame(index: u64, arrival_ms: i64, encrypted: bool, key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    frame::encode(&mut out, index, arrival_ms, encrypted, key, data);
+    frame::encode(&mut out, index, arrival_ms, encrypted, key, data, frame::Crc::Checked);
     out
 }
 

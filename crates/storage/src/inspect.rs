@@ -275,7 +275,7 @@ mod tests {
         let (mut bytes, mut offsets) = (Vec::new(), Vec::new());
         for index in indices {
             offsets.push(bytes.len() as u64);
-            frame::encode(&mut bytes, index, 1_700_000_000_000, false, b"pk", &[index as u8; 40]);
+            frame::encode(&mut bytes, index, 1_700_000_000_000, false, b"pk", &[index as u8; 40], frame::Crc::Checked);
         }
         (bytes, offsets)
     }

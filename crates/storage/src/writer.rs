@@ -237,12 +237,13 @@ impl WriterShard {
         };
         // Room for the whole batch at once, rather than growing frame by frame.
         self.pending.reserve(usize::try_from(size).unwrap_or(0));
+        let crc = if self.dir.is_some() { frame::Crc::Checked } else { frame::Crc::Skipped };
         let mut sparse = tail.segment.sparse.write();
         for (index, record) in (first_index..).zip(&records) {
             let offset = tail.written + self.pending.len() as u64;
             let before = self.pending.len();
             let key = &record.partition_key[..];
-            frame::encode(&mut self.pending, index, arrival_ms, record.encrypted, key, &record.data);
+            frame::encode(&mut self.pending, index, arrival_ms, record.encrypted, key, &record.data, crc);
             sparse.note(index, offset, arrival_ms, self.pending.len() - before);
         }
         drop(sparse);
