@@ -227,6 +227,15 @@ impl Segment {
         StorageError::io(format!("{what} {}", self.describe()), source)
     }
 
+    /// Whether this segment's frames carry a CRC: a file's do, an in-memory segment's do not
+    /// (see [`Crc`]). The writer encodes and the scanner decodes by this one answer.
+    pub fn crc(&self) -> Crc {
+        match self.backing {
+            Backing::File { .. } => Crc::Checked,
+            Backing::Memory(_) => Crc::Skipped,
+        }
+    }
+
     pub fn reader(&self) -> io::Result<Reader<'_>> {
         match &self.backing {
             Backing::File { slot, files } => Ok(Reader::File(files.handle(slot)?)),
@@ -526,8 +535,8 @@ impl<'a> Scanner<'a> {
         self.fill(len)?;
         let at = (self.pos - self.buf_at) as usize;
         // The buffer ends at or before `end` (see `fill`), so the frame read is the one checked above.
-        let crc = if matches!(self.reader, Reader::Memory(_)) { Crc::Skipped } else { Crc::Checked };
-        let (record, used) = frame::decode_at(&self.buf, at, crc).map_err(|error| corrupt(self.pos, error))?;
+        let (record, used) =
+            frame::decode_at(&self.buf, at, self.segment.crc()).map_err(|error| corrupt(self.pos, error))?;
         let offset = self.pos;
         self.pos += used as u64;
         Ok(Some((offset, used, record)))

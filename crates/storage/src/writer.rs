@@ -237,7 +237,7 @@ impl WriterShard {
         };
         // Room for the whole batch at once, rather than growing frame by frame.
         self.pending.reserve(usize::try_from(size).unwrap_or(0));
-        let crc = if self.dir.is_some() { frame::Crc::Checked } else { frame::Crc::Skipped };
+        let crc = tail.segment.crc();
         let mut sparse = tail.segment.sparse.write();
         for (index, record) in (first_index..).zip(&records) {
             let offset = tail.written + self.pending.len() as u64;

@@ -90,9 +90,9 @@ pub(crate) async fn append(
         // The records move into the batches (a throttled one is dropped: it is not written).
         for (((hash, record), position), route) in pending.drain(..).zip(positions.drain(..)).zip(routes) {
             if let Some(batch) = route {
-                let (batch, positions) = &mut batches[batch];
+                let (batch, placed) = &mut batches[batch];
                 batch.records.push(NewRecord { encrypted, ..record });
-                positions.push((position, hash));
+                placed.push((position, hash));
             }
         }
         let (batches, placed): (Vec<AppendBatch>, Vec<Vec<(usize, u128)>>) = batches.into_iter().unzip();
