@@ -74,14 +74,15 @@ pub struct Recovery {
     /// `Ok((length kept, next index))`, or the error that refuses to start (damage followed by
     /// intact records).
     pub outcome: Result<(u64, u64), StorageError>,
-    /// The segment's length afterwards: recovery cuts a torn tail.
+    /// The segment's length afterwards: recovery cuts a torn tail (but not zeros that follow the
+    /// records: space the writer wrote ahead).
     pub len_after: u64,
 }
 
 /// Start-up recovery of a shard whose last segment holds `bytes` and starts at `first_index`.
 pub fn recover_segment(bytes: &[u8], first_index: u64) -> Result<Recovery, StorageError> {
     let segment = memory_segment(bytes, first_index)?;
-    let outcome = recovery::scan_tail(&segment, true).map(|(len, next_index, _)| (len, next_index));
+    let outcome = recovery::scan_tail(&segment, true).map(|scan| (scan.len, scan.next_index));
     let len_after = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
     Ok(Recovery { outcome, len_after })
 }

@@ -157,6 +157,8 @@ fn scan_segment(data: &Bytes, first: u64, end: Option<u64>) -> SegmentScan {
                 (pos, expect) = (resume, index);
             }
             None => match end {
+                // Zeros after the newest records: space the writer wrote ahead, not damage.
+                None if data[pos..].iter().all(|&byte| byte == 0) => return scan,
                 None => {
                     scan.torn_tail = Some((pos as u64..len as u64, expect, problem));
                     return scan;

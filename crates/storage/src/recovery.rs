@@ -92,7 +92,7 @@ fn recover_shard(
     }
 
     let last = Arc::new(Segment::existing_file(files, last_path, last_first, false));
-    let (len, next_index, mut last_arrival_ms) = scan_tail(&last, synced)?;
+    let TailScan { len, allocated, next_index, mut last_arrival_ms } = scan_tail(&last, synced)?;
     if !synced {
         // Likewise the directory entry of a segment created just before the crash.
         sync_dir(&dir).map_err(|error| StorageError::io_at("syncing directory", &dir, error))?;
@@ -106,7 +106,7 @@ fn recover_shard(
     let trim_index = views.first().map_or(next_index, |view| view.segment.first_index);
     let committed = Committed { next_index, trim_index, last_arrival_ms, sealed: false, segments: views };
     let log = Arc::new(ShardLog::new(key, committed));
-    let tail = Tail::new(last, len);
+    let tail = Tail::new(last, len, allocated);
     Ok((Arc::clone(&log), WriterShard::new(log, (Some(dir), files), next_index, last_arrival_ms, Some(tail))))
 }
 
@@ -127,9 +127,20 @@ pub(crate) fn log_files(dir: &Path) -> Result<Vec<(u64, bool, PathBuf)>, Storage
     Ok(entries)
 }
 
-/// Scans the last segment, indexing it and cutting it at the first bad frame. Returns the good
-/// length, the next index and the last arrival time.
-pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Option<i64>), StorageError> {
+/// What [`scan_tail`] found in a shard's last segment.
+pub(crate) struct TailScan {
+    /// Bytes of intact records: where the next frame goes.
+    pub len: u64,
+    /// The file's length: more than `len` when zeros the writer wrote ahead follow the records.
+    pub allocated: u64,
+    pub next_index: u64,
+    pub last_arrival_ms: Option<i64>,
+}
+
+/// Scans the last segment, indexing it and cutting it at the first bad frame, unless all that
+/// follows is zeros: the writer writes zeros ahead of its frames (see
+/// `writer::preallocation_target`), and they stay, for the next frames to overwrite.
+pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<TailScan, StorageError> {
     let file_len = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
     let mut scanner = Scanner::new(segment, 0, file_len, RECOVERY_CHUNK)?;
     let mut next_index = segment.first_index;
@@ -158,6 +169,7 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Op
     drop(sparse);
     let (good_len, synced) = match bad {
         None => (file_len, synced),
+        Some((offset, _)) if zeros_to_end(segment, offset, file_len)? => (offset, synced),
         Some((offset, reason)) => {
             // A crash can only tear the end of the log. Intact records after the bad frame mean
             // the damage is in the middle (bit rot, a stray write): cutting there would drop
@@ -191,7 +203,24 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<(u64, u64, Op
         // why a clean shutdown leaves a marker that lets the next start skip this.
         segment.sync().map_err(|error| segment.io_error("syncing", error))?;
     }
-    Ok((good_len, next_index, last_arrival_ms))
+    let allocated = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
+    Ok(TailScan { len: good_len, allocated, next_index, last_arrival_ms })
+}
+
+/// Whether every byte from `offset` to the end of the file is zero: space written ahead, where
+/// no frame was written yet (a frame never starts with a zero length).
+fn zeros_to_end(segment: &Segment, offset: u64, file_len: u64) -> Result<bool, StorageError> {
+    let reader = segment.reader().map_err(|error| segment.io_error("reading", error))?;
+    let mut at = offset;
+    while at < file_len {
+        let len = usize::try_from((file_len - at).min(RECOVERY_CHUNK as u64)).unwrap_or(RECOVERY_CHUNK);
+        let bytes = reader.read_at(at, len).map_err(|error| segment.io_error("reading", error))?;
+        if bytes.iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+        at += len as u64;
+    }
+    Ok(true)
 }
 
 /// The offset of the first intact frame after `bad` whose index is at least `min_index` (and

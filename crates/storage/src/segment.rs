@@ -266,11 +266,35 @@ impl Segment {
         }
     }
 
+    /// Writer only: fills `[from, to)` of a file with zeros (see `writer::preallocation_target`);
+    /// nothing for an in-memory segment, which has no blocks to allocate.
+    pub fn write_zeros(&self, from: u64, to: u64) -> io::Result<()> {
+        // In .bss: untouched, it costs no memory.
+        static ZEROS: [u8; 1024 * 1024] = [0; 1024 * 1024];
+        let Backing::File { slot, files } = &self.backing else { return Ok(()) };
+        let file = files.handle(slot)?;
+        let mut at = from;
+        while at < to {
+            let len = (to - at).min(ZEROS.len() as u64);
+            file.write_all_at(&ZEROS[..len as usize], at)?;
+            at += len;
+        }
+        Ok(())
+    }
+
     /// fdatasyncs whatever is in the page cache for this file: at recovery, what a killed process
     /// left; when the writer rolls to a new segment, everything written to this one.
     pub fn sync(&self) -> io::Result<()> {
         match &self.backing {
             Backing::File { slot, files } => files.handle(slot)?.sync_data(),
+            Backing::Memory(_) => Ok(()),
+        }
+    }
+
+    /// fsyncs the file, its length included (see `writer::WriterShard::roll`).
+    pub fn sync_all(&self) -> io::Result<()> {
+        match &self.backing {
+            Backing::File { slot, files } => files.handle(slot)?.sync_all(),
             Backing::Memory(_) => Ok(()),
         }
     }

@@ -231,6 +231,11 @@ async fn seal_is_ordered_after_earlier_appends() {
         assert!(tail.sealed);
         assert_eq!(tail.next_index, 4);
         assert_eq!(read_all(&storage, shard).len(), 4);
+        if storage.shard_dir(shard).is_some() {
+            let size = |index: u64| crate::frame::frame_len(record(index, 10).partition_key.len(), 10) as u64;
+            let len = std::fs::metadata(last_segment(&storage, shard)).expect("stat").len();
+            assert_eq!(len, (0..4).map(size).sum::<u64>(), "a sealed shard gives back the space written ahead");
+        }
         // Sealing a shard never written seals it at 0.
         assert_eq!(storage.seal(key(3, 9)).await.expect("seal empty"), 0);
         let outcome = storage.append(vec![batch(key(3, 9), vec![record(6, 1)])]).await.expect("append");
@@ -287,25 +292,30 @@ async fn reopen_after(damage: impl FnOnce(&Path, &[u64])) -> (TempDir, Arc<Stora
 async fn try_reopen_after(
     damage: impl FnOnce(&Path, &[u64]),
 ) -> (TempDir, Result<Arc<Storage>, StorageError>, Vec<NewRecord>) {
+    let (dir, records) = damaged_store(damage).await;
+    let reopened = Storage::open(StorageConfig::durable(dir.path()));
+    (dir, reopened, records)
+}
+
+/// A store whose shard holds ten one-record frames, closed, then changed by `damage`.
+async fn damaged_store(damage: impl FnOnce(&Path, &[u64])) -> (TempDir, Vec<NewRecord>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let shard = key(4, 0);
     let records: Vec<NewRecord> = (0..10).map(|i| record(i, 50 + i as usize)).collect();
-    {
-        let storage = durable(dir.path());
-        for record in &records {
-            append_one(&storage, shard, vec![record.clone()]).await;
-        }
-        let path = last_segment(&storage, shard);
-        let mut offsets = vec![0];
-        for record in &records {
-            let last = offsets.last().copied().unwrap_or(0);
-            offsets.push(last + crate::frame::frame_len(record.partition_key.len(), record.data.len()) as u64);
-        }
-        assert_eq!(std::fs::metadata(&path).expect("stat").len(), offsets[10]);
-        damage(&path, &offsets);
+    let storage = durable(dir.path());
+    for record in &records {
+        append_one(&storage, shard, vec![record.clone()]).await;
     }
-    let reopened = Storage::open(StorageConfig::durable(dir.path()));
-    (dir, reopened, records)
+    let path = last_segment(&storage, shard);
+    let mut offsets = vec![0];
+    for record in &records {
+        let last = offsets.last().copied().unwrap_or(0);
+        offsets.push(last + crate::frame::frame_len(record.partition_key.len(), record.data.len()) as u64);
+    }
+    drop(storage);
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), offsets[10], "shutdown cut the space written ahead");
+    damage(&path, &offsets);
+    (dir, records)
 }
 
 fn flip_byte(path: &Path, at: u64) {
@@ -382,15 +392,78 @@ async fn damage_followed_by_intact_records_refuses_to_open_instead_of_truncating
 }
 
 #[tokio::test]
-async fn trailing_zeros_are_cut_and_every_record_survives() {
-    let mut cut = 0;
+async fn zeros_after_the_records_are_kept_as_space_and_every_record_survives() {
+    let mut len = 0;
     let (_dir, storage, records) = reopen_after(|path, offsets| {
         let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
         file.set_len(offsets[10] + 4096).expect("extend");
-        cut = offsets[10];
+        len = offsets[10] + 4096;
     })
     .await;
-    assert_survivors(&storage, &records, 10, cut).await;
+    assert_survivors(&storage, &records, 10, len).await;
+}
+
+#[tokio::test]
+async fn a_torn_frame_followed_by_zeros_is_cut() {
+    let mut cut = 0;
+    let (_dir, storage, records) = reopen_after(|path, offsets| {
+        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
+        file.set_len(offsets[10] - 5).expect("tear the last frame");
+        file.set_len(offsets[10] + 4096).expect("zeros after it");
+        cut = offsets[9];
+    })
+    .await;
+    assert_survivors(&storage, &records, 9, cut).await;
+}
+
+/// The bytes of every file under `from`, copied to `to`: what a `kill -9` leaves on disk (the
+/// page cache survives the process).
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_tail_is_written_ahead_with_zeros_and_a_killed_store_recovers_over_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shard = key(4, 0);
+    let storage = durable(dir.path());
+    let records: Vec<NewRecord> = (0..40).map(|i| record(i, 3000)).collect();
+    for chunk in records.chunks(10) {
+        append_one(&storage, shard, chunk.to_vec()).await;
+    }
+    let path = last_segment(&storage, shard);
+    let data_len: u64 = records
+        .iter()
+        .map(|record| crate::frame::frame_len(record.partition_key.len(), record.data.len()) as u64)
+        .sum();
+    let bytes = std::fs::read(&path).expect("read");
+    assert!(bytes.len() as u64 > data_len, "zeros are written ahead: {} bytes for {data_len}", bytes.len());
+    assert!(bytes[data_len as usize..].iter().all(|&byte| byte == 0));
+
+    let killed = tempfile::tempdir().expect("tempdir");
+    copy_tree(dir.path(), killed.path());
+    drop(storage);
+    let reopened = durable(killed.path());
+    assert_eq!(read_all(&reopened, shard).len(), 40);
+    let fresh = record(1000, 33);
+    let (first, _) = append_one(&reopened, shard, vec![fresh.clone()]).await;
+    assert_eq!(first, 40);
+    let stored = read_all(&reopened, shard);
+    assert_same(&stored[40], 40, &fresh);
+    let copied = last_segment(&reopened, shard);
+    assert_eq!(std::fs::metadata(&copied).expect("stat").len(), bytes.len() as u64, "the record went into the zeros");
+    drop(reopened);
+    let fresh_len = crate::frame::frame_len(fresh.partition_key.len(), fresh.data.len()) as u64;
+    assert_eq!(std::fs::metadata(&copied).expect("stat").len(), data_len + fresh_len, "shutdown cut the rest");
 }
 
 /// Six records of 150 bytes in segments of 200 (one record each), then a byte flipped inside the
@@ -449,6 +522,10 @@ async fn segments_roll_and_reads_span_them() {
                 let name = file.file_name().and_then(|n| n.to_str()).expect("name");
                 assert_eq!(name, format!("{:020}.seg", at * 2));
             }
+            // A rolled segment ends at its last record: the zeros written ahead are cut first.
+            let report = inspect::check_store(dir.path()).expect("check");
+            assert_eq!((report.records, report.damage.len(), report.torn_tails.len()), (80, 0, 0), "{report:?}");
+            assert!(std::fs::metadata(&files[39]).expect("stat").len() > 250, "the newest is written ahead");
             drop(storage);
             let storage = durable_with_segments(dir.path(), 250);
             check(&storage);
@@ -1083,6 +1160,27 @@ async fn more_shards_than_open_files_are_written_synced_and_read_back() {
 
 fn check(dir: &Path) -> inspect::CheckReport {
     inspect::check_store(dir).expect("check")
+}
+
+#[tokio::test]
+async fn check_takes_zeros_after_the_newest_records_for_space_and_a_torn_frame_before_them_for_a_torn_tail() {
+    let (dir, _) = damaged_store(|path, offsets| {
+        std::fs::OpenOptions::new().write(true).open(path).expect("open").set_len(offsets[10] + 4096).expect("extend");
+    })
+    .await;
+    assert_eq!(check(dir.path()), inspect::CheckReport { shards: 1, segments: 1, records: 10, ..Default::default() });
+
+    let mut torn_at = 0;
+    let (dir, _) = damaged_store(|path, offsets| {
+        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
+        file.set_len(offsets[10] - 5).and_then(|()| file.set_len(offsets[10] + 4096)).expect("tear, then zeros");
+        torn_at = offsets[9];
+    })
+    .await;
+    let report = check(dir.path());
+    assert_eq!(report.records, 9);
+    let torn: Vec<u64> = report.torn_tails.iter().map(|tail| tail.bytes.start).collect();
+    assert_eq!(torn, [torn_at]);
 }
 
 #[tokio::test]

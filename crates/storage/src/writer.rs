@@ -94,12 +94,35 @@ pub(crate) struct Tail {
     /// of open files may close its own copy meanwhile, and the bytes must be synced through this
     /// one (it is the handle whose write errors the sync reports).
     pub unsynced: Option<Arc<File>>,
+    /// Bytes of the file that exist on disk as written blocks: frames, then zeros written ahead
+    /// of them (see [`preallocation_target`]). Frames written below it overwrite blocks, which
+    /// changes no file metadata.
+    pub allocated: u64,
 }
 
 impl Tail {
-    pub fn new(segment: Arc<Segment>, written: u64) -> Self {
-        Tail { segment, written, unsynced: None }
+    /// `allocated`: the file's length (at least `written`).
+    pub fn new(segment: Arc<Segment>, written: u64, allocated: u64) -> Self {
+        Tail { segment, written, unsynced: None, allocated: allocated.max(written) }
     }
+}
+
+/// Least and most zeros a file-backed tail is extended by at a time.
+const PREALLOCATE_MIN: u64 = 64 * 1024;
+const PREALLOCATE_MAX: u64 = 1024 * 1024;
+
+/// How far to extend a file-backed tail whose frames now end at `end`, past `allocated`.
+///
+/// Why zeros are written ahead: an fdatasync of frames appended past the end of the file must
+/// also write its new length and newly allocated blocks (the inode, extent and bitmap blocks),
+/// each group, for each file. Frames written over blocks that already hold zeros change only
+/// data. On ext4 with 4 files of 50 KiB per group, that halved the CPU and the time of the
+/// group's fdatasyncs (450–600 → 230–290 µs of CPU, 1.1–1.5 → 0.56–0.69 ms). Zeros, not
+/// `fallocate`: blocks fallocate reserves are "unwritten", and the first write to each still
+/// changes the extent tree (measured: 360–480 µs). The extension doubles the file up to 1 MiB
+/// at a time, so a shard that holds a few records costs 64 KiB of disk, not a megabyte.
+fn preallocation_target(end: u64, allocated: u64) -> Option<u64> {
+    (end > allocated).then(|| end + end.clamp(PREALLOCATE_MIN, PREALLOCATE_MAX))
 }
 
 /// Where a shard stood when the current group first touched it, and what the group did.
@@ -292,19 +315,22 @@ impl WriterShard {
         if let Some(dir) = &self.dir {
             group.dirs.push(dir.clone());
         }
-        Ok(Tail::new(segment, 0))
+        Ok(Tail::new(segment, 0, 0))
     }
 
     /// Closes the tail segment and starts a new one. The old segment is synced *before* the new
     /// file exists: recovery only checks the last segment, so every earlier one must be whole on
     /// disk by the time a later one can be found there.
     /// Synced here whatever the fsync policy, and even with nothing of this group in it: the
-    /// previous group's sync may still be running, or (interval policy) not due yet.
+    /// previous group's sync may still be running, or (interval policy) not due yet. The zeros
+    /// written ahead are cut first, and the new length synced with the data (`sync_all`): an
+    /// older segment's length is taken as its end.
     fn roll(&mut self) -> Result<(), (StorageError, bool)> {
         self.flush().map_err(|error| (error, false))?;
         let old = self.tail.as_mut().ok_or_else(no_tail)?;
         old.unsynced = None;
-        old.segment.sync().map_err(|error| (old.segment.io_error("syncing", error), true))?;
+        old.segment.set_len(old.written).map_err(|error| (old.segment.io_error("truncating", error), true))?;
+        old.segment.sync_all().map_err(|error| (old.segment.io_error("syncing", error), true))?;
         let view = SegmentView { segment: Arc::clone(&old.segment), len: old.written, end_index: self.next_index };
         let new = self.new_segment()?;
         view.segment.release_handle();
@@ -324,10 +350,31 @@ impl WriterShard {
             .map_err(|error| tail.segment.io_error("writing", error))?;
         tail.unsynced = tail.unsynced.take().or(file);
         tail.written += self.pending.len() as u64;
+        if let Some(target) = preallocation_target(tail.written, tail.allocated) {
+            // The frames are written whatever happens here: a failed extension (a full disk)
+            // only means the next group appends again, and tries again.
+            match tail.segment.write_zeros(tail.written, target) {
+                Ok(()) => tail.allocated = target,
+                Err(error) => tracing::debug!(segment = %tail.segment.describe(), %error, "could not write ahead"),
+            }
+        }
         self.pending.clear();
         // One burst must not pin a large buffer per shard for the life of the process.
         self.pending.shrink_to(PENDING_KEEP_BYTES);
         Ok(())
+    }
+
+    /// The shard takes no more frames (it is sealed, or the writer stops): the zeros written
+    /// ahead of its tail go back to the file system, and the file ends where its records do.
+    /// Not synced: if the cut is lost, recovery finds zeros after the records, as after a crash.
+    fn release_preallocation(&mut self) {
+        let Some(tail) = self.tail.as_mut().filter(|tail| tail.allocated > tail.written) else { return };
+        match tail.segment.set_len(tail.written) {
+            Ok(()) => tail.allocated = tail.written,
+            Err(error) => {
+                tracing::warn!(segment = %tail.segment.describe(), %error, "could not cut the space written ahead")
+            }
+        }
     }
 
     /// A write that fails half way (injected by tests): half the frames reach the file.
@@ -404,7 +451,7 @@ impl WriterShard {
                 poison = true;
             }
         }
-        self.tail = group.tail.map(|(segment, written)| Tail::new(segment, written));
+        self.tail = group.tail.map(|(segment, written)| Tail::new(segment, written, written));
         if let Some(tail) = &self.tail {
             // Cut what the group wrote, so the next frame goes where the failed one would have.
             if let Err(error) = tail.segment.set_len(tail.written) {
@@ -857,6 +904,7 @@ impl Writer {
         }
         let mut jobs = self.take_unsynced();
         crate::sync::run_syncs(&mut jobs);
+        self.shards.values_mut().for_each(WriterShard::release_preallocation);
         let synced = jobs.iter().all(|job| matches!(job.result, Some(Ok(()))));
         synced && self.shards.values().all(|shard| shard.failed.is_none())
     }
@@ -877,6 +925,9 @@ impl Writer {
             match written {
                 Ok(()) => self.stored_bytes = self.stored_bytes.saturating_add(pending),
                 Err(error) => shard.fail(error, false),
+            }
+            if shard.sealed {
+                shard.release_preallocation();
             }
             if let Some(group) = shard.group.as_ref().filter(|group| group.error.is_none()) {
                 for dir in &group.dirs {
