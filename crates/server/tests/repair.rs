@@ -202,7 +202,10 @@ async fn damage_inside_the_newest_segment_stops_the_server_until_repair() {
     let files = segments(&shard_dir(&data_dir));
     assert_eq!(files.len(), 1, "{files:?}");
     let mut bytes = std::fs::read(&files[0]).expect("read segment");
-    let middle = bytes.len() / 2;
+    // The newest segment holds zeros written ahead after its records: damage a record.
+    let records_end = bytes.iter().rposition(|&byte| byte != 0).expect("records") + 1;
+    assert!(records_end >= 20 * 300, "{records_end}");
+    let middle = records_end / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&files[0], &bytes).expect("damage segment");
 
