@@ -52,16 +52,24 @@ fn seconds_to_ms(seconds: f64) -> i64 {
     (seconds * 1000.0).round() as i64
 }
 
+/// The number of the fragment a timestamp selects among `list` (in number order): the one
+/// containing it, that is the last one starting at or before it, or the first of several
+/// starting at that same instant (fragments a producer sends faster than real time can share a
+/// server millisecond); else the first one starting after it; else none (`u64::MAX`).
+fn first_at(list: &[FragmentMeta], ms: i64, of: fn(&FragmentMeta) -> i64) -> u64 {
+    let last = list.iter().rposition(|meta| of(meta) <= ms).filter(|&at| of(&list[at]) + list[at].duration_ms > ms);
+    let containing = last.map(|last| {
+        let start = of(&list[last]);
+        let tied = list[..last].iter().rev().take_while(|meta| of(meta) == start).count();
+        &list[last - tied]
+    });
+    containing.or_else(|| list.iter().find(|meta| of(meta) >= ms)).map_or(u64::MAX, |meta| meta.number)
+}
+
 /// The number of the first fragment a start selector selects.
 fn start_number(selector: &StartSelector, fragments: &StreamFragments) -> Result<u64, VideoError> {
     let missing = |member: &str, kind: &str| {
         VideoError::InvalidArgument(format!("StartSelector.{member} is required with StartSelectorType {kind}."))
-    };
-    let first_at = |ms: i64, of: fn(&FragmentMeta) -> i64| {
-        let list = fragments.list(0);
-        // Start with the fragment containing the timestamp: the last one starting at or before.
-        let containing = list.iter().rev().find(|meta| of(meta) <= ms).filter(|meta| of(meta) + meta.duration_ms > ms);
-        containing.or_else(|| list.iter().find(|meta| of(meta) >= ms)).map_or(u64::MAX, |meta| meta.number)
     };
     match selector.start_selector_type.as_deref().unwrap_or_default() {
         "EARLIEST" => Ok(0),
@@ -84,7 +92,7 @@ fn start_number(selector: &StartSelector, fragments: &StreamFragments) -> Result
             let start = selector.start_timestamp.ok_or_else(|| missing("StartTimestamp", kind))?;
             let of: fn(&FragmentMeta) -> i64 =
                 if kind == "SERVER_TIMESTAMP" { |meta| meta.server_ms } else { |meta| meta.producer_ms };
-            Ok(first_at(seconds_to_ms(start), of))
+            Ok(first_at(&fragments.list(0), seconds_to_ms(start), of))
         }
         other => Err(VideoError::InvalidArgument(format!("Invalid StartSelectorType {other}."))),
     }
@@ -326,4 +334,26 @@ pub(super) async fn get_media_for_fragment_list(service: &VideoService, request:
         }
     });
     media_response(receiver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(number: u64, server_ms: i64) -> FragmentMeta {
+        FragmentMeta { number, producer_ms: number as i64 * 2000, server_ms, duration_ms: 2000, size: 1 }
+    }
+
+    #[test]
+    fn a_server_timestamp_selects_the_first_of_fragments_received_in_the_same_millisecond() {
+        let list = [fragment(10, 84), fragment(11, 84), fragment(12, 85)];
+        let server = |meta: &FragmentMeta| meta.server_ms;
+        assert_eq!(first_at(&list, 84, server), 10);
+        assert_eq!(first_at(&list, 85, server), 12);
+        assert_eq!(first_at(&list, 2000, server), 12, "the last one still contains it");
+        assert_eq!(first_at(&list, 5000, server), u64::MAX, "past every fragment");
+        assert_eq!(first_at(&list, 0, server), 10, "before every fragment: the first after");
+        let producer = |meta: &FragmentMeta| meta.producer_ms;
+        assert_eq!(first_at(&list, 22_500, producer), 11);
+    }
 }
