@@ -819,6 +819,15 @@ def test_invalid_computed_columns_are_refused_when_submitted(endpoint, kinesis):
             create_application(analytics, unique_name("bad-computed"),
                                f"{table}; {sink}; INSERT INTO out SELECT id FROM orders")
         assert f"computed column '{name}'" in str(refused.value) and named in str(refused.value)
+    # A computed column named like a physical one: Flink's refusal of a repeated column name.
+    table = COMPUTED_TABLE.format(stream="any").replace("total AS price * quantity", "price AS quantity * 2", 1)
+    duplicate = "Schema must not contain duplicate column names. Found duplicates: [price]"
+    result = run_sql(endpoint, f"{table}; SELECT * FROM orders", "--timeout", "5")
+    assert result.returncode == 1 and duplicate in result.stderr, result.stderr
+    with pytest.raises(analytics.exceptions.CodeValidationException) as refused:
+        create_application(analytics, unique_name("duplicate-column"),
+                           f"{table}; {sink}; INSERT INTO out SELECT id FROM orders")
+    assert duplicate in str(refused.value)
 
 
 def test_a_job_windows_on_a_computed_column_and_does_not_write_the_sinks_computed_ones(server, kinesis):

@@ -47,7 +47,14 @@ impl ComputedColumns {
     pub fn plan(table: &str, read: SchemaRef, items: &[ComputedItem], ctx: &SessionContext) -> Result<Self> {
         let df_schema = DFSchema::try_from(Arc::clone(&read))?;
         let names = read.fields().iter().map(|field| field.as_ref().clone());
-        let computed_names = items.iter().map(|item| Field::new(&item.name, DataType::Null, true));
+        // A name declared twice is refused after the expressions are checked (as Flink does):
+        // here it is known once.
+        let mut known: std::collections::HashSet<&str> =
+            read.fields().iter().map(|field| field.name().as_str()).collect();
+        let computed_names = items
+            .iter()
+            .filter(|item| known.insert(item.name.as_str()))
+            .map(|item| Field::new(&item.name, DataType::Null, true));
         let with_names = DFSchema::try_from(Schema::new(names.chain(computed_names).collect::<Vec<_>>()))?;
         let mut fields: Vec<Field> = read.fields().iter().map(|field| field.as_ref().clone()).collect();
         let mut sources: Vec<Source> = (0..fields.len()).map(Source::Read).collect();

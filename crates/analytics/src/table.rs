@@ -161,6 +161,13 @@ impl TableSpec {
             CreateTableOptions::With(options) => options_map(options)?,
             _ => return Err(invalid(format!("table {name} needs WITH ('connector' = …)"))),
         };
+        let column_names = || create.columns.iter().map(|column| column.name.value.as_str());
+        let all_names = || column_names().chain(extras.computed.iter().map(|item| item.name.as_str()));
+        // As Flink's schema resolver, which checks computed columns' expressions first and the
+        // names after; but declared columns must be unique to be typed at all.
+        if refuse_duplicate_columns(column_names()).is_err() {
+            refuse_duplicate_columns(all_names())?;
+        }
         // DataFusion's own SQL type mapping, through a typed NULL per column.
         let casts: Vec<String> = create
             .columns
@@ -179,7 +186,27 @@ impl TableSpec {
                 .collect::<Vec<_>>(),
         ));
         let computed = ComputedColumns::plan(&name, read, &extras.computed, ctx)?;
+        refuse_duplicate_columns(all_names())?;
         build(name, computed, extras, options)
+    }
+}
+
+/// Flink's refusal of a table declaring a column name twice (physical, metadata or computed;
+/// names are case-sensitive), naming each repeated name once, in the order of `names`.
+fn refuse_duplicate_columns<'a>(names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates: Vec<&str> = Vec::new();
+    for name in names {
+        if !seen.insert(name) && !duplicates.contains(&name) {
+            duplicates.push(name);
+        }
+    }
+    match duplicates.is_empty() {
+        true => Ok(()),
+        false => Err(invalid(format!(
+            "Schema must not contain duplicate column names. Found duplicates: [{}]",
+            duplicates.join(", ")
+        ))),
     }
 }
 
@@ -459,6 +486,21 @@ mod tests {
         .await
         .unwrap_err();
         assert!(error.to_string().starts_with("Unsupported options found for 'kinesis'"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_column_name_declared_twice_is_refused_as_flink_refuses_it() {
+        let with = "WITH ('connector' = 'blackhole')";
+        for (columns, duplicates) in [
+            ("a STRING, b INT, a INT", "[a]"),
+            ("a STRING, b INT, b AS CHAR_LENGTH(a)", "[b]"),
+            ("a STRING, t AS CHAR_LENGTH(a), t AS 1, a INT", "[a, t]"),
+        ] {
+            let error = spec(&format!("CREATE TABLE t ({columns}) {with}")).await.unwrap_err();
+            let expected = format!("Schema must not contain duplicate column names. Found duplicates: {duplicates}");
+            assert_eq!(error.to_string(), expected, "{columns}");
+        }
+        spec(&format!("CREATE TABLE t (a STRING, A INT) {with}")).await.expect("names are case-sensitive");
     }
 
     #[test]
