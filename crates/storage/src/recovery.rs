@@ -167,9 +167,10 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<TailScan, Sto
         }
     };
     drop(sparse);
-    let (good_len, synced) = match bad {
-        None => (file_len, synced),
-        Some((offset, _)) if zeros_to_end(segment, offset, file_len)? => (offset, synced),
+    // (intact length, file length after, whether synced)
+    let (good_len, allocated, synced) = match bad {
+        None => (file_len, file_len, synced),
+        Some((offset, _)) if zeros_to_end(segment, offset, file_len)? => (offset, file_len, synced),
         Some((offset, reason)) => {
             // A crash can only tear the end of the log. Intact records after the bad frame mean
             // the damage is in the middle (bit rot, a stray write): cutting there would drop
@@ -195,7 +196,7 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<TailScan, Sto
                  records are lost here"
             );
             segment.set_len(offset).map_err(|error| segment.io_error("truncating", error))?;
-            (offset, false)
+            (offset, offset, false)
         }
     };
     if !synced {
@@ -203,7 +204,6 @@ pub(crate) fn scan_tail(segment: &Segment, synced: bool) -> Result<TailScan, Sto
         // why a clean shutdown leaves a marker that lets the next start skip this.
         segment.sync().map_err(|error| segment.io_error("syncing", error))?;
     }
-    let allocated = segment.file_len().map_err(|error| segment.io_error("reading", error))?;
     Ok(TailScan { len: good_len, allocated, next_index, last_arrival_ms })
 }
 

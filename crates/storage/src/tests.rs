@@ -318,6 +318,11 @@ async fn damaged_store(damage: impl FnOnce(&Path, &[u64])) -> (TempDir, Vec<NewR
     (dir, records)
 }
 
+/// Cuts or extends (with zeros) a file to `len` bytes.
+fn resize(path: &Path, len: u64) {
+    std::fs::OpenOptions::new().write(true).open(path).and_then(|file| file.set_len(len)).expect("resize");
+}
+
 fn flip_byte(path: &Path, at: u64) {
     let mut bytes = std::fs::read(path).expect("read segment");
     bytes[at as usize] ^= 0x40;
@@ -346,8 +351,7 @@ async fn assert_survivors(storage: &Storage, records: &[NewRecord], survivors: u
 async fn torn_tail_is_truncated_on_open() {
     let mut cut = 0;
     let (_dir, storage, records) = reopen_after(|path, offsets| {
-        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
-        file.set_len(offsets[10] - 5).expect("truncate mid-frame");
+        resize(path, offsets[10] - 5);
         cut = offsets[9];
     })
     .await;
@@ -395,8 +399,7 @@ async fn damage_followed_by_intact_records_refuses_to_open_instead_of_truncating
 async fn zeros_after_the_records_are_kept_as_space_and_every_record_survives() {
     let mut len = 0;
     let (_dir, storage, records) = reopen_after(|path, offsets| {
-        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
-        file.set_len(offsets[10] + 4096).expect("extend");
+        resize(path, offsets[10] + 4096);
         len = offsets[10] + 4096;
     })
     .await;
@@ -407,9 +410,8 @@ async fn zeros_after_the_records_are_kept_as_space_and_every_record_survives() {
 async fn a_torn_frame_followed_by_zeros_is_cut() {
     let mut cut = 0;
     let (_dir, storage, records) = reopen_after(|path, offsets| {
-        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
-        file.set_len(offsets[10] - 5).expect("tear the last frame");
-        file.set_len(offsets[10] + 4096).expect("zeros after it");
+        resize(path, offsets[10] - 5); // tears the last frame
+        resize(path, offsets[10] + 4096); // zeros after it
         cut = offsets[9];
     })
     .await;
@@ -1165,15 +1167,15 @@ fn check(dir: &Path) -> inspect::CheckReport {
 #[tokio::test]
 async fn check_takes_zeros_after_the_newest_records_for_space_and_a_torn_frame_before_them_for_a_torn_tail() {
     let (dir, _) = damaged_store(|path, offsets| {
-        std::fs::OpenOptions::new().write(true).open(path).expect("open").set_len(offsets[10] + 4096).expect("extend");
+        resize(path, offsets[10] + 4096);
     })
     .await;
     assert_eq!(check(dir.path()), inspect::CheckReport { shards: 1, segments: 1, records: 10, ..Default::default() });
 
     let mut torn_at = 0;
     let (dir, _) = damaged_store(|path, offsets| {
-        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
-        file.set_len(offsets[10] - 5).and_then(|()| file.set_len(offsets[10] + 4096)).expect("tear, then zeros");
+        resize(path, offsets[10] - 5); // tears the last frame
+        resize(path, offsets[10] + 4096); // zeros after it
         torn_at = offsets[9];
     })
     .await;
