@@ -17,6 +17,7 @@ mod error;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod in_place;
 pub mod inspect;
 mod metadata;
 mod open_files;

@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub files: Arc<OpenFiles>,
     /// Groups committed so far (a request count divided by this is the batching achieved).
     pub groups: std::sync::atomic::AtomicU64,
+    /// Files whose group sync was one device flush shared with other files (sync.rs).
+    pub flushed_together: std::sync::atomic::AtomicU64,
     /// In memory mode with a cap: the record bytes kept at most (see `StorageConfig`).
     pub memory_cap: Option<u64>,
     /// Published by the writer after each group, for metrics.
@@ -137,6 +139,7 @@ impl Storage {
             segment_max_bytes: segment_max_bytes.max(1),
             files,
             groups: std::sync::atomic::AtomicU64::new(0),
+            flushed_together: std::sync::atomic::AtomicU64::new(0),
             memory_cap,
             memory_use: parking_lot::Mutex::new(crate::MemoryUse::default()),
             #[cfg(test)]
@@ -150,9 +153,11 @@ impl Storage {
             .spawn(move || writer.run())
             .map_err(|error| StorageError::io("starting the log writer thread", error))?;
         match &config.mode {
-            StorageMode::Durable(_) => tracing::info!(
+            StorageMode::Durable(dir) => tracing::info!(
                 shards = shard_count,
                 fsync = %config.fsync,
+                // Whether a group's overwrites share one device flush (in_place.rs).
+                flush = if crate::in_place::path_writes_in_place(dir) { "once per group" } else { "per file" },
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "storage opened"
             ),
@@ -331,6 +336,11 @@ impl Storage {
     #[cfg(test)]
     pub(crate) fn groups_committed(&self) -> u64 {
         self.shared.groups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn files_flushed_together(&self) -> u64 {
+        self.shared.flushed_together.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[cfg(test)]

@@ -2,11 +2,18 @@
 //! gather and write the next group while the device works on this one (a two-stage commit
 //! pipeline). It answers on the writer's own request channel, so that the writer waits for new
 //! requests and finished syncs in one place.
+//!
+//! Frames written over blocks a segment already has on disk (see `SyncJob::overwrite`) are made
+//! durable more cheaply where the file system writes them in place: each file's pages are
+//! written and waited for, then the device's cache is flushed once for all of them
+//! ([`in_place`]).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 
+use crate::in_place;
 use crate::writer::Request;
 use crate::{ShardKey, StorageError};
 
@@ -25,15 +32,26 @@ pub(crate) struct SyncJob {
     pub shards: Vec<ShardKey>,
     /// Set when run (or beforehand by an injected fault).
     pub result: Option<Result<(), StorageError>>,
+    /// The bytes to sync overwrite blocks that an earlier, finished sync made part of the file
+    /// (length and allocation): making them durable needs no metadata written.
+    pub overwrite: bool,
+    /// Made durable by writeback and a flush shared with the device's other files.
+    pub flushed_together: bool,
 }
 
 impl SyncJob {
-    pub fn file(file: Arc<File>, name: String, shard: ShardKey) -> Self {
-        SyncJob { target: SyncTarget::File(file, name), shards: vec![shard], result: None }
+    pub fn file(file: Arc<File>, name: String, shard: ShardKey, overwrite: bool) -> Self {
+        SyncJob {
+            target: SyncTarget::File(file, name),
+            shards: vec![shard],
+            result: None,
+            overwrite,
+            flushed_together: false,
+        }
     }
 
     pub fn dir(path: PathBuf, shards: Vec<ShardKey>) -> Self {
-        SyncJob { target: SyncTarget::Dir(path), shards, result: None }
+        SyncJob { target: SyncTarget::Dir(path), shards, result: None, overwrite: false, flushed_together: false }
     }
 
     fn run(&mut self) {
@@ -94,8 +112,9 @@ impl Syncer {
         let helpers = (1..SYNC_THREADS).map(|_| Helper::start()).collect::<std::io::Result<Vec<_>>>()?;
         let (jobs, receiver) = mpsc::channel::<(SyncPurpose, Vec<SyncJob>)>();
         let thread = std::thread::Builder::new().name("tideline-log-sync".into()).spawn(move || {
+            let mut devices = in_place::Devices::default();
             for (purpose, batch) in receiver {
-                let batch = run_with_helpers(&helpers, batch);
+                let batch = run_batch(&helpers, &mut devices, batch);
                 if done.send(Request::Synced(purpose, batch)).is_err() {
                     return;
                 }
@@ -138,6 +157,76 @@ impl Helper {
     }
 }
 
+/// Runs a batch's syncs and returns them. Overwrites on devices that write in place start their
+/// writeback first, are waited for after the other syncs, and share one flush per device;
+/// everything else is fdatasynced (or, for directories, fsynced) on this thread and the helpers.
+fn run_batch(helpers: &[Helper], devices: &mut in_place::Devices, batch: Vec<SyncJob>) -> Vec<SyncJob> {
+    if batch.iter().filter(|job| job.overwrite).count() < 2 {
+        return run_with_helpers(helpers, batch);
+    }
+    let placed: Vec<(Option<u64>, SyncJob)> = batch
+        .into_iter()
+        .map(|job| match &job.target {
+            SyncTarget::File(file, _) if job.overwrite && job.result.is_none() => (devices.in_place(file), job),
+            _ => (None, job),
+        })
+        .collect();
+    let mut per_device: HashMap<u64, usize> = HashMap::new();
+    for device in placed.iter().filter_map(|(device, _)| *device) {
+        *per_device.entry(device).or_default() += 1;
+    }
+    // A device's only file gains nothing from a separate flush: its fdatasync is one already.
+    let (mut overwrites, mut others) = (Vec::new(), Vec::new());
+    for (device, job) in placed {
+        match device.filter(|device| per_device[device] > 1) {
+            Some(device) => {
+                if let SyncTarget::File(file, _) = &job.target {
+                    // An error here shows again in the wait below, which reports it.
+                    let _ = in_place::start_writeback(file);
+                }
+                overwrites.push((device, job));
+            }
+            None => others.push(job),
+        }
+    }
+    let mut batch = run_with_helpers(helpers, others);
+    let mut flush_through: HashMap<u64, Arc<File>> = HashMap::new();
+    for (device, job) in &mut overwrites {
+        let SyncTarget::File(file, name) = &job.target else { continue };
+        match in_place::wait_for_writeback(file) {
+            Ok(()) => {
+                flush_through.insert(*device, Arc::clone(file));
+            }
+            Err(error) => job.result = Some(Err(StorageError::io(format!("syncing {name}"), error))),
+        }
+    }
+    // Written pages are durable once the device's cache is flushed, which an fdatasync with
+    // nothing left to write does, whichever of the device's files it is given.
+    let flushed: HashMap<u64, std::io::Result<()>> =
+        flush_through.into_iter().map(|(device, file)| (device, file.sync_data())).collect();
+    for (device, mut job) in overwrites {
+        if job.result.is_none() {
+            let name = match &job.target {
+                SyncTarget::File(_, name) => name.as_str(),
+                SyncTarget::Dir(_) => "",
+            };
+            job.result = Some(match flushed.get(&device) {
+                Some(Ok(())) => {
+                    job.flushed_together = true;
+                    Ok(())
+                }
+                Some(Err(error)) => Err(StorageError::io(
+                    format!("syncing {name}"),
+                    std::io::Error::new(error.kind(), error.to_string()),
+                )),
+                None => Err(StorageError::io(format!("syncing {name}"), std::io::Error::other("not flushed"))),
+            });
+        }
+        batch.push(job);
+    }
+    batch
+}
+
 /// Runs a batch's syncs on this thread and the helpers, several at a time, and returns them.
 fn run_with_helpers(helpers: &[Helper], mut batch: Vec<SyncJob>) -> Vec<SyncJob> {
     let per_thread = batch.len().div_ceil(helpers.len() + 1).max(1);
@@ -163,6 +252,8 @@ fn run_with_helpers(helpers: &[Helper], mut batch: Vec<SyncJob>) -> Vec<SyncJob>
                 target: SyncTarget::Dir(PathBuf::new()),
                 shards,
                 result: Some(Err(StorageError::io("syncing", std::io::Error::other("a sync thread ended")))),
+                overwrite: false,
+                flushed_together: false,
             }),
         }
     }

@@ -243,6 +243,46 @@ async fn seal_is_ordered_after_earlier_appends() {
     }
 }
 
+/// Groups that write over blocks their files already have share one device flush where the
+/// file system writes in place (ext4 here), and are synced file by file elsewhere; either way
+/// every record reads back after a reopen.
+#[tokio::test]
+async fn overwriting_groups_share_one_flush_where_writes_are_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shards: Vec<ShardKey> = (0..4).map(|index| key(1, index)).collect();
+    let mut expected: BTreeMap<ShardKey, Vec<NewRecord>> = BTreeMap::new();
+    {
+        let storage = durable(dir.path());
+        for round in 0..20u64 {
+            // One call for all four shards: each group writes four files.
+            let batches: Vec<AppendBatch> = shards
+                .iter()
+                .map(|&shard| batch(shard, vec![record(round * 4 + u64::from(shard.shard_index), 300)]))
+                .collect();
+            for batch in &batches {
+                expected.entry(batch.shard).or_default().extend(batch.records.clone());
+            }
+            storage.append(batches).await.expect("append");
+        }
+        let together = storage.files_flushed_together();
+        if crate::in_place::path_writes_in_place(dir.path()) {
+            // The first group of each file extends it and is fdatasynced; the rest overwrite.
+            assert_eq!(together, 19 * 4, "every later group flushed once for its four files");
+        } else {
+            eprintln!("this file system does not write in place: every file fdatasynced");
+            assert_eq!(together, 0);
+        }
+    }
+    let reopened = durable(dir.path());
+    for (shard, records) in &expected {
+        let stored = read_all(&reopened, *shard);
+        assert_eq!(stored.len(), records.len());
+        for (index, (stored, record)) in stored.iter().zip(records).enumerate() {
+            assert_same(stored, index as u64, record);
+        }
+    }
+}
+
 #[tokio::test]
 async fn reopen_reads_everything_back() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -98,12 +98,27 @@ pub(crate) struct Tail {
     /// of them (see [`preallocation_target`]). Frames written below it overwrite blocks, which
     /// changes no file metadata.
     pub allocated: u64,
+    /// How much of `allocated` a scheduled fdatasync has made part of the file on disk (length
+    /// and blocks), so that frames written below it need no metadata synced. Zero until the
+    /// first sync through this writer: a file found at start-up may hold what was never synced.
+    pub synced_allocation: u64,
 }
 
 impl Tail {
     /// `allocated`: the file's length (at least `written`).
     pub fn new(segment: Arc<Segment>, written: u64, allocated: u64) -> Self {
-        Tail { segment, written, unsynced: None, allocated: allocated.max(written) }
+        Tail { segment, written, unsynced: None, allocated: allocated.max(written), synced_allocation: 0 }
+    }
+
+    /// The sync of what the group wrote. Frames that end within the synced allocation
+    /// overwrite blocks the file has on disk; otherwise the sync is a full fdatasync, and once
+    /// done everything allocated so far is on disk.
+    fn sync_job(&mut self, file: Arc<File>, key: ShardKey) -> SyncJob {
+        let overwrite = self.written <= self.synced_allocation;
+        if !overwrite {
+            self.synced_allocation = self.allocated;
+        }
+        SyncJob::file(file, self.segment.describe(), key, overwrite)
     }
 }
 
@@ -370,7 +385,10 @@ impl WriterShard {
     fn release_preallocation(&mut self) {
         let Some(tail) = self.tail.as_mut().filter(|tail| tail.allocated > tail.written) else { return };
         match tail.segment.set_len(tail.written) {
-            Ok(()) => tail.allocated = tail.written,
+            Ok(()) => {
+                tail.allocated = tail.written;
+                tail.synced_allocation = tail.synced_allocation.min(tail.written);
+            }
             Err(error) => {
                 tracing::warn!(segment = %tail.segment.describe(), %error, "could not cut the space written ahead")
             }
@@ -706,7 +724,12 @@ impl Writer {
             match &job.target {
                 // A file is one shard's: a second write through the same handle adds nothing.
                 SyncTarget::File(file, _) => {
-                    self.unsynced_files.entry(Arc::as_ptr(file) as usize).or_insert(job);
+                    // An overwrite only if every write it covers is one.
+                    let overwrite = job.overwrite;
+                    self.unsynced_files
+                        .entry(Arc::as_ptr(file) as usize)
+                        .and_modify(|kept| kept.overwrite &= overwrite)
+                        .or_insert(job);
                 }
                 SyncTarget::Dir(path) => {
                     let shards = self.unsynced_dirs.entry(path.clone()).or_default();
@@ -935,7 +958,7 @@ impl Writer {
                 }
                 if let Some(tail) = shard.tail.as_mut() {
                     if let Some(file) = tail.unsynced.take() {
-                        files.push(SyncJob::file(file, tail.segment.describe(), key));
+                        files.push(tail.sync_job(file, key));
                     }
                 }
             }
@@ -953,6 +976,9 @@ impl Writer {
     /// Fails the syncing groups of the shards whose syncs failed.
     fn note_sync_results(&mut self, jobs: Vec<SyncJob>) {
         for job in jobs {
+            if job.flushed_together {
+                self.shared.flushed_together.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Some(Err(error)) = job.result {
                 for key in job.shards {
                     if let Some(shard) = self.shards.get_mut(&key) {
