@@ -121,6 +121,22 @@ impl SequenceText {
         self.push(&digits[start..]);
     }
 
+    /// Moves the number `by` records on within its shard: adds to the ordinal's digits (the
+    /// 20 before the 10 reserved ones), usually the last digit alone. A PutRecords response
+    /// numbers consecutive records of each shard, and this is a tenth of writing each in full.
+    pub fn advance(&mut self, by: u64) {
+        let ordinal_end = self.len - 10;
+        let mut carry = by;
+        for digit in self.bytes[ordinal_end - 20..ordinal_end].iter_mut().rev() {
+            if carry == 0 {
+                break;
+            }
+            let sum = u64::from(*digit - b'0') + carry;
+            *digit = b'0' + (sum % 10) as u8;
+            carry = sum / 10;
+        }
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
@@ -169,6 +185,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn advancing_matches_the_later_number(stream_id: u64, shard_index: u32, ordinal: u64, by in 0u64..100_000) {
+            for stream_id in [stream_id % 100_000_000_000_000, stream_id] {
+                let ordinal = ordinal.min(u64::MAX - by);
+                let mut text = SequenceNumber { stream_id, shard_index, ordinal }.text();
+                text.advance(by);
+                let later = SequenceNumber { stream_id, shard_index, ordinal: ordinal + by }.text();
+                prop_assert_eq!(text.as_str(), later.as_str());
+            }
+        }
+
         #[test]
         fn order_follows_record_index(stream_id in 0u64..99_999_999_999_999, shard_index: u32, a: u64, b: u64) {
             let x = SequenceNumber { stream_id, shard_index, ordinal: a };

@@ -430,4 +430,23 @@ mod tests {
             r#"{"SequenceNumber":"49000000000000120000000003000000000000000000420000000000","ShardId":"shardId-000000000003"}"#
         ));
     }
+
+    #[test]
+    fn numbers_of_a_shard_written_one_after_another_match_serde_json() {
+        // Consecutive, carrying (9 → 10, 99 → 100), skipping and going back (a record routed
+        // again after a reshard), interleaved across shards, with short and long stream ids.
+        let indexes = [(3, 41), (0, 8), (3, 42), (0, 9), (0, 98), (3, 45), (0, 99), (3, 43), (0, 0), (3, 44)];
+        for stream_id in [12, 123_456_789_012_345_678] {
+            let output = PutRecordsOutput {
+                failed_record_count: 0,
+                stream_id,
+                records: indexes
+                    .iter()
+                    .map(|&(shard_index, record_index)| ResultRecord::Appended { shard_index, record_index })
+                    .collect(),
+                encryption_type: "NONE",
+            };
+            assert_eq!(String::from_utf8(output.encode(Codec::Json)).unwrap(), serde_json::to_string(&output).unwrap());
+        }
+    }
 }

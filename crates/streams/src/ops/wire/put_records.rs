@@ -229,15 +229,37 @@ impl PutRecordsOutput {
         out.extend_from_slice(b"{\"FailedRecordCount\":");
         out.extend_from_slice(self.failed_record_count.to_string().as_bytes());
         out.extend_from_slice(b",\"Records\":[");
+        // Each shard's last number: the next record of that shard is usually the one after it.
+        let mut last: Vec<(u32, u64, SequenceText)> = Vec::new();
         for (i, record) in self.records.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             match record {
                 &ResultRecord::Appended { shard_index, record_index } => {
-                    let sequence_number = SequenceNumber::of_record(self.stream_id, shard_index, record_index).text();
+                    let at = match last.iter().position(|(shard, ..)| *shard == shard_index) {
+                        Some(at) if record_index >= last[at].1 => {
+                            let (_, previous, text) = &mut last[at];
+                            text.advance(record_index - *previous);
+                            *previous = record_index;
+                            at
+                        }
+                        found => {
+                            let text = SequenceNumber::of_record(self.stream_id, shard_index, record_index).text();
+                            match found {
+                                Some(at) => {
+                                    last[at] = (shard_index, record_index, text);
+                                    at
+                                }
+                                None => {
+                                    last.push((shard_index, record_index, text));
+                                    last.len() - 1
+                                }
+                            }
+                        }
+                    };
                     out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                    out.extend_from_slice(sequence_number.as_bytes());
+                    out.extend_from_slice(last[at].2.as_bytes());
                     out.extend_from_slice(b"\",\"ShardId\":\"");
                     out.extend_from_slice(ShardIdText::of(shard_index).as_bytes());
                     out.extend_from_slice(b"\"}");
