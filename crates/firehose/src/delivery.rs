@@ -116,7 +116,7 @@ impl Pipeline {
         let transformer = match processing.and_then(|processing| processing.processor("Lambda")) {
             Some(processor) => Some(Transformer::new(
                 processor,
-                service.http.clone(),
+                service.http()?,
                 std::sync::Arc::clone(&service.functions),
                 InvocationContext {
                     delivery_stream_arn: meta.arn.clone(),

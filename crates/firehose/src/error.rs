@@ -49,13 +49,16 @@ pub enum FirehoseError {
     /// The durable buffer or the metadata failed: the server's fault, never the client's.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The HTTP client for endpoints and function URLs cannot be built (no usable TLS roots).
+    #[error("Internal service failure: cannot make HTTP requests: {0}")]
+    HttpClient(String),
 }
 
 impl FirehoseError {
     /// The AWS error type an API call that meets this error answers with.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Storage(_) => ErrorCode::ServiceUnavailableException,
+            Self::Storage(_) | Self::HttpClient(_) => ErrorCode::ServiceUnavailableException,
             Self::InvalidPrefix(_)
             | Self::UnfilledExpression(_)
             | Self::InvalidQuery(_)

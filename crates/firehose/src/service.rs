@@ -57,7 +57,9 @@ pub struct FirehoseService {
     pub(crate) streams: Arc<StreamsService>,
     pub(crate) buckets: Arc<Buckets>,
     pub(crate) catalog: Catalog,
-    pub(crate) http: reqwest::Client,
+    /// Built at first use: building it loads the system's CA certificates, ~5 ms of CPU that a
+    /// server with no HTTP endpoint or function URL to call would spend at every start.
+    http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     /// Runs the transformation functions named by ARN, once the server installs it.
     pub(crate) functions: FunctionSlot,
     pub(crate) metrics: FirehoseMetrics,
@@ -81,6 +83,19 @@ impl FirehoseService {
         self.me.upgrade()
     }
 
+    /// The client for HTTP endpoint destinations and function URLs.
+    pub(crate) fn http(&self) -> Result<reqwest::Client, FirehoseError> {
+        let built = self.http.get_or_init(|| {
+            // Firehose counts a redirect as a failed attempt, so none is followed.
+            reqwest::Client::builder()
+                .timeout(self.config.http_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|error| error.to_string())
+        });
+        built.clone().map_err(FirehoseError::HttpClient)
+    }
+
     /// Loads every delivery stream and starts delivering what each had buffered.
     pub async fn open(
         storage: Arc<Storage>,
@@ -91,11 +106,6 @@ impl FirehoseService {
             Some(path) => Catalog::load(path)?,
             None => Catalog::default(),
         };
-        // Firehose counts a redirect as a failed attempt, so none is followed.
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
         let service = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             buckets: Arc::new(Buckets::new(config.buckets.clone())),
@@ -103,7 +113,7 @@ impl FirehoseService {
             storage,
             streams,
             catalog,
-            http,
+            http: std::sync::OnceLock::new(),
             functions: FunctionSlot::default(),
             metrics: FirehoseMetrics::new(),
             delivery_streams: RwLock::new(BTreeMap::new()),

@@ -125,7 +125,7 @@ impl DestinationSpec for HttpEndpointConfig {
         service: &FirehoseService,
         meta: &DeliveryStreamMeta,
     ) -> Result<Arc<dyn Destination>, FirehoseError> {
-        let client = service.http.clone();
+        let client = service.http()?;
         Ok(Arc::new(HttpEndpointDestination::new(self, &meta.arn, client, service.config.http_timeout)?))
     }
 }
