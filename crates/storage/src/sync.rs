@@ -8,7 +8,7 @@
 //! written and waited for, then the device's cache is flushed once for all of them
 //! ([`in_place`]).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
@@ -157,9 +157,11 @@ impl Helper {
     }
 }
 
-/// Runs a batch's syncs and returns them. Overwrites on devices that write in place start their
-/// writeback first, are waited for after the other syncs, and share one flush per device;
-/// everything else is fdatasynced (or, for directories, fsynced) on this thread and the helpers.
+/// Runs a batch's syncs and returns them. Overwrites on a device that writes in place (two or
+/// more files of it) start their writeback first and are finished after the other syncs: the
+/// files' writeback waited for, newest first (once it is done the older ones usually are too,
+/// so the thread sleeps once), then an fdatasync of the oldest, whose device flush comes after
+/// all of them. Everything else is fdatasynced (directories fsynced) here and on the helpers.
 fn run_batch(helpers: &[Helper], devices: &mut in_place::Devices, batch: Vec<SyncJob>) -> Vec<SyncJob> {
     if batch.iter().filter(|job| job.overwrite).count() < 2 {
         return run_with_helpers(helpers, batch);
@@ -171,58 +173,55 @@ fn run_batch(helpers: &[Helper], devices: &mut in_place::Devices, batch: Vec<Syn
             _ => (None, job),
         })
         .collect();
-    let mut per_device: HashMap<u64, usize> = HashMap::new();
-    for device in placed.iter().filter_map(|(device, _)| *device) {
-        *per_device.entry(device).or_default() += 1;
-    }
-    // A device's only file gains nothing from a separate flush: its fdatasync is one already.
-    let (mut overwrites, mut others) = (Vec::new(), Vec::new());
+    let mut overwrites: BTreeMap<u64, Vec<SyncJob>> = BTreeMap::new();
+    let mut others = Vec::new();
     for (device, job) in placed {
-        match device.filter(|device| per_device[device] > 1) {
-            Some(device) => {
-                if let SyncTarget::File(file, _) = &job.target {
-                    // An error here shows again in the wait below, which reports it.
-                    let _ = in_place::start_writeback(file);
-                }
-                overwrites.push((device, job));
-            }
+        match device {
+            Some(device) => overwrites.entry(device).or_default().push(job),
             None => others.push(job),
         }
     }
-    let mut batch = run_with_helpers(helpers, others);
-    let mut flush_through: HashMap<u64, Arc<File>> = HashMap::new();
-    for (device, job) in &mut overwrites {
-        let SyncTarget::File(file, name) = &job.target else { continue };
-        match in_place::wait_for_writeback(file) {
-            Ok(()) => {
-                flush_through.insert(*device, Arc::clone(file));
-            }
-            Err(error) => job.result = Some(Err(StorageError::io(format!("syncing {name}"), error))),
+    // A device's only file gains nothing: its fdatasync is one flush already.
+    for jobs in overwrites.values_mut().filter(|jobs| jobs.len() < 2) {
+        others.append(jobs);
+    }
+    for job in overwrites.values().flatten() {
+        if let SyncTarget::File(file, _) = &job.target {
+            // An error here shows again when the writeback is waited for, which reports it.
+            let _ = in_place::start_writeback(file);
         }
     }
-    // Written pages are durable once the device's cache is flushed, which an fdatasync with
-    // nothing left to write does, whichever of the device's files it is given.
-    let flushed: HashMap<u64, std::io::Result<()>> =
-        flush_through.into_iter().map(|(device, file)| (device, file.sync_data())).collect();
-    for (device, mut job) in overwrites {
-        if job.result.is_none() {
-            let name = match &job.target {
-                SyncTarget::File(_, name) => name.as_str(),
-                SyncTarget::Dir(_) => "",
-            };
-            job.result = Some(match flushed.get(&device) {
-                Some(Ok(())) => {
-                    job.flushed_together = true;
-                    Ok(())
+    let mut batch = run_with_helpers(helpers, others);
+    for mut jobs in overwrites.into_values() {
+        let Some((oldest, newer)) = jobs.split_first_mut() else { continue };
+        for job in newer.iter_mut().rev() {
+            if let SyncTarget::File(file, name) = &job.target {
+                if let Err(error) = in_place::wait_for_writeback(file) {
+                    job.result = Some(Err(StorageError::io(format!("syncing {name}"), error)));
                 }
-                Some(Err(error)) => Err(StorageError::io(
-                    format!("syncing {name}"),
-                    std::io::Error::new(error.kind(), error.to_string()),
-                )),
-                None => Err(StorageError::io(format!("syncing {name}"), std::io::Error::other("not flushed"))),
-            });
+            }
         }
-        batch.push(job);
+        oldest.run();
+        let flushed = match &oldest.result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(error)) => Err(error.to_string()),
+            None => Err("not run".to_string()),
+        };
+        for job in jobs.iter_mut() {
+            match &flushed {
+                Ok(()) if matches!(job.result, None | Some(Ok(()))) => {
+                    job.result = Some(Ok(()));
+                    job.flushed_together = true;
+                }
+                Ok(()) => {}
+                Err(error) => {
+                    job.result.get_or_insert_with(|| {
+                        Err(StorageError::io("syncing", std::io::Error::other(format!("device flush failed: {error}"))))
+                    });
+                }
+            }
+        }
+        batch.append(&mut jobs);
     }
     batch
 }
