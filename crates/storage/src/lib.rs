@@ -2,11 +2,12 @@
 //! key-value store.
 //!
 //! Owns: the on-disk layout under the data directory, the record frame format, group commit
-//! (one writer thread, one fdatasync per file per group), crash recovery of torn log tails, the
-//! sparse indexes for reads by position and by arrival time, the bounded set of open segment
-//! files, the redb metadata database (whose lock keeps a second process out of a data
-//! directory), and the offline check and repair of damaged logs ([`inspect`]). An in-memory
-//! mode runs the same code over byte buffers.
+//! (one writer thread; an fdatasync per file per group, or one device flush for the files that
+//! only overwrite synced blocks where the file system writes in place), crash recovery of torn
+//! log tails, the sparse indexes for reads by position and by arrival time, the bounded set of
+//! open segment files, the redb metadata database (whose lock keeps a second process out of a
+//! data directory), and the offline check and repair of damaged logs ([`inspect`]). An
+//! in-memory mode runs the same code over byte buffers.
 //!
 //! Does not own: HTTP, JSON, AWS shapes, sequence numbers or hash keys. A shard is a
 //! [`ShardKey`] and a record is a dense per-shard `index` from 0; `tideline-streams` maps those
