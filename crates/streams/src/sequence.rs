@@ -84,6 +84,41 @@ impl SequenceNumber {
     }
 }
 
+/// The texts of one shard's record numbers, asked for in ascending index order (a GetRecords
+/// batch, a PutRecords response's records of one shard): the first is written in full and each
+/// next one advanced from the one before, usually by its last digit alone.
+pub struct ShardNumbers {
+    stream_id: u64,
+    shard_index: u32,
+    last: Option<(u64, SequenceText)>,
+}
+
+impl ShardNumbers {
+    pub fn new(stream_id: u64, shard_index: u32) -> Self {
+        ShardNumbers { stream_id, shard_index, last: None }
+    }
+
+    pub fn shard_index(&self) -> u32 {
+        self.shard_index
+    }
+
+    /// The text of the record at `index`.
+    pub fn of_record(&mut self, index: u64) -> SequenceText {
+        match &mut self.last {
+            Some((last, text)) if index >= *last => {
+                text.advance(index - *last);
+                *last = index;
+                *text
+            }
+            last => {
+                let text = SequenceNumber::of_record(self.stream_id, self.shard_index, index).text();
+                *last = Some((index, text));
+                text
+            }
+        }
+    }
+}
+
 /// A sequence number's decimal text, on the stack; serializes as a string.
 #[derive(Clone, Copy)]
 pub struct SequenceText {
@@ -122,9 +157,9 @@ impl SequenceText {
     }
 
     /// Moves the number `by` records on within its shard: adds to the ordinal's digits (the
-    /// 20 before the 10 reserved ones), usually the last digit alone. A PutRecords response
-    /// numbers consecutive records of each shard, and this is a tenth of writing each in full.
-    pub fn advance(&mut self, by: u64) {
+    /// 20 before the 10 reserved ones), usually the last digit alone: a tenth of the
+    /// instructions of writing the number in full.
+    fn advance(&mut self, by: u64) {
         let ordinal_end = self.len - 10;
         let mut carry = by;
         for digit in self.bytes[ordinal_end - 20..ordinal_end].iter_mut().rev() {
@@ -193,6 +228,19 @@ mod tests {
                 text.advance(by);
                 let later = SequenceNumber { stream_id, shard_index, ordinal: ordinal + by }.text();
                 prop_assert_eq!(text.as_str(), later.as_str());
+            }
+        }
+
+        #[test]
+        fn a_shards_numbers_match_each_written_in_full(stream_id: u64, shard_index: u32, start: u64, steps in proptest::collection::vec(-3i64..1_000, 1..40)) {
+            // Mostly ascending, as reads and responses ask; a step back starts again in full.
+            let mut numbers = ShardNumbers::new(stream_id, shard_index);
+            let mut index = start % (u64::MAX / 2);
+            for step in steps {
+                index = index.saturating_add_signed(step);
+                let full = SequenceNumber::of_record(stream_id, shard_index, index).text();
+                let advanced = numbers.of_record(index);
+                prop_assert_eq!(advanced.as_str(), full.as_str());
             }
         }
 

@@ -9,7 +9,7 @@ use super::wire::get_records::{GetRecordsOutput, RecordOut};
 use crate::iterator::IteratorPosition;
 use crate::model::{shard_id, ShardMeta, StreamMeta};
 use crate::rules;
-use crate::sequence::SequenceNumber;
+use crate::sequence::{SequenceNumber, ShardNumbers};
 use crate::service::{now_ms, storage_failure, Caller, StreamsService};
 
 const ITERATOR_TYPES: [&str; 5] =
@@ -314,13 +314,11 @@ pub(crate) async fn read_records(
         Some(last) if batch.next_index < tail.next_index => (now_ms() - last.arrival_ms).max(0),
         _ => 0,
     };
+    let mut numbers = ShardNumbers::new(meta.id, shard_index);
     let records = batch
         .records
         .into_iter()
-        .map(|record| RecordOut {
-            sequence_number: SequenceNumber::of_record(meta.id, shard_index, record.index).text(),
-            record,
-        })
+        .map(|record| RecordOut { sequence_number: numbers.of_record(record.index), record })
         .collect();
     Ok(ReadRecords {
         records,

@@ -9,7 +9,7 @@ use tideline_proto::{Arena, AwsError, Codec, DecodeRequest, EncodeResponse, Opti
 use crate::model::ShardIdText;
 use crate::ops::records::{PutRecordsEntry, PutRecordsInput};
 use crate::rules;
-use crate::sequence::{SequenceNumber, SequenceText};
+use crate::sequence::{SequenceNumber, SequenceText, ShardNumbers};
 
 /// Which of `names` a member name is (`None`: a member this operation does not have).
 struct MemberName(&'static [&'static str]);
@@ -229,37 +229,24 @@ impl PutRecordsOutput {
         out.extend_from_slice(b"{\"FailedRecordCount\":");
         out.extend_from_slice(self.failed_record_count.to_string().as_bytes());
         out.extend_from_slice(b",\"Records\":[");
-        // Each shard's last number: the next record of that shard is usually the one after it.
-        let mut last: Vec<(u32, u64, SequenceText)> = Vec::new();
+        // Each shard's records are numbered in ascending order, mostly one after another.
+        let mut numbers: Vec<ShardNumbers> = Vec::new();
         for (i, record) in self.records.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             match record {
                 &ResultRecord::Appended { shard_index, record_index } => {
-                    let at = match last.iter().position(|(shard, ..)| *shard == shard_index) {
-                        Some(at) if record_index >= last[at].1 => {
-                            let (_, previous, text) = &mut last[at];
-                            text.advance(record_index - *previous);
-                            *previous = record_index;
-                            at
-                        }
-                        found => {
-                            let text = SequenceNumber::of_record(self.stream_id, shard_index, record_index).text();
-                            match found {
-                                Some(at) => {
-                                    last[at] = (shard_index, record_index, text);
-                                    at
-                                }
-                                None => {
-                                    last.push((shard_index, record_index, text));
-                                    last.len() - 1
-                                }
-                            }
+                    let at = match numbers.iter().position(|shard| shard.shard_index() == shard_index) {
+                        Some(at) => at,
+                        None => {
+                            numbers.push(ShardNumbers::new(self.stream_id, shard_index));
+                            numbers.len() - 1
                         }
                     };
+                    let sequence_number = numbers[at].of_record(record_index);
                     out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                    out.extend_from_slice(last[at].2.as_bytes());
+                    out.extend_from_slice(sequence_number.as_bytes());
                     out.extend_from_slice(b"\",\"ShardId\":\"");
                     out.extend_from_slice(ShardIdText::of(shard_index).as_bytes());
                     out.extend_from_slice(b"\"}");
