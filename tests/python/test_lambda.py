@@ -5,6 +5,7 @@ from Tideline streams."""
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import os
 import re
@@ -167,6 +168,79 @@ def test_function_api_shapes_and_errors(awslambda):
     with pytest.raises(ClientError) as error:
         awslambda.invoke(FunctionName=name, Payload=b"{}")
     support.assert_client_error(error, "ResourceNotFoundException")
+
+
+def test_reserved_concurrency_limits_and_stops_a_function(awslambda):
+    name = support.unique_name("reserved")
+    create_function(awslambda, name, "import time\ndef lambda_handler(e, c):\n    time.sleep(e.get('sleep', 0))\n    return e\n")
+    assert "ReservedConcurrentExecutions" not in awslambda.get_function_concurrency(FunctionName=name)
+    assert "Concurrency" not in awslambda.get_function(FunctionName=name)
+
+    # Zero stops every invocation, as AWS's throttle does.
+    assert awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)[
+        "ReservedConcurrentExecutions"] == 0
+    assert awslambda.get_function(FunctionName=name)["Concurrency"] == {"ReservedConcurrentExecutions": 0}
+    with pytest.raises(ClientError) as error:
+        awslambda.invoke(FunctionName=name, Payload=b"{}")
+    support.assert_client_error(error, "TooManyRequestsException")
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+    # One at a time: a second invocation while the first runs is throttled.
+    awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert awslambda.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 1
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(awslambda.invoke, FunctionName=name, Payload=b'{"sleep": 2}')
+        wait_for(lambda: slow.running(), timeout=5)
+        time.sleep(0.7)
+        with pytest.raises(ClientError) as error:
+            awslambda.invoke(FunctionName=name, Payload=b"{}")
+        support.assert_client_error(error, "TooManyRequestsException")
+        assert json.loads(slow.result()["Payload"].read()) == {"sleep": 2}
+    assert json.loads(awslambda.invoke(FunctionName=name, Payload=b'{"a": 1}')["Payload"].read()) == {"a": 1}
+
+    # AWS keeps 100 of the account's 1,000 unreserved.
+    with pytest.raises(ClientError) as error:
+        awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=901)
+    support.assert_client_error(
+        error, "InvalidParameterValueException",
+        "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
+        "below its minimum value of [100].")
+    assert awslambda.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 1
+    with pytest.raises(ClientError) as error:
+        awslambda.put_function_concurrency(FunctionName="nope-" + name, ReservedConcurrentExecutions=1)
+    support.assert_client_error(error, "ResourceNotFoundException")
+
+    assert awslambda.delete_function_concurrency(FunctionName=name)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert "ReservedConcurrentExecutions" not in awslambda.get_function_concurrency(FunctionName=name)
+    assert "Concurrency" not in awslambda.get_function(FunctionName=name)
+    awslambda.delete_function(FunctionName=name)
+
+
+def test_reserved_concurrency_of_zero_pauses_a_mapping_across_a_restart(tideline_binary, tmp_path, tmp_path_factory):
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("reserved"), data_dir=data_dir)
+    server.start()
+    try:
+        awslambda, kinesis = server.client(service="lambda"), server.client()
+        stream, name = support.unique_name("paused"), support.unique_name("pausedfn")
+        support.create_stream(kinesis, stream, 1)
+        create_function(awslambda, name, RECORDER, env={"OUT": str(out)})
+        awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+        sequences = put_all(kinesis, stream, [("k", f"r{i}") for i in range(5)])
+        mapping(awslambda, name, stream, BatchSize=10)
+        time.sleep(2.0)
+        assert read_lines(out) == [], "a function reserved at 0 runs nothing"
+        server.kill()
+        server.start()
+        awslambda = server.client(service="lambda")
+        assert awslambda.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 0
+        time.sleep(1.0)
+        assert read_lines(out) == [], "still reserved at 0 after the restart"
+        awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+        lines = wait_for(lambda: len(l := read_lines(out)) >= 5 and l, timeout=30, what="the paused records")
+        assert [line["seq"] for line in lines] == sequences
+    finally:
+        server.stop()
 
 
 def test_aws_cli_lists_functions_and_mappings(lambda_server, awslambda, kinesis_client, tmp_path):

@@ -164,6 +164,10 @@ pub struct FunctionConfiguration {
 pub struct StoredFunction {
     pub configuration: FunctionConfiguration,
     pub code_dir: PathBuf,
+    /// PutFunctionConcurrency's ReservedConcurrentExecutions: the most invocations of this
+    /// function that run at once (0 stops it). None: it shares the server's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<u32>,
 }
 
 impl StoredFunction {
@@ -179,6 +183,7 @@ impl StoredFunction {
             environment: variables.unwrap_or_default().into_iter().collect(),
             timeout: Duration::from_secs(u64::from(configuration.timeout)),
             memory_mb: configuration.memory_size,
+            reserved_concurrency: self.reserved_concurrency,
         }
     }
 }
@@ -188,7 +193,24 @@ impl StoredFunction {
 pub struct GetFunctionResponse {
     pub configuration: FunctionConfiguration,
     code: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency: Option<Concurrency>,
 }
+
+/// PutFunctionConcurrency's request and the Concurrency of responses; GetFunctionConcurrency
+/// answers `{}` for a function without a reservation.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Concurrency {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reserved_concurrent_executions: Option<i64>,
+}
+
+/// The account's concurrency as AWS sets it by default (GetAccountSettings' ConcurrentExecutions)
+/// and the part of it that must stay unreserved: reservations are checked against these as AWS
+/// checks them. How many invocations this server runs at once is `--lambda-max-concurrency`.
+const ACCOUNT_CONCURRENCY: u64 = 1000;
+const UNRESERVED_MINIMUM: u64 = 100;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -365,7 +387,8 @@ impl LambdaService {
             logging_config: serde_json::json!({ "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{name}") }),
             snap_start: serde_json::json!({ "ApplyOn": "None", "OptimizationStatus": "Off" }),
         };
-        let created = self.commit(StoredFunction { configuration, code_dir: code_dir.clone() }, true);
+        let created =
+            self.commit(StoredFunction { configuration, code_dir: code_dir.clone(), reserved_concurrency: None }, true);
         if created.is_err() {
             self.store.remove_code_dir(&code_dir);
         }
@@ -378,7 +401,62 @@ impl LambdaService {
         Ok(GetFunctionResponse {
             configuration: function.configuration,
             code: serde_json::json!({ "RepositoryType": "S3", "Location": location }),
+            concurrency: function
+                .reserved_concurrency
+                .map(|reserved| Concurrency { reserved_concurrent_executions: Some(i64::from(reserved)) }),
         })
+    }
+
+    pub async fn put_function_concurrency(&self, name: &str, request: Concurrency) -> Result<Concurrency> {
+        let field = "reservedConcurrentExecutions";
+        let reserved = match request.reserved_concurrent_executions {
+            None => {
+                return Err(LambdaError::Validation(format!(
+                    "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+                )))
+            }
+            Some(reserved) if reserved < 0 => {
+                return Err(LambdaError::Validation(format!(
+                    "1 validation error detected: Value '{reserved}' at '{field}' failed to satisfy constraint: Member must have value greater than or equal to 0"
+                )))
+            }
+            Some(reserved) => reserved,
+        };
+        self.reserve(name, Some(u32::try_from(reserved).unwrap_or(u32::MAX)))?;
+        Ok(Concurrency { reserved_concurrent_executions: Some(reserved) })
+    }
+
+    pub async fn get_function_concurrency(&self, name: &str) -> Result<Concurrency> {
+        let reserved = self.function(name)?.reserved_concurrency;
+        Ok(Concurrency { reserved_concurrent_executions: reserved.map(i64::from) })
+    }
+
+    pub async fn delete_function_concurrency(&self, name: &str) -> Result<()> {
+        self.reserve(name, None)
+    }
+
+    /// Sets a function's reservation, refusing one that leaves less of the account unreserved
+    /// than AWS allows; checked and saved under the registry's lock, so that two reservations
+    /// made at once cannot both pass.
+    fn reserve(&self, name: &str, reserved: Option<u32>) -> Result<()> {
+        let mut functions = self.functions.write();
+        let arn = self.function_arn(name);
+        let function = functions.get(name).ok_or_else(|| LambdaError::not_found_function(&arn))?;
+        let others: u64 = functions
+            .iter()
+            .filter(|(other, _)| other.as_str() != name)
+            .filter_map(|(_, function)| function.reserved_concurrency.map(u64::from))
+            .sum();
+        if others + reserved.map_or(0, u64::from) > ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM {
+            return Err(LambdaError::InvalidParameterValue(format!(
+                "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{UNRESERVED_MINIMUM}]."
+            )));
+        }
+        let function = StoredFunction { reserved_concurrency: reserved, ..function.clone() };
+        self.store.save(Kind::Function, name, &function)?;
+        self.runner.install(function.spec());
+        functions.insert(name.to_string(), function);
+        Ok(())
     }
 
     pub async fn list_functions(&self, marker: Option<&str>, max_items: Option<i64>) -> Result<ListFunctionsResponse> {

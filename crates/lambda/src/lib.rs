@@ -25,7 +25,8 @@ pub use error::LambdaError;
 pub use runner::runtimes::RuntimeConfig;
 pub use service::{LambdaConfig, LambdaService};
 
-/// Every Lambda API path starts with this version prefix.
-pub const PATH_PREFIX: &str = "/2015-03-31/";
+/// Lambda API paths start with a version: most operations are under 2015-03-31, reserved
+/// concurrency under 2017-10-31 (PUT, DELETE) and 2019-09-30 (GET).
+pub const PATH_PREFIXES: &[&str] = &["/2015-03-31/", "/2017-10-31/", "/2019-09-30/"];
 /// The service name Lambda clients scope their SigV4 credentials to.
 pub const SIGNING_NAME: &str = "lambda";

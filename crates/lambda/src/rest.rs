@@ -69,19 +69,32 @@ fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
         .map_err(|error| LambdaError::InvalidRequestContent(format!("Could not parse request body into json: {error}")))
 }
 
-/// The path after the version prefix, split into decoded segments.
-fn segments(path: &str) -> Vec<String> {
-    let rest = path.strip_prefix(crate::PATH_PREFIX).unwrap_or_default();
-    rest.split('/')
+/// The path's version prefix (without slashes) and the rest, split into decoded segments.
+fn segments(path: &str) -> (&'static str, Vec<String>) {
+    let (version, rest) = crate::PATH_PREFIXES
+        .iter()
+        .find_map(|prefix| Some((prefix.trim_matches('/'), path.strip_prefix(prefix)?)))
+        .unwrap_or_default();
+    let segments = rest
+        .split('/')
         .filter(|segment| !segment.is_empty())
         .map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned())
-        .collect()
+        .collect();
+    (version, segments)
 }
 
 /// The operation a method and path name, as AWS's API reference spells it.
 pub fn operation(method: &str, path: &str) -> Option<&'static str> {
-    let segments = segments(path);
+    let (version, segments) = segments(path);
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if version != "2015-03-31" {
+        return match (version, method, parts.as_slice()) {
+            ("2017-10-31", "PUT", ["functions", _, "concurrency"]) => Some("PutFunctionConcurrency"),
+            ("2017-10-31", "DELETE", ["functions", _, "concurrency"]) => Some("DeleteFunctionConcurrency"),
+            ("2019-09-30", "GET", ["functions", _, "concurrency"]) => Some("GetFunctionConcurrency"),
+            _ => None,
+        };
+    }
     let name = match (method, parts.as_slice()) {
         ("POST", ["functions"]) => "CreateFunction",
         ("GET", ["functions"]) => "ListFunctions",
@@ -108,7 +121,7 @@ pub async fn handle(service: &Arc<LambdaService>, request: RestRequest<'_>) -> R
             request.method, request.path
         )));
     };
-    let segments = segments(request.path);
+    let (_, segments) = segments(request.path);
     // The function name or mapping UUID, where the path has one.
     let name = segments.get(1).map(String::as_str).unwrap_or_default();
     let uuid = name;
@@ -179,6 +192,19 @@ pub async fn handle(service: &Arc<LambdaService>, request: RestRequest<'_>) -> R
                 )
                 .await?;
             RestResponse::json(200, &list)
+        }
+        "PutFunctionConcurrency" => {
+            let name = crate::functions::resolve_name(service, name, None)?;
+            RestResponse::json(200, &service.put_function_concurrency(&name, decode(&request.body)?).await?)
+        }
+        "GetFunctionConcurrency" => {
+            let name = crate::functions::resolve_name(service, name, None)?;
+            RestResponse::json(200, &service.get_function_concurrency(&name).await?)
+        }
+        "DeleteFunctionConcurrency" => {
+            let name = crate::functions::resolve_name(service, name, None)?;
+            service.delete_function_concurrency(&name).await?;
+            Ok(RestResponse::empty(204))
         }
         "GetEventSourceMapping" => RestResponse::json(200, &service.get_event_source_mapping(uuid).await?),
         "UpdateEventSourceMapping" => {

@@ -85,7 +85,7 @@ impl LambdaService {
     }
 }
 
-/// The Lambda API on Tideline's port: REST-JSON requests under `/2015-03-31/`, routed by
+/// The Lambda API on Tideline's port: REST-JSON requests under its version prefixes, routed by
 /// [`crate::rest`]; errors keep Lambda's types and statuses.
 impl tideline_proto::Service for LambdaService {
     fn name(&self) -> &'static str {
@@ -93,7 +93,7 @@ impl tideline_proto::Service for LambdaService {
     }
 
     fn route(&self) -> tideline_proto::Route {
-        tideline_proto::Route::PathPrefix(crate::PATH_PREFIX)
+        tideline_proto::Route::PathPrefixes(crate::PATH_PREFIXES)
     }
 
     fn signing_name(&self) -> &'static str {

@@ -32,8 +32,9 @@ pub struct Caller {
 pub enum Route {
     /// JSON 1.1 / CBOR 1.1 services: `X-Amz-Target: <prefix>.<Operation>`.
     Target(&'static str),
-    /// REST-JSON services: every request whose path starts with this prefix.
-    PathPrefix(&'static str),
+    /// REST-JSON services: every request whose path starts with one of these prefixes (Lambda's
+    /// API versions: `/2015-03-31/`, and `/2017-10-31/` and `/2019-09-30/` for concurrency).
+    PathPrefixes(&'static [&'static str]),
     /// REST-JSON services whose operations share no prefix (Kinesis Video's `POST /createStream`,
     /// `POST /listStreams`, …): requests to exactly these paths.
     Paths(&'static [&'static str]),

@@ -124,7 +124,9 @@ impl Gateway {
         let (prefix, operation) = target.and_then(|target| target.split_once('.')).unwrap_or(("", ""));
         self.services.iter().find_map(|service| match service.route() {
             Route::Target(name) if name == prefix => Some((service, operation)),
-            Route::PathPrefix(start) if target.is_none() && path.starts_with(start) => Some((service, path)),
+            Route::PathPrefixes(starts) if target.is_none() && starts.iter().any(|start| path.starts_with(start)) => {
+                Some((service, path))
+            }
             Route::Paths(paths) if target.is_none() && paths.contains(&path) => Some((service, path)),
             _ => None,
         })
@@ -291,7 +293,7 @@ async fn handle(gateway: &Gateway, request: Request) -> Response {
     };
     // REST-JSON bodies are JSON whatever their content type says (often none, on a GET).
     let (codec, style) = match service.route() {
-        Route::PathPrefix(_) | Route::Paths(_) => (Codec::Json, ErrorStyle::Rest),
+        Route::PathPrefixes(_) | Route::Paths(_) => (Codec::Json, ErrorStyle::Rest),
         Route::Target(_) => match codec {
             Some(codec) => (codec, ErrorStyle::Rpc(codec)),
             None => return unknown(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use self::logs::LogRing;
 use self::runtime_api::Invocation;
@@ -40,6 +40,8 @@ pub struct FunctionSpec {
     pub environment: Vec<(String, String)>,
     pub timeout: Duration,
     pub memory_mb: u32,
+    /// Its reserved concurrency: at most this many of its invocations run at once.
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// Whether an invocation over the concurrency limit waits for a slot (event-source mappings,
@@ -63,7 +65,9 @@ struct Pool {
     /// Bumped by every code or configuration change: older sandboxes are not reused.
     generation: u64,
     idle: Vec<Sandbox>,
+    /// One per invocation allowed to run at once (`limit` of them).
     permits: Arc<Semaphore>,
+    limit: usize,
     log: Arc<Mutex<LogRing>>,
 }
 
@@ -89,19 +93,28 @@ impl Runner {
     /// Adds a function, or replaces its code or configuration: running invocations finish on
     /// their sandboxes, which are then retired; the next invocations start fresh ones.
     pub fn install(&self, spec: FunctionSpec) {
+        let limit = spec.reserved_concurrency.map_or(self.per_function, |reserved| reserved as usize);
         let mut pools = self.pools.lock();
         match pools.get_mut(&spec.name) {
             Some(pool) => {
                 pool.spec = Arc::new(spec);
                 pool.generation += 1;
                 pool.idle.clear();
+                if pool.limit != limit {
+                    // Running invocations keep their permits of the old count; new ones take
+                    // the new count's, and those waiting on the old one (closed) wait again here.
+                    pool.permits.close();
+                    pool.permits = Arc::new(Semaphore::new(limit));
+                    pool.limit = limit;
+                }
             }
             None => {
                 let pool = Pool {
                     spec: Arc::new(spec.clone()),
                     generation: 0,
                     idle: Vec::new(),
-                    permits: Arc::new(Semaphore::new(self.per_function)),
+                    permits: Arc::new(Semaphore::new(limit)),
+                    limit,
                     log: Arc::new(Mutex::new(LogRing::new(FUNCTION_LOG_BYTES))),
                 };
                 pools.insert(spec.name, pool);
@@ -111,7 +124,10 @@ impl Runner {
 
     /// Stops a function's idle sandboxes; busy ones end with their invocation.
     pub fn remove(&self, name: &str) {
-        self.pools.lock().remove(name);
+        if let Some(pool) = self.pools.lock().remove(name) {
+            // Invocations waiting for a slot end (the function is not found) rather than wait on.
+            pool.permits.close();
+        }
     }
 
     /// The newest `limit` bytes of a function's log.
@@ -120,13 +136,7 @@ impl Runner {
     }
 
     pub async fn invoke(&self, name: &str, payload: Bytes, admission: Admission, tail: bool) -> Result<InvokeResult> {
-        let permits = {
-            let pools = self.pools.lock();
-            let pool =
-                pools.get(name).ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
-            Arc::clone(&pool.permits)
-        };
-        let _slots = self.admit(permits, admission).await?;
+        let _slots = self.admit(name, admission).await?;
         let (mut sandbox, spec) = self.take_sandbox(name).await?;
         let request_id = uuid::Uuid::new_v4().to_string();
         sandbox.logs.invocation.lock().clear();
@@ -161,26 +171,39 @@ impl Runner {
         Ok(InvokeResult { request_id, outcome, log_tail })
     }
 
-    async fn admit(
-        &self,
-        function: Arc<Semaphore>,
-        admission: Admission,
-    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    /// A slot of the function's and of the server's concurrency.
+    async fn admit(&self, name: &str, admission: Admission) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
         let global = Arc::clone(&self.global);
-        match admission {
-            Admission::Wait => {
-                let function = function.acquire_owned().await;
-                let global = global.acquire_owned().await;
-                match (function, global) {
-                    (Ok(function), Ok(global)) => Ok((function, global)),
-                    _ => Err(LambdaError::service("runner closed")),
-                }
+        // A function's permits are replaced (the old ones closed) when its reservation changes.
+        let function = loop {
+            let permits = {
+                let pools = self.pools.lock();
+                let pool = pools
+                    .get(name)
+                    .ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
+                Arc::clone(&pool.permits)
+            };
+            let acquired = match admission {
+                Admission::Wait => permits.acquire_owned().await.ok(),
+                Admission::Refuse => match permits.try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(TryAcquireError::NoPermits) => {
+                        return Err(LambdaError::TooManyRequests("Rate Exceeded.".into()))
+                    }
+                    Err(TryAcquireError::Closed) => None,
+                },
+            };
+            if let Some(permit) = acquired {
+                break permit;
             }
-            Admission::Refuse => match (function.try_acquire_owned(), global.try_acquire_owned()) {
-                (Ok(function), Ok(global)) => Ok((function, global)),
-                _ => Err(LambdaError::TooManyRequests("Rate Exceeded.".into())),
-            },
-        }
+        };
+        let global = match admission {
+            Admission::Wait => global.acquire_owned().await.map_err(|_| LambdaError::service("runner closed"))?,
+            Admission::Refuse => {
+                global.try_acquire_owned().map_err(|_| LambdaError::TooManyRequests("Rate Exceeded.".into()))?
+            }
+        };
+        Ok((function, global))
     }
 
     /// An idle sandbox of the function's current generation, or a new one.
