@@ -182,8 +182,9 @@ def test_reserved_concurrency_limits_and_stops_a_function(awslambda):
     assert awslambda.get_function(FunctionName=name)["Concurrency"] == {"ReservedConcurrentExecutions": 0}
     with pytest.raises(ClientError) as error:
         awslambda.invoke(FunctionName=name, Payload=b"{}")
-    support.assert_client_error(error, "TooManyRequestsException")
+    support.assert_client_error(error, "TooManyRequestsException", "Rate Exceeded.")
     assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert error.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
 
     # One at a time: a second invocation while the first runs is throttled.
     awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)

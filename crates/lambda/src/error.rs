@@ -1,7 +1,8 @@
 //! The Lambda API's errors: one enum, each variant carrying AWS's error type and HTTP status.
 
 /// An error as a Lambda client sees it: `x-amzn-ErrorType` names [`LambdaError::error_type`], the
-/// response status is [`LambdaError::status`], the JSON body carries `Type` and `message`.
+/// response status is [`LambdaError::status`], the JSON body carries `message`, `Type` and (for a
+/// throttle) `Reason` ([`LambdaError::members`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LambdaError {
     #[error("{0}")]
@@ -12,8 +13,9 @@ pub enum LambdaError {
     ResourceConflict(String),
     #[error("{0}")]
     ResourceInUse(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// An invocation over a concurrency limit; the body's `Reason` says which.
+    #[error("Rate Exceeded.")]
+    TooManyRequests(Throttle),
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("{0}")]
@@ -31,6 +33,24 @@ pub enum LambdaError {
     /// A Tideline fault (disk, runtime process start).
     #[error("{0}")]
     Service(String),
+}
+
+/// Which limit refused an invocation: TooManyRequestsException's `Reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// The server's (`--lambda-max-concurrency`), AWS's account concurrency.
+    Concurrency,
+    /// The function's reserved concurrency (PutFunctionConcurrency).
+    ReservedConcurrency,
+}
+
+impl Throttle {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Concurrency => "ConcurrentInvocationLimitExceeded",
+            Self::ReservedConcurrency => "ReservedFunctionConcurrentInvocationLimitExceeded",
+        }
+    }
 }
 
 impl LambdaError {
@@ -77,9 +97,13 @@ impl LambdaError {
         self.to_string()
     }
 
-    /// The JSON body: `{"Type": "User", "message": "..."}`.
-    pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "Type": self.fault(), "message": self.message() })).unwrap_or_default()
+    /// The body's members besides the message: `Type`, and a throttle's `Reason`.
+    pub fn members(&self) -> Vec<(&'static str, &'static str)> {
+        let mut members = vec![("Type", self.fault())];
+        if let Self::TooManyRequests(throttle) = self {
+            members.push(("Reason", throttle.reason()));
+        }
+        members
     }
 
     pub fn not_found_function(arn: &str) -> Self {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 
-use crate::error::{LambdaError, Result};
+use crate::error::{LambdaError, Result, Throttle};
 use crate::runner::sandbox::Outcome;
 use crate::runner::Admission;
 use crate::service::LambdaService;
@@ -60,7 +60,7 @@ impl LambdaService {
             "Event" => {
                 let queued = Arc::clone(&self.async_slots)
                     .try_acquire_owned()
-                    .map_err(|_| LambdaError::TooManyRequests("Rate Exceeded.".into()))?;
+                    .map_err(|_| LambdaError::TooManyRequests(Throttle::Concurrency))?;
                 let service = Arc::clone(self);
                 tokio::spawn(async move {
                     let _queued = queued;

@@ -134,11 +134,14 @@ impl tideline_proto::Service for LambdaService {
                         .map(tideline_proto::Reply::Http)
                         .map_err(|error| tideline_proto::AwsError::internal(error.to_string()))
                 }
-                Err(error) => Err(tideline_proto::AwsError::new(
-                    tideline_proto::ErrorCode::Named(error.error_type()),
-                    error.message(),
-                )
-                .with_status(error.status())),
+                Err(error) => {
+                    let aws = tideline_proto::AwsError::new(
+                        tideline_proto::ErrorCode::Named(error.error_type()),
+                        error.message(),
+                    )
+                    .with_status(error.status());
+                    Err(error.members().into_iter().fold(aws, |aws, (name, value)| aws.with_member(name, value)))
+                }
             }
         })
     }

@@ -27,7 +27,7 @@ impl FunctionInvoker for LambdaService {
                 Ok(response) if response.function_error.is_none() => Ok(response.payload.to_vec()),
                 Ok(response) => Err(InvokeFailure::FunctionError(String::from_utf8_lossy(&response.payload).into())),
                 Err(LambdaError::ResourceNotFound(message)) => Err(InvokeFailure::NotFound(message)),
-                Err(LambdaError::TooManyRequests(message)) => Err(InvokeFailure::Throttled(message)),
+                Err(error @ LambdaError::TooManyRequests(_)) => Err(InvokeFailure::Throttled(error.to_string())),
                 Err(error) => Err(InvokeFailure::FunctionError(format!("{}: {error}", error.error_type()))),
             }
         })

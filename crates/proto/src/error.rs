@@ -82,23 +82,39 @@ pub struct AwsError {
     pub message: Option<String>,
     /// Set by REST-JSON services, whose error types each have their own status (404, 409, 429…).
     status: Option<u16>,
+    /// Members of the error's shape besides its type and message (Lambda's `Type`, and a
+    /// throttle's `Reason`), written after them.
+    members: Vec<(&'static str, &'static str)>,
 }
 
-#[derive(Serialize)]
 struct ErrorBody<'a> {
-    #[serde(rename = "__type")]
     kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    members: &'a [(&'static str, &'static str)],
+}
+
+impl Serialize for ErrorBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("__type", self.kind)?;
+        if let Some(message) = self.message {
+            map.serialize_entry("message", message)?;
+        }
+        for (name, value) in self.members {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 impl AwsError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: Some(message.into()), status: None }
+        Self { code, message: Some(message.into()), status: None, members: Vec::new() }
     }
 
     pub fn bare(code: ErrorCode) -> Self {
-        Self { code, message: None, status: None }
+        Self { code, message: None, status: None, members: Vec::new() }
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -131,9 +147,15 @@ impl AwsError {
         self.status.unwrap_or_else(|| self.code.status())
     }
 
+    /// The same error with one more member in its body.
+    pub fn with_member(mut self, name: &'static str, value: &'static str) -> Self {
+        self.members.push((name, value));
+        self
+    }
+
     /// The response body in the request's codec.
     pub fn to_body(&self, codec: Codec) -> Vec<u8> {
-        codec.encode(&ErrorBody { kind: self.code.as_str(), message: self.message.as_deref() })
+        codec.encode(&ErrorBody { kind: self.code.as_str(), message: self.message.as_deref(), members: &self.members })
     }
 }
 
@@ -151,6 +173,17 @@ impl std::error::Error for AwsError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_follow_the_message_in_the_body() {
+        let error = AwsError::new(ErrorCode::Named("TooManyRequestsException"), "Rate Exceeded.")
+            .with_member("Type", "User")
+            .with_member("Reason", "ConcurrentInvocationLimitExceeded");
+        assert_eq!(
+            String::from_utf8(error.to_body(Codec::Json)).unwrap(),
+            r#"{"__type":"TooManyRequestsException","message":"Rate Exceeded.","Type":"User","Reason":"ConcurrentInvocationLimitExceeded"}"#
+        );
+    }
 
     #[test]
     fn json_error_body_has_type_and_message() {

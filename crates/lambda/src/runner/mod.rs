@@ -20,7 +20,7 @@ use self::logs::LogRing;
 use self::runtime_api::Invocation;
 use self::runtimes::RuntimeConfig;
 use self::sandbox::{LogSinks, Outcome, Sandbox};
-use crate::error::{LambdaError, Result};
+use crate::error::{LambdaError, Result, Throttle};
 
 /// Bytes of log kept per function.
 const FUNCTION_LOG_BYTES: usize = 256 * 1024;
@@ -176,19 +176,20 @@ impl Runner {
         let global = Arc::clone(&self.global);
         // A function's permits are replaced (the old ones closed) when its reservation changes.
         let function = loop {
-            let permits = {
+            let (permits, reserved) = {
                 let pools = self.pools.lock();
                 let pool = pools
                     .get(name)
                     .ok_or_else(|| LambdaError::ResourceNotFound(format!("Function not found: {name}")))?;
-                Arc::clone(&pool.permits)
+                (Arc::clone(&pool.permits), pool.spec.reserved_concurrency.is_some())
             };
             let acquired = match admission {
                 Admission::Wait => permits.acquire_owned().await.ok(),
                 Admission::Refuse => match permits.try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(TryAcquireError::NoPermits) => {
-                        return Err(LambdaError::TooManyRequests("Rate Exceeded.".into()))
+                        let throttle = if reserved { Throttle::ReservedConcurrency } else { Throttle::Concurrency };
+                        return Err(LambdaError::TooManyRequests(throttle));
                     }
                     Err(TryAcquireError::Closed) => None,
                 },
@@ -200,7 +201,7 @@ impl Runner {
         let global = match admission {
             Admission::Wait => global.acquire_owned().await.map_err(|_| LambdaError::service("runner closed"))?,
             Admission::Refuse => {
-                global.try_acquire_owned().map_err(|_| LambdaError::TooManyRequests("Rate Exceeded.".into()))?
+                global.try_acquire_owned().map_err(|_| LambdaError::TooManyRequests(Throttle::Concurrency))?
             }
         };
         Ok((function, global))
