@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -93,6 +94,22 @@ def mapping(awslambda, function: str, stream: str, **kwargs) -> str:
     created = awslambda.create_event_source_mapping(
         FunctionName=function, EventSourceArn=support.stream_arn(stream), StartingPosition="TRIM_HORIZON", **kwargs)
     return created["UUID"]
+
+
+@contextlib.contextmanager
+def durable_function_on_a_stream(tideline_binary, tmp_path, tmp_path_factory, label: str, source: str):
+    """A server with a data directory (for kill -9 and restarts), a one-shard stream and a function
+    from `source` whose `OUT` is `tmp_path / "out"`: yields the server, the stream and the function."""
+    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp(label),
+                                    data_dir=tmp_path / "data")
+    server.start()
+    try:
+        stream, name = support.unique_name(label), support.unique_name(f"{label}fn")
+        support.create_stream(server.client(), stream, 1)
+        create_function(server.client(service="lambda"), name, source, env={"OUT": str(tmp_path / "out")})
+        yield server, stream, name
+    finally:
+        server.stop()
 
 
 def test_tutorial_producer_lands_its_record_in_a_stream(awslambda, kinesis_client):
@@ -218,14 +235,10 @@ def test_reserved_concurrency_limits_and_stops_a_function(awslambda):
 
 
 def test_reserved_concurrency_of_zero_pauses_a_mapping_across_a_restart(tideline_binary, tmp_path, tmp_path_factory):
-    data_dir, out = tmp_path / "data", tmp_path / "out"
-    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("reserved"), data_dir=data_dir)
-    server.start()
-    try:
+    out = tmp_path / "out"
+    with durable_function_on_a_stream(tideline_binary, tmp_path, tmp_path_factory, "paused", RECORDER) as (
+            server, stream, name):
         awslambda, kinesis = server.client(service="lambda"), server.client()
-        stream, name = support.unique_name("paused"), support.unique_name("pausedfn")
-        support.create_stream(kinesis, stream, 1)
-        create_function(awslambda, name, RECORDER, env={"OUT": str(out)})
         awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         sequences = put_all(kinesis, stream, [("k", f"r{i}") for i in range(5)])
         mapping(awslambda, name, stream, BatchSize=10)
@@ -240,8 +253,6 @@ def test_reserved_concurrency_of_zero_pauses_a_mapping_across_a_restart(tideline
         awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
         lines = wait_for(lambda: len(l := read_lines(out)) >= 5 and l, timeout=30, what="the paused records")
         assert [line["seq"] for line in lines] == sequences
-    finally:
-        server.stop()
 
 
 def test_aws_cli_lists_functions_and_mappings(lambda_server, awslambda, kinesis_client, tmp_path):
@@ -429,14 +440,10 @@ SLOW_RECORDER = RECORDER.replace("return {}", "import time; time.sleep(0.2)\n   
 
 
 def test_kill_9_during_processing_skips_nothing(tideline_binary, tmp_path, tmp_path_factory):
-    data_dir, out = tmp_path / "data", tmp_path / "out"
-    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("kill"), data_dir=data_dir)
-    server.start()
-    try:
+    out = tmp_path / "out"
+    with durable_function_on_a_stream(tideline_binary, tmp_path, tmp_path_factory, "kill", SLOW_RECORDER) as (
+            server, stream, name):
         awslambda, kinesis = server.client(service="lambda"), server.client()
-        stream, name = support.unique_name("kill"), support.unique_name("killfn")
-        support.create_stream(kinesis, stream, 1)
-        create_function(awslambda, name, SLOW_RECORDER, env={"OUT": str(out)})
         sequences = put_all(kinesis, stream, [("k", f"r{i}") for i in range(40)])
         mapping(awslambda, name, stream, BatchSize=3)
         wait_for(lambda: len(read_lines(out)) >= 9, timeout=30, what="some batches before the kill")
@@ -450,8 +457,6 @@ def test_kill_9_during_processing_skips_nothing(tideline_binary, tmp_path, tmp_p
         assert sorted(delivered, key=int) == sorted(delivered, key=int)
         first_seen = list(dict.fromkeys(delivered))
         assert first_seen == sequences, "in order, nothing skipped"
-    finally:
-        server.stop()
 
 
 # A Firehose transformation, as the blueprint writes it: upper-cases each record, drops `drop`,
@@ -561,14 +566,9 @@ def lambda_handler(event, context):
 
 def test_tumbling_window_state_survives_a_kill_9(tideline_binary, tmp_path, tmp_path_factory):
     out = tmp_path / "out"
-    server = support.TidelineServer(tideline_binary, lambda_flags(), tmp_path_factory.mktemp("window"),
-                                    data_dir=tmp_path / "data")
-    server.start()
-    try:
+    with durable_function_on_a_stream(tideline_binary, tmp_path, tmp_path_factory, "window", COUNTING_WINDOW) as (
+            server, stream, name):
         awslambda, kinesis = server.client(service="lambda"), server.client()
-        stream, name = support.unique_name("tumk"), support.unique_name("tumkfn")
-        support.create_stream(kinesis, stream, 1)
-        create_function(awslambda, name, COUNTING_WINDOW, env={"OUT": str(out)})
         mapping(awslambda, name, stream, TumblingWindowInSeconds=15)
         if time.time() % 15 > 3:  # windows are aligned to the epoch: start near the beginning of one
             time.sleep(15 - time.time() % 15 + 0.1)
@@ -584,8 +584,6 @@ def test_tumbling_window_state_survives_a_kill_9(tideline_binary, tmp_path, tmp_
         finals = wait_for(lambda: (f := [line for line in read_lines(out) if line["final"]])
                           and sum(line["total"] for line in f) >= 5 and f, timeout=45, what="the final invocations")
         assert sum(line["total"] for line in finals) == 5, finals
-    finally:
-        server.stop()
 
 
 SLOW = """

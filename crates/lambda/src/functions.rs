@@ -2,7 +2,7 @@
 //! UpdateFunctionConfiguration and DeleteFunction, with AWS's request and response shapes, and
 //! the registry they keep (configuration on disk, code unpacked, the runner told).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -325,11 +325,19 @@ impl LambdaService {
         if creating && functions.contains_key(&name) {
             return Err(LambdaError::ResourceConflict(format!("Function already exist: {name}")));
         }
+        let configuration = function.configuration.clone();
+        self.install(&mut functions, function)?;
+        Ok(configuration)
+    }
+
+    /// Saves a function, gives its runner the new specification and registers it, under the
+    /// registry's lock (held by the caller, who checked what the change depends on).
+    fn install(&self, functions: &mut HashMap<String, StoredFunction>, function: StoredFunction) -> Result<()> {
+        let name = function.configuration.function_name.clone();
         self.store.save(Kind::Function, &name, &function)?;
         self.runner.install(function.spec());
-        let configuration = function.configuration.clone();
         functions.insert(name, function);
-        Ok(configuration)
+        Ok(())
     }
 
     pub async fn create_function(&self, request: CreateFunctionRequest) -> Result<FunctionConfiguration> {
@@ -453,10 +461,7 @@ impl LambdaService {
             )));
         }
         let function = StoredFunction { reserved_concurrency: reserved, ..function.clone() };
-        self.store.save(Kind::Function, name, &function)?;
-        self.runner.install(function.spec());
-        functions.insert(name.to_string(), function);
-        Ok(())
+        self.install(&mut functions, function)
     }
 
     pub async fn list_functions(&self, marker: Option<&str>, max_items: Option<i64>) -> Result<ListFunctionsResponse> {

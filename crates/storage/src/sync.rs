@@ -166,16 +166,13 @@ fn run_batch(helpers: &[Helper], devices: &mut in_place::Devices, batch: Vec<Syn
     if batch.iter().filter(|job| job.overwrite).count() < 2 {
         return run_with_helpers(helpers, batch);
     }
-    let placed: Vec<(Option<u64>, SyncJob)> = batch
-        .into_iter()
-        .map(|job| match &job.target {
-            SyncTarget::File(file, _) if job.overwrite && job.result.is_none() => (devices.in_place(file), job),
-            _ => (None, job),
-        })
-        .collect();
     let mut overwrites: BTreeMap<u64, Vec<SyncJob>> = BTreeMap::new();
     let mut others = Vec::new();
-    for (device, job) in placed {
+    for job in batch {
+        let device = match &job.target {
+            SyncTarget::File(file, _) if job.overwrite && job.result.is_none() => devices.in_place(file),
+            _ => None,
+        };
         match device {
             Some(device) => overwrites.entry(device).or_default().push(job),
             None => others.push(job),
