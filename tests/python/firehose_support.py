@@ -8,6 +8,7 @@ both sides speak real S3 over HTTP.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import boto3
@@ -73,11 +74,25 @@ def s3_config(bucket: str, **extra) -> dict:
     return config
 
 
+STAGING_FILE = re.compile(r"#\d+$")
+
+
 def folder_objects(root: Path) -> dict[str, bytes]:
-    """Objects of a `--s3-dir` bucket folder: key → content."""
+    """Objects of a `--s3-dir` bucket folder: key → content.
+
+    The folder store writes an object to a staging file (`key#N`) and renames it into place, so
+    a listing taken mid-write skips staging files and files renamed away while being read."""
     if not root.exists():
         return {}
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+    objects = {}
+    for path in sorted(root.rglob("*")):
+        if STAGING_FILE.search(path.name) or not path.is_file():
+            continue
+        try:
+            objects[str(path.relative_to(root))] = path.read_bytes()
+        except FileNotFoundError:
+            continue
+    return objects
 
 
 def bucket_objects(s3, bucket: str) -> dict[str, bytes]:

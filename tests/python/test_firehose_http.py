@@ -21,7 +21,7 @@ import pytest
 
 import support
 from support import wait_for
-from firehose_support import ROLE_ARN, kinesis_source
+from firehose_support import ROLE_ARN, folder_objects, kinesis_source
 
 BUCKET = "firehose-http-errors"
 
@@ -155,8 +155,9 @@ def put(firehose, name: str, *records: bytes):
 
 def error_lines(s3_dir: Path, name: str, output_type: str) -> list[dict]:
     """The error output records of delivery stream `name` (its ErrorOutputPrefix starts with `name/`)."""
-    files = [p for p in (s3_dir / BUCKET / name).rglob("*") if p.is_file() and output_type in str(p)]
-    return [json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()]
+    objects = folder_objects(s3_dir / BUCKET / name)
+    texts = [content.decode() for key, content in objects.items() if output_type in key]
+    return [json.loads(line) for text in texts for line in text.splitlines() if line.strip()]
 
 
 def test_records_arrive_in_the_firehose_request_format(firehose, receivers, stream_name):

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 import support
-from firehose_support import ROLE_ARN
+from firehose_support import ROLE_ARN, folder_objects
 from postgres import DATABASE, PASSWORD, SUPERUSER, postgres_server  # noqa: F401  (fixture)
 
 WAIT_SECS = 30.0
@@ -136,12 +136,11 @@ def test_failed_batches_go_to_the_errors_folder(server_factory, postgres_server,
     encoded = base64.b64encode(b'{"id": 1}\n').decode()
     deadline = time.monotonic() + WAIT_SECS
     while True:
-        files = [p for p in (s3_dir / "redshift-errors").rglob("*") if p.is_file()]
-        texts = [p.read_text(errors="replace") for p in files]
-        if any(encoded in text for text in texts) or time.monotonic() > deadline:
+        objects = folder_objects(s3_dir / "redshift-errors")
+        matching = [key for key, content in objects.items() if encoded.encode() in content]
+        if matching or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    matching = [p.relative_to(s3_dir / "redshift-errors") for p, text in zip(files, texts) if encoded in text]
-    assert matching, f"no error output with the record under {s3_dir}: {files}"
-    assert all(path.parts[0] == "errors" for path in matching), matching
-    assert any("Redshift.TableNotFound" in text for text in texts), texts
+    assert matching, f"no error output with the record under {s3_dir}: {list(objects)}"
+    assert all(key.split("/")[0] == "errors" for key in matching), matching
+    assert any(b"Redshift.TableNotFound" in content for content in objects.values()), objects
