@@ -204,8 +204,10 @@ def make_client(endpoint: str, *, service: str = "kinesis", validate: bool = Tru
 
 
 def signed_request(endpoint: str, target: str | None, body: bytes, content_type: str = AMZ_JSON,
-                   *, sign: bool = True) -> requests.Response:
-    """POST `body` to the endpoint, SigV4-signed with botocore unless `sign` is false."""
+                   *, sign: bool = True, chunks: list[int] | None = None) -> requests.Response:
+    """POST `body` to the endpoint, SigV4-signed with botocore unless `sign` is false. With
+    `chunks` (sizes), the body goes chunked (Transfer-Encoding), in pieces of those sizes and
+    then the rest."""
     headers = {"Content-Type": content_type}
     if target is not None:
         headers["X-Amz-Target"] = target
@@ -214,7 +216,18 @@ def signed_request(endpoint: str, target: str | None, body: bytes, content_type:
         request = AWSRequest(method="POST", url=url, data=body, headers=headers)
         SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesis", REGION).add_auth(request)
         headers = dict(request.headers.items())
-    return requests.post(url, data=body, headers=headers, timeout=30)
+    if chunks is None:
+        return requests.post(url, data=body, headers=headers, timeout=30)
+    headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
+
+    def pieces():
+        at = 0
+        for size in chunks:
+            yield body[at:at + size]
+            at += size
+        yield body[at:]
+
+    return requests.post(url, data=pieces(), headers=headers, timeout=30)
 
 
 def error_type(payload: dict) -> str:

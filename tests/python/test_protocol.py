@@ -1,6 +1,7 @@
 """The wire: raw JSON requests SDKs would never send (unknown targets, broken bodies, no signature)
 and the CBOR protocol of the Java SDK / KCL (`application/x-amz-cbor-1.1`)."""
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from support import (
     CborError,
     CborKinesis,
     decode_cbor,
+    drain,
     error_message,
     error_type,
     not_found_message,
@@ -201,9 +203,32 @@ def test_cbor_unknown_operation_and_garbage(endpoint):
     assert error_type(decode_cbor(response.content)) == "SerializationException"
 
 
-def put_records_raw(endpoint, body: bytes):
-    response = signed_request(endpoint, TARGET_PREFIX + "PutRecords", body)
+def put_records_raw(endpoint, body: bytes, chunks: list[int] | None = None):
+    response = signed_request(endpoint, TARGET_PREFIX + "PutRecords", body, chunks=chunks)
     return response.status_code, json_body(response)
+
+
+def test_put_records_bodies_read_alike_however_they_arrive(endpoint, kinesis):
+    """A large body is used as it arrived when it came in one piece and joined when in several:
+    whole with a Content-Length, chunked in one large chunk and a tail, and in many small chunks,
+    the same records are stored."""
+    name = unique_name("pieces")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name)
+    ways = {"whole": None, "large chunk and tail": [100_000], "small chunks": [1_000] * 150}
+    sent = []
+    for number, chunks in enumerate(ways.values()):
+        datas = [bytes([number]) * 8 + os.urandom(192) for _ in range(500)]
+        records = [{"Data": base64.b64encode(data).decode(), "PartitionKey": str(i)} for i, data in enumerate(datas)]
+        body = json.dumps({"StreamName": name, "Records": records}).encode()
+        assert len(body) > 120_000
+        status, payload = put_records_raw(endpoint, body, chunks)
+        assert status == 200 and payload["FailedRecordCount"] == 0, payload
+        sent.extend(datas)
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard_id(0), ShardIteratorType="TRIM_HORIZON")
+    received = [record["Data"] for record in drain(kinesis, it["ShardIterator"])[0]]
+    assert len(received) == len(sent)
+    assert received == sent, "records differ from those sent"
 
 
 def test_put_records_json_shapes_read_alike(endpoint, kinesis):
