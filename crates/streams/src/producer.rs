@@ -13,7 +13,9 @@ use tideline_proto::{AwsError, Validator};
 use tideline_storage::NewRecord;
 
 use crate::model::shard_id;
-use crate::ops::records::{check_record_size, check_total_size, chosen_hash_key, partition_key_hashes, rate_exceeded};
+use crate::ops::records::{
+    check_record_size, check_total_size, chosen_hash_key, partition_key_hashes, rate_exceeded, record_put,
+};
 use crate::rules;
 use crate::sequence::SequenceNumber;
 use crate::service::StreamsService;
@@ -64,43 +66,31 @@ impl StreamsService {
         check_entries(&entries)?;
         let (name, entry) = self.target(name, arn)?;
         let started = Instant::now();
-        let digests = partition_key_hashes(
+        let mut hashes = partition_key_hashes(
             entries.iter().map(|new| (new.partition_key.as_bytes(), new.explicit_hash_key.as_deref())),
         );
         let mut records = Vec::with_capacity(entries.len());
-        for (new, digest) in entries.into_iter().zip(digests) {
-            let hash = chosen_hash_key(digest, new.explicit_hash_key.as_deref())?;
-            let record = NewRecord { partition_key: Bytes::from(new.partition_key), data: new.data, encrypted: false };
-            records.push((hash, record));
+        for (new, hash) in entries.into_iter().zip(&mut hashes) {
+            *hash = chosen_hash_key(*hash, new.explicit_hash_key.as_deref())?;
+            records.push(NewRecord { partition_key: Bytes::from(new.partition_key), data: new.data, encrypted: false });
         }
-        let sizes: Vec<usize> = records.iter().map(|(_, record)| record.data.len()).collect();
-        let written = append(self, &name, &entry, records).await?;
-        let mut appended = (0u64, 0u64);
-        let outcomes: Vec<PutOutcome> = written
+        let written = append(self, &name, &entry, &hashes, records).await?;
+        // Counted like PutRecords, so a stream's incoming-records figures include these writes.
+        record_put(self, &name, &written, started);
+        let outcomes = written
             .placements
             .iter()
-            .zip(sizes)
-            .map(|(placement, size)| match *placement {
-                Placement::Appended { shard_index, record_index } => {
-                    appended = (appended.0 + 1, appended.1 + size as u64);
-                    PutOutcome::Written {
-                        shard_id: shard_id(shard_index),
-                        sequence_number: SequenceNumber::of_record(written.stream_id, shard_index, record_index)
-                            .encode(),
-                    }
-                }
+            .map(|placement| match *placement {
+                Placement::Appended { shard_index, record_index } => PutOutcome::Written {
+                    shard_id: shard_id(shard_index),
+                    sequence_number: SequenceNumber::of_record(written.stream_id, shard_index, record_index).encode(),
+                },
                 Placement::Throttled { shard_index } => PutOutcome::Throttled {
                     shard_id: shard_id(shard_index),
                     message: rate_exceeded(self, &name, shard_index),
                 },
             })
             .collect();
-        // Counted like PutRecords, so a stream's incoming-records figures include these writes.
-        self.metrics.record_put(&name, "PutRecords", appended.0, appended.1, started.elapsed());
-        let throttled = outcomes.len() as u64 - appended.0;
-        if throttled > 0 {
-            self.metrics.record_throttled_writes(&name, throttled);
-        }
         Ok(outcomes)
     }
 }

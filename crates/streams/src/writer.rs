@@ -20,6 +20,9 @@ pub(crate) enum Placement {
 /// Records written by one request, in request order, and the stream state they were written under.
 pub(crate) struct Written {
     pub placements: Vec<Placement>,
+    /// Records appended (not throttled), and their data bytes.
+    pub appended_records: u64,
+    pub appended_bytes: u64,
     pub stream_id: u64,
     pub encrypted: bool,
 }
@@ -27,100 +30,182 @@ pub(crate) struct Written {
 /// How many times a write re-routes after racing a reshard that closed its shard.
 const MAX_REROUTES: usize = 5;
 
-/// Routes each record (by hash key) to the open shard owning it and appends them durably.
-/// With `--enforce-limits`, a record over its shard's write limit is refused (and not written).
-/// A shard can be closed by a concurrent reshard between routing and appending; storage then
-/// refuses the batch and hands its records back, and they are routed again once the new shard
-/// tree is installed.
+/// Where a record stands while its request is written.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Routed to the attempt's batch of this index.
+    Routed {
+        batch: u32,
+    },
+    /// At this offset of the attempt's batch.
+    Batched {
+        batch: u32,
+        offset: u32,
+    },
+    Placed(Placement),
+}
+
+/// One attempt's batch for a shard, and the data bytes it holds.
+struct ShardBatch {
+    shard_index: u32,
+    records: Vec<NewRecord>,
+    bytes: u64,
+}
+
+/// Routes each record (by its hash key, `hashes[i]` for `records[i]`) to the open shard owning
+/// it and appends them durably. With `--enforce-limits`, a record over its shard's write limit
+/// is refused (and not written). A shard can be closed by a concurrent reshard between routing
+/// and appending; storage then refuses the batch and hands its records back, and they are
+/// routed again once the new shard tree is installed.
+///
+/// A record moves once, into its shard's batch, and each stands in one slot of one vector:
+/// with 100-byte records, the vectors a request's records passed through cost as much as
+/// routing them.
 pub(crate) async fn append(
     service: &StreamsService,
     name: &str,
     entry: &Arc<StreamEntry>,
-    records: Vec<(u128, NewRecord)>,
+    hashes: &[u128],
+    records: Vec<NewRecord>,
 ) -> Result<Written, AwsError> {
-    let mut placements: Vec<Option<Placement>> = vec![None; records.len()];
-    // Records not placed yet and their positions in the request, in request order. The records
-    // move only into their shard's batch: a 100-byte record's move cost as much as its routing.
-    let mut pending = records;
-    let mut positions: Vec<usize> = (0..pending.len()).collect();
-    for attempt in 0..MAX_REROUTES {
+    let count = records.len();
+    let mut slots = vec![Slot::Routed { batch: 0 }; count];
+    let mut written =
+        Written { placements: Vec::new(), appended_records: 0, appended_bytes: 0, stream_id: 0, encrypted: false };
+    let mut first = Some(records);
+    let mut retry: (Vec<usize>, Vec<NewRecord>) = (Vec::new(), Vec::new());
+    for _ in 0..MAX_REROUTES {
         let mut changed = entry.changed.subscribe();
-        // Route every pending record first, counting per shard, so that each shard's batch is
-        // allocated once at its final size (they used to grow record by record).
-        let mut routes: Vec<Option<usize>> = Vec::with_capacity(pending.len()); // batch, or throttled
-        let mut shards: Vec<(u32, usize)> = Vec::new(); // (shard index, records)
-        let (stream_id, encrypted) = {
-            let state = entry.state.read();
-            if !state.meta.status.accepts_data() {
-                return Err(service.stream_not_found(name));
+        let mut sealed = match first.take() {
+            Some(records) => {
+                attempt(service, name, entry, hashes, &mut slots, 0..count, records, &mut written, true).await?
             }
-            let (stream_id, encrypted) = (state.meta.id, state.meta.encryption_key.is_some());
-            for ((hash, record), &position) in pending.iter().zip(&positions) {
-                let Some(shard_index) = state.routing.shard_for(*hash) else {
-                    return Err(AwsError::internal("no open shard owns the hash key"));
-                };
-                // Only the first routing is charged: a record re-routed after a reshard was admitted.
-                if let (Some(limits), 0) = (&service.limits, attempt) {
-                    let size = record.data.len() + record.partition_key.len();
-                    if !limits.admit_write(ShardKey { stream_id, shard_index }, size) {
-                        placements[position] = Some(Placement::Throttled { shard_index });
-                        routes.push(None);
-                        continue;
-                    }
-                }
-                let batch = match shards.iter().position(|&(shard, _)| shard == shard_index) {
-                    Some(batch) => batch,
-                    None => {
-                        shards.push((shard_index, 0));
-                        shards.len() - 1
-                    }
-                };
-                shards[batch].1 += 1;
-                routes.push(Some(batch));
+            None => {
+                let (positions, records) = std::mem::take(&mut retry);
+                let positions = positions.iter().copied();
+                attempt(service, name, entry, hashes, &mut slots, positions, records, &mut written, false).await?
             }
-            (stream_id, encrypted)
         };
-        let mut batches: Vec<(AppendBatch, Vec<(usize, u128)>)> = shards
-            .iter()
-            .map(|&(shard_index, count)| {
-                let shard = ShardKey { stream_id, shard_index };
-                (AppendBatch { shard, records: Vec::with_capacity(count) }, Vec::with_capacity(count))
-            })
-            .collect();
-        // The records move into the batches (a throttled one is dropped: it is not written).
-        for (((hash, record), position), route) in pending.drain(..).zip(positions.drain(..)).zip(routes) {
-            if let Some(batch) = route {
-                let (batch, placed) = &mut batches[batch];
-                batch.records.push(NewRecord { encrypted, ..record });
-                placed.push((position, hash));
-            }
-        }
-        let (batches, placed): (Vec<AppendBatch>, Vec<Vec<(usize, u128)>>) = batches.into_iter().unzip();
-        let shards: Vec<u32> = batches.iter().map(|batch| batch.shard.shard_index).collect();
-        let outcomes = service.storage.append(batches).await.map_err(storage_failure)?;
-        // Records of a shard a reshard sealed come back, to be routed again by their hashes.
-        let mut sealed: Vec<(usize, (u128, NewRecord))> = Vec::new();
-        for ((outcome, placed), shard_index) in outcomes.into_iter().zip(placed).zip(shards) {
-            match outcome {
-                AppendOutcome::Appended { first_index, .. } => {
-                    for (offset, (position, _)) in placed.into_iter().enumerate() {
-                        placements[position] =
-                            Some(Placement::Appended { shard_index, record_index: first_index + offset as u64 });
-                    }
-                }
-                AppendOutcome::ShardSealed(records) => sealed.extend(
-                    placed.into_iter().zip(records).map(|((position, hash), record)| (position, (hash, record))),
-                ),
-            }
-        }
         if sealed.is_empty() {
-            let placements = placements.into_iter().flatten().collect();
-            return Ok(Written { placements, stream_id, encrypted });
+            written.placements = slots
+                .into_iter()
+                .map(|slot| match slot {
+                    Slot::Placed(placement) => Ok(placement),
+                    _ => Err(AwsError::internal("record was not placed")),
+                })
+                .collect::<Result<_, _>>()?;
+            return Ok(written);
         }
         sealed.sort_unstable_by_key(|(position, _)| *position);
-        (positions, pending) = sealed.into_iter().unzip();
+        retry = sealed.into_iter().unzip();
         // Wait for the reshard that sealed the shard to install the new tree.
         let _ = tokio::time::timeout(Duration::from_secs(2), changed.changed()).await;
     }
     Err(AwsError::internal("records could not be routed to an open shard"))
+}
+
+/// Routes and appends the records at `positions` (in that order); returns the ones a sealed
+/// shard handed back, with their positions. Only a record's first routing is charged to its
+/// shard's write limit: one re-routed after a reshard was admitted.
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    service: &StreamsService,
+    name: &str,
+    entry: &Arc<StreamEntry>,
+    hashes: &[u128],
+    slots: &mut [Slot],
+    positions: impl Iterator<Item = usize> + Clone,
+    records: Vec<NewRecord>,
+    written: &mut Written,
+    charged: bool,
+) -> Result<Vec<(usize, NewRecord)>, AwsError> {
+    // Routed first, counting per shard, so that each shard's batch is allocated at its final size.
+    let mut batches: Vec<ShardBatch> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    {
+        let state = entry.state.read();
+        if !state.meta.status.accepts_data() {
+            return Err(service.stream_not_found(name));
+        }
+        (written.stream_id, written.encrypted) = (state.meta.id, state.meta.encryption_key.is_some());
+        for position in positions.clone() {
+            let Some(shard_index) = state.routing.shard_for(hashes[position]) else {
+                return Err(AwsError::internal("no open shard owns the hash key"));
+            };
+            let batch = match batches.iter().position(|batch| batch.shard_index == shard_index) {
+                Some(batch) => batch,
+                None => {
+                    batches.push(ShardBatch { shard_index, records: Vec::new(), bytes: 0 });
+                    counts.push(0);
+                    batches.len() - 1
+                }
+            };
+            counts[batch] += 1;
+            slots[position] = Slot::Routed { batch: batch as u32 };
+        }
+    }
+    for (batch, count) in batches.iter_mut().zip(counts) {
+        batch.records.reserve_exact(count);
+    }
+    let stream_id = written.stream_id;
+    for (position, record) in positions.clone().zip(records) {
+        let Slot::Routed { batch } = slots[position] else { continue };
+        let shard = &mut batches[batch as usize];
+        if let (Some(limits), true) = (&service.limits, charged) {
+            let size = record.data.len() + record.partition_key.len();
+            if !limits.admit_write(ShardKey { stream_id, shard_index: shard.shard_index }, size) {
+                // Refused: not written.
+                slots[position] = Slot::Placed(Placement::Throttled { shard_index: shard.shard_index });
+                continue;
+            }
+        }
+        slots[position] = Slot::Batched { batch, offset: shard.records.len() as u32 };
+        shard.bytes += record.data.len() as u64;
+        shard.records.push(NewRecord { encrypted: written.encrypted, ..record });
+    }
+    let shards: Vec<(u32, u64)> = batches.iter().map(|batch| (batch.shard_index, batch.bytes)).collect();
+    let append_batches = batches
+        .into_iter()
+        .map(|batch| AppendBatch {
+            shard: ShardKey { stream_id, shard_index: batch.shard_index },
+            records: batch.records,
+        })
+        .collect();
+    let outcomes = service.storage.append(append_batches).await.map_err(storage_failure)?;
+    let mut first_indices = Vec::with_capacity(outcomes.len());
+    let mut sealed_batches = Vec::new();
+    for ((outcome, (_, bytes)), batch) in outcomes.into_iter().zip(&shards).zip(0u32..) {
+        match outcome {
+            AppendOutcome::Appended { first_index, .. } => {
+                first_indices.push(Some(first_index));
+                written.appended_bytes += bytes;
+            }
+            // A shard a reshard sealed: its records come back, to be routed again by their hashes.
+            AppendOutcome::ShardSealed(records) => {
+                first_indices.push(None);
+                sealed_batches.push((batch, records.into_iter()));
+            }
+        }
+    }
+    let mut sealed = Vec::new();
+    for position in positions {
+        let Slot::Batched { batch, offset } = slots[position] else { continue };
+        match first_indices[batch as usize] {
+            Some(first_index) => {
+                let shard_index = shards[batch as usize].0;
+                let record_index = first_index + u64::from(offset);
+                slots[position] = Slot::Placed(Placement::Appended { shard_index, record_index });
+                written.appended_records += 1;
+            }
+            None => {
+                let records =
+                    sealed_batches.iter_mut().find(|(sealed, _)| *sealed == batch).map(|(_, records)| records);
+                match records.and_then(Iterator::next) {
+                    Some(record) => sealed.push((position, record)),
+                    None => return Err(AwsError::internal("a sealed shard handed back fewer records")),
+                }
+            }
+        }
+    }
+    Ok(sealed)
 }

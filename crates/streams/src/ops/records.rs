@@ -12,7 +12,7 @@ use crate::model::{shard_id, ShardIdText};
 use crate::rules;
 use crate::sequence::{SequenceNumber, SequenceText};
 use crate::service::{Caller, StreamsService};
-use crate::writer::{append, Placement};
+use crate::writer::{append, Placement, Written};
 
 pub(crate) fn hash_key(partition_key: &[u8], explicit: Option<&str>) -> Result<u128, AwsError> {
     explicit.map_or_else(|| Ok(hash_key_of(partition_key)), explicit_hash_key)
@@ -116,12 +116,11 @@ pub async fn put_record(
     }
     let data = input.data.unwrap_or_default().0;
     check_record_size(&data)?;
-    let size = data.len();
     let written =
-        append(service, &name, &entry, vec![(hash, NewRecord { partition_key, data, encrypted: false })]).await?;
+        append(service, &name, &entry, &[hash], vec![NewRecord { partition_key, data, encrypted: false }]).await?;
     match written.placements.first() {
         Some(&Placement::Appended { shard_index, record_index }) => {
-            service.metrics.record_put(&name, "PutRecord", 1, size as u64, started.elapsed());
+            service.metrics.record_put(&name, "PutRecord", 1, written.appended_bytes, started.elapsed());
             Ok(PutRecordOutput {
                 shard_id: ShardIdText::of(shard_index),
                 sequence_number: SequenceNumber::of_record(written.stream_id, shard_index, record_index).text(),
@@ -133,6 +132,16 @@ pub async fn put_record(
             Err(AwsError::new(ErrorCode::ProvisionedThroughputExceeded, rate_exceeded(service, &name, shard_index)))
         }
         None => Err(AwsError::internal("record was not placed")),
+    }
+}
+
+/// Counts a PutRecords call's appended and throttled records in the stream's metrics.
+pub(crate) fn record_put(service: &StreamsService, name: &str, written: &Written, started: std::time::Instant) {
+    let throttled = written.placements.len() as u64 - written.appended_records;
+    let (records, bytes) = (written.appended_records, written.appended_bytes);
+    service.metrics.record_put(name, "PutRecords", records, bytes, started.elapsed());
+    if throttled > 0 {
+        service.metrics.record_throttled_writes(name, throttled);
     }
 }
 
@@ -234,28 +243,19 @@ pub async fn put_records(
         .map(|e| e.data.as_ref().map_or(0, Bytes::len) + e.partition_key.as_ref().map_or(0, Bytes::len))
         .sum();
     check_total_size(total)?;
-    let digests = partition_key_hashes(
+    let mut hashes = partition_key_hashes(
         entries.iter().map(|e| (e.partition_key.as_deref().unwrap_or_default(), e.explicit_hash_key.as_deref())),
     );
     let mut records = Vec::with_capacity(entries.len());
-    for (record, digest) in entries.into_iter().zip(digests) {
-        let hash = chosen_hash_key(digest, record.explicit_hash_key.as_deref())?;
+    for (record, hash) in entries.into_iter().zip(&mut hashes) {
+        *hash = chosen_hash_key(*hash, record.explicit_hash_key.as_deref())?;
         let data = record.data.unwrap_or_default();
         check_record_size(&data)?;
-        records.push((
-            hash,
-            NewRecord { partition_key: record.partition_key.unwrap_or_default(), data, encrypted: false },
-        ));
+        records.push(NewRecord { partition_key: record.partition_key.unwrap_or_default(), data, encrypted: false });
     }
-    let sizes: Vec<usize> = records.iter().map(|(_, record)| record.data.len()).collect();
-    let written = append(service, &name, &entry, records).await?;
-    let appended = || written.placements.iter().zip(&sizes).filter(|(p, _)| matches!(p, Placement::Appended { .. }));
-    let throttled = written.placements.len() - appended().count();
-    let bytes: usize = appended().map(|(_, size)| size).sum();
-    service.metrics.record_put(&name, "PutRecords", appended().count() as u64, bytes as u64, started.elapsed());
-    if throttled > 0 {
-        service.metrics.record_throttled_writes(&name, throttled as u64);
-    }
+    let written = append(service, &name, &entry, &hashes, records).await?;
+    record_put(service, &name, &written, started);
+    let throttled = written.placements.len() as u64 - written.appended_records;
     let records = written
         .placements
         .iter()
