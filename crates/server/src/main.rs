@@ -5,6 +5,7 @@
 mod config;
 mod http;
 mod listener;
+mod malloc;
 mod observe;
 mod repair;
 mod tls;
@@ -33,6 +34,9 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .init();
+    if matches!(cli.command, Command::Serve(_)) {
+        malloc::keep_freed_memory();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
