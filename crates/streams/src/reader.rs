@@ -148,12 +148,12 @@ impl ShardReader {
         self.next = read.next_index;
         let records = read
             .records
-            .into_iter()
-            .map(|out| Record {
-                sequence_number: out.sequence_number.as_str().to_string(),
-                partition_key: out.record.partition_key,
-                data: out.record.data,
-                arrival_ms: out.record.arrival_ms,
+            .into_numbered()
+            .map(|(sequence_number, record)| Record {
+                sequence_number: sequence_number.as_str().to_string(),
+                partition_key: record.partition_key,
+                data: record.data,
+                arrival_ms: record.arrival_ms,
             })
             .collect();
         Ok(Batch { records, millis_behind_latest: read.millis_behind_latest, end_of_shard: read.at_end })

@@ -5,11 +5,11 @@ use tideline_proto::{AwsError, ErrorCode, Timestamp, Validator};
 use tideline_storage::ShardKey;
 
 use super::shapes::child_shards;
-use super::wire::get_records::{GetRecordsOutput, RecordOut};
+use super::wire::get_records::{GetRecordsOutput, ShardRecords};
 use crate::iterator::IteratorPosition;
 use crate::model::{shard_id, ShardMeta, StreamMeta};
 use crate::rules;
-use crate::sequence::{SequenceNumber, ShardNumbers};
+use crate::sequence::SequenceNumber;
 use crate::service::{now_ms, storage_failure, Caller, StreamsService};
 
 const ITERATOR_TYPES: [&str; 5] =
@@ -263,7 +263,7 @@ pub async fn get_records(
         rules::MAX_GET_RECORDS_BYTES,
     )
     .await?;
-    let bytes: usize = read.records.iter().map(|r| r.record.data.len()).sum();
+    let bytes: usize = read.records.records.iter().map(|record| record.data.len()).sum();
     if let Some(limits) = &service.limits {
         limits.charge_read(key, bytes);
     }
@@ -286,7 +286,7 @@ pub async fn get_records(
 
 /// Records read from a shard for GetRecords or a SubscribeToShard event.
 pub(crate) struct ReadRecords {
-    pub records: Vec<RecordOut>,
+    pub records: ShardRecords,
     pub next_index: u64,
     pub millis_behind_latest: i64,
     /// The shard is closed and everything in it has been read.
@@ -314,14 +314,8 @@ pub(crate) async fn read_records(
         Some(last) if batch.next_index < tail.next_index => (now_ms() - last.arrival_ms).max(0),
         _ => 0,
     };
-    let mut numbers = ShardNumbers::new(meta.id, shard_index);
-    let records = batch
-        .records
-        .into_iter()
-        .map(|record| RecordOut { sequence_number: numbers.of_record(record.index), record })
-        .collect();
     Ok(ReadRecords {
-        records,
+        records: ShardRecords { stream_id: meta.id, shard_index, records: batch.records },
         next_index: batch.next_index,
         millis_behind_latest,
         at_end: shard.ending_index.is_some_and(|end| batch.next_index >= end),
@@ -337,33 +331,29 @@ mod tests {
     use super::super::shapes::ChildShard;
     use bytes::Bytes;
 
-    fn record(index: u64, key: &str, data: Vec<u8>, encrypted: bool) -> RecordOut {
-        RecordOut {
-            sequence_number: SequenceNumber::of_record(5, 2, index).text(),
-            record: StoredRecord {
-                index,
-                arrival_ms: 1_700_000_000_123 + index as i64,
-                encrypted,
-                partition_key: Bytes::copy_from_slice(key.as_bytes()),
-                data: Bytes::from(data),
-            },
+    fn record(index: u64, key: &str, data: Vec<u8>, encrypted: bool) -> StoredRecord {
+        StoredRecord {
+            index,
+            arrival_ms: 1_700_000_000_123 + index as i64,
+            encrypted,
+            partition_key: Bytes::copy_from_slice(key.as_bytes()),
+            data: Bytes::from(data),
         }
     }
 
     #[test]
     fn json_is_written_as_serde_json_writes_it() {
-        let records = || {
-            vec![
+        let records = |records: Vec<StoredRecord>| ShardRecords { stream_id: 5, shard_index: 2, records };
+        let some = || {
+            records(vec![
                 record(0, "k", b"hello".to_vec(), false),
                 record(1, "quote \" back\\slash \u{1} é 🦀", Vec::new(), true),
                 record(2, "big", vec![7; 5000], false),
                 // The same arrival time as the record before (written once, then copied).
-                RecordOut {
-                    sequence_number: SequenceNumber::of_record(5, 2, 3).text(),
-                    ..record(2, "tab\t", vec![1], false)
-                },
-                record(4, "del \u{7f}", vec![2, 3], false),
-            ]
+                StoredRecord { index: 3, ..record(2, "tab\t", vec![1], false) },
+                // A gap in the indices: its number is written afresh.
+                record(9, "del \u{7f}", vec![2, 3], false),
+            ])
         };
         let output = |records, next_shard_iterator: Option<&str>, child_shards| GetRecordsOutput {
             records,
@@ -380,12 +370,19 @@ mod tests {
             },
         };
         for output in [
-            output(records(), Some("AAAA/+=="), None),
-            output(Vec::new(), None, Some(vec![child()])),
-            output(records(), None, Some(Vec::new())),
+            output(some(), Some("AAAA/+=="), None),
+            output(records(Vec::new()), None, Some(vec![child()])),
+            output(some(), None, Some(Vec::new())),
         ] {
             let expected = serde_json::to_string(&output).unwrap();
             assert_eq!(String::from_utf8(output.encode(Codec::Json)).unwrap(), expected);
         }
+        // Each record's number is its own, in both encodings.
+        let numbers: Vec<String> =
+            [0, 1, 2, 3, 9].iter().map(|&i| SequenceNumber::of_record(5, 2, i).encode()).collect();
+        let json: serde_json::Value = serde_json::from_slice(&output(some(), None, None).encode(Codec::Json)).unwrap();
+        let written: Vec<&str> =
+            json["Records"].as_array().unwrap().iter().map(|r| r["SequenceNumber"].as_str().unwrap()).collect();
+        assert_eq!(written, numbers);
     }
 }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::consumers::{consumer_arn, consumer_not_found, find_consumer};
 use super::reading::{read_records, start_position};
 use super::shapes::{child_shards, ChildShard};
-use super::wire::get_records::RecordOut;
+use super::wire::get_records::ShardRecords;
 use super::Empty;
 use crate::model::{shard_id, ConsumerMeta, ConsumerStatus, StreamMeta};
 use crate::rules;
@@ -76,7 +76,7 @@ impl SubscribeToShardInput {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct SubscribeToShardEvent {
-    records: Vec<RecordOut>,
+    records: ShardRecords,
     /// Null at the end of a closed shard, as AWS sends it: the KCL takes a null, not the
     /// presence of `ChildShards`, as the sign that the shard is finished.
     continuation_sequence_number: Option<String>,
