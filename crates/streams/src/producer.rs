@@ -69,11 +69,14 @@ impl StreamsService {
         let mut hashes = partition_key_hashes(
             entries.iter().map(|new| (new.partition_key.as_bytes(), new.explicit_hash_key.as_deref())),
         );
-        let mut records = Vec::with_capacity(entries.len());
-        for (new, hash) in entries.into_iter().zip(&mut hashes) {
+        for (new, hash) in entries.iter().zip(&mut hashes) {
             *hash = chosen_hash_key(*hash, new.explicit_hash_key.as_deref())?;
-            records.push(NewRecord { partition_key: Bytes::from(new.partition_key), data: new.data, encrypted: false });
         }
+        let records = entries.into_iter().map(|new| NewRecord {
+            partition_key: Bytes::from(new.partition_key),
+            data: new.data,
+            encrypted: false,
+        });
         let written = append(self, &name, &entry, &hashes, records).await?;
         // Counted like PutRecords, so a stream's incoming-records figures include these writes.
         record_put(self, &name, &written, started);

@@ -52,23 +52,23 @@ struct ShardBatch {
     bytes: u64,
 }
 
-/// Routes each record (by its hash key, `hashes[i]` for `records[i]`) to the open shard owning
+/// Routes each record (by its hash key, `hashes[i]` for the `i`th record) to the open shard owning
 /// it and appends them durably. With `--enforce-limits`, a record over its shard's write limit
 /// is refused (and not written). A shard can be closed by a concurrent reshard between routing
 /// and appending; storage then refuses the batch and hands its records back, and they are
 /// routed again once the new shard tree is installed.
 ///
-/// A record moves once, into its shard's batch, and each stands in one slot of one vector:
-/// with 100-byte records, the vectors a request's records passed through cost as much as
-/// routing them.
+/// A record moves once, from the caller's iterator into its shard's batch, and each stands in
+/// one slot of one vector: with 100-byte records, the vectors a request's records passed through
+/// cost as much as routing them.
 pub(crate) async fn append(
     service: &StreamsService,
     name: &str,
     entry: &Arc<StreamEntry>,
     hashes: &[u128],
-    records: Vec<NewRecord>,
+    records: impl IntoIterator<Item = NewRecord>,
 ) -> Result<Written, AwsError> {
-    let count = records.len();
+    let count = hashes.len();
     let mut slots = vec![Slot::Routed { batch: 0 }; count];
     let mut written =
         Written { placements: Vec::new(), appended_records: 0, appended_bytes: 0, stream_id: 0, encrypted: false };
@@ -78,11 +78,12 @@ pub(crate) async fn append(
         let mut changed = entry.changed.subscribe();
         let mut sealed = match first.take() {
             Some(records) => {
+                let records = records.into_iter();
                 attempt(service, name, entry, hashes, &mut slots, 0..count, records, &mut written, true).await?
             }
             None => {
                 let (positions, records) = std::mem::take(&mut retry);
-                let positions = positions.iter().copied();
+                let (positions, records) = (positions.iter().copied(), records.into_iter());
                 attempt(service, name, entry, hashes, &mut slots, positions, records, &mut written, false).await?
             }
         };
@@ -115,7 +116,7 @@ async fn attempt(
     hashes: &[u128],
     slots: &mut [Slot],
     positions: impl Iterator<Item = usize> + Clone,
-    records: Vec<NewRecord>,
+    records: impl Iterator<Item = NewRecord>,
     written: &mut Written,
     charged: bool,
 ) -> Result<Vec<(usize, NewRecord)>, AwsError> {

@@ -117,7 +117,7 @@ pub async fn put_record(
     let data = input.data.unwrap_or_default().0;
     check_record_size(&data)?;
     let written =
-        append(service, &name, &entry, &[hash], vec![NewRecord { partition_key, data, encrypted: false }]).await?;
+        append(service, &name, &entry, &[hash], [NewRecord { partition_key, data, encrypted: false }]).await?;
     match written.placements.first() {
         Some(&Placement::Appended { shard_index, record_index }) => {
             service.metrics.record_put(&name, "PutRecord", 1, written.appended_bytes, started.elapsed());
@@ -246,13 +246,15 @@ pub async fn put_records(
     let mut hashes = partition_key_hashes(
         entries.iter().map(|e| (e.partition_key.as_deref().unwrap_or_default(), e.explicit_hash_key.as_deref())),
     );
-    let mut records = Vec::with_capacity(entries.len());
-    for (record, hash) in entries.into_iter().zip(&mut hashes) {
+    for (record, hash) in entries.iter().zip(&mut hashes) {
         *hash = chosen_hash_key(*hash, record.explicit_hash_key.as_deref())?;
-        let data = record.data.unwrap_or_default();
-        check_record_size(&data)?;
-        records.push(NewRecord { partition_key: record.partition_key.unwrap_or_default(), data, encrypted: false });
+        check_record_size(record.data.as_deref().unwrap_or_default())?;
     }
+    let records = entries.into_iter().map(|record| NewRecord {
+        partition_key: record.partition_key.unwrap_or_default(),
+        data: record.data.unwrap_or_default(),
+        encrypted: false,
+    });
     let written = append(service, &name, &entry, &hashes, records).await?;
     record_put(service, &name, &written, started);
     let throttled = written.placements.len() as u64 - written.appended_records;
