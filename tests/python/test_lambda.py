@@ -234,6 +234,22 @@ def test_reserved_concurrency_limits_and_stops_a_function(awslambda):
     awslambda.delete_function(FunctionName=name)
 
 
+def test_an_event_waits_while_its_function_is_reserved_at_zero(awslambda, tmp_path):
+    """An asynchronous invocation is accepted (202) while the function is throttled at zero, as
+    AWS accepts it and retries it; it runs once the reservation allows it."""
+    out = tmp_path / "out"
+    name = support.unique_name("held")
+    create_function(awslambda, name, "import json, os\ndef lambda_handler(e, c):\n"
+                    "    open(os.environ['OUT'], 'a').write(json.dumps(e) + '\\n')\n", env={"OUT": str(out)})
+    awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    assert awslambda.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 1}')["StatusCode"] == 202
+    time.sleep(1.5)
+    assert read_lines(out) == [], "a function reserved at 0 runs nothing"
+    awslambda.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert wait_for(lambda: read_lines(out), timeout=30, what="the held event") == [{"n": 1}]
+    awslambda.delete_function(FunctionName=name)
+
+
 def test_reserved_concurrency_of_zero_pauses_a_mapping_across_a_restart(tideline_binary, tmp_path, tmp_path_factory):
     out = tmp_path / "out"
     with durable_function_on_a_stream(tideline_binary, tmp_path, tmp_path_factory, "paused", RECORDER) as (
