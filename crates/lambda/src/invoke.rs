@@ -62,6 +62,9 @@ impl LambdaService {
                     .try_acquire_owned()
                     .map_err(|_| LambdaError::TooManyRequests(Throttle::Concurrency))?;
                 let service = Arc::clone(self);
+                // A queued event may wait long: its own copy, so that it does not keep alive the
+                // larger buffer a request body can be a slice of.
+                let payload = Bytes::copy_from_slice(&payload);
                 tokio::spawn(async move {
                     let _queued = queued;
                     if let Err(error) = service.runner.invoke(&name, payload, Admission::Wait, false).await {

@@ -47,8 +47,8 @@ pub struct HttpLimits {
 /// A request body as its chunks arrive, in one buffer (which the decoders need). A large body
 /// that arrives in one chunk is kept as it is: copying it cost PutRecords about 2% of its server
 /// CPU. The chunk is a slice of hyper's read buffer (at most ~400 KiB) and keeps all of it alive
-/// while the body lives, so small bodies, which a service may keep (a queued Lambda event), are
-/// copied: a kept large one pins at most a few times its size.
+/// while the body lives, so small bodies are copied and a large one pins at most a few times its
+/// size; a service that keeps a body beyond its request (a queued Lambda event) copies it.
 struct ReceivedBody {
     /// The first chunk, while it is the only one and large.
     whole: Option<Bytes>,
