@@ -1375,3 +1375,32 @@ async fn interval_fsync_failure_stops_the_shard() {
     assert!(matches!(refused, Err(StorageError::ShardFailed { .. })), "{refused:?}");
     assert_eq!(append_one(&storage, b, vec![record(3, 10)]).await.0, 0, "other shards go on");
 }
+
+/// Requests that overflow one group wait in the writer's backlog; once they are taken into the
+/// next group, that group must be written even if no other request arrives. In memory (and with
+/// the interval policy) a group is answered as soon as it is written, so nothing else would
+/// start it: the last requests used to wait for the next, unrelated request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_held_back_from_a_full_group_are_written_without_another_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let interval = FsyncPolicy::Interval(Duration::from_secs(60));
+    for config in [StorageConfig::in_memory(), StorageConfig { fsync: interval, ..StorageConfig::durable(dir.path()) }]
+    {
+        let storage = Arc::new(Storage::open(config).expect("open"));
+        for round in 0..3u64 {
+            // 12 requests of 6 MiB: two groups' worth (a group takes up to 32 MiB), made first
+            // so that they are sent together.
+            let requests: Vec<Vec<NewRecord>> = (0..12u64)
+                .map(|request| (0..6).map(|i| record(round * 100 + request * 10 + i, 1 << 20)).collect())
+                .collect();
+            let mut appends = tokio::task::JoinSet::new();
+            for (shard, records) in (0u32..).zip(requests) {
+                let storage = Arc::clone(&storage);
+                appends.spawn(async move { storage.append(vec![batch(key(1, shard), records)]).await });
+            }
+            let done = tokio::time::timeout(Duration::from_secs(20), appends.join_all()).await;
+            let outcomes = done.unwrap_or_else(|_| panic!("round {round}: appends held back were never written"));
+            assert!(outcomes.iter().all(Result::is_ok), "round {round}: {outcomes:?}");
+        }
+    }
+}

@@ -677,6 +677,9 @@ impl Writer {
                 }
             }
         }
+        // The last of them are gathered: started now, or, without syncs to wait for (in memory,
+        // the interval policy), they would wait for the next request to arrive.
+        self.start_group_if_idle();
     }
 
     /// Writes the gathering group and schedules its syncs, unless the previous group's syncs
