@@ -27,6 +27,13 @@ pub(crate) struct Written {
     pub encrypted: bool,
 }
 
+impl Written {
+    /// Records a write limit refused.
+    pub fn throttled(&self) -> u64 {
+        self.placements.len() as u64 - self.appended_records
+    }
+}
+
 /// How many times a write re-routes after racing a reshard that closed its shard.
 const MAX_REROUTES: usize = 5;
 
@@ -45,9 +52,11 @@ enum Slot {
     Placed(Placement),
 }
 
-/// One attempt's batch for a shard, and the data bytes it holds.
+/// One attempt's batch for a shard: the records routed to it, and those of them it holds and
+/// their data bytes.
 struct ShardBatch {
     shard_index: u32,
+    routed: usize,
     records: Vec<NewRecord>,
     bytes: u64,
 }
@@ -122,7 +131,6 @@ async fn attempt(
 ) -> Result<Vec<(usize, NewRecord)>, AwsError> {
     // Routed first, counting per shard, so that each shard's batch is allocated at its final size.
     let mut batches: Vec<ShardBatch> = Vec::new();
-    let mut counts: Vec<usize> = Vec::new();
     {
         let state = entry.state.read();
         if !state.meta.status.accepts_data() {
@@ -136,17 +144,16 @@ async fn attempt(
             let batch = match batches.iter().position(|batch| batch.shard_index == shard_index) {
                 Some(batch) => batch,
                 None => {
-                    batches.push(ShardBatch { shard_index, records: Vec::new(), bytes: 0 });
-                    counts.push(0);
+                    batches.push(ShardBatch { shard_index, routed: 0, records: Vec::new(), bytes: 0 });
                     batches.len() - 1
                 }
             };
-            counts[batch] += 1;
+            batches[batch].routed += 1;
             slots[position] = Slot::Routed { batch: batch as u32 };
         }
     }
-    for (batch, count) in batches.iter_mut().zip(counts) {
-        batch.records.reserve_exact(count);
+    for batch in &mut batches {
+        batch.records.reserve_exact(batch.routed);
     }
     let stream_id = written.stream_id;
     for (position, record) in positions.clone().zip(records) {

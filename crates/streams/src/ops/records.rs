@@ -137,8 +137,7 @@ pub async fn put_record(
 
 /// Counts a PutRecords call's appended and throttled records in the stream's metrics.
 pub(crate) fn record_put(service: &StreamsService, name: &str, written: &Written, started: std::time::Instant) {
-    let throttled = written.placements.len() as u64 - written.appended_records;
-    let (records, bytes) = (written.appended_records, written.appended_bytes);
+    let (records, bytes, throttled) = (written.appended_records, written.appended_bytes, written.throttled());
     service.metrics.record_put(name, "PutRecords", records, bytes, started.elapsed());
     if throttled > 0 {
         service.metrics.record_throttled_writes(name, throttled);
@@ -257,7 +256,6 @@ pub async fn put_records(
     });
     let written = append(service, &name, &entry, &hashes, records).await?;
     record_put(service, &name, &written, started);
-    let throttled = written.placements.len() as u64 - written.appended_records;
     let records = written
         .placements
         .iter()
@@ -267,7 +265,7 @@ pub async fn put_records(
         })
         .collect();
     Ok(PutRecordsOutput {
-        failed_record_count: throttled as u32,
+        failed_record_count: written.throttled() as u32,
         stream_id: written.stream_id,
         records,
         encryption_type: encryption_type(written.encrypted),
