@@ -825,6 +825,27 @@ async fn a_failed_fsync_stops_only_its_shard() {
     assert_eq!(append_one(&storage, a, vec![record(7, 10)]).await.0, next);
 }
 
+/// Requests refused by a failed shard are answered at once and take no room in a group: more of
+/// them than a group holds (4,096 requests) must not keep later requests waiting.
+#[tokio::test]
+async fn refused_requests_never_hold_up_the_ones_after_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = durable(dir.path());
+    let (failed, healthy) = (key(17, 0), key(17, 1));
+    append_one(&storage, failed, vec![record(0, 10)]).await;
+    storage.faults().sync.insert(failed);
+    assert!(storage.append(vec![batch(failed, vec![record(1, 10)])]).await.is_err());
+    let requests = async {
+        for tag in 2..4200 {
+            let refused = storage.append(vec![batch(failed, vec![record(tag, 10)])]).await;
+            assert!(matches!(refused, Err(StorageError::ShardFailed { .. })), "{refused:?}");
+        }
+        append_one(&storage, healthy, vec![record(9, 10)]).await
+    };
+    let (first_index, _) = tokio::time::timeout(Duration::from_secs(20), requests).await.expect("every request answered");
+    assert_eq!(first_index, 0);
+}
+
 #[tokio::test]
 async fn metadata_commit_get_scan_and_counters_persist() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -800,14 +800,16 @@ impl Writer {
 
     /// Encodes a request's records into the gathering group (they are written when it starts).
     fn gather(&mut self, request: DataRequest) {
-        self.gathering.requests += 1;
-        self.gathering.bytes += request.payload_bytes();
+        let bytes = request.payload_bytes();
         let now = now_ms();
         let max = self.shared.segment_max_bytes;
         let touched = &mut self.gathering.touched;
         match request {
             DataRequest::Append { batches, reply } => {
                 if let Some(error) = refusal(&self.shards, &batches) {
+                    // Answered now, it takes no room in the group: counted, refused requests
+                    // would fill a group that never starts (it has no waiters), and everything
+                    // after them would wait for it forever.
                     let _ = reply.send(Err(error));
                     return;
                 }
@@ -827,6 +829,8 @@ impl Writer {
                 self.gathering.waiters.push(Waiter::Seal { reply, shard: key, next_index: shard.next_index });
             }
         }
+        self.gathering.requests += 1;
+        self.gathering.bytes += bytes;
     }
 
     /// The syncing group's syncs are done: publishes or undoes each shard's part and answers
