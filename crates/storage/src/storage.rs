@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub groups: std::sync::atomic::AtomicU64,
     /// Files whose group sync was one device flush shared with other files (sync.rs).
     pub flushed_together: std::sync::atomic::AtomicU64,
+    /// Groups synced by the syncer thread while the next one gathered (writer.rs).
+    pub synced_behind: std::sync::atomic::AtomicU64,
     /// In memory mode with a cap: the record bytes kept at most (see `StorageConfig`).
     pub memory_cap: Option<u64>,
     /// Published by the writer after each group, for metrics.
@@ -140,6 +142,7 @@ impl Storage {
             files,
             groups: std::sync::atomic::AtomicU64::new(0),
             flushed_together: std::sync::atomic::AtomicU64::new(0),
+            synced_behind: std::sync::atomic::AtomicU64::new(0),
             memory_cap,
             memory_use: parking_lot::Mutex::new(crate::MemoryUse::default()),
             #[cfg(test)]
@@ -341,6 +344,11 @@ impl Storage {
     #[cfg(test)]
     pub(crate) fn files_flushed_together(&self) -> u64 {
         self.shared.flushed_together.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn groups_synced_behind(&self) -> u64 {
+        self.shared.synced_behind.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[cfg(test)]

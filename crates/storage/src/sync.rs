@@ -1,7 +1,8 @@
 //! The log syncer: a thread that fdatasyncs what the writer thread wrote, so that the writer can
-//! gather and write the next group while the device works on this one (a two-stage commit
-//! pipeline). It answers on the writer's own request channel, so that the writer waits for new
-//! requests and finished syncs in one place.
+//! gather and write the next group while the device works on a large one (a two-stage commit
+//! pipeline), and runs the periodic syncs of `FsyncPolicy::Interval`. It answers on the writer's
+//! own request channel, so that the writer waits for new requests and finished syncs in one
+//! place. Small groups are synced on the writer's thread through the same [`Runner`].
 //!
 //! Frames written over blocks a segment already has on disk (see `SyncJob::overwrite`) are made
 //! durable more cheaply where the file system writes them in place: each file's pages are
@@ -12,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
+
+use parking_lot::Mutex;
 
 use crate::in_place;
 use crate::writer::Request;
@@ -99,10 +102,19 @@ pub(crate) enum SyncPurpose {
     Periodic,
 }
 
+/// Runs batches of syncs: the kept helper threads and what is known of each device. The writer
+/// runs small groups' syncs through it on its own thread and the syncer thread runs the rest;
+/// the lock only makes that safe, since a group is never synced while another one is.
+struct Runner {
+    helpers: Vec<Helper>,
+    devices: in_place::Devices,
+}
+
 /// The handle to the syncer thread; dropping it stops the thread once its work is done.
 pub(crate) struct Syncer {
     jobs: Option<mpsc::Sender<(SyncPurpose, Vec<SyncJob>)>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    runner: Arc<Mutex<Runner>>,
 }
 
 impl Syncer {
@@ -110,26 +122,32 @@ impl Syncer {
     /// `done`.
     pub fn start(done: mpsc::Sender<Request>) -> std::io::Result<Syncer> {
         let helpers = (1..SYNC_THREADS).map(|_| Helper::start()).collect::<std::io::Result<Vec<_>>>()?;
+        let runner = Arc::new(Mutex::new(Runner { helpers, devices: in_place::Devices::default() }));
         let (jobs, receiver) = mpsc::channel::<(SyncPurpose, Vec<SyncJob>)>();
+        let thread_runner = Arc::clone(&runner);
         let thread = std::thread::Builder::new().name("tideline-log-sync".into()).spawn(move || {
-            let mut devices = in_place::Devices::default();
             for (purpose, batch) in receiver {
-                let batch = run_batch(&helpers, &mut devices, batch);
+                let batch = thread_runner.lock().run(batch);
                 if done.send(Request::Synced(purpose, batch)).is_err() {
                     return;
                 }
             }
         })?;
-        Ok(Syncer { jobs: Some(jobs), thread: Some(thread) })
+        Ok(Syncer { jobs: Some(jobs), thread: Some(thread), runner })
     }
 
     /// Hands a batch to the thread. If the thread is gone (it only ends when dropped), the batch
     /// is synced here and handed back, for the caller to finish at once.
     pub fn submit(&self, purpose: SyncPurpose, batch: Vec<SyncJob>) -> Result<(), (SyncPurpose, Vec<SyncJob>)> {
         let Some(jobs) = self.jobs.as_ref() else {
-            return Err(synced_here(purpose, batch));
+            return Err((purpose, self.run_here(batch)));
         };
-        jobs.send((purpose, batch)).map_err(|mpsc::SendError((purpose, batch))| synced_here(purpose, batch))
+        jobs.send((purpose, batch)).map_err(|mpsc::SendError((purpose, batch))| (purpose, self.run_here(batch)))
+    }
+
+    /// Runs a batch on the calling thread (and the helpers) and returns it synced.
+    pub fn run_here(&self, batch: Vec<SyncJob>) -> Vec<SyncJob> {
+        self.runner.lock().run(batch)
     }
 }
 
@@ -154,6 +172,12 @@ impl Helper {
             }
         })?;
         Ok(Helper { work, done })
+    }
+}
+
+impl Runner {
+    fn run(&mut self, batch: Vec<SyncJob>) -> Vec<SyncJob> {
+        run_batch(&self.helpers, &mut self.devices, batch)
     }
 }
 
@@ -254,11 +278,6 @@ fn run_with_helpers(helpers: &[Helper], mut batch: Vec<SyncJob>) -> Vec<SyncJob>
         }
     }
     batch
-}
-
-fn synced_here(purpose: SyncPurpose, mut batch: Vec<SyncJob>) -> (SyncPurpose, Vec<SyncJob>) {
-    run_syncs(&mut batch);
-    (purpose, batch)
 }
 
 impl Drop for Syncer {

@@ -204,8 +204,88 @@ async fn concurrent_appends_share_group_commits() {
             let requests = TASKS * ROUNDS;
             let groups = storage.groups_committed();
             assert!(groups < requests * 3 / 4, "{requests} appends took {groups} group commits: no batching");
+            assert_eq!(storage.groups_synced_behind(), 0, "small groups are synced on the writer's thread");
         }
     }
+}
+
+/// Groups larger than the writer syncs itself go to the syncer thread while the next group
+/// gathers: concurrent large and small appends all land, in each caller's order, and read back
+/// after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_groups_are_synced_while_the_next_gathers() {
+    const TASKS: u64 = 4;
+    const ROUNDS: u64 = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut expected: BTreeMap<ShardKey, BTreeMap<u64, NewRecord>> = BTreeMap::new();
+    {
+        let storage = durable(dir.path());
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let storage = Arc::clone(&storage);
+                tokio::spawn(async move {
+                    let shard = key(1, (task % 2) as u32);
+                    let mut placed = Vec::new();
+                    for round in 0..ROUNDS {
+                        // 1.5 MiB and 300-byte calls in turn.
+                        let len = if (task + round) % 2 == 0 { 512 * 1024 } else { 100 };
+                        let records: Vec<NewRecord> =
+                            (0..3).map(|i| record((task << 32) | (round << 8) | i, len)).collect();
+                        let (first_index, _) = append_one(&storage, shard, records.clone()).await;
+                        if let Some((_, previous, _)) = placed.last() {
+                            assert!(first_index > *previous, "one caller's appends land in its order");
+                        }
+                        placed.push((shard, first_index, records));
+                    }
+                    placed
+                })
+            })
+            .collect();
+        for task in tasks {
+            for (shard, first_index, records) in task.await.expect("task") {
+                for (index, record) in (first_index..).zip(records) {
+                    assert!(expected.entry(shard).or_default().insert(index, record).is_none(), "index given twice");
+                }
+            }
+        }
+        assert!(storage.groups_synced_behind() > 0, "no group was synced by the syncer thread");
+        for (shard, records) in &expected {
+            let stored = read_all(&storage, *shard);
+            assert_eq!(stored.len(), records.len(), "indices of {shard} are dense");
+            for (stored, (index, record)) in stored.iter().zip(records) {
+                assert_same(stored, *index, record);
+            }
+        }
+    }
+    let reopened = durable(dir.path());
+    for (shard, records) in &expected {
+        let stored = read_all(&reopened, *shard);
+        assert_eq!(stored.len(), records.len(), "{shard} after a reopen");
+        for (stored, (index, record)) in stored.iter().zip(records) {
+            assert_same(stored, *index, record);
+        }
+    }
+}
+
+/// A large group whose sync fails takes down what was appended behind it, whether that was
+/// gathered on top of it or arrived after: nothing of either is acknowledged or read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_sync_of_a_large_group_fails_the_appends_behind_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = durable(dir.path());
+    let shard = key(16, 0);
+    append_one(&storage, shard, vec![record(0, 10)]).await;
+    storage.faults().sync.insert(shard);
+    let large = batch(shard, vec![record(1, 1024 * 1024), record(2, 512 * 1024)]);
+    let (large, behind) = tokio::join!(storage.append(vec![large]), async {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        storage.append(vec![batch(shard, vec![record(3, 10)])]).await
+    });
+    assert!(matches!(large, Err(StorageError::Io { .. })), "{large:?}");
+    assert!(behind.is_err(), "{behind:?}");
+    assert_eq!(storage.tail(shard).next_index, 1);
+    assert_eq!(read_all(&storage, shard).len(), 1);
+    assert_eq!(storage.groups_synced_behind(), 1);
 }
 
 #[tokio::test]
@@ -842,7 +922,8 @@ async fn refused_requests_never_hold_up_the_ones_after_them() {
         }
         append_one(&storage, healthy, vec![record(9, 10)]).await
     };
-    let (first_index, _) = tokio::time::timeout(Duration::from_secs(20), requests).await.expect("every request answered");
+    let (first_index, _) =
+        tokio::time::timeout(Duration::from_secs(20), requests).await.expect("every request answered");
     assert_eq!(first_index, 0);
 }
 
