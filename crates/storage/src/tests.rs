@@ -927,6 +927,48 @@ async fn refused_requests_never_hold_up_the_ones_after_them() {
     assert_eq!(first_index, 0);
 }
 
+/// A large group whose write fails (a full disk, say) is undone with whatever was appended
+/// behind it, and the shard goes on: the next append lands where the failed one would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_write_of_a_large_group_is_undone_and_the_shard_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = durable(dir.path());
+    let (shard, other) = (key(18, 0), key(18, 1));
+    append_one(&storage, shard, vec![record(0, 10)]).await;
+    storage.faults().write.insert(shard);
+    // The other shard's part is written and synced, so the group goes to the syncer thread.
+    let large = vec![
+        batch(shard, vec![record(1, 1024 * 1024), record(2, 512 * 1024)]),
+        batch(other, vec![record(5, 1024 * 1024), record(6, 512 * 1024)]),
+    ];
+    // Small appends sent every millisecond while it is written and synced: the ones gathered
+    // behind it fail with it.
+    let behind: Vec<_> = (0..30u64)
+        .map(|tag| {
+            let storage = Arc::clone(&storage);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1 + tag)).await;
+                storage.append(vec![batch(shard, vec![record(10 + tag, 10)])]).await.is_ok()
+            })
+        })
+        .collect();
+    let large = storage.append(large).await;
+    let mut landed = 0;
+    for append in behind {
+        landed += u64::from(append.await.expect("append task"));
+    }
+    assert!(matches!(large, Err(StorageError::Io { .. })), "{large:?}");
+    let next = 1 + landed;
+    assert_eq!(storage.tail(shard).next_index, next);
+    let fresh = record(4, 10);
+    assert_eq!(append_one(&storage, shard, vec![fresh.clone()]).await.0, next, "the shard takes appends");
+    drop(storage);
+    let reopened = durable(dir.path());
+    let stored = read_all(&reopened, shard);
+    assert_eq!(stored.len() as u64, next + 1);
+    assert_same(&stored[next as usize], next, &fresh);
+}
+
 #[tokio::test]
 async fn metadata_commit_get_scan_and_counters_persist() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -433,12 +433,15 @@ impl WriterShard {
         };
         match self.group.as_mut() {
             // The gathering group was built on this one's frames: it fails with it, and undoing
-            // it must go back to where this one started.
+            // it must go back to where this one started. Its frames are not written yet, so
+            // the shard can be trusted afterwards unless either failure says otherwise (a write
+            // that failed for want of space is undone, and the shard goes on once there is room).
             Some(gathering) => {
                 let failed = written.group;
                 let mut created = failed.created;
                 created.append(&mut gathering.created);
-                *gathering = Group { created, error: Some(error.duplicate()), poison: true, ..failed };
+                let poison = failed.poison || gathering.poison;
+                *gathering = Group { created, error: Some(error.duplicate()), poison, ..failed };
             }
             None => self.roll_back(written.group, &error),
         }
