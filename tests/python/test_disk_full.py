@@ -1,5 +1,6 @@
 """A full disk: writes that cannot be made durable fail with an AWS-shaped 5xx (InternalFailure)
-and are not acknowledged; reads keep working and nothing acknowledged is lost.
+and are not acknowledged; reads keep working, nothing acknowledged is lost, and writes succeed
+again once there is room.
 
 Runs on a small tmpfs mounted for the test (needs root, as on the CI machine); skipped otherwise.
 """
@@ -30,6 +31,9 @@ def small_disk(tmp_path):
 
 
 def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_continue(server_factory, small_disk):
+    # Space taken by something else, freed at the end.
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(b"\0" * (1 << 20))
     server = server_factory(data_dir=small_disk / "data")
     client = server.client()
     name = unique_name("disk-full")
@@ -62,3 +66,11 @@ def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_conti
     assert name in client.list_streams()["StreamNames"]
     records_after, _ = drain(client, iterator(client, name, shard_id(0)))
     assert len(records_after) == len(acknowledged)
+
+    # Once there is room again the same shard takes writes: the failed ones were undone, not
+    # left behind to poison it.
+    ballast.unlink()
+    response = client.put_records(StreamName=name, Records=[{"Data": b"y" * 100, "PartitionKey": str(i)} for i in range(10)])
+    assert response["FailedRecordCount"] == 0
+    records_final, _ = drain(client, iterator(client, name, shard_id(0)))
+    assert [r["SequenceNumber"] for r in records_final] == acknowledged + [r["SequenceNumber"] for r in response["Records"]]
