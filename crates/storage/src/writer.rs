@@ -34,8 +34,8 @@ const GROUP_MAX_REQUESTS: usize = 4096;
 /// handed to the syncer thread while the next group gathers and is encoded. Handing over costs
 /// two thread wake-ups per group, more than the overlap gains while encoding takes little time
 /// beside a sync. Measured in alternated pairs on a 2-core VM (ext4, fdatasync p50 0.16 ms):
-/// server CPU per record 0.85–0.99× with the AWS SDK as client, per PutRecord 0.83–0.91× with
-/// 16 callers (1.08–1.21× the records/s) and 0.88–0.93× with one; 100-byte PutRecords alike.
+/// server CPU per record a median 0.94× with the AWS SDK as client (18 pairs), per PutRecord
+/// 0.82–0.91× with 16 callers (1.08–1.27× the records/s) and 0.88–0.93× with one.
 const SYNC_HERE_MAX_BYTES: usize = 1024 * 1024;
 /// Capacity a shard's encode buffer keeps between groups.
 const PENDING_KEEP_BYTES: usize = 1024 * 1024;
