@@ -234,7 +234,13 @@ impl Storage {
     /// ever appended). Idempotent. Seal state is in memory only: after a restart the caller seals
     /// the shards it knows are closed.
     pub async fn seal(&self, shard: ShardKey) -> Result<u64, StorageError> {
-        self.call(|reply| Request::Data(DataRequest::Seal { shard, reply })).await
+        self.call(|reply| Request::Data(DataRequest::Seal { shard, sealed: true, reply })).await
+    }
+
+    /// Undoes a seal whose reshard could not be recorded, so the shard takes appends again, as
+    /// the unchanged stream metadata says it does. Ordered like a seal; in memory only, like it.
+    pub async fn unseal(&self, shard: ShardKey) -> Result<(), StorageError> {
+        self.call(|reply| Request::Data(DataRequest::Seal { shard, sealed: false, reply })).await.map(|_| ())
     }
 
     /// Committed (durable, readable) state of the shard. Unknown shard => all zero / None / not sealed.

@@ -323,6 +323,21 @@ async fn seal_is_ordered_after_earlier_appends() {
     }
 }
 
+#[tokio::test]
+async fn an_unsealed_shard_takes_appends_again() {
+    for (storage, _dir) in both_modes(StorageConfig::DEFAULT_SEGMENT_MAX_BYTES) {
+        let shard = key(3, 1);
+        append_one(&storage, shard, vec![record(0, 10)]).await;
+        assert_eq!(storage.seal(shard).await.expect("seal"), 1);
+        let refused = storage.append(vec![batch(shard, vec![record(1, 10)])]).await.expect("append");
+        assert!(matches!(refused[..], [AppendOutcome::ShardSealed(_)]));
+        storage.unseal(shard).await.expect("unseal");
+        assert!(!storage.tail(shard).sealed);
+        assert_eq!(append_one(&storage, shard, vec![record(2, 10)]).await.0, 1, "appended after the seal point");
+        assert_eq!(read_all(&storage, shard).len(), 2);
+    }
+}
+
 /// Groups that write over blocks their files already have share one device flush where the
 /// file system writes in place (ext4 here), and are synced file by file elsewhere; either way
 /// every record reads back after a reopen.

@@ -44,8 +44,16 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
 /// Requests that are group-committed.
 pub(crate) enum DataRequest {
-    Append { batches: Vec<AppendBatch>, reply: Reply<Vec<AppendOutcome>> },
-    Seal { shard: ShardKey, reply: Reply<u64> },
+    Append {
+        batches: Vec<AppendBatch>,
+        reply: Reply<Vec<AppendOutcome>>,
+    },
+    /// Seals the shard (`sealed`), or undoes a seal.
+    Seal {
+        shard: ShardKey,
+        sealed: bool,
+        reply: Reply<u64>,
+    },
 }
 
 /// Requests that remove files: each runs alone, between groups.
@@ -838,10 +846,10 @@ impl Writer {
                 }
                 self.gathering.waiters.push(Waiter::Append { reply, outcomes, shards });
             }
-            DataRequest::Seal { shard: key, reply } => {
+            DataRequest::Seal { shard: key, sealed, reply } => {
                 let shard = shard_entry(&self.shared, &mut self.shards, key);
                 shard.begin(key, touched);
-                shard.sealed = true;
+                shard.sealed = sealed;
                 self.gathering.waiters.push(Waiter::Seal { reply, shard: key, next_index: shard.next_index });
             }
         }

@@ -13,7 +13,7 @@ use crate::hash::parse_hash_key;
 use crate::model::{shard_id, ShardMeta, StreamMeta, StreamMode, StreamStatus};
 use crate::resharding::{scale_uniformly, shards_closed_by_scaling};
 use crate::rules;
-use crate::service::{now_ms, storage_failure, StreamsService};
+use crate::service::{now_ms, storage_failure, Change, StreamsService};
 
 const FILTER_TYPES: [&str; 6] =
     ["AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"];
@@ -218,8 +218,42 @@ fn require_provisioned(service: &StreamsService, meta: &StreamMeta) -> Result<()
     ))
 }
 
-async fn seal(service: &StreamsService, meta: &StreamMeta, shard_index: u32) -> Result<u64, AwsError> {
-    service.storage.seal(ShardKey { stream_id: meta.id, shard_index }).await.map_err(storage_failure)
+/// Seals the shards a reshard closes, in order, and returns how many records each holds. If a
+/// seal fails, the ones before it are undone.
+async fn seal_all(service: &StreamsService, stream_id: u64, shards: &[u32]) -> Result<Vec<u64>, AwsError> {
+    let mut endings = Vec::with_capacity(shards.len());
+    for &shard_index in shards {
+        match service.storage.seal(ShardKey { stream_id, shard_index }).await {
+            Ok(ending) => endings.push(ending),
+            Err(error) => {
+                unseal_all(service, stream_id, &shards[..endings.len()]).await;
+                return Err(storage_failure(error));
+            }
+        }
+    }
+    Ok(endings)
+}
+
+/// Records a reshard whose closed shards `sealed` are sealed in storage. If the stream's new
+/// metadata cannot be stored (a full disk), the seals are undone: the shards stay open as the
+/// unchanged metadata says, instead of refusing every record routed to them.
+async fn commit_reshard(service: &StreamsService, change: Change, sealed: &[u32]) -> Result<(), AwsError> {
+    let stream_id = change.meta.id;
+    // The rest of `change`, the stream's control lock, is held until the seals are undone, so
+    // no other reshard of the stream runs in between.
+    let committed = service.commit_change(&change.entry, change.meta, StreamStatus::Updating).await;
+    if committed.is_err() {
+        unseal_all(service, stream_id, sealed).await;
+    }
+    committed
+}
+
+async fn unseal_all(service: &StreamsService, stream_id: u64, shards: &[u32]) {
+    for &shard_index in shards {
+        if let Err(error) = service.storage.unseal(ShardKey { stream_id, shard_index }).await {
+            tracing::error!(stream_id, shard_index, %error, "could not undo the seal of a failed reshard");
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -257,10 +291,10 @@ pub async fn split_shard(service: &StreamsService, input: SplitShardInput) -> Re
             service.account()
         )));
     };
-    let ending = seal(service, meta, index).await?;
+    let ending = seal_all(service, meta.id, &[index]).await?[0];
     meta.split(index, new_start, ending, now_ms());
     tracing::info!(stream = %meta.name, shard = %shard_text, "splitting shard");
-    service.commit(change, StreamStatus::Updating).await?;
+    commit_reshard(service, change, &[index]).await?;
     Ok(super::Empty {})
 }
 
@@ -296,10 +330,10 @@ pub async fn merge_shards(service: &StreamsService, input: MergeShardsInput) -> 
             service.account()
         )));
     }
-    let endings = (seal(service, meta, first).await?, seal(service, meta, second).await?);
-    meta.merge(first, second, endings, now_ms());
+    let endings = seal_all(service, meta.id, &[first, second]).await?;
+    meta.merge(first, second, (endings[0], endings[1]), now_ms());
     tracing::info!(stream = %meta.name, shards = ?[&first_id, &second_id], "merging shards");
-    service.commit(change, StreamStatus::Updating).await?;
+    commit_reshard(service, change, &[first, second]).await?;
     Ok(super::Empty {})
 }
 
@@ -352,10 +386,8 @@ pub async fn update_shard_count(
     if target > current {
         service.check_shard_limit(target - current)?;
     }
-    let mut endings = HashMap::new();
-    for index in shards_closed_by_scaling(meta, target) {
-        endings.insert(index, seal(service, meta, index).await?);
-    }
+    let closed = shards_closed_by_scaling(meta, target);
+    let endings: HashMap<u32, u64> = closed.iter().copied().zip(seal_all(service, meta.id, &closed).await?).collect();
     scale_uniformly(meta, target, now_ms(), |index| endings.get(&index).copied().unwrap_or(0));
     let output = UpdateShardCountOutput {
         stream_name: meta.name.clone(),
@@ -364,7 +396,7 @@ pub async fn update_shard_count(
         stream_arn: service.arn(meta),
     };
     tracing::info!(stream = %output.stream_name, from = current, to = target, "updating shard count");
-    service.commit(change, StreamStatus::Updating).await?;
+    commit_reshard(service, change, &closed).await?;
     Ok(output)
 }
 
