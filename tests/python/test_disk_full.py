@@ -23,7 +23,7 @@ def small_disk(tmp_path):
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount_point)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
@@ -36,9 +36,12 @@ def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_conti
     client = server.client()
     name = unique_name("disk-full")
     create_stream(client, name)
+    other = unique_name("disk-full-other")
+    create_stream(client, other)
+    client.put_record(StreamName=other, PartitionKey="k", Data=b"kept until deleted")
     acknowledged = []
     failure = None
-    for call in range(20):  # 20 x 2 MiB: far more than the 6 MiB disk holds
+    for call in range(20):  # 20 x 2 MiB: far more than the 12 MiB disk holds
         records = [{"Data": bytes([call % 256]) * 4096, "PartitionKey": f"{call}-{i}"} for i in range(500)]
         try:
             response = client.put_records(StreamName=name, Records=records)
@@ -86,6 +89,11 @@ def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_conti
                    if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
     assert len(open_shards) == (2 if split else 1)
 
+    # A stream can still be deleted, which is how a full disk is emptied through the API: the
+    # server gives up the space it kept back for that.
+    client.delete_stream(StreamName=other)
+    assert other not in client.list_streams()["StreamNames"]
+
     # Once there is room again the same shard takes writes: the failed ones were undone, not
     # left behind to poison it.
     ballast.unlink()
@@ -96,3 +104,8 @@ def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_conti
     if not split:
         records_final, _ = drain(client, iterator(client, name, shard_id(0)))
         assert [r["SequenceNumber"] for r in records_final] == acknowledged + [r["SequenceNumber"] for r in response["Records"]]
+
+    # Metadata changes work again too (the store was never left broken by a failed write).
+    later = unique_name("disk-full-later")
+    create_stream(client, later)
+    assert later in client.list_streams()["StreamNames"]

@@ -1,7 +1,7 @@
 //! The metadata store: a small transactional key-value map (stream definitions, counters,
 //! secrets) in redb. Values are opaque bytes; the streams crate owns their format.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::backends::InMemoryBackend;
@@ -17,6 +17,16 @@ const FILE_NAME: &str = "meta.redb";
 /// lock is what excludes); written at each open.
 const PID_FILE: &str = "tideline.pid";
 
+/// Next to the metadata store: space kept back so that a deletion can still be recorded on a
+/// full disk (see [`MetadataStore::commit_freeing`]); given up then, and kept again at the next
+/// start if there is room.
+const RESERVE_FILE: &str = "space-reserve";
+const RESERVE_BYTES: u64 = 4 * 1024 * 1024;
+/// Free space below which a metadata change is refused before redb is touched: redb takes a
+/// failed write for fatal, and refuses every later transaction until the database is reopened
+/// ("Previous I/O error occurred"), so a full disk has to be met here, not there.
+const HEADROOM_BYTES: u64 = 1024 * 1024;
+
 fn owner_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()
 }
@@ -31,6 +41,10 @@ pub enum MetaOp {
 /// redb database: `<data_dir>/meta.redb` in durable mode, an in-memory backend otherwise.
 pub struct MetadataStore {
     db: Arc<Database>,
+    /// The directory holding the database file (None in memory), whose free space is checked.
+    dir: Option<PathBuf>,
+    /// The reserve file, when the store keeps one.
+    reserve: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for MetadataStore {
@@ -50,7 +64,7 @@ impl MetadataStore {
         if let Err(error) = std::fs::write(dir.join(PID_FILE), format!("{}\n", std::process::id())) {
             tracing::warn!(%error, "could not record this process's pid in the data directory");
         }
-        Self::init(db)
+        Ok(MetadataStore { dir: Some(dir.to_owned()), ..Self::init(db)? })
     }
 
     /// The metadata store of an existing data directory, for offline tools; None if it has none.
@@ -73,7 +87,57 @@ impl MetadataStore {
         txn.open_table(ENTRIES).map_err(StorageError::metadata)?;
         txn.open_table(COUNTERS).map_err(StorageError::metadata)?;
         txn.commit().map_err(StorageError::metadata)?;
-        Ok(MetadataStore { db: Arc::new(db) })
+        Ok(MetadataStore { db: Arc::new(db), dir: None, reserve: None })
+    }
+
+    /// Keeps `RESERVE_BYTES` of `dir` back for [`Self::commit_freeing`]: allocated with
+    /// `fallocate` (microseconds, where writing zeros would cost the start-up milliseconds),
+    /// not synced (a reserve lost in a crash is kept again at the next start). Where there is
+    /// no room, or the file system cannot allocate ahead, the store goes on without one.
+    pub(crate) fn with_reserve(mut self, dir: &Path) -> Self {
+        let path = dir.join(RESERVE_FILE);
+        let kept = std::fs::metadata(&path).is_ok_and(|found| found.len() >= RESERVE_BYTES)
+            || std::fs::File::create(&path)
+                .and_then(|file| {
+                    rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, RESERVE_BYTES)
+                        .map_err(std::io::Error::from)
+                })
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "no space kept back for deletions on a full disk");
+                    let _ = std::fs::remove_file(&path);
+                })
+                .is_ok();
+        self.reserve = kept.then_some(path);
+        self
+    }
+
+    /// [`Self::commit`] for a change that frees space (a deletion): on a full disk the space kept
+    /// back is given up first, so that a full disk can still be emptied through the API.
+    pub async fn commit_freeing(&self, ops: Vec<MetaOp>) -> Result<(), StorageError> {
+        if self.ensure_room().is_err() {
+            if let Some(reserve) = self.reserve.as_ref().filter(|path| path.exists()) {
+                match std::fs::remove_file(reserve) {
+                    Ok(()) => tracing::warn!("the disk is full: the space kept back for deletions is given up"),
+                    Err(error) => tracing::warn!(%error, "could not give up the space kept back"),
+                }
+            }
+        }
+        self.commit(ops).await
+    }
+
+    /// Refuses a change while the data directory's file system has less than `HEADROOM_BYTES`
+    /// free (see there).
+    fn ensure_room(&self) -> Result<(), StorageError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let Ok(stats) = rustix::fs::statvfs(dir) else { return Ok(()) };
+        if stats.f_bavail.saturating_mul(stats.f_frsize) >= HEADROOM_BYTES {
+            return Ok(());
+        }
+        Err(StorageError::io_at(
+            "recording metadata in",
+            dir,
+            std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"),
+        ))
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -101,6 +165,7 @@ impl MetadataStore {
     /// Applies every op in one transaction: all or none, and durable (fsync'ed) when it returns.
     /// The blocking commit runs on tokio's blocking pool.
     pub async fn commit(&self, ops: Vec<MetaOp>) -> Result<(), StorageError> {
+        self.ensure_room()?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(StorageError::metadata)?;
             {
@@ -124,6 +189,7 @@ impl MetadataStore {
     /// A durable, strictly increasing counter per name; the first call returns 1. redb admits
     /// one write transaction at a time, so concurrent callers never see the same value.
     pub async fn next_id(&self, counter: &str) -> Result<u64, StorageError> {
+        self.ensure_room()?;
         let counter = counter.to_string();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(StorageError::metadata)?;

@@ -119,7 +119,7 @@ impl Storage {
                 create_synced_dir(data_dir)?;
                 // The metadata store takes an exclusive lock on its file: a second process on the
                 // same directory fails here, before it can touch a shard log.
-                let metadata = MetadataStore::open_file(data_dir)?;
+                let metadata = MetadataStore::open_file(data_dir)?.with_reserve(data_dir);
                 create_synced_dir(&root)?;
                 let synced = take_clean_marker(data_dir)?;
                 let recovered = recovery::recover(&root, synced, &files)?;

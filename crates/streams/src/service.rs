@@ -401,7 +401,7 @@ impl StreamsService {
     }
 
     pub(crate) async fn forget(&self, name: &str) -> Result<(), AwsError> {
-        self.storage.metadata().commit(vec![MetaOp::Delete(stream_key(name))]).await.map_err(storage_failure)
+        self.storage.metadata().commit_freeing(vec![MetaOp::Delete(stream_key(name))]).await.map_err(storage_failure)
     }
 
     /// Persists `meta` and installs it. A transitional `status` (CREATING, UPDATING) is shown for
