@@ -219,7 +219,7 @@ impl FirehoseService {
         let id = stream.meta.id;
         self.storage
             .metadata()
-            .commit(vec![
+            .commit_freeing(vec![
                 MetaOp::Delete(meta_key(name)),
                 MetaOp::Delete(crate::delivery::checkpoint_key(id)),
                 MetaOp::Delete(crate::source::checkpoint_key(id)),

@@ -21,7 +21,7 @@ const PID_FILE: &str = "tideline.pid";
 /// full disk (see [`MetadataStore::commit_freeing`]); given up then, and kept again at the next
 /// start if there is room.
 const RESERVE_FILE: &str = "space-reserve";
-const RESERVE_BYTES: u64 = 4 * 1024 * 1024;
+const RESERVE_BYTES: u64 = 2 * 1024 * 1024;
 /// Free space below which a metadata change is refused before redb is touched: redb takes a
 /// failed write for fatal, and refuses every later transaction until the database is reopened
 /// ("Previous I/O error occurred"), so a full disk has to be met here, not there.

@@ -207,7 +207,7 @@ impl VideoService {
     }
 
     pub(crate) async fn remove(&self, name: &str) -> Result<(), VideoError> {
-        self.storage.metadata().commit(vec![MetaOp::Delete(meta_key(name))]).await?;
+        self.storage.metadata().commit_freeing(vec![MetaOp::Delete(meta_key(name))]).await?;
         if let Some(meta) = self.streams.write().remove(name) {
             let now = tideline_storage::now_ms();
             let mut deleting = self.deleting.lock();
