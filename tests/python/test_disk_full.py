@@ -70,12 +70,7 @@ def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_conti
 
     # The failed writes were undone; something else takes the space they left.
     ballast = small_disk / "ballast"
-    with open(ballast, "wb", buffering=0) as filling:
-        try:
-            while True:
-                filling.write(b"\0" * 4096)
-        except OSError:
-            pass
+    fill_with_a_file(ballast)
 
     # A reshard whose new metadata cannot be stored fails, and leaves its shard open: sealed, it
     # would refuse every record routed to it (they waited 20 s, then failed).
@@ -109,3 +104,35 @@ def test_writes_fail_with_internal_failure_when_the_disk_is_full_and_reads_conti
     later = unique_name("disk-full-later")
     create_stream(client, later)
     assert later in client.list_streams()["StreamNames"]
+
+
+def fill_with_a_file(path):
+    with open(path, "wb", buffering=0) as filling:
+        try:
+            while True:
+                filling.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def test_a_delivery_stream_filling_the_disk_can_still_be_deleted(server_factory, small_disk):
+    server = server_factory(data_dir=small_disk / "data")
+    firehose = server.client(service="firehose")
+    destination = {"RoleARN": "arn:aws:iam::000000000000:role/firehose", "BucketARN": "arn:aws:s3:::bucket",
+                   "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 900}}
+    name = unique_name("full-firehose")
+    firehose.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=destination)
+    blob = os.urandom(900 * 1000)
+    with pytest.raises(firehose.exceptions.ClientError) as full:
+        for _ in range(30):  # 30 x 3.6 MB: far more than the disk holds
+            assert firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": blob}] * 4)["FailedPutCount"] == 0
+    assert full.value.response["Error"]["Code"] == "ServiceUnavailableException"
+    ballast = small_disk / "ballast"
+    fill_with_a_file(ballast)
+
+    firehose.delete_delivery_stream(DeliveryStreamName=name)
+    assert name not in firehose.list_delivery_streams()["DeliveryStreamNames"]
+    ballast.unlink()
+    later = unique_name("full-firehose-later")
+    firehose.create_delivery_stream(DeliveryStreamName=later, ExtendedS3DestinationConfiguration=destination)
+    assert later in firehose.list_delivery_streams()["DeliveryStreamNames"]
