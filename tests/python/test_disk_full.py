@@ -115,24 +115,40 @@ def fill_with_a_file(path):
             pass
 
 
-def test_a_delivery_stream_filling_the_disk_can_still_be_deleted(server_factory, small_disk):
+def test_delivery_streams_filling_the_disk_can_still_be_deleted(server_factory, small_disk):
     server = server_factory(data_dir=small_disk / "data")
     firehose = server.client(service="firehose")
     destination = {"RoleARN": "arn:aws:iam::000000000000:role/firehose", "BucketARN": "arn:aws:s3:::bucket",
                    "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 900}}
-    name = unique_name("full-firehose")
-    firehose.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=destination)
+    first, second = unique_name("full-firehose"), unique_name("full-firehose-second")
+    for name in (first, second):
+        firehose.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=destination)
     blob = os.urandom(900 * 1000)
     with pytest.raises(firehose.exceptions.ClientError) as full:
-        for _ in range(30):  # 30 x 3.6 MB: far more than the disk holds
+        for call in range(30):  # 30 x 3.6 MB: far more than the disk holds
+            name = (first, second)[call % 2]
             assert firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": blob}] * 4)["FailedPutCount"] == 0
     assert full.value.response["Error"]["Code"] == "ServiceUnavailableException"
     ballast = small_disk / "ballast"
     fill_with_a_file(ballast)
 
-    firehose.delete_delivery_stream(DeliveryStreamName=name)
-    assert name not in firehose.list_delivery_streams()["DeliveryStreamNames"]
+    # The first deletion on the full disk takes the space the server kept back for it.
+    firehose.delete_delivery_stream(DeliveryStreamName=first)
+    assert first not in firehose.list_delivery_streams()["DeliveryStreamNames"]
+
+    # With that space used up too, a deletion is refused and the delivery stream stays whole.
+    fill_with_a_file(small_disk / "ballast-2")
+    with pytest.raises(firehose.exceptions.ClientError) as refused:
+        firehose.delete_delivery_stream(DeliveryStreamName=second)
+    assert refused.value.response["Error"]["Code"] == "ServiceUnavailableException"
+    assert second in firehose.list_delivery_streams()["DeliveryStreamNames"]
+    assert firehose.describe_delivery_stream(DeliveryStreamName=second)["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE"
+
+    # Once there is room, it goes, and new ones can be made.
     ballast.unlink()
+    (small_disk / "ballast-2").unlink()
+    firehose.delete_delivery_stream(DeliveryStreamName=second)
+    assert second not in firehose.list_delivery_streams()["DeliveryStreamNames"]
     later = unique_name("full-firehose-later")
     firehose.create_delivery_stream(DeliveryStreamName=later, ExtendedS3DestinationConfiguration=destination)
     assert later in firehose.list_delivery_streams()["DeliveryStreamNames"]

@@ -211,21 +211,29 @@ impl FirehoseService {
         Ok(())
     }
 
-    /// Removes a delivery stream, its buffer and its checkpoints.
-    pub(crate) async fn remove(&self, name: &str) -> Result<(), AwsError> {
-        let Some(stream) = self.delivery_streams.write().remove(name) else { return Err(self.not_found(name)) };
+    /// Removes a delivery stream, its buffer and its checkpoints. The worker stops first, so no
+    /// checkpoint is written after they are removed; if the removal cannot be recorded, the
+    /// stream stays as it was and delivery goes on with a new worker.
+    pub(crate) async fn remove(self: &Arc<Self>, name: &str) -> Result<(), AwsError> {
+        let stream = self.get(name)?;
         stream.worker.stop().await;
-        self.metrics.forget(name, stream.meta.destination.metric_name());
         let id = stream.meta.id;
-        self.storage
+        let removed = self
+            .storage
             .metadata()
             .commit_freeing(vec![
                 MetaOp::Delete(meta_key(name)),
                 MetaOp::Delete(crate::delivery::checkpoint_key(id)),
                 MetaOp::Delete(crate::source::checkpoint_key(id)),
             ])
-            .await
-            .map_err(FirehoseError::Storage)?;
+            .await;
+        if let Err(error) = removed {
+            let restarted = self.start(Arc::clone(&stream.meta));
+            self.delivery_streams.write().insert(name.to_string(), restarted);
+            return Err(FirehoseError::Storage(error).into());
+        }
+        self.delivery_streams.write().remove(name);
+        self.metrics.forget(name, stream.meta.destination.metric_name());
         self.storage.delete_stream(id).await.map_err(|error| FirehoseError::Storage(error).into())
     }
 }
