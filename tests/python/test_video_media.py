@@ -95,17 +95,24 @@ def put_media(endpoint: str, stream: str, chunks, *, timecode_type: str = "ABSOL
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     acks = []
+    refused = None
     try:
         response = connection.getresponse()
-        assert response.status == 200, response.read()
-        for line in response:
-            if line.strip():
-                acks.append(json.loads(line))
-                if on_ack:
-                    on_ack(acks[-1])
+        if response.status != 200:
+            refused = response.read()
+        else:
+            for line in response:
+                if line.strip():
+                    acks.append(json.loads(line))
+                    if on_ack:
+                        on_ack(acks[-1])
     finally:
         connection.close()
-        sender.join(timeout=10)
+        # A refused session's body may come from a generator that waits on the caller (a held
+        # connection): waiting for it here would hold the caller's retry up to 10 s.
+        if refused is None:
+            sender.join(timeout=10)
+    assert refused is None, refused
     return acks
 
 
